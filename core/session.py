@@ -1,0 +1,467 @@
+"""The session file: a typed schema, TOML load/save, and validation.
+
+A session is everything an experiment needs, in six sections (`data`, `model`, `optim`,
+`train`, `compress`, `generate`). Field names are a contract with users (../DESIGN.md), so every
+field carries a one-line doc and, where it has one, the set or range of values it accepts.
+
+Validation never stops at the first problem: `validate` returns every problem as a line
+`dotted.path: what is wrong (the value)`, so a user fixes a file in one pass.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import os
+import sys
+import tempfile
+from dataclasses import MISSING, asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, get_args, get_origin, get_type_hints
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python 3.10 only
+    import tomli as tomllib
+
+import tomli_w
+
+from core.errors import SessionError
+
+SECTIONS = ("data", "model", "optim", "train", "compress", "generate")
+
+
+def knob(default: Any, doc: str, *, choices: tuple | None = None, lo: float | None = None,
+         hi: float | None = None, lo_open: bool = False, hi_open: bool = False,
+         live: bool = False) -> Any:
+    """A session field with its documentation and the values it accepts.
+
+    `lo`/`hi` bound numbers (inclusive unless `*_open`); `live` marks the fields a running
+    training can change at its next step (the others need a restart).
+    """
+    meta = {"doc": doc, "choices": choices, "lo": lo, "hi": hi, "lo_open": lo_open,
+            "hi_open": hi_open, "live": live}
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass
+class DataConfig:
+    corpus: str = knob("sample:tiny-tales", "a text file, a folder of text files, or sample:NAME")
+    tokenizer: str = knob("char", "how text becomes tokens",
+                          choices=("char", "word", "bpe", "jieba"))
+    vocab_size: int = knob(0, "vocabulary cap for word/bpe/jieba; 0 = no cap (bpe needs one)",
+                           lo=0)
+    split: list[float] = knob([0.9, 0.1, 0.0], "train, val, test fractions (sum to 1)")
+    encoding_errors: str = knob("strict", "invalid UTF-8: stop with an error, or replace it",
+                                choices=("strict", "replace"))
+
+
+@dataclass
+class ModelConfig:
+    arch: str = knob("gpt", "model family", choices=("mlp", "lstm", "gru", "gpt"))
+    n_layer: int = knob(4, "number of layers (transformer blocks, recurrent or hidden layers)",
+                        lo=1)
+    n_head: int = knob(4, "attention heads (gpt only)", lo=1)
+    n_embd: int = knob(128, "embedding width", lo=1)
+    n_hidden: int = knob(0, "hidden width for mlp/lstm/gru; 0 = 4*n_embd (mlp), n_embd (rnn)",
+                         lo=0)
+    context: int = knob(64, "tokens of context the model sees", lo=1)
+    dropout: float = knob(0.0, "dropout probability", lo=0.0, hi=1.0, hi_open=True)
+    activation: str = knob("gelu", "activation function",
+                           choices=("relu", "gelu", "tanh", "sigmoid"))
+    bias: bool = knob(False, "bias in linear layers and norms")
+    tie_embeddings: bool = knob(True, "share the input embedding with the output layer")
+
+
+@dataclass
+class OptimConfig:
+    name: str = knob("adamw", "optimizer", choices=("sgd", "adam", "adamw", "adadelta"))
+    lr: float = knob(1e-3, "peak learning rate", lo=0.0, lo_open=True, live=True)
+    betas: list[float] = knob([0.9, 0.99], "Adam/AdamW betas")
+    momentum: float = knob(0.9, "SGD momentum", lo=0.0, hi=1.0, hi_open=True)
+    nesterov: bool = knob(False, "SGD Nesterov momentum")
+    weight_decay: float = knob(0.1, "decoupled weight decay (skips biases, norms, embeddings)",
+                               lo=0.0, live=True)
+    grad_clip: float = knob(1.0, "clip the gradient norm to this; 0 = off", lo=0.0, live=True)
+    schedule: str = knob("cosine", "learning-rate schedule after warmup",
+                         choices=("constant", "cosine", "linear"))
+    warmup_steps: int = knob(100, "linear warmup steps", lo=0)
+    min_lr: float = knob(1e-4, "learning-rate floor for cosine/linear", lo=0.0)
+
+
+@dataclass
+class TrainConfig:
+    batch_size: int = knob(12, "sequences per micro-batch", lo=1)
+    grad_accum: int = knob(1, "micro-batches per optimizer step", lo=1)
+    max_steps: int = knob(2000, "optimizer steps to train", lo=1)
+    eval_interval: int = knob(250, "evaluate every N steps; 0 = never", lo=0, live=True)
+    eval_iters: int = knob(20, "batches per evaluation", lo=1)
+    log_interval: int = knob(10, "log train metrics every N steps", lo=1)
+    checkpoint_interval: int = knob(500, "checkpoint every N steps; 0 = only at the end", lo=0)
+    keep_last: int = knob(3, "checkpoints to keep (besides the best)", lo=1)
+    seed: int = knob(1337, "random seed")
+    device: str = knob("auto", "where to train", choices=("auto", "cpu", "cuda", "mps"))
+    precision: str = knob("fp32", "numeric precision (autocast)", choices=("fp32", "bf16", "fp16"))
+    compile: bool = knob(False, "torch.compile the model")
+    runs_dir: str = knob("runs", "folder for runs, relative to the session file")
+
+
+@dataclass
+class CompressConfig:
+    method: str = knob("magnitude", "pruning method",
+                       choices=("magnitude", "global", "random", "structured"))
+    sparsity: float = knob(0.0, "fraction of weights to prune", lo=0.0, hi=1.0, hi_open=True)
+    finetune_steps: int = knob(0, "steps of fine-tuning after pruning", lo=0)
+    quantize: str = knob("none", "quantization", choices=("none", "int8"))
+
+
+@dataclass
+class GenerateConfig:
+    prompt: str = knob("", "text to start from")
+    max_tokens: int = knob(200, "tokens to generate", lo=1)
+    temperature: float = knob(0.8, "sampling temperature; 0 = greedy", lo=0.0)
+    top_k: int = knob(0, "sample from the k most likely tokens; 0 = off", lo=0)
+    top_p: float = knob(1.0, "nucleus sampling mass", lo=0.0, hi=1.0, lo_open=True)
+    repetition_penalty: float = knob(1.0, "divide logits of tokens already seen; 1 = off",
+                                     lo=0.0, lo_open=True)
+    stop: list[str] = knob([], "stop when any of these strings is generated")
+    seed: int = knob(0, "sampling seed")
+
+
+@dataclass
+class Session:
+    name: str = knob("untitled", "session name; runs go to runs_dir/<name>/")
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    compress: CompressConfig = field(default_factory=CompressConfig)
+    generate: GenerateConfig = field(default_factory=GenerateConfig)
+    # Where relative paths (corpus, runs_dir) are resolved; not written to the file.
+    base_dir: Path | None = field(default=None, compare=False, repr=False,
+                                  metadata={"internal": True})
+
+    def resolve(self, path: str) -> Path:
+        """A path from the session, made absolute against the session file's folder."""
+        p = Path(path).expanduser()
+        return p if p.is_absolute() else (self.base_dir or Path.cwd()) / p
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d.pop("base_dir")
+        return d
+
+
+_SECTION_CLASSES = {name: cls for name, cls in get_type_hints(Session).items() if name in SECTIONS}
+
+
+# --------------------------------------------------------------------------- field checks
+
+def _type_name(tp: Any) -> str:
+    origin = get_origin(tp)
+    if origin is list:
+        return f"a list of {_type_name(get_args(tp)[0])}"
+    return {bool: "true or false", int: "an integer", float: "a number", str: "a string"}[tp]
+
+
+def _coerce(value: Any, tp: Any) -> tuple[bool, Any]:
+    """(ok, value) for a TOML value against a field type; ints are accepted as floats."""
+    if get_origin(tp) is list:
+        if not isinstance(value, list):
+            return False, value
+        items = [_coerce(v, get_args(tp)[0]) for v in value]
+        return all(ok for ok, _ in items), [v for _, v in items]
+    if tp is bool:
+        return isinstance(value, bool), value
+    if isinstance(value, bool):
+        return False, value
+    if tp is float and isinstance(value, int):
+        return True, float(value)
+    return isinstance(value, tp), value
+
+
+def _range_problem(value: float, meta: dict) -> str | None:
+    lo, hi = meta["lo"], meta["hi"]
+    if isinstance(value, float) and not math.isfinite(value):
+        return "must be a finite number"
+    too_low = lo is not None and (value <= lo if meta["lo_open"] else value < lo)
+    too_high = hi is not None and (value >= hi if meta["hi_open"] else value > hi)
+    if not (too_low or too_high):
+        return None
+    if lo is not None and hi is not None:
+        left, right = ("(" if meta["lo_open"] else "["), (")" if meta["hi_open"] else "]")
+        return f"must be in {left}{lo}, {hi}{right}"
+    if lo is not None:
+        return f"must be {'>' if meta['lo_open'] else '>='} {lo}"
+    return f"must be {'<' if meta['hi_open'] else '<='} {hi}"
+
+
+def _suggest(key: str, known: list[str]) -> str:
+    close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def _build_section(cls: type, raw: dict, prefix: str, problems: list[str]) -> Any:
+    """A section dataclass from its TOML table; bad values keep their default."""
+    hints = get_type_hints(cls)
+    known = [f.name for f in fields(cls)]
+    values = {}
+    for key, value in raw.items():
+        path = f"{prefix}{key}"
+        if key not in known:
+            problems.append(f"{path}: unknown key{_suggest(key, known)}")
+            continue
+        ok, value = _coerce(value, hints[key])
+        if not ok:
+            problems.append(f"{path}: must be {_type_name(hints[key])} (got {value!r})")
+            continue
+        values[key] = value
+    obj = cls(**values)
+    for f in fields(cls):
+        if f.name in values and not f.metadata.get("internal"):
+            problem = _value_problem(getattr(obj, f.name), f.metadata)
+            if problem:
+                problems.append(f"{prefix}{f.name}: {problem} (got {getattr(obj, f.name)!r})")
+    return obj
+
+
+def _value_problem(value: Any, meta: dict) -> str | None:
+    if not meta:
+        return None
+    if meta["choices"] and value not in meta["choices"]:
+        return "must be one of " + ", ".join(meta["choices"])
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return _range_problem(value, meta)
+    return None
+
+
+# --------------------------------------------------------------------------- cross-field rules
+
+def _cross_field_problems(s: Session, bad: set[str]) -> list[str]:
+    """Rules that involve more than one field, or list-valued fields.
+
+    A rule is skipped when one of its fields already has a problem (its value is then the
+    default, and a rule about it would mislead).
+    """
+    p: list[str] = []
+
+    def rule(paths: tuple[str, ...], broken: bool, message: str) -> None:
+        if broken and not bad.intersection(paths):
+            p.append(message)
+
+    rule(("name",), not s.name.strip() or any(c in s.name for c in "/\\")
+         or s.name in (".", ".."),
+         f"name: must be a non-empty name without slashes (got {s.name!r})")
+    rule(("data.corpus",), not s.data.corpus.strip(),
+         "data.corpus: must name a file, a folder or sample:NAME (got '')")
+    split = s.data.split
+    if len(split) != 3:
+        rule(("data.split",), True,
+             f"data.split: must be three fractions [train, val, test] (got {split!r})")
+    elif any(not 0.0 <= x <= 1.0 for x in split):
+        rule(("data.split",), True, f"data.split: each fraction must be in [0, 1] (got {split!r})")
+    else:
+        rule(("data.split",), abs(sum(split) - 1.0) > 1e-6,
+             f"data.split: fractions must sum to 1 (got {split!r}, sum {sum(split):g})")
+        rule(("data.split",), split[0] <= 0.0,
+             f"data.split: the train fraction must be > 0 (got {split!r})")
+    d = s.data
+    tok = ("data.tokenizer", "data.vocab_size")
+    rule(tok, d.tokenizer == "bpe" and d.vocab_size == 0,
+         "data.vocab_size: bpe needs a vocabulary size, e.g. 512 (got 0)")
+    rule(tok, d.tokenizer == "bpe" and 0 < d.vocab_size < 260,
+         f"data.vocab_size: bpe needs at least 260 (256 bytes + merges) (got {d.vocab_size})")
+    rule(tok, d.tokenizer in ("word", "jieba") and d.vocab_size == 1,
+         "data.vocab_size: must leave room for <unk> and one word (got 1)")
+    m = s.model
+    rule(("model.arch", "model.n_head", "model.n_embd"),
+         m.arch == "gpt" and m.n_embd % m.n_head != 0,
+         f"model.n_head: must divide model.n_embd ({m.n_embd} % {m.n_head} != 0)")
+    betas = s.optim.betas
+    rule(("optim.betas",), len(betas) != 2 or any(not 0.0 <= b < 1.0 for b in betas),
+         f"optim.betas: must be two numbers in [0, 1) (got {betas!r})")
+    o = s.optim
+    rule(("optim.min_lr", "optim.lr"), o.min_lr > o.lr,
+         f"optim.min_lr: must be <= optim.lr ({o.min_lr:g} > {o.lr:g})")
+    rule(("optim.warmup_steps", "train.max_steps"), o.warmup_steps >= s.train.max_steps,
+         f"optim.warmup_steps: must be < train.max_steps "
+         f"({o.warmup_steps} >= {s.train.max_steps})")
+    rule(("generate.stop",), any(not stop for stop in s.generate.stop),
+         "generate.stop: stop strings must not be empty")
+    return p
+
+
+# --------------------------------------------------------------------------- public API
+
+def session_from_dict(raw: dict[str, Any], base_dir: Path | None = None) -> Session:
+    """A validated Session from parsed TOML; raises SessionError listing every problem."""
+    problems: list[str] = []
+    top_known = ["name", *SECTIONS]
+    sections = {}
+    for key, value in raw.items():
+        if key not in top_known:
+            problems.append(f"{key}: unknown key{_suggest(key, top_known)}")
+        elif key in SECTIONS and not isinstance(value, dict):
+            problems.append(f"{key}: must be a table [{key}] (got {value!r})")
+    for name, cls in _SECTION_CLASSES.items():
+        table = raw.get(name, {})
+        sections[name] = _build_section(cls, table if isinstance(table, dict) else {},
+                                        f"{name}.", problems)
+    top = {k: v for k, v in raw.items() if k == "name"}
+    head = _build_section(_TopLevel, top, "", problems)
+    session = Session(name=head.name, base_dir=base_dir, **sections)
+    bad = {line.split(":", 1)[0] for line in problems}
+    problems += _cross_field_problems(session, bad)
+    if problems:
+        raise SessionError(problems)
+    return session
+
+
+@dataclass
+class _TopLevel:
+    name: str = field(default=Session.__dataclass_fields__["name"].default,
+                      metadata=Session.__dataclass_fields__["name"].metadata)
+
+
+def validate(session: Session) -> list[str]:
+    """Every problem with a Session built in code (e.g. edited in the TUI); [] if valid."""
+    try:
+        session_from_dict(session.to_dict(), session.base_dir)
+    except SessionError as e:
+        return e.problems
+    return []
+
+
+def parse_toml(text: str, source: str = "<session>") -> dict[str, Any]:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise SessionError([f"{source}: TOML syntax error: {e}"]) from None
+
+
+def load_session(path: str | os.PathLike, overrides: list[str] = ()) -> Session:
+    """Read, override (`section.key=value`) and validate a session file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SessionError([f"{path}: no such session file"]) from None
+    except IsADirectoryError:
+        raise SessionError([f"{path}: is a folder, not a session file"]) from None
+    except PermissionError:
+        raise SessionError([f"{path}: permission denied"]) from None
+    except UnicodeDecodeError as e:
+        raise SessionError([f"{path}: not UTF-8 text (bad byte at offset {e.start})"]) from None
+    raw = parse_toml(text, str(path))
+    apply_overrides(raw, overrides)
+    return session_from_dict(raw, base_dir=path.resolve().parent)
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> None:
+    """Apply `section.key=value` strings to parsed TOML in place.
+
+    The value is read as a TOML value (`6`, `1e-3`, `true`, `[0.8, 0.2, 0.0]`, `"x"`); anything
+    that is not valid TOML is taken as a bare string, so `data.corpus=notes.txt` works.
+    """
+    problems = []
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            problems.append(f"--set {item}: expected section.key=value")
+            continue
+        try:
+            value = tomllib.loads(f"v = {text.strip()}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = text.strip()
+        *parents, leaf = key.split(".")
+        table = raw
+        for part in parents:
+            table = table.setdefault(part, {})
+            if not isinstance(table, dict):
+                problems.append(f"--set {item}: {part} is not a section")
+                break
+        else:
+            table[leaf] = value
+    if problems:
+        raise SessionError(problems)
+
+
+def dumps_session(session: Session) -> str:
+    """TOML text for a session, each field followed by its documentation as a comment."""
+    lines = [_line("name", session.name, Session.__dataclass_fields__["name"].metadata), ""]
+    for name in SECTIONS:
+        section = getattr(session, name)
+        lines.append(f"[{name}]")
+        for f in fields(section):
+            lines.append(_line(f.name, getattr(section, f.name), f.metadata))
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _toml_value(value: Any) -> str:
+    """One TOML value on one line (tomli-w would spread arrays over several)."""
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return tomli_w.dumps({"v": value})[len("v = "):].strip()
+
+
+def _line(key: str, value: Any, meta: dict) -> str:
+    text = f"{key} = {_toml_value(value)}"
+    doc = meta.get("doc", "")
+    if meta.get("choices"):
+        doc += " (" + " | ".join(meta["choices"]) + ")"
+    return f"{text:<40} # {doc}" if doc else text
+
+
+def save_session(session: Session, path: str | os.PathLike) -> Path:
+    """Write the session atomically: a crash mid-write never leaves a half file."""
+    path = Path(path)
+    atomic_write_text(path, dumps_session(session))
+    return path
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, _file_mode(path))  # mkstemp makes 0600; keep the usual mode instead
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _file_mode(path: Path) -> int:
+    """The mode of the file being replaced, or 0666 less the umask for a new one."""
+    try:
+        return path.stat().st_mode & 0o777
+    except FileNotFoundError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
+
+
+def field_doc(dotted: str) -> dict[str, Any]:
+    """The metadata (doc, choices, range, live) of `section.field`, for forms and help."""
+    section, _, key = dotted.partition(".")
+    cls = _SECTION_CLASSES.get(section)
+    if cls is None or key not in cls.__dataclass_fields__:
+        raise KeyError(dotted)
+    f = cls.__dataclass_fields__[key]
+    default = f.default if f.default is not MISSING else f.default_factory()
+    return {**f.metadata, "default": default}
+
+
+LIVE_FIELDS = tuple(
+    f"{section}.{f.name}"
+    for section, cls in _SECTION_CLASSES.items()
+    for f in fields(cls)
+    if f.metadata.get("live")
+)

@@ -1,0 +1,1 @@
+"""The `llmlab` command line (headless; the full-screen app lives in `tui`)."""

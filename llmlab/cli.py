@@ -1,0 +1,135 @@
+"""`llmlab` subcommands.
+
+Exit codes: 0 ok, 2 bad input (one line on stderr, never a traceback), 1 internal error.
+Heavy modules (numpy, torch, rich) are imported inside the commands that need them, so
+`llmlab --help` answers at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import traceback
+from pathlib import Path
+
+from core.errors import LlmlabError, SessionError
+
+EXIT_OK, EXIT_INTERNAL, EXIT_BAD_INPUT = 0, 1, 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="llmlab",
+        description="A keyboard-driven terminal lab for language-model experiments.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def session_command(name: str, help_text: str, optional: bool = False):
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.add_argument("session", nargs="?" if optional else None, metavar="SESSION.toml",
+                       help="session file" + (" (default: the shipped session)" if optional
+                                              else ""))
+        p.add_argument("--set", dest="overrides", action="append", default=[],
+                       metavar="KEY=VALUE", help="override a field, e.g. model.n_layer=6")
+        return p
+
+    session_command("check", "validate a session file and list every problem")
+    data = session_command("data", "tokenize the session's corpus and show its statistics",
+                           optional=True)
+    data.add_argument("--preview", type=int, default=400, metavar="CHARS",
+                      help="characters of token-coloured preview (0 = none)")
+    init = sub.add_parser("init", help="write a new, documented session file")
+    init.add_argument("path", metavar="SESSION.toml")
+    init.add_argument("--name", help="session name (default: the file name)")
+    sub.add_parser("samples", help="list the shipped sample corpora")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return _dispatch(args)
+    except LlmlabError as e:
+        _print_problems(e)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # a bug: one line, the traceback only on request
+        print(f"llmlab: internal error: {type(e).__name__}: {e}", file=sys.stderr)
+        if os.environ.get("LLMLAB_DEBUG"):
+            traceback.print_exc()
+        else:
+            print("llmlab: set LLMLAB_DEBUG=1 to see the traceback", file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+def _print_problems(error: LlmlabError) -> None:
+    lines = error.problems if isinstance(error, SessionError) else [str(error)]
+    for line in lines:
+        print(line, file=sys.stderr)
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "check":
+        return cmd_check(args)
+    if args.command == "data":
+        return cmd_data(args)
+    if args.command == "init":
+        return cmd_init(args)
+    if args.command == "samples":
+        return cmd_samples()
+    build_parser().print_help()
+    return EXIT_OK
+
+
+def _load(args: argparse.Namespace):
+    from core.samples import load_default_session
+    from core.session import load_session
+
+    if args.session is None:
+        return load_default_session(args.overrides)
+    return load_session(args.session, args.overrides)
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    _load(args)
+    print(f"{args.session}: OK")
+    return EXIT_OK
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from core.session import Session, save_session
+
+    path = Path(args.path)
+    if path.exists():
+        raise LlmlabError(f"{path}: already exists; not overwritten")
+    session = Session(name=args.name or path.stem)
+    save_session(session, path)
+    print(f"wrote {path}")
+    return EXIT_OK
+
+
+def cmd_samples() -> int:
+    from core.samples import SAMPLES
+
+    for name, description in SAMPLES.items():
+        print(f"sample:{name:<16} {description}")
+    return EXIT_OK
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from core.dataset import load_dataset
+    from llmlab.render import render_preview, render_stats
+
+    session = _load(args)
+    console = Console()
+    with console.status(f"opening {session.data.corpus} ..."):
+        ds = load_dataset(session.data, session.base_dir)
+    render_stats(console, ds)
+    if args.preview > 0:
+        render_preview(console, ds, args.preview)
+    return EXIT_OK

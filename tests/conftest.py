@@ -1,0 +1,15 @@
+"""Shared fixtures: keep every test's token cache in its own temporary folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def cache_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh, not yet created LLMLAB_CACHE_DIR, so no test writes to ~/.cache."""
+    path = tmp_path_factory.mktemp("llmlab-cache") / "cache"
+    monkeypatch.setenv("LLMLAB_CACHE_DIR", str(path))
+    return path

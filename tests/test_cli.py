@@ -1,0 +1,109 @@
+"""`llmlab` as a user runs it: exit codes, one-line errors, no tracebacks."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from core.session import Session, load_session, save_session
+
+
+def llmlab(*args: str, cwd: Path, cache: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "LLMLAB_CACHE_DIR": str(cache), "COLUMNS": "100"}
+    return subprocess.run([sys.executable, "-m", "llmlab", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture
+def run(tmp_path):
+    return lambda *args: llmlab(*args, cwd=tmp_path, cache=tmp_path / "cache")
+
+
+def test_check_ok(run, tmp_path):
+    save_session(Session(name="ok"), tmp_path / "ok.toml")
+    result = run("check", "ok.toml")
+    assert result.returncode == 0
+    assert "OK" in result.stdout
+
+
+def test_check_lists_every_problem_and_exits_2(run, tmp_path):
+    (tmp_path / "bad.toml").write_text(
+        '[train]\nmax_step = 3\n[model]\nn_head = 5\n[optim]\nlr = 0\n')
+    result = run("check", "bad.toml")
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert sorted(lines) == [
+        "model.n_head: must divide model.n_embd (128 % 5 != 0)",
+        "optim.lr: must be > 0.0 (got 0.0)",
+        "train.max_step: unknown key (did you mean 'max_steps'?)",
+    ]
+    assert "Traceback" not in result.stderr
+
+
+def test_check_syntax_error_is_one_line(run, tmp_path):
+    (tmp_path / "broken.toml").write_text('name = "x"\n[model\n')
+    result = run("check", "broken.toml")
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "TOML syntax error" in result.stderr and "line 2" in result.stderr
+
+
+def test_check_with_overrides(run, tmp_path):
+    save_session(Session(name="o"), tmp_path / "o.toml")
+    assert run("check", "o.toml", "--set", "model.n_layer=6").returncode == 0
+    result = run("check", "o.toml", "--set", "model.n_layer=-6")
+    assert result.returncode == 2
+    assert result.stderr.strip() == "model.n_layer: must be >= 1 (got -6)"
+
+
+def test_missing_session_file(run):
+    result = run("check", "nope.toml")
+    assert result.returncode == 2
+    assert result.stderr.strip() == "nope.toml: no such session file"
+
+
+def test_init_writes_a_valid_session_and_never_overwrites(run, tmp_path):
+    assert run("init", "new.toml").returncode == 0
+    session = load_session(tmp_path / "new.toml")
+    assert session.name == "new"
+    (tmp_path / "new.toml").write_text("mine")
+    result = run("init", "new.toml")
+    assert result.returncode == 2
+    assert "already exists" in result.stderr
+    assert (tmp_path / "new.toml").read_text() == "mine"
+
+
+def test_data_shows_statistics_and_caches(run, tmp_path):
+    (tmp_path / "corpus.txt").write_text("the cat sat on the mat\n" * 50)
+    session = Session(name="d")
+    session.data.corpus = "corpus.txt"
+    session.data.tokenizer = "word"
+    save_session(session, tmp_path / "d.toml")
+    first = run("data", "d.toml", "--preview", "30")
+    assert first.returncode == 0, first.stderr
+    assert "tokenized now" in first.stdout
+    assert "350" in first.stdout  # 6 words + a line break, 50 times
+    assert "the cat sat" in first.stdout
+    second = run("data", "d.toml")
+    assert "cache hit" in second.stdout
+
+
+def test_data_bad_corpus_is_one_line_exit_2(run, tmp_path):
+    (tmp_path / "blob.bin").write_bytes(b"\x00\x01\x02binary")
+    save_session(Session(name="b"), tmp_path / "b.toml")
+    result = run("data", "b.toml", "--set", "data.corpus=blob.bin")
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"{tmp_path / 'blob.bin'}: binary file, not text " \
+                                    "(NUL byte at offset 0)"
+    assert not (tmp_path / "cache").exists()
+
+
+def test_samples_lists_shipped_corpora(run):
+    result = run("samples")
+    assert result.returncode == 0
+    for name in ("tiny-tales", "zh-tales", "synthetic", "python-stdlib"):
+        assert f"sample:{name}" in result.stdout
