@@ -1,0 +1,1 @@
+"""Corpora and the default session shipped with llmlab (see core.samples)."""
