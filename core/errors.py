@@ -26,3 +26,7 @@ class CorpusError(LlmlabError):
 
 class TokenizerError(LlmlabError):
     """A tokenizer that cannot be built, saved or loaded."""
+
+
+class CheckpointError(LlmlabError):
+    """A checkpoint that cannot be saved or loaded (missing, damaged, or for another model)."""

@@ -14,7 +14,6 @@ import difflib
 import math
 import os
 import sys
-import tempfile
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, get_args, get_origin, get_type_hints
@@ -27,6 +26,7 @@ else:  # pragma: no cover - exercised on Python 3.10 only
 import tomli_w
 
 from core.errors import SessionError
+from core.fileio import atomic_write_text
 
 SECTIONS = ("data", "model", "optim", "train", "compress", "generate")
 
@@ -421,31 +421,6 @@ def save_session(session: Session, path: str | os.PathLike) -> Path:
     path = Path(path)
     atomic_write_text(path, dumps_session(session))
     return path
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, _file_mode(path))  # mkstemp makes 0600; keep the usual mode instead
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _file_mode(path: Path) -> int:
-    """The mode of the file being replaced, or 0666 less the umask for a new one."""
-    try:
-        return path.stat().st_mode & 0o777
-    except FileNotFoundError:
-        umask = os.umask(0)
-        os.umask(umask)
-        return 0o666 & ~umask
 
 
 def field_doc(dotted: str) -> dict[str, Any]:

@@ -43,6 +43,34 @@ def build_parser() -> argparse.ArgumentParser:
     init.add_argument("path", metavar="SESSION.toml")
     init.add_argument("--name", help="session name (default: the file name)")
     sub.add_parser("samples", help="list the shipped sample corpora")
+
+    train = session_command("train", "train a model headless, with a progress bar")
+    train.add_argument("--resume", metavar="RUN",
+                       help="continue a run: its folder, SESSION/RUN-ID, SESSION or latest")
+
+    def run_command(name: str, help_text: str):
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.add_argument("run", metavar="RUN",
+                       help="a run folder, SESSION/RUN-ID, SESSION (its newest run) or latest")
+        p.add_argument("--runs-dir", default="runs", type=Path,
+                       help="where runs live (default: ./runs)")
+        return p
+
+    ev = run_command("eval", "evaluate a run's best checkpoint")
+    ev.add_argument("--split", choices=("val", "test", "train"), default="val")
+    ev.add_argument("--iters", type=int, default=0,
+                    help="batches to evaluate (default: the run's train.eval_iters)")
+    sample = run_command("sample", "generate text from a run's best checkpoint")
+    sample.add_argument("--prompt", default=None, help="text to continue")
+    sample.add_argument("--tokens", type=int, default=None, help="tokens to generate")
+    sample.add_argument("--temperature", type=float, default=None)
+    sample.add_argument("--top-k", type=int, default=None)
+    sample.add_argument("--top-p", type=float, default=None)
+    sample.add_argument("--seed", type=int, default=None)
+    runs = sub.add_parser("runs", help="list runs with their best val loss, steps, size")
+    runs.add_argument("session", nargs="?", help="only this session's runs")
+    runs.add_argument("--runs-dir", default="runs", type=Path,
+                      help="where runs live (default: ./runs)")
     return parser
 
 
@@ -80,6 +108,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         return cmd_init(args)
     if args.command == "samples":
         return cmd_samples()
+    if args.command in ("train", "eval", "sample", "runs"):
+        from llmlab import run_commands
+
+        return getattr(run_commands, f"cmd_{args.command}")(args, _load)
     build_parser().print_help()
     return EXIT_OK
 

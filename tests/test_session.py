@@ -233,7 +233,7 @@ def test_failed_save_keeps_the_old_file(tmp_path, monkeypatch):
     def crash(*args):  # the process dies between writing the temp file and renaming it
         raise OSError("disk full")
 
-    monkeypatch.setattr("core.session.os.replace", crash)
+    monkeypatch.setattr("core.fileio.os.replace", crash)
     with pytest.raises(OSError):
         save_session(Session(name="other"), path)
     assert path.read_text() == before

@@ -1,0 +1,159 @@
+"""Where a run executes: device, precision (autocast), process rank, and the peak FLOP/s that
+MFU is measured against.
+
+All placement decisions live here, and all model wrapping (torch.compile, DDP) in `wrap_model`,
+so the trainer runs unchanged in one process or under `torchrun` (one process per device, with
+RANK / LOCAL_RANK / WORLD_SIZE in the environment).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import platform
+import time
+from dataclasses import dataclass
+
+import torch
+
+from core.errors import LlmlabError
+
+_AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+@dataclass
+class Placement:
+    device: str  # "cpu", "cuda:0", "mps"
+    precision: str  # fp32 | bf16 | fp16
+    rank: int = 0
+    local_rank: int = 0
+    world_size: int = 1
+
+    @property
+    def device_type(self) -> str:
+        return self.device.split(":")[0]
+
+    @property
+    def is_main(self) -> bool:
+        """Only the main process writes files and reports progress."""
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+    def autocast(self):
+        """A context for forward passes: autocast in bf16/fp16, nothing in fp32."""
+        if self.precision == "fp32":
+            return contextlib.nullcontext()
+        return torch.autocast(self.device_type, dtype=_AUTOCAST_DTYPES[self.precision])
+
+
+def place(device: str, precision: str) -> Placement:
+    """Resolve `train.device` / `train.precision` for this process; LlmlabError if impossible."""
+    rank = int(os.environ.get("RANK", 0))
+    local_rank = int(os.environ.get("LOCAL_RANK", 0))
+    world_size = int(os.environ.get("WORLD_SIZE", 1))
+    resolved = _resolve_device(device, local_rank)
+    _check_precision(precision, resolved)
+    if world_size > 1 and not torch.distributed.is_initialized():
+        backend = "nccl" if resolved.startswith("cuda") else "gloo"
+        torch.distributed.init_process_group(backend=backend)
+    return Placement(resolved, precision, rank, local_rank, world_size)
+
+
+def _resolve_device(device: str, local_rank: int) -> str:
+    cuda = torch.cuda.is_available()
+    mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+    if device == "auto":
+        device = "cuda" if cuda else "mps" if mps else "cpu"
+    if device == "cuda":
+        if not cuda:
+            raise LlmlabError("train.device: cuda is not available on this machine "
+                              "(use auto or cpu)")
+        torch.cuda.set_device(local_rank)
+        return f"cuda:{local_rank}"
+    if device == "mps" and not mps:
+        raise LlmlabError("train.device: mps is not available on this machine (use auto or cpu)")
+    return device
+
+
+def _check_precision(precision: str, device: str) -> None:
+    if precision == "fp16" and not device.startswith("cuda"):
+        raise LlmlabError(f"train.precision: fp16 needs a CUDA GPU, this run is on {device} "
+                          "(use bf16 or fp32)")
+    if precision == "bf16" and device.startswith("cuda") and not torch.cuda.is_bf16_supported():
+        raise LlmlabError("train.precision: this GPU has no bf16 (use fp16 or fp32)")
+
+
+def wrap_model(model: torch.nn.Module, placement: Placement, compile: bool) -> torch.nn.Module:
+    """The model as training calls it: compiled and/or DistributedDataParallel as asked."""
+    if compile:
+        model = torch.compile(model)
+    if placement.distributed:
+        from torch.nn.parallel import DistributedDataParallel
+
+        ids = [placement.local_rank] if placement.device_type == "cuda" else None
+        model = DistributedDataParallel(model, device_ids=ids)
+    return model
+
+
+# --------------------------------------------------------------------------- peak FLOP/s
+
+# Dense peak (tensor cores, no sparsity) in FLOP/s for GPUs people train on.
+_GPU_PEAKS = {
+    "H200": {"bf16": 989e12, "fp16": 989e12, "fp32": 67e12},
+    "H100": {"bf16": 989e12, "fp16": 989e12, "fp32": 67e12},
+    "A100": {"bf16": 312e12, "fp16": 312e12, "fp32": 19.5e12},
+    "L4": {"bf16": 121e12, "fp16": 121e12, "fp32": 30e12},
+    "4090": {"bf16": 165e12, "fp16": 165e12, "fp32": 82e12},
+}
+
+
+def peak_flops(placement: Placement) -> float:
+    """The FLOP/s that 100% MFU means here: a table for known GPUs; on a CPU (or an unknown
+    GPU) the speed of a large matmul, measured once and cached per machine and precision."""
+    if placement.device_type == "cuda":
+        name = torch.cuda.get_device_name(placement.local_rank)
+        for key, peaks in _GPU_PEAKS.items():
+            if key in name:
+                return peaks[placement.precision]
+    return _measured_peak(placement)
+
+
+def _measured_peak(placement: Placement) -> float:
+    from core.dataset import cache_root
+
+    key = f"{platform.processor() or platform.machine()}|{placement.device}|" \
+          f"{placement.precision}|{torch.get_num_threads()}|{torch.__version__}"
+    path = cache_root() / "peak_flops.json"
+    try:
+        table = json.loads(path.read_text())
+    except (OSError, ValueError):
+        table = {}
+    if key not in table:
+        table[key] = _time_matmul(placement)
+        try:
+            from core.fileio import atomic_write_text
+
+            atomic_write_text(path, json.dumps(table, indent=1))
+        except OSError:
+            pass  # a read-only cache only costs a re-measurement next time
+    return float(table[key])
+
+
+def _time_matmul(placement: Placement, n: int = 1024, reps: int = 6) -> float:
+    dtype = torch.float32 if placement.precision == "fp32" else _AUTOCAST_DTYPES[
+        placement.precision]
+    a = torch.randn(n, n, device=placement.device, dtype=dtype)
+    b = torch.randn(n, n, device=placement.device, dtype=dtype)
+    a @ b  # warm up
+    best = float("inf")
+    for _ in range(reps):
+        t = time.perf_counter()
+        a @ b
+        if placement.device_type == "cuda":
+            torch.cuda.synchronize()
+        best = min(best, time.perf_counter() - t)
+    return 2 * n**3 / best

@@ -1,0 +1,173 @@
+"""The engine: runs a Trainer and answers the message API (core.messages).
+
+`Engine` is the same code in every shape: the CLI and the tests call `train()` in-process; the
+TUI talks to it through `core.worker.EngineProcess`, a spawned process whose main loop is
+`serve()`. Commands arrive on a queue and are handled between optimizer steps, so a Stop,
+Pause or SetHparam takes effect within one step; every outcome is reported as an event through
+`emit`. User errors (bad corpus, impossible setting, NaN) become an `Error` event with one
+readable line, never an exception that takes the host down.
+"""
+
+from __future__ import annotations
+
+import queue
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Protocol
+
+from core import messages as msg
+from core.errors import LlmlabError
+from core.session import Session
+
+Emit = Callable[[msg.Event], None]
+
+
+class CommandQueue(Protocol):
+    """What the engine needs of a queue: queue.Queue and multiprocessing queues both fit."""
+
+    def get(self, block: bool = True, timeout: float | None = None) -> msg.Command: ...
+
+    def get_nowait(self) -> msg.Command: ...
+
+
+class Engine:
+    def __init__(self, session: Session, emit: Emit, commands: CommandQueue | None = None):
+        self.session = session
+        self.emit = emit
+        self.commands: CommandQueue = commands if commands is not None else queue.Queue()
+        self.trainer = None  # a core.trainer.Trainer while a run is loaded
+        self.state = "idle"
+        self._stop_requested = False
+        self._shutdown = False
+
+    # ------------------------------------------------------------------ worker main loop
+
+    def serve(self) -> None:
+        """Handle commands until Shutdown (the background worker's life)."""
+        self._set_state("idle")
+        while not self._shutdown:
+            command = self.commands.get()
+            if isinstance(command, msg.Start):
+                self.train(command.resume)
+            else:
+                self._handle(command)
+
+    # ------------------------------------------------------------------ one training run
+
+    def train(self, resume: str | Path | None = None) -> str:
+        """Train until max_steps, Stop, Shutdown or failure; return the final state."""
+        from core.trainer import Trainer
+
+        self._stop_requested = False
+        try:
+            self._set_state("preparing")
+            self.trainer = Trainer.create(self.session, self.emit, resume)
+            self.emit(self.trainer.started_event(self.trainer.step))
+            self._set_state("running")
+            final = self._loop()
+        except KeyboardInterrupt:
+            final = self._interrupt()
+        except LlmlabError as e:
+            final = self._fail(str(e))
+        except Exception as e:  # a bug: still one readable line, details for a report
+            final = self._fail(f"internal error: {type(e).__name__}: {e}",
+                               traceback=traceback.format_exc())
+        return final
+
+    def _loop(self) -> str:
+        t = self.trainer
+        if t.step == 0 and t.eval_due():
+            self.emit(t.evaluate())
+        while not t.done:
+            self._drain_commands()
+            if self._stop_requested:
+                return self._finish("stopped", checkpoint=True)
+            metrics = t.train_step()
+            if metrics is not None:
+                self.emit(metrics)
+            if t.eval_due():
+                self.emit(t.evaluate())
+            if t.checkpoint_due():
+                self.emit(t.save_checkpoint())
+        return self._finish("finished", checkpoint=True)
+
+    def _drain_commands(self) -> None:
+        """Apply every waiting command; while paused, wait here for the next one."""
+        while True:
+            block = self.state == "paused" and not self._stop_requested
+            try:
+                command = self.commands.get(timeout=0.5) if block else self.commands.get_nowait()
+            except queue.Empty:
+                if block:
+                    continue
+                return
+            self._handle(command)
+
+    def _handle(self, command: msg.Command) -> None:
+        try:
+            self._dispatch(command)
+        except LlmlabError as e:
+            self.emit(msg.Error(str(e), fatal=False))
+
+    def _dispatch(self, command: msg.Command) -> None:
+        t = self.trainer
+        running = self.state in ("running", "paused")
+        if isinstance(command, msg.Pause) and self.state == "running":
+            self._set_state("paused", f"at step {t.step}")
+        elif isinstance(command, msg.Resume) and self.state == "paused":
+            self._set_state("running")
+        elif isinstance(command, msg.Stop) and running:
+            self._stop_requested = True
+            self._set_state("stopping")
+        elif isinstance(command, msg.Shutdown):
+            self._shutdown = True
+            self._stop_requested = running
+        elif isinstance(command, msg.SetHparam):
+            if not running:
+                raise LlmlabError(f"{command.name}: no training is running; edit the session")
+            self.emit(t.set_hparam(command.name, command.value))
+        elif isinstance(command, msg.Evaluate):
+            self.emit(self._loaded().evaluate(command.split))
+        elif isinstance(command, msg.SaveCheckpoint):
+            self.emit(self._loaded().save_checkpoint())
+        elif isinstance(command, msg.Start):
+            raise LlmlabError("a training run is already going; stop it first")
+        elif isinstance(command, (msg.Pause, msg.Resume, msg.Stop)):
+            pass  # nothing to pause, resume or stop: harmless
+        else:
+            raise LlmlabError(f"{type(command).__name__}: not supported yet")
+
+    def _loaded(self):
+        if self.trainer is None:
+            raise LlmlabError("no model loaded: start or resume a run first")
+        return self.trainer
+
+    # ------------------------------------------------------------------ endings
+
+    def _finish(self, state: str, checkpoint: bool) -> str:
+        t = self.trainer
+        if checkpoint and t.step > 0:
+            self.emit(t.save_checkpoint())
+        t.finish(state)
+        self._set_state(state, f"at step {t.step} of {t.max_steps}")
+        return state
+
+    def _interrupt(self) -> str:
+        """Ctrl+C in the CLI: keep what was learned, then stop."""
+        if self.trainer is not None and self.state in ("running", "paused", "stopping"):
+            return self._finish("stopped", checkpoint=True)
+        self._set_state("stopped")
+        return "stopped"
+
+    def _fail(self, message: str, traceback: str = "") -> str:
+        details = {"traceback": traceback} if traceback else {}
+        self.emit(msg.Error(message, fatal=True, details=details))
+        if self.trainer is not None:
+            self.trainer.finish("failed")
+        self._set_state("failed", message)
+        return "failed"
+
+    def _set_state(self, state: str, detail: str = "") -> None:
+        self.state = state
+        self.emit(msg.Status(state, detail))

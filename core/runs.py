@@ -1,0 +1,314 @@
+"""Run folders: where a training run writes, and how runs are found and summarised.
+
+A run lives in `runs/<session-name>/<run-id>/` (the id is its start time, `20250101-120000`):
+
+    session.toml     the session as it was when the run started (frozen)
+    tokenizer.json   the tokenizer, so the run can always decode its own ids
+    run.json         info about the run (arch, params, status, best step...), rewritten atomically
+    metrics.jsonl    one JSON record per line: {"type": "train" | "eval" | ..., "step": ...}
+    checkpoints/     step-0000500/ folders (see core.checkpoint)
+
+`RunWriter` is the one place a run writes. Under torchrun every rank builds one, and only rank
+0's is enabled, so the other ranks' writes are no-ops and nothing is written twice.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+import sys
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python 3.10 only
+    import tomli as tomllib
+
+from core.errors import LlmlabError
+from core.fileio import atomic_write_text
+from core.session import Session, load_session, save_session
+from core.tokenizers import TOKENIZER_FILE, Tokenizer
+
+if TYPE_CHECKING:  # listing and finding runs must not import torch (the UI process never does)
+    from torch import nn
+
+SESSION_FILE = "session.toml"
+INFO_FILE = "run.json"
+METRICS_FILE = "metrics.jsonl"
+CHECKPOINTS_DIR = "checkpoints"
+RUN_ID_FORMAT = "%Y%m%d-%H%M%S"
+
+
+def new_run_dir(runs_root: Path, session_name: str, now: datetime | None = None) -> Path:
+    """Create and return `runs_root/<session_name>/<start time>`, `-2`, `-3`... if taken."""
+    parent = Path(runs_root) / session_name
+    parent.mkdir(parents=True, exist_ok=True)
+    base = (now or datetime.now()).strftime(RUN_ID_FORMAT)
+    n = 1
+    while True:
+        run_dir = parent / (base if n == 1 else f"{base}-{n}")
+        try:
+            run_dir.mkdir()  # fails if taken, even by a run started at the same instant
+            return run_dir
+        except FileExistsError:
+            n += 1
+
+
+# --------------------------------------------------------------------------- writing
+
+class RunWriter:
+    """Every file a training run writes goes through here; disabled, it writes nothing."""
+
+    def __init__(self, run_dir: Path, enabled: bool = True):
+        self.run_dir = Path(run_dir)
+        self.enabled = enabled
+        self.ckpt_root = self.run_dir / CHECKPOINTS_DIR
+        self._metrics: IO[str] | None = None
+        self._info: dict[str, Any] | None = None
+
+    def write_session(self, session: Session) -> None:
+        if self.enabled:
+            save_session(session, self.run_dir / SESSION_FILE)
+
+    def write_tokenizer(self, tokenizer: Tokenizer) -> None:
+        if self.enabled:
+            text = json.dumps(tokenizer.to_dict(), ensure_ascii=False)
+            atomic_write_text(self.run_dir / TOKENIZER_FILE, text)
+
+    def update_info(self, **fields: Any) -> None:
+        """Merge `fields` into run.json and rewrite it atomically."""
+        if not self.enabled:
+            return
+        if self._info is None:
+            self._info = read_run_info(self.run_dir)
+        self._info.update(fields)
+        atomic_write_text(self.run_dir / INFO_FILE,
+                          json.dumps(self._info, indent=2, default=_jsonable) + "\n")
+
+    def log(self, record: dict[str, Any]) -> None:
+        """Append one record to metrics.jsonl; it is on disk (flushed) when this returns."""
+        if not self.enabled:
+            return
+        if self._metrics is None:
+            self._metrics = self._open_metrics()
+        self._metrics.write(json.dumps(record, default=_jsonable) + "\n")
+
+    def _open_metrics(self) -> IO[str]:
+        path = self.run_dir / METRICS_FILE
+        f = open(path, "a+", buffering=1, encoding="utf-8")  # line-buffered: flushed per record
+        if f.tell() > 0:  # a crash may have torn the last line: start on a fresh one
+            f.seek(f.tell() - 1)
+            if f.read(1) != "\n":
+                f.write("\n")
+        return f
+
+    def close(self) -> None:
+        if self._metrics is not None:
+            self._metrics.close()
+            self._metrics = None
+
+    def save_checkpoint(self, step: int, model: nn.Module, state: dict, meta: dict,
+                        keep_last: int, val_loss: float | None = None) -> tuple[Path, bool]:
+        """Save a checkpoint, track the best by validation loss, prune; (path, is_best).
+
+        The best checkpoint survives pruning whatever its age. Disabled, nothing is written
+        and the path the checkpoint would have had is returned.
+        """
+        from core import checkpoint
+
+        path = self.ckpt_root / checkpoint.step_dir_name(step)
+        if not self.enabled:
+            return path, False
+        if self._info is None:
+            self._info = read_run_info(self.run_dir)
+        best = self._info.get("best_val_loss")
+        is_best = (val_loss is not None and math.isfinite(val_loss)
+                   and (best is None or val_loss < best))
+        path = checkpoint.save_checkpoint(self.ckpt_root, step, model, state,
+                                          {"val_loss": val_loss, **meta})
+        if is_best:
+            self.update_info(best_step=step, best_val_loss=val_loss)
+        best_step = self._info.get("best_step")
+        checkpoint.prune_checkpoints(self.ckpt_root, keep_last,
+                                     keep={best_step} if best_step is not None else set())
+        return path, is_best
+
+    def truncate_metrics_after(self, step: int) -> None:
+        """Drop the records after `step` (and torn lines), so a resumed run has no duplicate
+        tail: the steps after the checkpoint it resumes from are about to be redone."""
+        if not self.enabled:
+            return
+        self.close()
+        path = self.run_dir / METRICS_FILE
+        if not path.exists():
+            return
+        kept = [r for r in read_metrics(self.run_dir) if not _after(r, step)]
+        atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in kept))
+
+
+def _after(record: dict[str, Any], step: int) -> bool:
+    value = record.get("step")
+    return isinstance(value, (int, float)) and value > step
+
+
+def _jsonable(value: Any) -> Any:
+    """JSON for numpy/torch scalars and paths that slip into records."""
+    if hasattr(value, "item"):
+        return value.item()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+# --------------------------------------------------------------------------- reading
+
+def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
+    """Every record of metrics.jsonl; lines that do not parse (a crash mid-write) are skipped."""
+    try:
+        text = (Path(run_dir) / METRICS_FILE).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return []
+    records = []
+    for line in text.splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict):
+            records.append(record)
+    return records
+
+
+def read_run_info(run_dir: Path) -> dict[str, Any]:
+    """run.json as a dict; {} if it is missing or damaged."""
+    try:
+        info = json.loads((Path(run_dir) / INFO_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return info if isinstance(info, dict) else {}
+
+
+def load_run_session(run_dir: Path) -> Session:
+    """The session a run was started with (its frozen copy), relative paths from the run."""
+    session = load_session(Path(run_dir) / SESSION_FILE)
+    session.base_dir = Path(run_dir)
+    return session
+
+
+def is_run_dir(path: Path) -> bool:
+    return path.is_dir() and ((path / INFO_FILE).is_file() or (path / SESSION_FILE).is_file())
+
+
+# --------------------------------------------------------------------------- listing
+
+@dataclass
+class RunSummary:
+    path: Path
+    session: str
+    run_id: str
+    created: str
+    arch: str
+    params: int
+    steps: int
+    max_steps: int
+    best_val_loss: float | None
+    tokens_per_s: float | None
+    status: str
+
+
+def summarize_run(run_dir: Path) -> RunSummary:
+    """One line's worth about a run, from run.json, metrics.jsonl and the frozen session."""
+    run_dir = Path(run_dir)
+    info = read_run_info(run_dir)
+    train = [r for r in read_metrics(run_dir) if r.get("type") == "train"]
+    frozen = _frozen_session_table(run_dir) if not {"arch", "max_steps"} <= info.keys() else {}
+    speeds = [r["tokens_per_s"] for r in train if _is_number(r.get("tokens_per_s"))]
+    steps = train[-1].get("step") if train else info.get("step")
+    best = info.get("best_val_loss")
+    return RunSummary(
+        path=run_dir,
+        session=str(info.get("session") or run_dir.parent.name),
+        run_id=run_dir.name,
+        created=str(info.get("created") or _created_from_id(run_dir)),
+        arch=str(info.get("arch") or frozen.get("model", {}).get("arch", "?")),
+        params=_int(info.get("params")),
+        steps=_int(steps),
+        max_steps=_int(info.get("max_steps") or frozen.get("train", {}).get("max_steps")),
+        best_val_loss=float(best) if _is_number(best) else None,
+        tokens_per_s=statistics.median(speeds) if speeds else None,
+        status=str(info.get("status") or "unknown"),
+    )
+
+
+def list_runs(runs_root: Path, session: str | None = None) -> list[RunSummary]:
+    """Runs under `runs_root` (or only `session`'s), newest first; other folders are skipped."""
+    runs_root = Path(runs_root)
+    parents = [runs_root / session] if session is not None else _subdirs(runs_root)
+    summaries = [summarize_run(run_dir) for parent in parents for run_dir in _subdirs(parent)
+                 if is_run_dir(run_dir)]
+    return sorted(summaries, key=lambda s: (s.created, s.run_id), reverse=True)
+
+
+def find_run(spec: str, runs_root: Path) -> Path:
+    """The run folder that `spec` names: a path to a run folder, `<session>/<run-id>`,
+    `<session>` (its newest run) or `latest` (the newest of all)."""
+    runs_root = Path(runs_root)
+    if not spec.strip():
+        raise LlmlabError("no run given (a run folder, <session>/<run-id>, <session> or latest)")
+    if spec == "latest":
+        runs = list_runs(runs_root)
+        if runs:
+            return runs[0].path
+        raise LlmlabError(f"latest: no runs in {runs_root}")
+    for candidate in (Path(spec).expanduser(), runs_root / spec):
+        if is_run_dir(candidate):
+            return candidate
+        newest = _newest_run_in(candidate)
+        if newest is not None:
+            return newest
+    raise LlmlabError(f"{spec}: no such run (give a run folder, <session>/<run-id>, "
+                      f"<session> or latest; runs are in {runs_root})")
+
+
+def _newest_run_in(folder: Path) -> Path | None:
+    """The newest run directly inside `folder` (a session's folder), if any."""
+    if not folder.is_dir():
+        return None
+    runs = list_runs(folder.parent, folder.name)
+    return runs[0].path if runs else None
+
+
+def _subdirs(folder: Path) -> list[Path]:
+    try:
+        return [p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    except OSError:
+        return []
+
+
+def _frozen_session_table(run_dir: Path) -> dict[str, Any]:
+    """The raw frozen session (no validation: a summary should show even an odd run)."""
+    try:
+        return tomllib.loads((run_dir / SESSION_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+def _created_from_id(run_dir: Path) -> str:
+    """The start time from a run id like 20250101-120000[-2], else the folder's mtime."""
+    try:
+        when = datetime.strptime(run_dir.name[:15], RUN_ID_FORMAT)
+    except ValueError:
+        when = datetime.fromtimestamp(run_dir.stat().st_mtime)
+    return when.strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def _int(value: Any) -> int:
+    return int(value) if _is_number(value) else 0
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)

@@ -1,0 +1,318 @@
+"""The training loop, one optimizer step at a time.
+
+`Trainer` owns everything a run needs (model, optimizer, batch stream, run folder) and exposes
+the loop as small steps, `train_step`, `evaluate`, `save_checkpoint`, `set_hparam`, so that the
+engine can interleave commands from the UI between steps. Reading it top to bottom is reading
+nanoGPT's train.py: build, then for each step: lr, forward/backward over micro-batches, clip,
+check, step, log.
+
+Exact resume: a checkpoint holds the weights, the optimizer state, the step and token counters,
+the live hyperparameters, the batch generator's state and the global RNG state (dropout), so
+N straight steps and N/2 + resume + N/2 end at the same loss.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from core import messages as msg
+from core.checkpoint import latest_checkpoint, load_checkpoint
+from core.dataset import TokenDataset, load_dataset
+from core.device import Placement, peak_flops, place, wrap_model
+from core.errors import LlmlabError
+from core.evaluate import evaluate
+from core.models import build_model
+from core.optim import build_optimizer, lr_at, set_lr, set_weight_decay
+from core.runs import RunWriter, load_run_session, new_run_dir
+from core.session import LIVE_FIELDS, Session
+
+Emit = Callable[[msg.Event], None]
+
+
+class NonFiniteError(LlmlabError):
+    """The loss or the gradient became NaN/inf: the run stops before the weights are hurt."""
+
+
+@dataclass
+class LiveHparams:
+    """The hyperparameters a running training can change, keyed like the session file."""
+
+    lr: float
+    weight_decay: float
+    grad_clip: float
+    eval_interval: int
+
+    @classmethod
+    def from_session(cls, s: Session) -> LiveHparams:
+        return cls(s.optim.lr, s.optim.weight_decay, s.optim.grad_clip, s.train.eval_interval)
+
+    def as_dict(self) -> dict[str, float]:
+        return {"optim.lr": self.lr, "optim.weight_decay": self.weight_decay,
+                "optim.grad_clip": self.grad_clip, "train.eval_interval": self.eval_interval}
+
+
+@dataclass
+class _Window:
+    """Timing of the steps since the last log line, for tokens/s."""
+
+    start: float = field(default_factory=time.perf_counter)
+    tokens: int = 0
+    busy: float = 0.0  # seconds spent in steps (not in evals, checkpoints or pauses)
+
+
+class Trainer:
+    def __init__(self, session: Session, dataset: TokenDataset, placement: Placement,
+                 run_dir: Path, emit: Emit, resume_from: Path | None = None):
+        self.session = session
+        self.dataset = dataset
+        self.placement = placement
+        self.run_dir = run_dir
+        self.emit = emit
+        t, m = session.train, session.model
+        self.max_steps = t.max_steps
+        self.tokens_per_step = t.batch_size * t.grad_accum * m.context * placement.world_size
+        self.hp = LiveHparams.from_session(session)
+
+        torch.manual_seed(t.seed + placement.rank)
+        self.model = build_model(m, dataset.tokenizer.vocab_size).to(placement.device)
+        self.optimizer = build_optimizer(self.model, session.optim, placement.device_type)
+        self.wrapped = wrap_model(self.model, placement, t.compile)
+        self.scaler = torch.amp.GradScaler(placement.device_type,
+                                           enabled=placement.precision == "fp16")
+        # Each rank draws its own batches: the data is sharded by seed.
+        self.batches = torch.Generator().manual_seed(t.seed + 1000 * placement.rank)
+        self.step = 0
+        self.tokens = 0
+        self.elapsed = 0.0
+        self.last_val_loss: float | None = None
+        self.writer = RunWriter(run_dir, enabled=placement.is_main)
+        self.flops_per_token = self.model.flops_per_token()
+        self._peak = peak_flops(placement)
+        self._window = _Window()
+        if resume_from is not None:
+            self._restore(resume_from)
+
+    # ------------------------------------------------------------------ construction
+
+    @classmethod
+    def create(cls, session: Session, emit: Emit, resume: str | Path | None = None) -> Trainer:
+        """Build a trainer for a new run of `session`, or to continue the run at `resume`."""
+        placement = place(session.train.device, session.train.precision)
+        if resume is not None:
+            run_dir = Path(resume)
+            session = load_run_session(run_dir)
+            ckpt = latest_checkpoint(run_dir / "checkpoints")
+            if ckpt is None:
+                raise LlmlabError(f"{run_dir}: no complete checkpoint to resume from")
+            emit(msg.Status("preparing", f"opening {session.data.corpus}"))
+            dataset = load_dataset(session.data, session.base_dir)
+            trainer = cls(session, dataset, placement, run_dir, emit, ckpt.path)
+            trainer.writer.truncate_metrics_after(trainer.step)
+            return trainer
+        emit(msg.Status("preparing", f"opening {session.data.corpus}"))
+        dataset = load_dataset(session.data, session.base_dir)
+        runs_root = session.resolve(session.train.runs_dir)
+        run_dir = new_run_dir(runs_root, session.name) if placement.is_main else runs_root
+        trainer = cls(session, dataset, placement, run_dir, emit)
+        trainer.writer.write_session(_frozen(session))
+        trainer.writer.write_tokenizer(dataset.tokenizer)
+        trainer.writer.update_info(
+            session=session.name, arch=session.model.arch, params=trainer.num_params,
+            flops_per_token=trainer.flops_per_token, max_steps=trainer.max_steps,
+            created=time.strftime("%Y-%m-%dT%H:%M:%S"), status="running", step=0,
+            hparams=trainer.hp.as_dict(), corpus=dataset.corpus.source)
+        return trainer
+
+    @property
+    def num_params(self) -> int:
+        return self.model.num_params()
+
+    @property
+    def done(self) -> bool:
+        return self.step >= self.max_steps
+
+    def started_event(self, start_step: int = 0) -> msg.RunStarted:
+        return msg.RunStarted(
+            run_dir=str(self.run_dir), arch=self.session.model.arch, params=self.num_params,
+            flops_per_token=self.flops_per_token, vocab_size=self.dataset.tokenizer.vocab_size,
+            max_steps=self.max_steps, start_step=start_step, device=self.placement.device,
+            precision=self.placement.precision)
+
+    # ------------------------------------------------------------------ the loop
+
+    def train_step(self) -> msg.StepMetrics | None:
+        """One optimizer step over `grad_accum` micro-batches; metrics on logging steps."""
+        t0 = time.perf_counter()
+        lr = lr_at(self.step, self.session.optim, self.max_steps, peak_lr=self.hp.lr)
+        set_lr(self.optimizer, lr)
+        loss = self._forward_backward()
+        grad_norm = self._clip_and_check(loss)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.step += 1
+        self.tokens += self.tokens_per_step
+        spent = time.perf_counter() - t0
+        self.elapsed += spent
+        self._window.busy += spent
+        self._window.tokens += self.tokens_per_step
+        if self.step % self.session.train.log_interval and self.step not in (1, self.max_steps):
+            return None
+        return self._log_step(loss, lr, grad_norm)
+
+    def _forward_backward(self) -> float:
+        accum = self.session.train.grad_accum
+        total = 0.0
+        for _ in range(accum):
+            x, y = self.dataset.get_batch("train", self.session.train.batch_size,
+                                          self.session.model.context, self.batches)
+            x, y = x.to(self.placement.device), y.to(self.placement.device)
+            with self.placement.autocast():
+                logits = self.wrapped(x)
+                loss = F.cross_entropy(logits.float().flatten(0, 1), y.flatten())
+            self.scaler.scale(loss / accum).backward()
+            total += loss.item()
+        loss_value = total / accum
+        if not math.isfinite(loss_value):
+            self.optimizer.zero_grad(set_to_none=True)
+            raise NonFiniteError(f"loss became {loss_value} at step {self.step + 1}; "
+                                 "try a lower optim.lr or optim.grad_clip")
+        return loss_value
+
+    def _clip_and_check(self, loss: float) -> float:
+        self.scaler.unscale_(self.optimizer)
+        clip = self.hp.grad_clip if self.hp.grad_clip > 0 else math.inf
+        norm = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip))
+        if not math.isfinite(norm) and not self.scaler.is_enabled():
+            self.optimizer.zero_grad(set_to_none=True)
+            raise NonFiniteError(f"gradient norm became {norm} at step {self.step + 1} "
+                                 f"(loss {loss:.4f}); try a lower optim.lr or optim.grad_clip")
+        return norm
+
+    def _log_step(self, loss: float, lr: float, grad_norm: float) -> msg.StepMetrics:
+        w = self._window
+        tokens_per_s = w.tokens / w.busy if w.busy > 0 else 0.0
+        mfu = 3 * self.flops_per_token * tokens_per_s / self._peak
+        self._window = _Window()
+        event = msg.StepMetrics(step=self.step, tokens=self.tokens, loss=loss, lr=lr,
+                                grad_norm=grad_norm, tokens_per_s=tokens_per_s, mfu=mfu,
+                                elapsed=self.elapsed, max_steps=self.max_steps)
+        self.writer.log({"type": "train", "step": self.step, "tokens": self.tokens,
+                         "loss": loss, "lr": lr, "grad_norm": grad_norm,
+                         "tokens_per_s": tokens_per_s, "mfu": mfu, "elapsed": self.elapsed,
+                         "time": time.time()})
+        return event
+
+    def eval_due(self) -> bool:
+        interval = self.hp.eval_interval
+        return interval > 0 and (self.step % interval == 0 or self.done)
+
+    def checkpoint_due(self) -> bool:
+        interval = self.session.train.checkpoint_interval
+        return self.step > 0 and interval > 0 and self.step % interval == 0 and not self.done
+
+    def evaluate(self, split: str = "val") -> msg.EvalMetrics:
+        t = self.session.train
+        result = evaluate(self.model, self.dataset, split, t.eval_iters,
+                          t.batch_size, seed=t.seed + 7, device=self.placement.device,
+                          autocast=self.placement.autocast)
+        if split == "val":
+            self.last_val_loss = result.loss
+        self.writer.log({"type": "eval", "step": self.step, "tokens": self.tokens,
+                         "split": split, f"{split}_loss": result.loss,
+                         f"{split}_ppl": result.perplexity, f"{split}_top1": result.top1,
+                         f"{split}_top5": result.top5, "elapsed": self.elapsed,
+                         "time": time.time()})
+        return msg.EvalMetrics(self.step, split, result.loss, result.perplexity, result.top1,
+                               result.top5)
+
+    # ------------------------------------------------------------------ live changes
+
+    def set_hparam(self, name: str, value: float) -> msg.HparamChanged:
+        """Change a live hyperparameter; it applies from the next step on."""
+        if name not in LIVE_FIELDS:
+            raise LlmlabError(f"{name}: cannot change while training "
+                              f"(live: {', '.join(LIVE_FIELDS)}); stop and restart instead")
+        attr = name.split(".")[1]
+        old = getattr(self.hp, attr)
+        value = _checked_live_value(name, value)
+        setattr(self.hp, attr, value)
+        if attr == "weight_decay":
+            set_weight_decay(self.optimizer, value)
+        self.writer.log({"type": "hparam", "step": self.step + 1, "name": name, "old": old,
+                         "new": value, "time": time.time()})
+        self.writer.update_info(hparams=self.hp.as_dict())
+        return msg.HparamChanged(self.step + 1, name, old, value)
+
+    # ------------------------------------------------------------------ checkpoints
+
+    def save_checkpoint(self) -> msg.CheckpointSaved:
+        state = {
+            "optimizer": self.optimizer.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "batches": self.batches.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "step": self.step,
+            "tokens": self.tokens,
+            "elapsed": self.elapsed,
+        }
+        if torch.cuda.is_available():
+            state["cuda_rng"] = torch.cuda.get_rng_state_all()
+        meta = {"step": self.step, "tokens": self.tokens, "val_loss": self.last_val_loss,
+                "hparams": self.hp.as_dict(), "arch": self.session.model.arch,
+                "vocab_size": self.dataset.tokenizer.vocab_size}
+        path, best = self.writer.save_checkpoint(
+            self.step, self.model, state, meta,
+            keep_last=self.session.train.keep_last, val_loss=self.last_val_loss)
+        self.writer.update_info(step=self.step)
+        return msg.CheckpointSaved(self.step, str(path), best)
+
+    def _restore(self, ckpt_path: Path) -> None:
+        state, meta = load_checkpoint(ckpt_path, self.model,
+                                      device=self.placement.device)
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scaler.load_state_dict(state["scaler"])
+        self.batches.set_state(state["batches"])
+        torch.set_rng_state(state["torch_rng"])
+        if "cuda_rng" in state and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
+        self.step, self.tokens = int(state["step"]), int(state["tokens"])
+        self.elapsed = float(state["elapsed"])
+        self.last_val_loss = meta.get("val_loss")
+        for name, value in meta.get("hparams", {}).items():
+            setattr(self.hp, name.split(".")[1], value)
+        set_weight_decay(self.optimizer, self.hp.weight_decay)
+
+    def finish(self, status: str) -> None:
+        self.writer.update_info(status=status, step=self.step)
+        self.writer.close()
+
+
+def _checked_live_value(name: str, value: float) -> float | int:
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+        raise LlmlabError(f"{name}: must be a finite number (got {value!r})")
+    if name == "optim.lr" and value <= 0:
+        raise LlmlabError(f"{name}: must be > 0 (got {value:g})")
+    if value < 0:
+        raise LlmlabError(f"{name}: must be >= 0 (got {value:g})")
+    if name == "train.eval_interval":
+        return int(value)
+    return float(value)
+
+
+def _frozen(session: Session) -> Session:
+    """The session as the run will see it: the corpus path made absolute, so the frozen copy
+    inside the run folder still finds its data."""
+    import dataclasses
+
+    corpus = session.data.corpus
+    if not corpus.startswith("sample:"):
+        corpus = str(session.resolve(corpus))
+    return dataclasses.replace(session, data=dataclasses.replace(session.data, corpus=corpus))

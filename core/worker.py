@@ -1,0 +1,104 @@
+"""The engine in a background process, for a UI that must never freeze or die with it.
+
+`EngineProcess` spawns (never forks: the parent may have threads) a process that imports
+torch, builds an `Engine` and serves commands from a queue, reporting events on another. The
+parent never imports torch. If the process dies (a segfault, the OOM killer), `poll` turns
+that into an `Error` event instead of leaving the UI waiting.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import queue
+import signal
+import traceback
+from pathlib import Path
+
+from core import messages as msg
+from core.session import Session, session_from_dict
+
+
+def _serve(session_dict: dict, base_dir: str | None, commands, events) -> None:
+    """The worker process's main: everything it reports goes through `events`."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C belongs to the UI, which asks first
+    try:
+        from core.engine import Engine
+
+        session = session_from_dict(session_dict, Path(base_dir) if base_dir else None)
+        Engine(session, events.put, commands).serve()
+    except BaseException as e:  # report, never die silently
+        events.put(msg.Error(f"engine failed: {type(e).__name__}: {e}", fatal=True,
+                             details={"traceback": traceback.format_exc()}))
+        events.put(msg.Status("failed", str(e)))
+
+
+class EngineProcess:
+    """A spawned engine process: `send` commands, `poll` events, `close` when done."""
+
+    def __init__(self, session: Session):
+        ctx = mp.get_context("spawn")
+        self.commands = ctx.Queue()
+        self.events = ctx.Queue()
+        base_dir = str(session.base_dir) if session.base_dir else None
+        self.process = ctx.Process(target=_serve, name="llmlab-engine", daemon=True,
+                                   args=(session.to_dict(), base_dir, self.commands,
+                                         self.events))
+        self._reported_death = False
+
+    def start(self) -> EngineProcess:
+        self.process.start()
+        return self
+
+    def send(self, command: msg.Command) -> None:
+        self.commands.put(command)
+
+    def poll(self, timeout: float = 0.0, limit: int = 1000) -> list[msg.Event]:
+        """Events waiting now (waiting up to `timeout` for the first one)."""
+        out: list[msg.Event] = []
+        try:
+            out.append(self.events.get(timeout=timeout) if timeout else
+                       self.events.get_nowait())
+            while len(out) < limit:
+                out.append(self.events.get_nowait())
+        except queue.Empty:
+            pass
+        if not out and not self.process.is_alive() and not self._reported_death:
+            self._reported_death = True
+            code = self.process.exitcode
+            if code not in (0, None):
+                out.append(msg.Error(f"engine process exited unexpectedly (code {code})"))
+                out.append(msg.Status("failed", f"engine exited with code {code}"))
+        return out
+
+    @property
+    def alive(self) -> bool:
+        return self.process.is_alive()
+
+    def close(self, timeout: float = 30.0) -> list[msg.Event]:
+        """Shut down (a running training is stopped with a checkpoint first); return the
+        events that came meanwhile. Events are drained while waiting, because a child cannot
+        exit while its queue still holds data nobody reads."""
+        import time
+
+        late: list[msg.Event] = []
+        if self.process.is_alive():
+            self.send(msg.Shutdown())
+            deadline = time.monotonic() + timeout
+            while self.process.is_alive() and time.monotonic() < deadline:
+                late += self.poll(timeout=0.1)
+        if self.process.is_alive():
+            self.process.terminate()
+            self.process.join(5)
+        if self.process.is_alive():
+            self.process.kill()
+        self.process.join()
+        late += self.poll()
+        self.commands.cancel_join_thread()
+        self.events.cancel_join_thread()
+        return late
+
+    def __enter__(self) -> EngineProcess:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.close()

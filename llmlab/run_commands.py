@@ -1,0 +1,185 @@
+"""`llmlab train | eval | sample | runs`: the headless side of training."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from core.errors import LlmlabError
+from core.session import Session
+
+EXIT_OK, EXIT_INTERNAL, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+LoadSession = Callable[[argparse.Namespace], Session]
+
+
+def cmd_train(args: argparse.Namespace, load_session: LoadSession) -> int:
+    from core.engine import Engine
+    from core.runs import find_run
+
+    session = load_session(args)
+    resume = None
+    if args.resume:
+        resume = find_run(args.resume, session.resolve(session.train.runs_dir))
+    console = Console(stderr=True)
+    view = _TrainView(console)
+    engine = Engine(session, view.on_event)
+    with view.progress:
+        final = engine.train(resume)
+    for line in view.summary():
+        console.print(line)
+    if final == "failed":
+        print(view.error or "training failed", file=sys.stderr)
+        return EXIT_INTERNAL if view.error_is_internal else EXIT_BAD_INPUT
+    if final == "stopped":
+        print(f"stopped at step {view.step}; continue with: llmlab train "
+              f"{args.session or ''} --resume {view.run_dir}".replace("  ", " "),
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
+    return EXIT_OK
+
+
+class _TrainView:
+    """Turns engine events into a Rich progress bar and a few log lines."""
+
+    def __init__(self, console: Console):
+        self.console = console
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(),
+            TextColumn("{task.completed}/{task.total}"),
+            TextColumn("loss {task.fields[loss]}  val {task.fields[val]}"),
+            TextColumn("{task.fields[speed]} tok/s"), TimeElapsedColumn(),
+            TimeRemainingColumn(), console=console, transient=False)
+        self.task = None
+        self.step = 0
+        self.run_dir = ""
+        self.error: str | None = None
+        self.error_is_internal = False
+        self.best_val: float | None = None
+        self.last_loss: float | None = None
+
+    def on_event(self, event) -> None:
+        from core import messages as msg
+
+        if isinstance(event, msg.RunStarted):
+            self.run_dir = event.run_dir
+            self.console.print(f"run {event.run_dir}: {event.arch}, {event.params:,} parameters,"
+                               f" {event.device} {event.precision}")
+            self.task = self.progress.add_task("train", total=event.max_steps,
+                                               completed=event.start_step, loss="-", val="-",
+                                               speed="-")
+        elif isinstance(event, msg.StepMetrics) and self.task is not None:
+            self.step, self.last_loss = event.step, event.loss
+            self.progress.update(self.task, completed=event.step, loss=f"{event.loss:.4f}",
+                                 speed=f"{event.tokens_per_s:,.0f}")
+        elif isinstance(event, msg.EvalMetrics) and self.task is not None:
+            if event.split == "val":
+                self.best_val = min(event.loss, self.best_val or event.loss)
+                self.progress.update(self.task, val=f"{event.loss:.4f}")
+            self.progress.console.print(
+                f"step {event.step}: {event.split} loss {event.loss:.4f}, "
+                f"ppl {event.perplexity:.2f}, top-1 {event.top1:.1%}, top-5 {event.top5:.1%}")
+        elif isinstance(event, msg.Error):
+            self.error = event.message
+            self.error_is_internal = event.message.startswith("internal error")
+        elif isinstance(event, msg.Warning):
+            self.progress.console.print(f"warning: {event.message}")
+        elif isinstance(event, msg.CheckpointSaved):
+            self.step = max(self.step, event.step)
+
+    def summary(self) -> list[str]:
+        if not self.run_dir:
+            return []
+        best = f", best val loss {self.best_val:.4f}" if self.best_val is not None else ""
+        return [f"run folder {self.run_dir} (step {self.step}{best})"]
+
+
+def _run_dir(args: argparse.Namespace) -> Path:
+    from core.runs import find_run
+
+    return find_run(args.run, args.runs_dir)
+
+
+def cmd_eval(args: argparse.Namespace, load_session: LoadSession) -> int:
+    from core.dataset import load_dataset
+    from core.evaluate import evaluate
+    from core.inference import load_run
+
+    run = load_run(_run_dir(args))
+    ds = load_dataset(run.session.data, run.session.base_dir)
+    t = run.session.train
+    result = evaluate(run.model, ds, args.split, args.iters or t.eval_iters, t.batch_size,
+                      seed=t.seed + 7)
+    table = Table(title=f"{run.run_dir} (checkpoint step {run.step}), {args.split}")
+    for column in ("loss", "perplexity", "top-1", "top-5", "tokens"):
+        table.add_column(column, justify="right")
+    table.add_row(f"{result.loss:.4f}", f"{result.perplexity:.2f}", f"{result.top1:.2%}",
+                  f"{result.top5:.2%}", f"{result.tokens:,}")
+    Console().print(table)
+    return EXIT_OK
+
+
+def cmd_sample(args: argparse.Namespace, load_session: LoadSession) -> int:
+    from core.generate import Sampling, generate_text
+    from core.inference import load_run
+
+    run = load_run(_run_dir(args))
+    g = run.session.generate
+    s = Sampling(
+        max_tokens=_pick(args.tokens, g.max_tokens), temperature=_pick(args.temperature,
+                                                                        g.temperature),
+        top_k=_pick(args.top_k, g.top_k), top_p=_pick(args.top_p, g.top_p),
+        seed=_pick(args.seed, g.seed))
+    _check_sampling(s)
+    prompt = _pick(args.prompt, g.prompt)
+    sys.stdout.write(prompt)
+    for piece in generate_text(run.model, run.tokenizer, prompt, s):
+        sys.stdout.write(piece)
+        sys.stdout.flush()
+    sys.stdout.write("\n")
+    return EXIT_OK
+
+
+def _pick(value, default):
+    return default if value is None else value
+
+
+def _check_sampling(s) -> None:
+    problems = []
+    if s.max_tokens < 1:
+        problems.append(f"--tokens: must be >= 1 (got {s.max_tokens})")
+    if s.temperature < 0:
+        problems.append(f"--temperature: must be >= 0 (got {s.temperature})")
+    if s.top_k < 0:
+        problems.append(f"--top-k: must be >= 0 (got {s.top_k})")
+    if not 0 < s.top_p <= 1:
+        problems.append(f"--top-p: must be in (0, 1] (got {s.top_p})")
+    if problems:
+        raise LlmlabError("; ".join(problems))
+
+
+def cmd_runs(args: argparse.Namespace, load_session: LoadSession) -> int:
+    from core.runs import list_runs
+
+    runs = list_runs(args.runs_dir, args.session)
+    if not runs:
+        print(f"no runs under {args.runs_dir}", file=sys.stderr)
+        return EXIT_OK
+    table = Table()
+    for column in ("run", "created", "model", "params", "steps", "best val", "tok/s",
+                   "status"):
+        table.add_column(column, justify="right" if column in
+                         ("params", "steps", "best val", "tok/s") else "left")
+    for r in runs:
+        table.add_row(
+            f"{r.session}/{r.run_id}", r.created.replace("T", " "), r.arch, f"{r.params:,}",
+            f"{r.steps}/{r.max_steps}",
+            "-" if r.best_val_loss is None else f"{r.best_val_loss:.4f}",
+            "-" if r.tokens_per_s is None else f"{r.tokens_per_s:,.0f}", r.status)
+    Console().print(table)
+    return EXIT_OK
