@@ -30,7 +30,7 @@ from safetensors.torch import load_model, save_model
 from torch import nn
 
 from core.errors import CheckpointError
-from core.fileio import fsync_dir, fsync_file
+from core.fileio import fsync_dir, fsync_file, jsonable
 
 WEIGHTS_FILE = "model.safetensors"
 STATE_FILE = "state.pt"
@@ -82,9 +82,9 @@ def save_checkpoint(ckpt_root: Path, step: int, model: nn.Module, state: dict,
         ckpt_root.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=ckpt_root, prefix=f"{TMP_PREFIX}{final.name}-"))
         _write_files(tmp, step, model, state, meta)
-        _move_into_place(tmp, final)
+        move_into_place(tmp, final)
     except OSError as e:
-        raise CheckpointError(f"cannot save checkpoint {final}: {_one_line(e)}") from None
+        raise CheckpointError(f"cannot save checkpoint {final}: {one_line(e)}") from None
     finally:
         if tmp is not None and tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
@@ -100,13 +100,13 @@ def _write_files(folder: Path, step: int, model: nn.Module, state: dict, meta: d
         f.flush()
         os.fsync(f.fileno())
     with open(folder / META_FILE, "w", encoding="utf-8") as f:
-        json.dump({**meta, "step": step}, f, indent=2, default=_jsonable)
+        json.dump({**meta, "step": step}, f, indent=2, default=jsonable)
         f.flush()
         os.fsync(f.fileno())
     fsync_dir(folder)
 
 
-def _move_into_place(tmp: Path, final: Path) -> None:
+def move_into_place(tmp: Path, final: Path) -> None:
     """Rename `tmp` to `final`, replacing an existing `final` (a step saved twice).
 
     POSIX cannot rename a folder over a non-empty one, so the old folder is renamed aside
@@ -126,15 +126,6 @@ def _move_into_place(tmp: Path, final: Path) -> None:
     fsync_dir(final.parent)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
-
-
-def _jsonable(value: Any) -> Any:
-    """JSON for numpy/torch scalars and paths that slip into `meta`."""
-    if hasattr(value, "item"):
-        return value.item()
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
 # --------------------------------------------------------------------------- listing, pruning
@@ -237,7 +228,7 @@ def _read_meta(path: Path) -> dict[str, Any]:
         meta = json.loads((path / META_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:  # ValueError covers bad JSON and bad UTF-8
         raise CheckpointError(f"checkpoint {path}: {META_FILE} is not valid JSON "
-                              f"({_one_line(e)})") from None
+                              f"({one_line(e)})") from None
     if not isinstance(meta, dict):
         raise CheckpointError(f"checkpoint {path}: {META_FILE} is not a JSON object")
     return meta
@@ -251,7 +242,7 @@ def _read_state(path: Path) -> dict[str, Any]:
                               f"safe load refuses{_refused_global(e)}") from None
     except Exception as e:  # a truncated or foreign file: zip, pickle or storage errors
         raise CheckpointError(f"checkpoint {path}: {STATE_FILE} is damaged "
-                              f"({_one_line(e)})") from None
+                              f"({one_line(e)})") from None
     if not isinstance(state, dict):
         raise CheckpointError(f"checkpoint {path}: {STATE_FILE} does not hold a dict")
     return state
@@ -266,10 +257,10 @@ def _load_weights(path: Path, file: Path, model: nn.Module, device: str | torch.
         missing, unexpected = load_model(model, file, strict=False, device=str(device))
     except Exception as e:  # the header was fine, so the data is damaged
         raise CheckpointError(f"checkpoint {path}: {WEIGHTS_FILE} is damaged "
-                              f"({_one_line(e)})") from None
+                              f"({one_line(e)})") from None
     # Checked above already; strict=False so that a miss still ends in a one-line message.
     if missing or unexpected:
-        parts = [_names("missing", missing), _names("unexpected", unexpected)]
+        parts = [describe_names("missing", missing), describe_names("unexpected", unexpected)]
         raise CheckpointError(f"checkpoint {path}: weights do not fit this model "
                               f"({'; '.join(p for p in parts if p)})")
 
@@ -284,17 +275,17 @@ def _weights_problem(file: Path, model: nn.Module) -> str | None:
         with safe_open(str(file), framework="pt") as f:
             shapes = {key: list(f.get_slice(key).get_shape()) for key in f.keys()}
     except Exception as e:  # truncated, not safetensors, unreadable
-        return f"{WEIGHTS_FILE} is damaged ({_one_line(e)})"
+        return f"{WEIGHTS_FILE} is damaged ({one_line(e)})"
     state = model.state_dict()
     unexpected = [key for key in shapes if key not in state]
     missing = []
-    for names in _shared_names(state):
+    for names in shared_names(state):
         present = [key for key in names if key in shapes]
         if not present:
             missing.append(names[0])
         unexpected += present[1:]  # a tie in the model that the file holds as two tensors
     if missing or unexpected:
-        parts = [_names("missing", missing), _names("unexpected", unexpected)]
+        parts = [describe_names("missing", missing), describe_names("unexpected", unexpected)]
         return f"weights do not fit this model ({'; '.join(p for p in parts if p)})"
     for key, shape in shapes.items():
         if shape != list(state[key].shape):
@@ -303,7 +294,7 @@ def _weights_problem(file: Path, model: nn.Module) -> str | None:
     return None
 
 
-def _shared_names(state: dict[str, torch.Tensor]) -> list[list[str]]:
+def shared_names(state: dict[str, torch.Tensor]) -> list[list[str]]:
     """The state dict's names grouped by the tensor they name (tied weights share one)."""
     groups: dict[tuple, list[str]] = {}
     for key, t in state.items():
@@ -312,7 +303,7 @@ def _shared_names(state: dict[str, torch.Tensor]) -> list[list[str]]:
     return list(groups.values())
 
 
-def _names(label: str, keys: Iterable[str], shown: int = 3) -> str:
+def describe_names(label: str, keys: Iterable[str], shown: int = 3) -> str:
     """`label: a, b, c and 4 more`, or "" for no keys."""
     keys = sorted(keys)
     if not keys:
@@ -327,7 +318,7 @@ def _refused_global(e: Exception) -> str:
     return f" ({match.group(1)})" if match else ""
 
 
-def _one_line(e: BaseException, limit: int = 200) -> str:
+def one_line(e: BaseException, limit: int = 200) -> str:
     """The first sentence of an exception's message, on one line."""
     text = " ".join(str(e).split()).split(". ")[0] or type(e).__name__
     return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -66,13 +66,13 @@ def evaluate(model: nn.Module, dataset: TokenDataset, split: str, iters: int, ba
             x, y = x.to(device), y.to(device)
             with (autocast or nullcontext)():
                 logits = model(x)
-            sums.append(_batch_sums(logits.float(), y))
+            sums.append(batch_sums(logits.float(), y))
     tokens = iters * batch_size * model.context
     loss, top1, top5 = (torch.stack(sums).cpu().double().sum(0) / tokens).tolist()
     return EvalResult(split, loss, math.exp(loss), top1, top5, tokens)
 
 
-def _batch_sums(logits: Tensor, y: Tensor) -> Tensor:
+def batch_sums(logits: Tensor, y: Tensor) -> Tensor:
     """[loss sum, top-1 hits, top-5 hits] of one batch, kept on the device (no sync)."""
     logits, y = logits.flatten(0, -2), y.flatten()
     loss = F.cross_entropy(logits, y, reduction="sum")

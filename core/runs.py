@@ -29,7 +29,7 @@ else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
 from core.errors import LlmlabError
-from core.fileio import atomic_write_text
+from core.fileio import atomic_write_text, jsonable
 from core.session import Session, load_session, save_session
 from core.tokenizers import TOKENIZER_FILE, Tokenizer
 
@@ -87,7 +87,7 @@ class RunWriter:
             self._info = read_run_info(self.run_dir)
         self._info.update(fields)
         atomic_write_text(self.run_dir / INFO_FILE,
-                          json.dumps(self._info, indent=2, default=_jsonable) + "\n")
+                          json.dumps(self._info, indent=2, default=jsonable) + "\n")
 
     def log(self, record: dict[str, Any]) -> None:
         """Append one record to metrics.jsonl; it is on disk (flushed) when this returns."""
@@ -95,7 +95,7 @@ class RunWriter:
             return
         if self._metrics is None:
             self._metrics = self._open_metrics()
-        self._metrics.write(json.dumps(record, default=_jsonable) + "\n")
+        self._metrics.write(json.dumps(record, default=jsonable) + "\n")
 
     def _open_metrics(self) -> IO[str]:
         path = self.run_dir / METRICS_FILE
@@ -153,15 +153,6 @@ class RunWriter:
 def _after(record: dict[str, Any], step: int) -> bool:
     value = record.get("step")
     return isinstance(value, (int, float)) and value > step
-
-
-def _jsonable(value: Any) -> Any:
-    """JSON for numpy/torch scalars and paths that slip into records."""
-    if hasattr(value, "item"):
-        return value.item()
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
 # --------------------------------------------------------------------------- reading

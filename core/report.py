@@ -1,0 +1,116 @@
+"""An evaluation report: every figure the before/after tables show, from one pass over a split.
+
+`evaluation_report` draws the same batches as `core.evaluate.evaluate` with the same seed (its
+own `torch.Generator`, never the global RNG), so its loss, perplexity, top-1 and top-5 are
+exactly `evaluate`'s, and adds:
+
+- bits per token: loss / ln 2.
+- bits per character. With the `char` tokenizer a token is a character, so it is bits per
+  token. With `word`, `bpe` or `jieba` it is bits per token divided by the corpus' characters
+  per token (`n_chars / n_tokens` over the whole corpus, as `core.stats` shows it): an
+  estimate, since the evaluated windows may tokenize a little more or less densely than the
+  corpus on average, and a word tokenizer's `<unk>` makes it optimistic. Good enough to put a
+  word model next to a character model; not a figure to quote to three decimals.
+- macro-F1 over next-token predictions. The prediction is the argmax of the logits (ties go to
+  the lower token id). For each token id c: precision = tp / (times c was predicted), recall =
+  tp / (times c was the target), F1 = 2PR / (P + R), which equals 2 tp / (predicted +
+  targets), 0 when tp = 0. Macro-F1 is the plain mean of F1 over the ids that occur among the
+  targets or the predictions of the evaluated tokens; ids with neither are left out (they say
+  nothing about the model). This is scikit-learn's `f1_score(average="macro")` with its default
+  labels. Unlike top-1 accuracy, it weighs a rare token as much as a frequent one.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from core.dataset import TokenDataset
+from core.evaluate import batch_sums, eval_mode
+
+
+@dataclass
+class EvalReport:
+    """Figures over every predicted token of `iters` batches of a split."""
+
+    split: str
+    loss: float  # mean cross-entropy per token, in nats
+    perplexity: float  # exp(loss)
+    bits_per_token: float  # loss / ln 2
+    bits_per_char: float  # bits_per_token / chars_per_token (exact for char, else estimated)
+    chars_per_token: float  # 1 for char; the corpus' n_chars / n_tokens otherwise
+    top1: float  # fraction of targets that were the argmax
+    top5: float  # fraction of targets among the 5 most likely (fewer if the vocabulary is)
+    macro_f1: float  # mean per-token-id F1 of the argmax predictions (see the module doc)
+    f1_classes: int  # token ids the macro-F1 averages over
+    tokens: int  # tokens predicted
+    tokenizer: str  # the tokenizer kind; bits_per_char is exact only for "char"
+
+    @property
+    def bits_per_char_exact(self) -> bool:
+        return self.tokenizer == "char"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def evaluation_report(model: nn.Module, dataset: TokenDataset, split: str, iters: int,
+                      batch_size: int, seed: int, device: str = "cpu",
+                      autocast: Callable[[], AbstractContextManager] | None = None
+                      ) -> EvalReport:
+    """Loss, perplexity, bits per token and character, top-1/top-5 and macro-F1 over `iters`
+    random batches of `split`, drawn from a generator seeded with `seed`."""
+    if iters < 1:
+        raise ValueError(f"evaluation_report needs iters >= 1 (got {iters})")
+    generator = torch.Generator().manual_seed(seed)
+    sums = []  # per batch: loss sum, top-1 hits, top-5 hits
+    counts: Tensor | None = None  # per token id: true positives, predictions, targets
+    with eval_mode(model):
+        for _ in range(iters):
+            x, y = dataset.get_batch(split, batch_size, model.context, generator)
+            x, y = x.to(device), y.to(device)
+            with (autocast or nullcontext)():
+                logits = model(x)
+            logits = logits.float()
+            sums.append(batch_sums(logits, y))
+            batch_counts = class_counts(logits, y)
+            counts = batch_counts if counts is None else counts + batch_counts
+    assert counts is not None
+    tokens = iters * batch_size * model.context
+    loss, top1, top5 = (torch.stack(sums).cpu().double().sum(0) / tokens).tolist()
+    f1, classes = macro_f1(*counts.cpu())
+    kind = dataset.tokenizer.kind
+    chars_per_token = 1.0 if kind == "char" else dataset.n_chars / max(dataset.n_tokens, 1)
+    bits = loss / math.log(2)
+    return EvalReport(split=split, loss=loss, perplexity=math.exp(loss), bits_per_token=bits,
+                      bits_per_char=bits / chars_per_token, chars_per_token=chars_per_token,
+                      top1=top1, top5=top5, macro_f1=f1, f1_classes=classes, tokens=tokens,
+                      tokenizer=kind)
+
+
+def class_counts(logits: Tensor, targets: Tensor) -> Tensor:
+    """`[3, V]` int64: per token id, true positives, times predicted (argmax), times a target."""
+    vocab = logits.size(-1)
+    pred, y = logits.argmax(-1).flatten(), targets.flatten()
+    return torch.stack([
+        torch.bincount(y[pred == y], minlength=vocab),
+        torch.bincount(pred, minlength=vocab),
+        torch.bincount(y, minlength=vocab),
+    ])
+
+
+def macro_f1(tp: Tensor, predicted: Tensor, actual: Tensor) -> tuple[float, int]:
+    """(macro-F1, classes averaged) from per-class counts; classes with no target and no
+    prediction are left out, and (0.0, 0) when none is left."""
+    present = (predicted + actual) > 0
+    classes = int(present.sum())
+    if classes == 0:
+        return 0.0, 0
+    f1 = 2 * tp[present].double() / (predicted[present] + actual[present]).double()
+    return float(f1.mean()), classes
