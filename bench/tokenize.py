@@ -11,6 +11,13 @@ peak resident memory of the process.
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+# bench/tokenize.py would shadow the standard library's tokenize module for scripts run from
+# this folder: take the folder off the import path.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).parent]
+
 import argparse
 import json
 import statistics

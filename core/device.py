@@ -122,32 +122,40 @@ def peak_flops(placement: Placement) -> float:
     return _measured_peak(placement)
 
 
+_peak_cache: dict[str, float] = {}
+
+
 def _measured_peak(placement: Placement) -> float:
+    """Measured once per process; the highest figure any process saw is kept on disk, since a
+    busy machine only ever makes a matmul look slower than the hardware can go."""
     from core.dataset import cache_root
+    from core.fileio import atomic_write_text
 
     key = f"{platform.processor() or platform.machine()}|{placement.device}|" \
           f"{placement.precision}|{torch.get_num_threads()}|{torch.__version__}"
+    if key in _peak_cache:
+        return _peak_cache[key]
     path = cache_root() / "peak_flops.json"
     try:
         table = json.loads(path.read_text())
     except (OSError, ValueError):
         table = {}
-    if key not in table:
-        table[key] = _time_matmul(placement)
-        try:
-            from core.fileio import atomic_write_text
-
-            atomic_write_text(path, json.dumps(table, indent=1))
-        except OSError:
-            pass  # a read-only cache only costs a re-measurement next time
-    return float(table[key])
+    measured = _time_matmul(placement)
+    table[key] = max(measured, float(table.get(key, 0.0)))
+    try:
+        atomic_write_text(path, json.dumps(table, indent=1))
+    except OSError:
+        pass  # a read-only cache only costs the best-of-history figure
+    _peak_cache[key] = table[key]
+    return table[key]
 
 
 def _time_matmul(placement: Placement, n: int = 1024, reps: int = 6) -> float:
     dtype = torch.float32 if placement.precision == "fp32" else _AUTOCAST_DTYPES[
         placement.precision]
-    a = torch.randn(n, n, device=placement.device, dtype=dtype)
-    b = torch.randn(n, n, device=placement.device, dtype=dtype)
+    local = torch.Generator().manual_seed(0)  # leave the global RNG (the run's seed) alone
+    a = torch.randn(n, n, generator=local).to(placement.device, dtype)
+    b = torch.randn(n, n, generator=local).to(placement.device, dtype)
     a @ b  # warm up
     best = float("inf")
     for _ in range(reps):

@@ -11,6 +11,7 @@ readable line, never an exception that takes the host down.
 from __future__ import annotations
 
 import queue
+import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
@@ -21,6 +22,10 @@ from core.errors import LlmlabError
 from core.session import Session
 
 Emit = Callable[[msg.Event], None]
+
+
+class _Cancelled(Exception):
+    """A long workbench operation was cancelled by the user."""
 
 
 class CommandQueue(Protocol):
@@ -37,8 +42,11 @@ class Engine:
         self.emit = emit
         self.commands: CommandQueue = commands if commands is not None else queue.Queue()
         self.trainer = None  # a core.trainer.Trainer while a run is loaded
+        self.workbench = None  # a core.workbench.Workbench after LoadRun
+        self._deferred: list[msg.Command] = []  # arrived during a long operation
         self.state = "idle"
         self._stop_requested = False
+        self._stop_checkpoint = True
         self._shutdown = False
 
     # ------------------------------------------------------------------ worker main loop
@@ -47,7 +55,7 @@ class Engine:
         """Handle commands until Shutdown (the background worker's life)."""
         self._set_state("idle")
         while not self._shutdown:
-            command = self.commands.get()
+            command = self._deferred.pop(0) if self._deferred else self.commands.get()
             if isinstance(command, msg.Start):
                 self.train(command.resume)
             else:
@@ -60,6 +68,8 @@ class Engine:
         from core.trainer import Trainer
 
         self._stop_requested = False
+        self._stop_checkpoint = True
+        self.trainer = None  # a failed start must not finish (and mark) the previous run
         try:
             self._set_state("preparing")
             self.trainer = Trainer.create(self.session, self.emit, resume)
@@ -82,7 +92,7 @@ class Engine:
         while not t.done:
             self._drain_commands()
             if self._stop_requested:
-                return self._finish("stopped", checkpoint=True)
+                return self._finish("stopped", checkpoint=self._stop_checkpoint)
             metrics = t.train_step()
             if metrics is not None:
                 self.emit(metrics)
@@ -94,6 +104,8 @@ class Engine:
 
     def _drain_commands(self) -> None:
         """Apply every waiting command; while paused, wait here for the next one."""
+        while self._deferred:
+            self._handle(self._deferred.pop(0))
         while True:
             block = self.state == "paused" and not self._stop_requested
             try:
@@ -119,16 +131,28 @@ class Engine:
             self._set_state("running")
         elif isinstance(command, msg.Stop) and running:
             self._stop_requested = True
+            self._stop_checkpoint = command.checkpoint
             self._set_state("stopping")
         elif isinstance(command, msg.Shutdown):
             self._shutdown = True
-            self._stop_requested = running
+            if running:  # (a Stop already under way stays as it was asked)
+                self._stop_requested = True
+                self._stop_checkpoint = True
         elif isinstance(command, msg.SetHparam):
             if not running:
                 raise LlmlabError(f"{command.name}: no training is running; edit the session")
             self.emit(t.set_hparam(command.name, command.value))
+        elif isinstance(command, msg.Evaluate) and self.trainer is None and self.workbench:
+            self.emit(self._evaluate_bench(command.split))
         elif isinstance(command, msg.Evaluate):
             self.emit(self._loaded().evaluate(command.split))
+        elif isinstance(command, msg.LoadRun):
+            self._load_bench(command.path)
+        elif isinstance(command, (msg.PruneTo, msg.Sweep, msg.FineTune, msg.Quantize,
+                                  msg.SaveCompressed, msg.Generate)):
+            self._bench_command(command)
+        elif isinstance(command, msg.Cancel):
+            pass  # nothing under way to cancel
         elif isinstance(command, msg.SaveCheckpoint):
             self.emit(self._loaded().save_checkpoint())
         elif isinstance(command, msg.Start):
@@ -137,6 +161,98 @@ class Engine:
             pass  # nothing to pause, resume or stop: harmless
         else:
             raise LlmlabError(f"{type(command).__name__}: not supported yet")
+
+    # ------------------------------------------------------------------ the workbench
+
+    def _load_bench(self, path: str) -> None:
+        from core.device import place
+        from core.workbench import Workbench
+
+        self.emit(msg.Status(self.state, f"loading {path}"))
+        device = place(self.session.train.device, "fp32").device
+        self.workbench = wb = Workbench(path, device=device)
+        self.emit(msg.ModelLoaded(str(wb.bench.source), wb.bench.session.model.arch,
+                                  wb.bench.step, wb.bench.tokenizer.vocab_size,
+                                  wb.model.context, wb.dense_figures()))
+
+    def _bench_command(self, command: msg.Command) -> None:
+        wb = self.workbench
+        if wb is None:
+            raise LlmlabError("no model loaded: load a run first (LoadRun)")
+        t0 = time.perf_counter()
+        try:
+            if isinstance(command, msg.PruneTo):
+                figures = wb.prune(command.method, command.sparsity, command.seed)
+            elif isinstance(command, msg.FineTune):
+                figures = wb.finetune(
+                    command.steps, should_stop=self._cancel_requested,
+                    on_step=lambda i, loss: self.emit(msg.FinetuneStep(i, command.steps, loss)))
+            elif isinstance(command, msg.Quantize):
+                figures = wb.quantize()
+            elif isinstance(command, msg.SaveCompressed):
+                self.emit(msg.CompressedSaved(str(wb.save(command.path))))
+                return
+            elif isinstance(command, msg.Sweep):
+                self._sweep(command)
+                return
+            else:
+                self._generate(command)
+                return
+        except _Cancelled:
+            return
+        self.emit(msg.Compressed(figures, wb.dense_figures(), time.perf_counter() - t0))
+
+    def _sweep(self, command: msg.Sweep) -> None:
+        levels = list(command.levels)
+
+        def on_point(p) -> None:
+            self.emit(msg.SweepPointMeasured(command.method, p.sparsity, p.real_sparsity,
+                                             p.loss, p.perplexity, p.top1, p.top5,
+                                             last=p.sparsity == levels[-1]))
+            if self._cancel_requested():
+                raise _Cancelled
+
+        self.workbench.sweep(command.method, levels, on_point=on_point)
+
+    def _generate(self, c: msg.Generate) -> None:
+        from core.generate import Sampling
+
+        sampling = Sampling(max_tokens=c.max_tokens, temperature=c.temperature, top_k=c.top_k,
+                            top_p=c.top_p, repetition_penalty=c.repetition_penalty,
+                            stop=list(c.stop), seed=c.seed)
+        t0 = last = time.perf_counter()
+        pending, tokens = "", 0
+        for piece in self.workbench.generate(c.prompt, sampling, c.model):
+            pending += piece
+            tokens += 1
+            now = time.perf_counter()
+            if now - last >= 0.03:  # at most ~30 events a second: the screen needs no more
+                self.emit(msg.Generated(c.request_id, pending, tokens, tokens / (now - t0),
+                                        model=c.model))
+                pending, last = "", now
+                if self._cancel_requested():
+                    break
+        elapsed = max(time.perf_counter() - t0, 1e-9)
+        self.emit(msg.Generated(c.request_id, pending, tokens, tokens / elapsed, done=True,
+                                model=c.model))
+
+    def _evaluate_bench(self, split: str) -> msg.EvalMetrics:
+        r = self.workbench.evaluate(split)
+        return msg.EvalMetrics(self.workbench.bench.step, split, r.loss, r.perplexity, r.top1,
+                               r.top5)
+
+    def _cancel_requested(self) -> bool:
+        """Whether a Cancel (or Shutdown) waits; other commands wait for the work to end."""
+        while True:
+            try:
+                command = self.commands.get_nowait()
+            except queue.Empty:
+                return False
+            if isinstance(command, msg.Cancel):
+                return True
+            self._deferred.append(command)
+            if isinstance(command, msg.Shutdown):
+                return True
 
     def _loaded(self):
         if self.trainer is None:

@@ -76,6 +76,63 @@ class Shutdown(Command):
     """End the worker: stops any training (with a checkpoint) and exits."""
 
 
+@dataclass
+class PruneTo(Command):
+    """Prune a copy of the loaded model (see LoadRun); the trained weights stay dense."""
+
+    method: str
+    sparsity: float
+    seed: int = 0
+
+
+@dataclass
+class Sweep(Command):
+    """Measure loss against sparsity, one SweepPointMeasured per level."""
+
+    method: str
+    levels: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
+
+
+@dataclass
+class FineTune(Command):
+    """Fine-tune the pruned candidate for `steps` (pruned weights stay zero)."""
+
+    steps: int
+
+
+@dataclass
+class Quantize(Command):
+    """Quantize the candidate (or the dense model) to int8."""
+
+
+@dataclass
+class SaveCompressed(Command):
+    """Save the candidate; `path` None puts it in the run's compressed/ folder."""
+
+    path: str | None = None
+
+
+@dataclass
+class Generate(Command):
+    """Generate from the loaded model ("dense") or the candidate ("compressed")."""
+
+    prompt: str
+    max_tokens: int = 200
+    temperature: float = 0.8
+    top_k: int = 0
+    top_p: float = 1.0
+    repetition_penalty: float = 1.0
+    stop: tuple[str, ...] = ()
+    seed: int = 0
+    model: str = "dense"
+    request_id: int = 0
+
+
+@dataclass
+class Cancel(Command):
+    """Stop a generation, sweep or fine-tuning that is under way."""
+
+
 # --------------------------------------------------------------------------- events
 
 
@@ -144,6 +201,78 @@ class HparamChanged(Event):
     name: str
     old: float
     new: float
+
+
+@dataclass
+class ModelFigures:
+    """One column of a before/after table (not an event: carried by the events below)."""
+
+    label: str  # "dense", "magnitude 50%", "magnitude 50% int8" ...
+    params: int
+    nonzero: int
+    sparsity: float  # zeros over the prunable weights
+    size_bytes: int
+    loss: float  # on the workbench's fixed val sample
+    perplexity: float
+    top1: float
+    top5: float
+    latency_ms: float  # one forward of a full context window, batch 1
+    layers: list[tuple[str, float]] = field(default_factory=list)  # (layer, sparsity)
+
+
+@dataclass
+class ModelLoaded(Event):
+    source: str
+    arch: str
+    step: int
+    vocab_size: int
+    context: int
+    dense: ModelFigures
+
+
+@dataclass
+class Compressed(Event):
+    """The candidate changed (pruned, fine-tuned or quantized): its figures and the dense."""
+
+    figures: ModelFigures
+    dense: ModelFigures
+    seconds: float  # how long compressing and measuring took
+
+
+@dataclass
+class SweepPointMeasured(Event):
+    method: str
+    sparsity: float
+    real_sparsity: float
+    loss: float
+    perplexity: float
+    top1: float
+    top5: float
+    last: bool = False
+
+
+@dataclass
+class FinetuneStep(Event):
+    step: int
+    steps: int
+    loss: float
+
+
+@dataclass
+class CompressedSaved(Event):
+    path: str
+
+
+@dataclass
+class Generated(Event):
+    """Text streamed from a generation; `done` marks the last piece (text may be empty)."""
+
+    request_id: int
+    text: str
+    tokens: int  # generated so far
+    tokens_per_s: float
+    done: bool = False
+    model: str = "dense"
 
 
 @dataclass

@@ -541,14 +541,18 @@ class SweepPoint:
 def sweep(model: nn.Module, dataset: TokenDataset, levels: Sequence[float] = SWEEP_LEVELS,
           method: str = "magnitude", eval_batches: int = 8, batch_size: int = 32, seed: int = 0,
           device: str = "cpu", split: str = "val",
-          on_point: Callable[[SweepPoint], None] | None = None) -> list[SweepPoint]:
+          on_point: Callable[[SweepPoint], None] | None = None,
+          evalset: FixedEvalSet | None = None) -> list[SweepPoint]:
     """Loss and accuracy against sparsity: each level prunes a fresh copy of `model` (left
     untouched, already on `device`) and evaluates it on one fixed sample of `split`.
 
     `on_point` receives each point as it is measured, so a curve can be drawn as it grows.
+    A caller that already holds a fixed sample passes it as `evalset` (then `eval_batches`,
+    `batch_size`, `split` and `device` are not used).
     """
-    evalset = FixedEvalSet.draw(dataset, model.context, eval_batches, batch_size, seed,
-                                split).to(device)
+    if evalset is None:
+        evalset = FixedEvalSet.draw(dataset, model.context, eval_batches, batch_size, seed,
+                                    split).to(device)
     points = []
     for level in levels:
         pruned = prune_model(model, method, level, seed=seed)

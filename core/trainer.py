@@ -115,6 +115,7 @@ class Trainer:
             dataset = load_dataset(session.data, session.base_dir)
             trainer = cls(session, dataset, placement, run_dir, emit, ckpt.path)
             trainer.writer.truncate_metrics_after(trainer.step)
+            trainer.writer.update_info(status="running")  # not "stopped" while it trains again
             return trainer
         emit(msg.Status("preparing", f"opening {session.data.corpus}"))
         dataset = load_dataset(session.data, session.base_dir)

@@ -67,6 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--top-k", type=int, default=None)
     sample.add_argument("--top-p", type=float, default=None)
     sample.add_argument("--seed", type=int, default=None)
+    from llmlab.compress_commands import add_parsers as add_compress_parsers
+
+    add_compress_parsers(sub)
     runs = sub.add_parser("runs", help="list runs with their best val loss, steps, size")
     runs.add_argument("session", nargs="?", help="only this session's runs")
     runs.add_argument("--runs-dir", default="runs", type=Path,
@@ -74,7 +77,31 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _app_session(argv: list[str]) -> tuple[bool, str | None]:
+    """Whether `argv` asks for the full-screen app: no arguments, or just a session path (a
+    first word that is neither a subcommand nor an option); and that path, if any."""
+    if not argv:
+        return True, None
+    if len(argv) == 1 and not argv[0].startswith("-") and argv[0] not in _subcommands():
+        return True, argv[0]
+    return False, None
+
+
+def _subcommands() -> set[str]:
+    parser = build_parser()
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return set(action.choices)
+    return set()
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    wants_app, session_path = _app_session(argv)
+    if wants_app:
+        from tui.app import run_app
+
+        return run_app(session_path)
     args = build_parser().parse_args(argv)
     try:
         return _dispatch(args)
@@ -108,6 +135,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         return cmd_init(args)
     if args.command == "samples":
         return cmd_samples()
+    if args.command in ("prune", "quantize"):
+        from llmlab import compress_commands
+
+        return getattr(compress_commands, f"cmd_{args.command}")(args)
     if args.command in ("train", "eval", "sample", "runs"):
         from llmlab import run_commands
 

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import queue
+import signal
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from rich.console import Console
@@ -28,9 +32,14 @@ def cmd_train(args: argparse.Namespace, load_session: LoadSession) -> int:
         resume = find_run(args.resume, session.resolve(session.train.runs_dir))
     console = Console(stderr=True)
     view = _TrainView(console)
-    engine = Engine(session, view.on_event)
-    with view.progress:
-        final = engine.train(resume)
+    # A SimpleQueue: its put() is safe to call from a signal handler.
+    engine = Engine(session, view.on_event, queue.SimpleQueue())
+    try:
+        with _stop_on_ctrl_c(engine):
+            final = engine.train(resume)
+    finally:
+        if view.task is not None:  # started with the run: a run that never starts prints
+            view.progress.stop()  # nothing but its error line
     for line in view.summary():
         console.print(line)
     if final == "failed":
@@ -42,6 +51,29 @@ def cmd_train(args: argparse.Namespace, load_session: LoadSession) -> int:
               file=sys.stderr)
         return EXIT_INTERRUPTED
     return EXIT_OK
+
+
+@contextlib.contextmanager
+def _stop_on_ctrl_c(engine) -> Iterator[None]:
+    """The first Ctrl+C asks the engine to stop after the current step, so the checkpoint it
+    saves resumes exactly (a KeyboardInterrupt could land mid-step, after the batch or the
+    dropout RNG had moved on); a second Ctrl+C interrupts at once."""
+    from core import messages as msg
+
+    previous = signal.getsignal(signal.SIGINT)
+    if threading.current_thread() is not threading.main_thread() or previous is signal.SIG_IGN:
+        yield
+        return
+
+    def stop(signum, frame) -> None:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        engine.commands.put(msg.Stop())
+
+    signal.signal(signal.SIGINT, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 class _TrainView:
@@ -70,6 +102,7 @@ class _TrainView:
             self.run_dir = event.run_dir
             self.console.print(f"run {event.run_dir}: {event.arch}, {event.params:,} parameters,"
                                f" {event.device} {event.precision}")
+            self.progress.start()
             self.task = self.progress.add_task("train", total=event.max_steps,
                                                completed=event.start_step, loss="-", val="-",
                                                speed="-")
@@ -110,6 +143,9 @@ def cmd_eval(args: argparse.Namespace, load_session: LoadSession) -> int:
     from core.evaluate import evaluate
     from core.inference import load_run
 
+    if args.iters < 0:
+        raise LlmlabError(f"--iters: must be >= 1, or 0 for the run's eval_iters "
+                          f"(got {args.iters})")
     run = load_run(_run_dir(args))
     ds = load_dataset(run.session.data, run.session.base_dir)
     t = run.session.train

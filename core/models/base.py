@@ -3,10 +3,25 @@
 Every family maps token ids `idx[B, T]` to next-token logits `[B, T, V]`: the logits at position
 t predict token t+1 and depend only on tokens at positions <= t. That one contract is what lets
 the trainer, the evaluation and the generator treat an MLP, an LSTM and a GPT alike.
+
+Generation uses a second, incremental form of the same contract:
+
+    state = model.init_state(batch)
+    logits, state = model.step(prompt, state)   # prefill: logits [B, len(prompt), V]
+    logits, state = model.step(next_ids, state) # then one token at a time: [B, 1, V]
+
+`step` gives the logits the full forward would give for the new tokens after everything fed
+before, as long as that fits in the model's window: a KV cache for `gpt`, the carried hidden
+state for `lstm`/`gru`, the last `context - 1` tokens for `mlp`. Past the window each family
+goes on in its own way (see its `step`), so generation can run forever. The state is opaque to
+callers and may be updated in place.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
+import torch
 from torch import Tensor, nn
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
@@ -40,6 +55,25 @@ class LanguageModel(nn.Module):
     def forward(self, idx: Tensor) -> Tensor:
         """Logits `[B, T, V]` for token ids `idx[B, T]`; position t predicts token t+1."""
         raise NotImplementedError
+
+    def init_state(self, batch: int = 1) -> Any:
+        """A fresh decoding state for `step`, for `batch` sequences.
+
+        This default, for a family without a faster way, keeps the tokens seen so far and
+        `step` reruns `forward` over the last `context` of them.
+        """
+        return torch.zeros(batch, 0, dtype=torch.long, device=self.device)
+
+    def step(self, idx: Tensor, state: Any) -> tuple[Tensor, Any]:
+        """Logits `[B, t, V]` for new tokens `idx[B, t]` that follow those fed before, and the
+        new state. `t <= context`; call it under `torch.inference_mode()` (or `no_grad`)."""
+        seen = torch.cat([state, idx], dim=1)[:, -self.context:]
+        return self(seen)[:, -idx.size(1):], seen
+
+    @property
+    def device(self) -> torch.device:
+        """Where the weights are."""
+        return next(self.parameters()).device
 
     def flops_per_token(self) -> int:
         """Forward-pass FLOPs per token: 2 per multiply-accumulate of the matmuls.

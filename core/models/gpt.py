@@ -10,6 +10,7 @@ over; like nanoGPT, the head has no bias whatever `bias` says.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -17,6 +18,22 @@ from torch import Tensor, nn
 
 from core.models.base import LanguageModel, make_activation
 from core.session import ModelConfig
+
+
+@dataclass
+class KVCache:
+    """What `GPT.step` keeps between calls: every layer's keys and values so far.
+
+    The tensors are allocated once for the whole context (`[B, n_head, context, head_size]`
+    per layer) and filled up to `length`: on CPU as fast as growing them with `torch.cat` every
+    token (bench/generate.py's docstring has the figures), with no allocation per token and
+    memory known up front.
+    """
+
+    keys: list[Tensor]
+    values: list[Tensor]
+    tokens: Tensor  # [B, context]: the ids cached, kept to re-prefill when the window slides
+    length: int = 0  # positions filled
 
 
 class CausalSelfAttention(nn.Module):
@@ -32,15 +49,50 @@ class CausalSelfAttention(nn.Module):
         self.c_proj = nn.Linear(cfg.n_embd, cfg.n_embd, bias=cfg.bias)
         self.resid_dropout = nn.Dropout(cfg.dropout)
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, kv: tuple[Tensor, Tensor] | None = None,
+                start: int = 0) -> Tensor:
+        """Attention over `x[B, T, C]`; with `kv`, also over the `start` positions cached there.
+
+        `kv` is one layer's (keys, values) cache, each `[B, n_head, context, head_size]`: the new
+        keys and values are written at positions `start..start+T` and the queries attend over
+        all of `0..start+T`, so a generator feeds one token at a time without recomputing the
+        keys and values of the tokens before it.
+        """
         B, T, C = x.shape
         q, k, v = self.c_attn(x).split(C, dim=2)
         # [B, T, C] -> [B, n_head, T, head_size]
         q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))
-        p = self.dropout if self.training else 0.0
-        y = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=True)
+        mask, is_causal = None, True
+        if kv is not None:
+            kv[0].narrow(2, start, T).copy_(k)
+            kv[1].narrow(2, start, T).copy_(v)
+            k, v = kv[0].narrow(2, 0, start + T), kv[1].narrow(2, 0, start + T)
+            if k.dtype != q.dtype:  # a cache made outside autocast, used under it
+                k, v = k.to(q.dtype), v.to(q.dtype)
+            if start > 0:
+                # The new tokens see every cached one and the new ones up to themselves: a
+                # causal mask aligned to the bottom right. One new token sees everything.
+                is_causal = False
+                if T > 1:
+                    mask = torch.ones(T, start + T, dtype=torch.bool, device=x.device)
+                    mask = mask.tril(start)
+        y = self._attend(q, k, v, mask, is_causal)
         y = y.transpose(1, 2).contiguous().view(B, T, C)  # heads side by side again
         return self.resid_dropout(self.c_proj(y))
+
+    def _attend(self, q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None,
+                is_causal: bool) -> Tensor:
+        p = self.dropout if self.training else 0.0
+        if q.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
+            # On CPU the bf16 flash-attention backward is ~5x slower than fp32 (torch 2.13,
+            # measured on the baby GPT): keep attention in fp32, the matmuls around it in bf16.
+            with torch.autocast("cpu", enabled=False):
+                y = F.scaled_dot_product_attention(q.float(), k.float(), v.float(),
+                                                   attn_mask=mask, dropout_p=p,
+                                                   is_causal=is_causal)
+            return y.to(q.dtype)
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p,
+                                              is_causal=is_causal)
 
 
 class MLP(nn.Module):
@@ -67,8 +119,9 @@ class Block(nn.Module):
         self.ln_2 = nn.LayerNorm(cfg.n_embd, bias=cfg.bias)
         self.mlp = MLP(cfg)
 
-    def forward(self, x: Tensor) -> Tensor:
-        x = x + self.attn(self.ln_1(x))
+    def forward(self, x: Tensor, kv: tuple[Tensor, Tensor] | None = None,
+                start: int = 0) -> Tensor:
+        x = x + self.attn(self.ln_1(x), kv, start)
         return x + self.mlp(self.ln_2(x))
 
 
@@ -82,6 +135,7 @@ class GPT(LanguageModel):
         self.context = cfg.context
         self.vocab_size = vocab_size
         self.n_layer = cfg.n_layer
+        self.n_head = cfg.n_head
         self.n_embd = cfg.n_embd
         self.transformer = nn.ModuleDict(dict(
             wte=nn.Embedding(vocab_size, cfg.n_embd),
@@ -108,6 +162,50 @@ class GPT(LanguageModel):
         x = self.transformer.drop(self.transformer.wte(idx) + self.transformer.wpe(pos))
         for block in self.transformer.h:
             x = block(x)
+        return self.lm_head(self.transformer.ln_f(x))
+
+    def init_state(self, batch: int = 1) -> KVCache:
+        """An empty KV cache for `batch` sequences, on the model's device and dtype."""
+        wte = self.transformer.wte.weight
+        shape = (batch, self.n_head, self.context, self.n_embd // self.n_head)
+
+        def empty() -> Tensor:
+            return torch.zeros(shape, dtype=wte.dtype, device=wte.device)
+
+        return KVCache(
+            keys=[empty() for _ in range(self.n_layer)],
+            values=[empty() for _ in range(self.n_layer)],
+            tokens=torch.zeros(batch, self.context, dtype=torch.long, device=wte.device),
+        )
+
+    def step(self, idx: Tensor, state: KVCache) -> tuple[Tensor, KVCache]:
+        """Logits for the new tokens `idx[B, t]` after those in the cache; updates `state`.
+
+        Positions go on from the cache's length. When the new tokens would overflow the
+        context, the window slides: the last `max(context // 2, t)` tokens (old and new) are
+        prefilled again from position 0 and the rest forgotten. So generation can go on
+        forever, re-prefilling half a context once every half a context of tokens, while each
+        token still sees at least `context // 2` tokens before it.
+        """
+        T = idx.size(1)
+        if T > self.context:
+            raise ValueError(f"step of {T} tokens is longer than the context ({self.context})")
+        if state.length + T > self.context:
+            seen = torch.cat([state.tokens[:, :state.length], idx], dim=1)
+            state.length = 0
+            logits = self._extend(seen[:, -max(self.context // 2, T):], state)
+            return logits[:, -T:], state
+        return self._extend(idx, state), state
+
+    def _extend(self, idx: Tensor, state: KVCache) -> Tensor:
+        """Run `idx` through the model at positions `state.length...`, caching keys/values."""
+        start, end = state.length, state.length + idx.size(1)
+        state.tokens[:, start:end] = idx
+        pos = self.transformer.wpe.weight[start:end]  # the rows wpe(arange(start, end)) gives
+        x = self.transformer.drop(self.transformer.wte(idx) + pos)
+        for block, k, v in zip(self.transformer.h, state.keys, state.values, strict=True):
+            x = block(x, (k, v), start)
+        state.length = end
         return self.lm_head(self.transformer.ln_f(x))
 
     def num_position_params(self) -> int:

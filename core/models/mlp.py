@@ -42,17 +42,36 @@ class MLPLM(LanguageModel):
         if cfg.tie_embeddings and hidden == cfg.n_embd:
             self.lm_head.weight = self.wte.weight
 
-    def windows(self, idx: Tensor) -> Tensor:
-        """`[B, T, context * n_embd]`: at position t, the embeddings of tokens t-context+1..t."""
-        B, T = idx.shape
+    def windows(self, idx: Tensor, last: int | None = None) -> Tensor:
+        """`[B, T, context * n_embd]`: at position t, the embeddings of tokens t-context+1..t.
+
+        With `last`, only the windows of the last `last` positions.
+        """
+        B = idx.size(0)
         x = self.wte(idx)
         pad = self.pad.expand(B, self.context - 1, self.n_embd)
         x = torch.cat([pad, x], dim=1)  # [B, context - 1 + T, C]
         x = x.unfold(1, self.context, 1)  # [B, T, C, context]: window t ends at token t
-        return x.transpose(2, 3).reshape(B, T, self.context * self.n_embd)
+        if last is not None:
+            x = x[:, -last:]
+        return x.transpose(2, 3).reshape(B, x.size(1), self.context * self.n_embd)
 
     def forward(self, idx: Tensor) -> Tensor:
         return self.lm_head(self.hidden(self.windows(idx)))
+
+    def init_state(self, batch: int = 1) -> Tensor:
+        """The tokens before the next one that its window needs: none yet, `[B, 0]`."""
+        return torch.zeros(batch, 0, dtype=torch.long, device=self.wte.weight.device)
+
+    def step(self, idx: Tensor, state: Tensor) -> tuple[Tensor, Tensor]:
+        """One window per new token; the state keeps the last `context - 1` tokens.
+
+        The window just rolls on, so past the context there is nothing to slide: the logits
+        are always exactly those of `forward` over the last `context` tokens.
+        """
+        seen = torch.cat([state, idx], dim=1)
+        logits = self.lm_head(self.hidden(self.windows(seen, last=idx.size(1))))
+        return logits, seen[:, max(0, seen.size(1) - (self.context - 1)):]
 
     def flops_per_token(self) -> int:
         """The hidden layers' and the output layer's matmuls."""

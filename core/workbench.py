@@ -1,0 +1,243 @@
+"""The workbench: a trained model loaded for the research half of the lab.
+
+It holds one dense model (a run's best checkpoint, or a saved compressed model) and at most one
+compressed candidate derived from it, and answers what the Prune and Generate panes and the
+`prune`/`quantize`/`eval`/`sample` commands ask: prune a copy to a sparsity and measure it,
+sweep sparsities, fine-tune the candidate, quantize it, save it, evaluate, generate. The dense
+weights are never modified: every compression works on a copy.
+
+Measurements use one fixed sample of the val split (`FixedEvalSet`), drawn once, so every
+slider position is compared on the same tokens, and the dense baseline is measured once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from torch import nn
+
+from core.compressed import load_compressed, save_compressed
+from core.dataset import TokenDataset, load_dataset
+from core.errors import LlmlabError
+from core.generate import Sampling, generate_text
+from core.inference import load_run
+from core.messages import ModelFigures
+from core.prune import (
+    SWEEP_LEVELS,
+    FixedEvalSet,
+    SweepPoint,
+    copy_model,
+    evaluate_fixed,
+    finetune,
+    fold_masks,
+    prune_model,
+    sparsity_report,
+    sweep,
+)
+from core.quantize import is_quantized, latency_ms, model_size_bytes, quantize_int8
+from core.report import EvalReport, evaluation_report
+from core.session import Session, save_session
+from core.tokenizers import Tokenizer, load_tokenizer
+
+COMPRESSED_JSON = "compressed.json"
+
+
+@dataclass
+class Bench:
+    """What is loaded: where it came from, and its session, tokenizer and data."""
+
+    source: Path
+    session: Session
+    tokenizer: Tokenizer
+    dataset: TokenDataset
+    step: int
+    compressed_meta: dict | None = None  # set when the source is a compressed model
+
+
+class Workbench:
+    def __init__(self, source: str | Path, device: str = "cpu", eval_batches: int = 8,
+                 eval_batch_size: int = 32):
+        self.device = device
+        self.model, self.bench = _load_source(Path(source), device)
+        s = self.bench.session
+        self.evalset = FixedEvalSet.draw(self.bench.dataset, self.model.context, eval_batches,
+                                         eval_batch_size, seed=s.train.seed).to(device)
+        self.candidate: nn.Module | None = None
+        self.candidate_meta: dict = {}
+        self._dense: ModelFigures | None = None
+
+    # ------------------------------------------------------------------ measuring
+
+    def measure(self, model: nn.Module, label: str) -> ModelFigures:
+        result = evaluate_fixed(model, self.evalset)
+        report = sparsity_report(model)
+        return ModelFigures(
+            label=label, params=report.params, nonzero=report.nonzero_params,
+            sparsity=report.sparsity, size_bytes=model_size_bytes(model), loss=result.loss,
+            perplexity=result.perplexity, top1=result.top1, top5=result.top5,
+            latency_ms=latency_ms(model, self.model.context, self.bench.tokenizer.vocab_size,
+                                  reps=5, device="cpu" if is_quantized(model) else self.device),
+            layers=[(layer.name, layer.sparsity) for layer in report.layers])
+
+    def dense_figures(self) -> ModelFigures:
+        if self._dense is None:
+            self._dense = self.measure(self.model, "dense")
+        return self._dense
+
+    # ------------------------------------------------------------------ compressing
+
+    def prune(self, method: str, sparsity: float, seed: int = 0) -> ModelFigures:
+        """Prune a copy of the dense model: it becomes the candidate; its figures."""
+        _check_sparsity(sparsity)
+        self.candidate = prune_model(self.model, method, sparsity, seed=seed)
+        self.candidate_meta = {"method": method, "sparsity": sparsity, "finetune_steps": 0}
+        return self.measure(self.candidate, self._label())
+
+    def sweep(self, method: str, levels=SWEEP_LEVELS, seed: int = 0,
+              on_point: Callable[[SweepPoint], None] | None = None) -> list[SweepPoint]:
+        """Loss against sparsity on the fixed sample; the dense model is not touched."""
+        return sweep(self.model, self.bench.dataset, levels, method, seed=seed,
+                     on_point=on_point, evalset=self.evalset)
+
+    def finetune(self, steps: int, on_step: Callable[[int, float], None] | None = None,
+                 should_stop: Callable[[], bool] | None = None) -> ModelFigures:
+        """Fine-tune the pruned candidate for `steps` (pruned weights stay zero)."""
+        candidate = self._candidate(for_what="fine-tune")
+        if is_quantized(candidate):
+            raise LlmlabError("cannot fine-tune an int8 model: fine-tune first, then quantize")
+        s = self.bench.session
+        done = 0
+
+        def step_hook(step: int, loss: float) -> None:  # step counts from 0
+            nonlocal done
+            done = step + 1
+            if on_step is not None:
+                on_step(done, loss)
+            if should_stop is not None and should_stop():
+                raise _Stopped
+
+        try:
+            finetune(candidate, self.bench.dataset, steps, s.optim, s.train.batch_size,
+                     seed=s.train.seed, device=self.device, on_step=step_hook)
+        except _Stopped:
+            pass
+        self.candidate_meta["finetune_steps"] = self.candidate_meta.get("finetune_steps", 0) + done
+        return self.measure(candidate, self._label())
+
+    def quantize(self) -> ModelFigures:
+        """Quantize the candidate (or the dense model) to int8; it becomes the candidate."""
+        base = self.candidate if self.candidate is not None else self.model
+        if is_quantized(base):
+            raise LlmlabError("this model is already int8")
+        self.candidate = quantize_int8(base)
+        if not self.candidate_meta:
+            self.candidate_meta = {"method": "none", "sparsity": 0.0, "finetune_steps": 0}
+        self.candidate_meta["quantize"] = "int8"
+        figures = self.measure(self.candidate, self._label())
+        # int8 keeps every zero, but packed layers hide their weights from sparsity_report:
+        # the counts are those of the model that was quantized.
+        report = sparsity_report(base)
+        return dataclasses.replace(
+            figures, params=report.params, nonzero=report.nonzero_params,
+            sparsity=report.sparsity, layers=[(x.name, x.sparsity) for x in report.layers])
+
+    def save(self, folder: str | Path | None = None) -> Path:
+        """Save the candidate as a self-contained compressed model (weights, what was done,
+        session and tokenizer), by default under the run's `compressed/` folder."""
+        candidate = self._candidate(for_what="save")
+        folder = Path(folder) if folder else self._default_folder()
+        model = candidate if is_quantized(candidate) else fold_masks(copy_model(candidate))
+        report = sparsity_report(model)
+        meta = {k: v for k, v in self.candidate_meta.items() if k != "quantize"}
+        meta.update(source=str(self.bench.source), source_step=self.bench.step,
+                    layer_sparsity={layer.name: layer.sparsity for layer in report.layers},
+                    dense_size_bytes=self.dense_figures().size_bytes)
+        save_compressed(folder, model, arch_cfg=self.bench.session.model,
+                        vocab_size=self.bench.tokenizer.vocab_size, meta=meta)
+        save_session(self.bench.session, folder / "session.toml")
+        self.bench.tokenizer.save(folder / "tokenizer.json")
+        return folder
+
+    def _candidate(self, for_what: str) -> nn.Module:
+        if self.candidate is None:
+            raise LlmlabError(f"nothing to {for_what}: prune or quantize the model first")
+        return self.candidate
+
+    def _label(self) -> str:
+        m = self.candidate_meta
+        parts = []
+        if m.get("method", "none") != "none":
+            parts.append(f"{m['method']} {m['sparsity']:.0%}")
+        if m.get("finetune_steps"):
+            parts.append(f"+{m['finetune_steps']} steps")
+        if m.get("quantize") == "int8":
+            parts.append("int8")
+        return " ".join(parts) or "copy"
+
+    def _default_folder(self) -> Path:
+        m = self.candidate_meta
+        name = f"{m.get('method', 'none')}-{round(100 * m.get('sparsity', 0.0)):02d}"
+        if m.get("finetune_steps"):
+            name += f"-ft{m['finetune_steps']}"
+        if m.get("quantize") == "int8":
+            name += "-int8"
+        if self.bench.compressed_meta is None:  # a run: next to its checkpoints
+            return self.bench.source / "compressed" / name
+        return self.bench.source.parent / name  # a compressed model: beside it
+
+    # ------------------------------------------------------------------ using
+
+    def model_for(self, which: str) -> nn.Module:
+        """"dense" or "compressed" (the candidate)."""
+        if which == "dense":
+            return self.model
+        if which == "compressed":
+            return self._candidate(for_what="generate from")
+        raise LlmlabError(f"model {which!r}: choose dense or compressed")
+
+    def evaluate(self, split: str = "val", iters: int = 0, which: str = "dense") -> EvalReport:
+        s = self.bench.session
+        model = self.model_for(which)
+        device = "cpu" if is_quantized(model) else self.device
+        return evaluation_report(model, self.bench.dataset, split, iters or s.train.eval_iters,
+                                 s.train.batch_size, seed=s.train.seed + 7, device=device)
+
+    def generate(self, prompt: str, sampling: Sampling, which: str = "dense",
+                 use_cache: bool = True) -> Iterator[str]:
+        model = self.model_for(which)
+        device = "cpu" if is_quantized(model) else self.device
+        return generate_text(model, self.bench.tokenizer, prompt, sampling, device=device,
+                             use_cache=use_cache)
+
+
+class _Stopped(Exception):
+    """Raised inside a fine-tuning step hook to end it early."""
+
+
+def _check_sparsity(sparsity: float) -> None:
+    if not 0.0 <= sparsity < 1.0:
+        raise LlmlabError(f"compress.sparsity: must be in [0, 1) (got {sparsity})")
+
+
+def is_compressed_model(path: Path) -> bool:
+    return (path / COMPRESSED_JSON).is_file()
+
+
+def _load_source(source: Path, device: str) -> tuple[nn.Module, Bench]:
+    """A run folder (its best checkpoint) or a compressed-model folder."""
+    if is_compressed_model(source):
+        from core.session import load_session
+
+        model, meta = load_compressed(source, device="cpu")
+        session = load_session(source / "session.toml")
+        session = dataclasses.replace(session, base_dir=source)
+        tokenizer = load_tokenizer(source / "tokenizer.json")
+        dataset = load_dataset(session.data, session.base_dir)
+        step = int(meta.get("source_step", 0))
+        return model, Bench(source, session, tokenizer, dataset, step, meta)
+    run = load_run(source, "best", device)
+    dataset = load_dataset(run.session.data, run.session.base_dir)
+    return run.model, Bench(source, run.session, run.tokenizer, dataset, run.step)
