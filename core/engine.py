@@ -96,6 +96,8 @@ class Engine:
             metrics = t.train_step()
             if metrics is not None:
                 self.emit(metrics)
+            if t.prune_due():
+                self.emit(t.prune_step())
             if t.eval_due():
                 self.emit(t.evaluate())
             if t.checkpoint_due():

@@ -11,6 +11,7 @@ import torch
 from core.checkpoint import CheckpointInfo, list_checkpoints, load_model_weights
 from core.errors import LlmlabError
 from core.models import build_model
+from core.prune import attach_masks, fold_masks
 from core.runs import load_run_session, read_run_info
 from core.session import Session
 from core.tokenizers import Tokenizer, load_tokenizer
@@ -44,6 +45,11 @@ def load_run(run_dir: str | Path, which: str = "best", device: str = "cpu") -> L
     tokenizer = load_tokenizer(run_dir)
     ckpt = pick_checkpoint(run_dir, which)
     model = build_model(session.model, tokenizer.vocab_size)
-    load_model_weights(ckpt.path, model, device)
+    if ckpt.meta.get("masked"):  # saved during gradual pruning: masks are in the file
+        attach_masks(model)
+        load_model_weights(ckpt.path, model, device)
+        fold_masks(model)
+    else:
+        load_model_weights(ckpt.path, model, device)
     model.to(device).eval()
     return LoadedRun(run_dir, session, tokenizer, model, ckpt.step)

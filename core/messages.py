@@ -204,6 +204,15 @@ class HparamChanged(Event):
 
 
 @dataclass
+class SparsityChanged(Event):
+    """Gradual pruning raised the masks during training."""
+
+    step: int
+    target: float  # the cubic schedule's sparsity for this step
+    sparsity: float  # zeros over the prunable weights, as measured
+
+
+@dataclass
 class ModelFigures:
     """One column of a before/after table (not an event: carried by the events below)."""
 

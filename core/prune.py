@@ -134,6 +134,19 @@ def prune_model(model: nn.Module, method: str, sparsity: float, seed: int = 0,
     return target
 
 
+def attach_masks(model: nn.Module) -> None:
+    """Give every prunable weight a mask of ones (no-op where one exists): the shape of a
+    pruned model's state_dict, so a checkpoint saved mid-way through gradual pruning loads."""
+    with torch.no_grad():
+        for w in prunable_weights(model):
+            if w.mask is None:
+                w.keep_only(torch.ones_like(w.param))
+
+
+def is_masked(model: nn.Module) -> bool:
+    return any(w.mask is not None for w in prunable_weights(model))
+
+
 def update_masks(model: nn.Module, method: str, sparsity: float, seed: int = 0) -> None:
     """Prune `model` in place up to `sparsity`, keeping every weight already pruned pruned.
 

@@ -115,6 +115,13 @@ class CompressConfig:
     sparsity: float = knob(0.0, "fraction of weights to prune", lo=0.0, hi=1.0, hi_open=True)
     finetune_steps: int = knob(0, "steps of fine-tuning after pruning", lo=0)
     quantize: str = knob("none", "quantization", choices=("none", "int8"))
+    schedule: str = knob("oneshot", "oneshot: prune a trained model; gradual: prune while "
+                         "training (cubic schedule, Zhu & Gupta 2017)",
+                         choices=("oneshot", "gradual"))
+    begin_step: int = knob(0, "gradual: step of the first pruning", lo=0)
+    end_step: int = knob(0, "gradual: step that reaches the sparsity; 0 = 3/4 of max_steps",
+                         lo=0)
+    prune_every: int = knob(50, "gradual: steps between mask updates", lo=1)
 
 
 @dataclass
@@ -288,6 +295,13 @@ def _cross_field_problems(s: Session, bad: set[str]) -> list[str]:
     rule(("optim.warmup_steps", "train.max_steps"), o.warmup_steps >= s.train.max_steps,
          f"optim.warmup_steps: must be < train.max_steps "
          f"({o.warmup_steps} >= {s.train.max_steps})")
+    c = s.compress
+    end = c.end_step or (3 * s.train.max_steps) // 4
+    gradual = ("compress.schedule", "compress.begin_step", "compress.end_step",
+               "train.max_steps")
+    rule(gradual, c.schedule == "gradual" and not c.begin_step < end <= s.train.max_steps,
+         f"compress.end_step: gradual pruning needs begin_step < end_step <= train.max_steps "
+         f"({c.begin_step}, {end}, {s.train.max_steps})")
     rule(("generate.stop",), any(not stop for stop in s.generate.stop),
          "generate.stop: stop strings must not be empty")
     return p

@@ -23,13 +23,14 @@ import torch
 import torch.nn.functional as F
 
 from core import messages as msg
-from core.checkpoint import latest_checkpoint, load_checkpoint
+from core.checkpoint import CheckpointInfo, latest_checkpoint, load_checkpoint
 from core.dataset import TokenDataset, load_dataset
 from core.device import Placement, peak_flops, place, wrap_model
 from core.errors import LlmlabError
 from core.evaluate import evaluate
 from core.models import build_model
 from core.optim import build_optimizer, lr_at, set_lr, set_weight_decay
+from core.prune import attach_masks, cubic_sparsity, is_masked, sparsity_report, update_masks
 from core.runs import RunWriter, load_run_session, new_run_dir
 from core.session import LIVE_FIELDS, Session
 
@@ -69,7 +70,7 @@ class _Window:
 
 class Trainer:
     def __init__(self, session: Session, dataset: TokenDataset, placement: Placement,
-                 run_dir: Path, emit: Emit, resume_from: Path | None = None):
+                 run_dir: Path, emit: Emit, resume_from: CheckpointInfo | None = None):
         self.session = session
         self.dataset = dataset
         self.placement = placement
@@ -113,7 +114,7 @@ class Trainer:
                 raise LlmlabError(f"{run_dir}: no complete checkpoint to resume from")
             emit(msg.Status("preparing", f"opening {session.data.corpus}"))
             dataset = load_dataset(session.data, session.base_dir)
-            trainer = cls(session, dataset, placement, run_dir, emit, ckpt.path)
+            trainer = cls(session, dataset, placement, run_dir, emit, ckpt)
             trainer.writer.truncate_metrics_after(trainer.step)
             trainer.writer.update_info(status="running")  # not "stopped" while it trains again
             return trainer
@@ -211,6 +212,28 @@ class Trainer:
                          "time": time.time()})
         return event
 
+    def prune_due(self) -> bool:
+        """Gradual pruning (compress.schedule = "gradual"): every `prune_every` steps from
+        `begin_step`, and at `end_step`, the masks follow Zhu & Gupta's cubic schedule."""
+        c = self.session.compress
+        if c.schedule != "gradual" or c.sparsity == 0:
+            return False
+        end = self._prune_end()
+        at_interval = (self.step - c.begin_step) % c.prune_every == 0
+        return c.begin_step <= self.step <= end and (at_interval or self.step == end)
+
+    def _prune_end(self) -> int:
+        return self.session.compress.end_step or (3 * self.max_steps) // 4
+
+    def prune_step(self) -> msg.SparsityChanged:
+        c = self.session.compress
+        target = cubic_sparsity(self.step, 0.0, c.sparsity, c.begin_step, self._prune_end())
+        update_masks(self.model, c.method, target, seed=self.session.train.seed)
+        sparsity = sparsity_report(self.model).sparsity
+        self.writer.log({"type": "prune", "step": self.step, "target": target,
+                         "sparsity": sparsity, "method": c.method, "time": time.time()})
+        return msg.SparsityChanged(self.step, target, sparsity)
+
     def eval_due(self) -> bool:
         interval = self.hp.eval_interval
         return interval > 0 and (self.step % interval == 0 or self.done)
@@ -267,6 +290,7 @@ class Trainer:
         if torch.cuda.is_available():
             state["cuda_rng"] = torch.cuda.get_rng_state_all()
         meta = {"step": self.step, "tokens": self.tokens, "val_loss": self.last_val_loss,
+                "masked": is_masked(self.model),
                 "hparams": self.hp.as_dict(), "arch": self.session.model.arch,
                 "vocab_size": self.dataset.tokenizer.vocab_size}
         path, best = self.writer.save_checkpoint(
@@ -275,8 +299,10 @@ class Trainer:
         self.writer.update_info(step=self.step)
         return msg.CheckpointSaved(self.step, str(path), best)
 
-    def _restore(self, ckpt_path: Path) -> None:
-        state, meta = load_checkpoint(ckpt_path, self.model,
+    def _restore(self, ckpt: CheckpointInfo) -> None:
+        if ckpt.meta.get("masked"):
+            attach_masks(self.model)  # after the optimizer: it keeps the same Parameters
+        state, meta = load_checkpoint(ckpt.path, self.model,
                                       device=self.placement.device)
         self.optimizer.load_state_dict(state["optimizer"])
         self.scaler.load_state_dict(state["scaler"])
