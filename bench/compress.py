@@ -104,9 +104,9 @@ def finetune_table(wb, steps: int) -> None:
 def int8_table(wb) -> None:
     print("\n3. int8 (dynamic quantization, CPU)")
     dense = wb.dense_figures()
+    wb.reset()
     int8 = wb.quantize()
-    wb.candidate = None
-    wb.candidate_meta = {}
+    wb.reset()
     wb.prune("magnitude", 0.5)
     both = wb.quantize()
     print(f"{'model':<24}{'file MB':>9}{'size':>7}{'val loss':>10}{'delta':>9}"

@@ -13,6 +13,7 @@ slider position is compared on the same tokens, and the dense baseline is measur
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,7 @@ from core.generate import Sampling, generate_text
 from core.inference import load_run
 from core.messages import ModelFigures
 from core.prune import (
+    METHODS,
     SWEEP_LEVELS,
     FixedEvalSet,
     SweepPoint,
@@ -52,9 +54,13 @@ class Bench:
     source: Path
     session: Session
     tokenizer: Tokenizer
-    dataset: TokenDataset
     step: int
     compressed_meta: dict | None = None  # set when the source is a compressed model
+
+    @functools.cached_property
+    def dataset(self) -> TokenDataset:
+        """The session's corpus, tokenized on first use: generating needs none of it."""
+        return load_dataset(self.session.data, self.session.base_dir)
 
 
 class Workbench:
@@ -62,24 +68,31 @@ class Workbench:
                  eval_batch_size: int = 32):
         self.device = device
         self.model, self.bench = _load_source(Path(source), device)
-        s = self.bench.session
-        self.evalset = FixedEvalSet.draw(self.bench.dataset, self.model.context, eval_batches,
-                                         eval_batch_size, seed=s.train.seed).to(device)
+        self._eval_shape = (eval_batches, eval_batch_size)
         self.candidate: nn.Module | None = None
         self.candidate_meta: dict = {}
         self._dense: ModelFigures | None = None
 
+    @functools.cached_property
+    def evalset(self) -> FixedEvalSet:
+        """The fixed val sample, drawn on first use (evaluating a test split or generating
+        needs no val split)."""
+        batches, batch_size = self._eval_shape
+        return FixedEvalSet.draw(self.bench.dataset, self.model.context, batches, batch_size,
+                                 seed=self.bench.session.train.seed).to(self.device)
+
     # ------------------------------------------------------------------ measuring
 
     def measure(self, model: nn.Module, label: str) -> ModelFigures:
-        result = evaluate_fixed(model, self.evalset)
+        device = self._device_of(model)
+        result = evaluate_fixed(model, self.evalset.to(device))
         report = sparsity_report(model)
         return ModelFigures(
             label=label, params=report.params, nonzero=report.nonzero_params,
             sparsity=report.sparsity, size_bytes=model_size_bytes(model), loss=result.loss,
             perplexity=result.perplexity, top1=result.top1, top5=result.top5,
             latency_ms=latency_ms(model, self.model.context, self.bench.tokenizer.vocab_size,
-                                  reps=5, device="cpu" if is_quantized(model) else self.device),
+                                  reps=5, device=device),
             layers=[(layer.name, layer.sparsity) for layer in report.layers])
 
     def dense_figures(self) -> ModelFigures:
@@ -89,9 +102,24 @@ class Workbench:
 
     # ------------------------------------------------------------------ compressing
 
+    def reset(self) -> None:
+        """Drop the compressed candidate; the next quantize starts from the dense model."""
+        self.candidate = None
+        self.candidate_meta = {}
+
+    def _device_of(self, model: nn.Module) -> str:
+        return "cpu" if is_quantized(model) else self.device  # int8 runs on the CPU only
+
+    def _prunable(self) -> nn.Module:
+        if is_quantized(self.model):
+            raise LlmlabError("cannot prune an int8 model: prune the fp32 model, then quantize")
+        return self.model
+
     def prune(self, method: str, sparsity: float, seed: int = 0) -> ModelFigures:
         """Prune a copy of the dense model: it becomes the candidate; its figures."""
+        _check_method(method)
         _check_sparsity(sparsity)
+        self._prunable()
         self.candidate = prune_model(self.model, method, sparsity, seed=seed)
         self.candidate_meta = {"method": method, "sparsity": sparsity, "finetune_steps": 0}
         return self.measure(self.candidate, self._label())
@@ -99,6 +127,10 @@ class Workbench:
     def sweep(self, method: str, levels=SWEEP_LEVELS, seed: int = 0,
               on_point: Callable[[SweepPoint], None] | None = None) -> list[SweepPoint]:
         """Loss against sparsity on the fixed sample; the dense model is not touched."""
+        _check_method(method)
+        for level in levels:
+            _check_sparsity(level)
+        self._prunable()
         return sweep(self.model, self.bench.dataset, levels, method, seed=seed,
                      on_point=on_point, evalset=self.evalset)
 
@@ -133,8 +165,10 @@ class Workbench:
         if is_quantized(base):
             raise LlmlabError("this model is already int8")
         self.candidate = quantize_int8(base)
-        if not self.candidate_meta:
-            self.candidate_meta = {"method": "none", "sparsity": 0.0, "finetune_steps": 0}
+        if not self.candidate_meta:  # the loaded model itself: keep what was done to it
+            done = self.bench.compressed_meta or {}
+            self.candidate_meta = {k: done.get(k, v) for k, v in
+                                   (("method", "none"), ("sparsity", 0.0), ("finetune_steps", 0))}
         self.candidate_meta["quantize"] = "int8"
         figures = self.measure(self.candidate, self._label())
         # int8 keeps every zero, but packed layers hide their weights from sparsity_report:
@@ -201,20 +235,24 @@ class Workbench:
     def evaluate(self, split: str = "val", iters: int = 0, which: str = "dense") -> EvalReport:
         s = self.bench.session
         model = self.model_for(which)
-        device = "cpu" if is_quantized(model) else self.device
         return evaluation_report(model, self.bench.dataset, split, iters or s.train.eval_iters,
-                                 s.train.batch_size, seed=s.train.seed + 7, device=device)
+                                 s.train.batch_size, seed=s.train.seed + 7,
+                                 device=self._device_of(model))
 
     def generate(self, prompt: str, sampling: Sampling, which: str = "dense",
                  use_cache: bool = True) -> Iterator[str]:
         model = self.model_for(which)
-        device = "cpu" if is_quantized(model) else self.device
-        return generate_text(model, self.bench.tokenizer, prompt, sampling, device=device,
-                             use_cache=use_cache)
+        return generate_text(model, self.bench.tokenizer, prompt, sampling,
+                             device=self._device_of(model), use_cache=use_cache)
 
 
 class _Stopped(Exception):
     """Raised inside a fine-tuning step hook to end it early."""
+
+
+def _check_method(method: str) -> None:
+    if method not in METHODS:
+        raise LlmlabError(f"compress.method: {method!r} is not one of {', '.join(METHODS)}")
 
 
 def _check_sparsity(sparsity: float) -> None:
@@ -232,12 +270,12 @@ def _load_source(source: Path, device: str) -> tuple[nn.Module, Bench]:
         from core.session import load_session
 
         model, meta = load_compressed(source, device="cpu")
+        if not is_quantized(model):
+            model = model.to(device)
         session = load_session(source / "session.toml")
         session = dataclasses.replace(session, base_dir=source)
         tokenizer = load_tokenizer(source / "tokenizer.json")
-        dataset = load_dataset(session.data, session.base_dir)
         step = int(meta.get("source_step", 0))
-        return model, Bench(source, session, tokenizer, dataset, step, meta)
+        return model, Bench(source, session, tokenizer, step, meta)
     run = load_run(source, "best", device)
-    dataset = load_dataset(run.session.data, run.session.base_dir)
-    return run.model, Bench(source, run.session, run.tokenizer, dataset, run.step)
+    return run.model, Bench(source, run.session, run.tokenizer, run.step)
