@@ -56,20 +56,32 @@ def evaluate(model: nn.Module, dataset: TokenDataset, split: str, iters: int, ba
     `autocast` makes a fresh context for the forward pass (e.g. bf16 autocast); the loss is
     computed in float32 whatever the logits' precision.
     """
+    sums = [batch_sums(logits, y) for logits, y in
+            eval_batches(model, dataset, split, iters, batch_size, seed, device, autocast)]
+    tokens = iters * batch_size * model.context
+    loss, top1, top5 = (torch.stack(sums).cpu().double().sum(0) / tokens).tolist()
+    return EvalResult(split, loss, math.exp(loss), top1, top5, tokens)
+
+
+def eval_batches(model: nn.Module, dataset: TokenDataset, split: str, iters: int,
+                 batch_size: int, seed: int, device: str = "cpu",
+                 autocast: Callable[[], AbstractContextManager] | None = None,
+                 ) -> Iterator[tuple[Tensor, Tensor]]:
+    """(float32 logits, targets) of `iters` batches of `split`, the model in eval mode.
+
+    Batches come from a generator seeded with `seed`, so every evaluation with the same seed
+    sees the same tokens, and neither the global RNG nor the training batch stream moves.
+    """
     if iters < 1:
-        raise ValueError(f"evaluate needs iters >= 1 (got {iters})")
+        raise ValueError(f"evaluation needs iters >= 1 (got {iters})")
     generator = torch.Generator().manual_seed(seed)
-    sums = []  # per batch: loss sum, top-1 hits, top-5 hits
     with eval_mode(model):
         for _ in range(iters):
             x, y = dataset.get_batch(split, batch_size, model.context, generator)
             x, y = x.to(device), y.to(device)
             with (autocast or nullcontext)():
                 logits = model(x)
-            sums.append(batch_sums(logits.float(), y))
-    tokens = iters * batch_size * model.context
-    loss, top1, top5 = (torch.stack(sums).cpu().double().sum(0) / tokens).tolist()
-    return EvalResult(split, loss, math.exp(loss), top1, top5, tokens)
+            yield logits.float(), y
 
 
 def batch_sums(logits: Tensor, y: Tensor) -> Tensor:

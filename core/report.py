@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -32,7 +32,7 @@ import torch
 from torch import Tensor, nn
 
 from core.dataset import TokenDataset
-from core.evaluate import batch_sums, eval_mode
+from core.evaluate import batch_sums, eval_batches
 
 
 @dataclass
@@ -66,21 +66,13 @@ def evaluation_report(model: nn.Module, dataset: TokenDataset, split: str, iters
                       ) -> EvalReport:
     """Loss, perplexity, bits per token and character, top-1/top-5 and macro-F1 over `iters`
     random batches of `split`, drawn from a generator seeded with `seed`."""
-    if iters < 1:
-        raise ValueError(f"evaluation_report needs iters >= 1 (got {iters})")
-    generator = torch.Generator().manual_seed(seed)
     sums = []  # per batch: loss sum, top-1 hits, top-5 hits
     counts: Tensor | None = None  # per token id: true positives, predictions, targets
-    with eval_mode(model):
-        for _ in range(iters):
-            x, y = dataset.get_batch(split, batch_size, model.context, generator)
-            x, y = x.to(device), y.to(device)
-            with (autocast or nullcontext)():
-                logits = model(x)
-            logits = logits.float()
-            sums.append(batch_sums(logits, y))
-            batch_counts = class_counts(logits, y)
-            counts = batch_counts if counts is None else counts + batch_counts
+    for logits, y in eval_batches(model, dataset, split, iters, batch_size, seed, device,
+                                  autocast):
+        sums.append(batch_sums(logits, y))
+        batch_counts = class_counts(logits, y)
+        counts = batch_counts if counts is None else counts + batch_counts
     assert counts is not None
     tokens = iters * batch_size * model.context
     loss, top1, top5 = (torch.stack(sums).cpu().double().sum(0) / tokens).tolist()
