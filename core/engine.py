@@ -172,10 +172,12 @@ class Engine:
 
         self.emit(msg.Status(self.state, f"loading {path}"))
         device = place(self.session.train.device, "fp32").device
-        self.workbench = wb = Workbench(path, device=device)
+        wb = Workbench(path, device=device)
+        dense = wb.dense_figures()  # (a model that cannot be measured is not loaded)
+        self.workbench = wb
         self.emit(msg.ModelLoaded(str(wb.bench.source), wb.bench.session.model.arch,
                                   wb.bench.step, wb.bench.tokenizer.vocab_size,
-                                  wb.model.context, wb.dense_figures()))
+                                  wb.model.context, dense))
 
     def _bench_command(self, command: msg.Command) -> None:
         wb = self.workbench
@@ -202,6 +204,12 @@ class Engine:
                 return
         except _Cancelled:
             return
+        except LlmlabError:
+            raise
+        except Exception as e:  # a bug or an unchecked value: report it and keep serving
+            self.emit(msg.Error(f"internal error: {type(e).__name__}: {e}", fatal=False,
+                                details={"traceback": traceback.format_exc()}))
+            return
         self.emit(msg.Compressed(figures, wb.dense_figures(), time.perf_counter() - t0))
 
     def _sweep(self, command: msg.Sweep) -> None:
@@ -218,10 +226,14 @@ class Engine:
 
     def _generate(self, c: msg.Generate) -> None:
         from core.generate import Sampling
+        from core.session import session_from_dict
 
-        sampling = Sampling(max_tokens=c.max_tokens, temperature=c.temperature, top_k=c.top_k,
-                            top_p=c.top_p, repetition_penalty=c.repetition_penalty,
-                            stop=list(c.stop), seed=c.seed)
+        # Checked like a session's [generate] (one line naming every bad field), not left to
+        # fail inside the sampler.
+        sampling = Sampling.from_config(session_from_dict({"generate": {
+            "max_tokens": c.max_tokens, "temperature": c.temperature, "top_k": c.top_k,
+            "top_p": c.top_p, "repetition_penalty": c.repetition_penalty, "stop": list(c.stop),
+            "seed": c.seed}}).generate)
         t0 = last = time.perf_counter()
         pending, tokens = "", 0
         for piece in self.workbench.generate(c.prompt, sampling, c.model):

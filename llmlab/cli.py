@@ -48,25 +48,30 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--resume", metavar="RUN",
                        help="continue a run: its folder, SESSION/RUN-ID, SESSION or latest")
 
-    def run_command(name: str, help_text: str):
+    def run_command(name: str, help_text: str, model: bool = False):
         p = sub.add_parser(name, help=help_text, description=help_text)
-        p.add_argument("run", metavar="RUN",
-                       help="a run folder, SESSION/RUN-ID, SESSION (its newest run) or latest")
+        p.add_argument("run", metavar="RUN|MODEL" if model else "RUN",
+                       help="a run folder, SESSION/RUN-ID, SESSION (its newest run) or latest"
+                            + (", or a saved compressed-model folder" if model else ""))
         p.add_argument("--runs-dir", default="runs", type=Path,
                        help="where runs live (default: ./runs)")
         return p
 
-    ev = run_command("eval", "evaluate a run's best checkpoint")
+    ev = run_command("eval", "evaluate a run's best checkpoint or a compressed model: loss, "
+                             "perplexity, bits per character, top-1/top-5, macro-F1", model=True)
     ev.add_argument("--split", choices=("val", "test", "train"), default="val")
     ev.add_argument("--iters", type=int, default=0,
                     help="batches to evaluate (default: the run's train.eval_iters)")
-    sample = run_command("sample", "generate text from a run's best checkpoint")
+    sample = run_command("sample", "generate text from a run's best checkpoint or a "
+                                   "compressed model, streamed", model=True)
     sample.add_argument("--prompt", default=None, help="text to continue")
     sample.add_argument("--tokens", type=int, default=None, help="tokens to generate")
     sample.add_argument("--temperature", type=float, default=None)
     sample.add_argument("--top-k", type=int, default=None)
     sample.add_argument("--top-p", type=float, default=None)
     sample.add_argument("--seed", type=int, default=None)
+    sample.add_argument("--no-cache", action="store_true",
+                        help="rerun the whole context for every token (no KV cache/state)")
     from llmlab.compress_commands import add_parsers as add_compress_parsers
 
     add_compress_parsers(sub)

@@ -11,6 +11,7 @@ from rich.table import Table
 from core.errors import LlmlabError
 
 EXIT_OK = 0
+COMPRESSED_JSON = "compressed.json"  # core.workbench.COMPRESSED_JSON, without importing torch
 METHODS = ("magnitude", "global", "random", "structured")
 
 
@@ -46,11 +47,30 @@ def _source_args(parser: argparse.ArgumentParser) -> None:
 def open_workbench(spec: str, runs_dir: Path):
     """A Workbench on a compressed-model folder or on a run found by `spec`."""
     from core.runs import find_run
-    from core.workbench import Workbench, is_compressed_model
 
     path = Path(spec)
-    source = path if is_compressed_model(path) else find_run(spec, runs_dir)
+    # (core.workbench imports torch: a wrong name is answered before that)
+    source = path if (path / COMPRESSED_JSON).is_file() else find_run(spec, runs_dir)
+    from core.workbench import Workbench
+
     return Workbench(source)
+
+
+def describe_source(wb) -> str:
+    """One line naming what a Workbench loaded: a run's checkpoint or a compressed model."""
+    meta = wb.bench.compressed_meta
+    if meta is None:
+        return f"run {wb.bench.source} (checkpoint step {wb.bench.step})"
+    done = []
+    if meta.get("method", "none") != "none":
+        done.append(f"{meta['method']} {meta.get('sparsity', 0.0):.0%}")
+    if meta.get("finetune_steps"):
+        done.append(f"+{meta['finetune_steps']} steps")
+    if meta.get("quantize") == "int8":
+        done.append("int8")
+    origin = f"from {meta['source']} step {wb.bench.step}" if meta.get("source") else ""
+    what = ", ".join(x for x in (" ".join(done), origin) if x)
+    return f"compressed model {wb.bench.source}" + (f" ({what})" if what else "")
 
 
 def cmd_prune(args: argparse.Namespace) -> int:
@@ -77,7 +97,7 @@ def cmd_prune(args: argparse.Namespace) -> int:
         with console.status("quantizing to int8 ..."):
             columns.append(wb.quantize())
     print_figures(console, columns)
-    console.print(f"saved {wb.save(args.out)}")
+    _print_saved(console, wb.save(args.out))
     return EXIT_OK
 
 
@@ -88,8 +108,13 @@ def cmd_quantize(args: argparse.Namespace) -> int:
     with console.status("quantizing to int8 ..."):
         columns = [wb.dense_figures(), wb.quantize()]
     print_figures(console, columns)
-    console.print(f"saved {wb.save(args.out)}")
+    _print_saved(console, wb.save(args.out))
     return EXIT_OK
+
+
+def _print_saved(console: Console, path: Path) -> None:
+    # Never wrapped (a path is copied from here) nor read as markup (a path may hold "[").
+    console.print(f"saved {path}", soft_wrap=True, markup=False, highlight=False)
 
 
 def _print_sweep(console: Console, wb, methods: tuple[str, ...]) -> None:

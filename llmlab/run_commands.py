@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import queue
 import signal
 import sys
 import threading
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -132,49 +132,59 @@ class _TrainView:
         return [f"run folder {self.run_dir} (step {self.step}{best})"]
 
 
-def _run_dir(args: argparse.Namespace) -> Path:
-    from core.runs import find_run
-
-    return find_run(args.run, args.runs_dir)
-
-
 def cmd_eval(args: argparse.Namespace, load_session: LoadSession) -> int:
-    from core.dataset import load_dataset
-    from core.evaluate import evaluate
-    from core.inference import load_run
+    """The full evaluation report of a run's best checkpoint or of a compressed model."""
+    from llmlab.compress_commands import describe_source, open_workbench
 
     if args.iters < 0:
         raise LlmlabError(f"--iters: must be >= 1, or 0 for the run's eval_iters "
                           f"(got {args.iters})")
-    run = load_run(_run_dir(args))
-    ds = load_dataset(run.session.data, run.session.base_dir)
-    t = run.session.train
-    result = evaluate(run.model, ds, args.split, args.iters or t.eval_iters, t.batch_size,
-                      seed=t.seed + 7)
-    table = Table(title=f"{run.run_dir} (checkpoint step {run.step}), {args.split}")
-    for column in ("loss", "perplexity", "top-1", "top-5", "tokens"):
-        table.add_column(column, justify="right")
-    table.add_row(f"{result.loss:.4f}", f"{result.perplexity:.2f}", f"{result.top1:.2%}",
-                  f"{result.top5:.2%}", f"{result.tokens:,}")
-    Console().print(table)
+    wb = open_workbench(args.run, args.runs_dir)
+    r = wb.evaluate(args.split, args.iters)
+    console = Console()
+    # A plain line, not a table title: a title would be wrapped to the table's width.
+    console.print(f"{describe_source(wb)}, {args.split} split, {r.tokens:,} tokens",
+                  soft_wrap=True, markup=False, highlight=False)
+    table = Table(show_header=False, box=None, padding=(0, 2))
+    table.add_column(no_wrap=True)
+    table.add_column(justify="right", no_wrap=True)
+    table.add_column(no_wrap=True)
+    exact = r.bits_per_char_exact
+    rows = [
+        ("loss", f"{r.loss:.4f}", "nats per token"),
+        ("perplexity", f"{r.perplexity:.2f}", ""),
+        ("bits/token", f"{r.bits_per_token:.4f}", ""),
+        ("bits/char" if exact else "bits/char (est.)", f"{r.bits_per_char:.4f}",
+         "" if exact else f"{r.tokenizer} tokens, {r.chars_per_token:.2f} chars/token"),
+        ("top-1", f"{r.top1:.2%}", "next-token accuracy"),
+        ("top-5", f"{r.top5:.2%}", ""),
+        ("macro-F1", f"{r.macro_f1:.4f}", f"over {r.f1_classes} token ids"),
+    ]
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
     return EXIT_OK
 
 
 def cmd_sample(args: argparse.Namespace, load_session: LoadSession) -> int:
-    from core.generate import Sampling, generate_text
-    from core.inference import load_run
+    """Stream text from a run or a compressed model: the session's [generate] settings (stop
+    strings and repetition penalty included), with the command line's overrides."""
+    from core.generate import Sampling
+    from llmlab.compress_commands import open_workbench
 
-    run = load_run(_run_dir(args))
-    g = run.session.generate
-    s = Sampling(
-        max_tokens=_pick(args.tokens, g.max_tokens), temperature=_pick(args.temperature,
-                                                                        g.temperature),
-        top_k=_pick(args.top_k, g.top_k), top_p=_pick(args.top_p, g.top_p),
-        seed=_pick(args.seed, g.seed))
+    wb = open_workbench(args.run, args.runs_dir)
+    g = wb.bench.session.generate
+    overrides = {"max_tokens": args.tokens, "temperature": args.temperature,
+                 "top_k": args.top_k, "top_p": args.top_p, "seed": args.seed}
+    s = dataclasses.replace(Sampling.from_config(g),
+                            **{k: v for k, v in overrides.items() if v is not None})
     _check_sampling(s)
     prompt = _pick(args.prompt, g.prompt)
-    sys.stdout.write(prompt)
-    for piece in generate_text(run.model, run.tokenizer, prompt, s):
+    pieces = wb.generate(prompt, s, use_cache=not args.no_cache)
+    first = next(pieces, "")  # a prompt the tokenizer cannot encode fails before any output
+    sys.stdout.write(prompt + first)
+    sys.stdout.flush()
+    for piece in pieces:
         sys.stdout.write(piece)
         sys.stdout.flush()
     sys.stdout.write("\n")

@@ -1,0 +1,274 @@
+"""`llmlab prune | quantize`, and `eval | sample` on compressed models, as a user runs them.
+
+One tiny gpt run is trained in-process for the module under `<folder>/runs/s/`; every command
+then runs as `python -m llmlab ...` in that folder, one thread, its own token cache.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from core import messages as msg
+from core.engine import Engine
+from core.generate import Sampling
+from core.prune import SWEEP_LEVELS
+from core.session import Session, validate
+from core.workbench import Workbench
+from llmlab import cli, compress_commands
+
+
+def llmlab(cwd: Path, *args: str, columns: int = 160) -> subprocess.CompletedProcess:
+    """Wide enough by default that no table cell wraps; the report of `eval` is tested at 80
+    columns, what Rich uses when the output is not a terminal."""
+    env = {**os.environ, "LLMLAB_CACHE_DIR": str(cwd / "cache"), "OMP_NUM_THREADS": "1",
+           "COLUMNS": str(columns)}
+    return subprocess.run([sys.executable, "-m", "llmlab", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+def ok(result: subprocess.CompletedProcess) -> str:
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    return result.stdout
+
+
+def one_line(text: str) -> str:
+    lines = text.splitlines()
+    assert len(lines) == 1 and lines[0].strip(), repr(text)
+    assert "Traceback" not in text
+    return lines[0]
+
+
+def saved_path(cwd: Path, stdout: str) -> Path:
+    (line,) = [x for x in stdout.splitlines() if x.startswith("saved ")]
+    path = cwd / line.removeprefix("saved ")
+    assert (path / "compressed.json").is_file(), line
+    return path
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """For what runs in-process: tiny models gain nothing from threads."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory) -> Path:
+    """A folder holding ./runs/s/<run-id>: a 30-step gpt on the synthetic corpus."""
+    folder = tmp_path_factory.mktemp("compress-cli")
+    s = Session(name="s")
+    s.base_dir = folder
+    s.data.corpus = "sample:synthetic"
+    m = s.model
+    m.arch, m.n_layer, m.n_embd, m.n_head, m.context = "gpt", 1, 32, 2, 16
+    s.optim.lr, s.optim.warmup_steps, s.optim.min_lr = 1e-2, 2, 1e-3
+    t = s.train
+    t.batch_size, t.max_steps, t.eval_iters, t.eval_interval, t.checkpoint_interval = (
+        8, 30, 2, 30, 0)
+    assert validate(s) == []
+    with pytest.MonkeyPatch.context() as mp:  # (the autouse cache fixture is per test)
+        mp.setenv("LLMLAB_CACHE_DIR", str(folder / "cache"))
+        events: list[msg.Event] = []
+        assert Engine(s, events.append).train() == "finished", events[-3:]
+    assert len(list((folder / "runs" / "s").iterdir())) == 1
+    return folder
+
+
+@pytest.fixture(scope="module")
+def pruned(folder) -> tuple[subprocess.CompletedProcess, Path]:
+    result = llmlab(folder, "prune", "s", "--sparsity", "0.5")
+    return result, saved_path(folder, ok(result))
+
+
+@pytest.fixture(scope="module")
+def int8(folder) -> tuple[subprocess.CompletedProcess, Path]:
+    result = llmlab(folder, "prune", "s", "--sparsity", "0.5", "--method", "structured",
+                    "--finetune", "5", "--int8")
+    return result, saved_path(folder, ok(result))
+
+
+def row(stdout: str, name: str) -> str:
+    (line,) = [x for x in stdout.splitlines() if re.match(rf"\W*{name}\b", x)]
+    return line
+
+
+def test_prune_prints_the_table_and_saves_beside_the_run(folder, pruned):
+    result, path = pruned
+    stdout = result.stdout
+    (run_dir,) = (folder / "runs" / "s").iterdir()
+    assert path == run_dir / "compressed" / "magnitude-50"
+    assert "dense" in stdout and "magnitude 50%" in stdout
+    assert re.search(r"0\.0%.*50\.0%", row(stdout, "sparsity"))
+    for name in ("non-zero", "file size", "val loss", "perplexity", "top-1", "top-5", "latency"):
+        row(stdout, name)
+    info = json.loads((path / "compressed.json").read_text())
+    assert info["method"] == "magnitude" and info["sparsity"] == 0.5
+    assert info["quantize"] == "none"
+    layers = info["layer_sparsity"]  # per layer: magnitude pruning is per layer
+    assert layers and all(v == pytest.approx(0.5, abs=0.01) for v in layers.values()), layers
+    assert (path / "session.toml").is_file() and (path / "tokenizer.json").is_file()
+
+
+def test_structured_finetuned_int8(int8):
+    result, path = int8
+    stdout = result.stdout
+    assert path.name == "structured-50-ft5-int8"
+    assert "int8" in stdout and "+5 steps" in stdout
+    size = row(stdout, "file size")
+    ratios = [float(x) for x in re.findall(r"\((\d+\.\d+)x\)", size)]
+    assert len(ratios) == 4 and ratios[0] == 1.0 and ratios[-1] < 0.5
+    info = json.loads((path / "compressed.json").read_text())
+    assert info["quantize"] == "int8" and info["method"] == "structured"
+    assert info["finetune_steps"] == 5
+
+
+def test_sweep_of_every_method_is_one_table(folder):
+    stdout = ok(llmlab(folder, "prune", "s", "--sweep", "--method", "all"))
+    assert all(m in stdout for m in ("magnitude", "global", "random", "structured"))
+    levels = []
+    for line in stdout.splitlines():
+        match = re.match(r"\W*(\d+)%((?:\W+\d+\.\d{3} / \d+\.\d%){4})\W*$", line)
+        if match:
+            levels.append(int(match.group(1)))
+    assert levels == [round(100 * x) for x in SWEEP_LEVELS]  # 11 rows, 4 cells each
+    assert "saved" not in stdout  # a sweep measures; it saves nothing
+
+
+def test_quantize_prints_and_saves(folder):
+    stdout = ok(llmlab(folder, "quantize", "s"))
+    path = saved_path(folder, stdout)
+    assert path.name == "none-00-int8"
+    assert "int8" in stdout
+    assert json.loads((path / "compressed.json").read_text())["quantize"] == "int8"
+
+
+def test_eval_of_a_compressed_model_prints_the_full_report(folder, pruned):
+    _, path = pruned
+    stdout = ok(llmlab(folder, "eval", str(path), columns=80))
+    assert stdout.startswith(f"compressed model {path.relative_to(folder)}") or (
+        stdout.startswith(f"compressed model {path}"))
+    assert "magnitude 50%" in stdout.splitlines()[0]
+    for name in ("loss", "perplexity", "bits/char", "top-1", "top-5", "macro-F1"):
+        row(stdout, name)
+    assert "est." not in stdout  # char tokens: bits per character are exact
+    f1 = float(row(stdout, "macro-F1").split()[1])
+    assert 0 < f1 <= 1
+
+
+def test_sample_from_an_int8_model(folder, int8):
+    _, path = int8
+    args = ("sample", str(path), "--prompt", "jo", "--tokens", "10", "--seed", "1")
+    first = ok(llmlab(folder, *args))
+    assert first.endswith("\n")
+    text = first[:-1]
+    assert text.startswith("jo") and len(text) == 12
+    assert set(text) <= set("abcdefghijklmnop\n")
+
+
+# --------------------------------------------------------------------------- in-process
+
+
+def test_eval_of_a_run_reports_every_figure(folder, monkeypatch, capsys):
+    monkeypatch.chdir(folder)
+    assert cli.main(["eval", "s", "--iters", "3"]) == 0
+    stdout = capsys.readouterr().out
+    (run_dir,) = (folder / "runs" / "s").iterdir()
+    assert stdout.startswith(f"run {run_dir.relative_to(folder)} (checkpoint step 30), val "
+                             f"split, {3 * 8 * 16:,} tokens")
+    for name in ("loss", "perplexity", "bits/token", "bits/char", "top-1", "top-5", "macro-F1"):
+        row(stdout, name)
+    loss, bits = (float(row(stdout, name).split()[1]) for name in ("loss", "bits/char"))
+    assert bits == pytest.approx(loss / math.log(2), abs=2e-4)  # char tokens: exact
+
+    # Word or BPE tokens: bits per character are an estimate, and say so.
+    real = Workbench.evaluate
+
+    def as_words(self, *args, **kwargs):
+        r = real(self, *args, **kwargs)
+        return dataclasses.replace(r, tokenizer="word", chars_per_token=4.5,
+                                   bits_per_char=r.bits_per_token / 4.5)
+
+    monkeypatch.setattr(Workbench, "evaluate", as_words)
+    assert cli.main(["eval", "s", "--iters", "3"]) == 0
+    line = row(capsys.readouterr().out, "bits/char")
+    assert "(est.)" in line and "word tokens, 4.50 chars/token" in line
+
+
+def test_sample_applies_the_sessions_stop_strings_and_penalty(folder, monkeypatch, capsys):
+    """`llmlab sample` starts from the session's [generate]; the flags override it."""
+    (run_dir,) = (folder / "runs" / "s").iterdir()
+    wb = Workbench(run_dir)
+    g = wb.bench.session.generate
+    g.stop, g.repetition_penalty, g.temperature, g.seed = ["e"], 1.3, 1.5, 99
+    monkeypatch.setattr(compress_commands, "open_workbench", lambda spec, runs_dir: wb)
+    assert cli.main(["sample", "s", "--prompt", "jo", "--tokens", "60", "--seed", "1"]) == 0
+    stdout = capsys.readouterr().out
+
+    s = Sampling(max_tokens=60, temperature=1.5, repetition_penalty=1.3, seed=1)
+    free = "".join(wb.generate("jo", s))
+    assert "e" in free  # so the stop string matters
+    assert stdout == "jo" + free[: free.index("e")] + "\n"
+
+
+def test_sample_without_the_cache_makes_the_same_tokens(folder, monkeypatch, capsys):
+    monkeypatch.chdir(folder)
+    args = ["sample", "s", "--prompt", "jo", "--tokens", "14", "--seed", "4"]
+    assert cli.main(args) == 0
+    cached = capsys.readouterr().out
+    assert cli.main([*args, "--no-cache"]) == 0  # prompt and output fit the context of 16
+    assert capsys.readouterr().out == cached
+    assert len(cached) == 2 + 14 + 1
+
+
+# --------------------------------------------------------------------------- mistakes
+
+
+def test_a_compressed_model_is_recognised_without_importing_torch():
+    import core.workbench
+    import llmlab.compress_commands
+
+    assert llmlab.compress_commands.COMPRESSED_JSON == core.workbench.COMPRESSED_JSON
+
+
+@pytest.mark.parametrize(("args", "words"), [
+    (("prune", "s", "--sparsity", "1.2"), ["--sparsity", "1.2"]),
+    (("prune", "s", "--method", "all"), ["--method all", "--sweep"]),
+    (("prune", "nosuchrun"), ["nosuchrun", "no such run"]),
+    (("quantize", "nosuchrun"), ["nosuchrun"]),
+    (("eval", "nosuchrun"), ["nosuchrun"]),
+])
+def test_bad_input_is_one_line_and_exit_2(folder, args, words):
+    result = llmlab(folder, *args)
+    assert result.returncode == 2, result.stderr
+    line = one_line(result.stderr)
+    for word in words:
+        assert word in line, line
+    assert result.stdout == ""
+
+
+@pytest.mark.parametrize("command", ["eval", "sample"])
+def test_a_damaged_compressed_model_is_one_line_and_exit_2(folder, pruned, command, tmp_path):
+    _, path = pruned
+    damaged = tmp_path / "damaged"
+    shutil.copytree(path, damaged)
+    weights = damaged / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    result = llmlab(folder, command, str(damaged))
+    assert result.returncode == 2, result.stderr
+    line = one_line(result.stderr)
+    assert "model.safetensors" in line and "damaged" in line
+    assert result.stdout == ""

@@ -1,0 +1,385 @@
+"""The workbench through the engine's message API: load, prune, sweep, fine-tune, quantize,
+save, evaluate and generate, as the Prune and Generate panes drive them.
+
+One tiny gpt and one tiny lstm run are trained once for the module; every test then puts
+commands on the engine's queue, ends them with Shutdown and runs `serve()`, recording events.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import queue
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import torch
+
+from core import messages as msg
+from core.engine import Engine
+from core.generate import Sampling
+from core.prune import METHODS, SWEEP_LEVELS
+from core.session import Session, validate
+from core.workbench import Workbench
+
+Hook = Callable[[Engine, msg.Event], None]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny models gain nothing from threads, and lose a lot when the cores are shared."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def tiny_session(folder: Path, arch: str) -> Session:
+    s = Session(name=arch)
+    s.base_dir = folder
+    s.data.corpus = "sample:synthetic"
+    m = s.model
+    m.arch, m.n_layer, m.n_embd, m.n_head, m.context = arch, 1, 32, 2, 16
+    o = s.optim
+    o.lr, o.warmup_steps, o.min_lr = 1e-2, 2, 1e-3
+    t = s.train
+    t.batch_size, t.max_steps, t.eval_iters, t.log_interval = 8, 30, 2, 10
+    t.eval_interval, t.checkpoint_interval, t.seed = 30, 0, 1
+    assert validate(s) == []
+    return s
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> dict[str, tuple[Session, Path]]:
+    """arch -> (session, run folder): a 30-step gpt and lstm, trained once."""
+    folder = tmp_path_factory.mktemp("workbench")
+    out = {}
+    with pytest.MonkeyPatch.context() as mp:  # (the autouse cache fixture is per test)
+        mp.setenv("LLMLAB_CACHE_DIR", str(folder / "cache"))
+        for arch in ("gpt", "lstm"):
+            s = tiny_session(folder, arch)
+            events: list[msg.Event] = []
+            assert Engine(s, events.append).train() == "finished", of(events, msg.Error)
+            (started,) = of(events, msg.RunStarted)
+            out[arch] = (s, Path(started.run_dir))
+    return out
+
+
+class Script(queue.Queue):
+    """Commands queued in advance, then a Shutdown when the engine next waits for one.
+
+    A Shutdown queued with the others would cancel the first long operation (a sweep, a
+    fine-tuning, a generation look for Cancel or Shutdown in the queue while they run), so it
+    is only handed out by a blocking `get`: once every command has been answered.
+    """
+
+    def get(self, block: bool = True, timeout: float | None = None) -> msg.Command:
+        try:
+            return super().get(block=False)
+        except queue.Empty:
+            if block:
+                return msg.Shutdown()
+            raise
+
+
+def serve(session: Session, *commands: msg.Command,
+          hook: Hook | None = None) -> tuple[Engine, list[msg.Event]]:
+    """Queue `commands` and serve them all, then Shutdown; (engine, every event in order)."""
+    commands_q = Script()
+    for command in commands:
+        commands_q.put(command)
+    events: list[msg.Event] = []
+    engine: Engine
+
+    def emit(event: msg.Event) -> None:
+        events.append(event)
+        if hook is not None:
+            hook(engine, event)
+
+    engine = Engine(session, emit, commands_q)
+    engine.serve()  # returns: every command, failing or not, was answered
+    return engine, events
+
+
+def of(events: list[msg.Event], cls: type) -> list:
+    return [e for e in events if isinstance(e, cls)]
+
+
+def no_errors(events: list[msg.Event]) -> None:
+    assert not of(events, msg.Error), of(events, msg.Error)
+
+
+def file_hashes(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def one_line_error(events: list[msg.Event]) -> msg.Error:
+    (error,) = of(events, msg.Error)
+    assert not error.fatal
+    assert error.message.strip() and "\n" not in error.message
+    assert "Traceback" not in error.message
+    return error
+
+
+# --------------------------------------------------------------------------- load and prune
+
+
+@pytest.mark.parametrize("arch", ["gpt", "lstm"])
+def test_every_method_prunes_a_copy_to_half_and_leaves_the_run_alone(runs, arch):
+    session, run_dir = runs[arch]
+    checkpoints = file_hashes(run_dir / "checkpoints")
+    before: dict[str, torch.Tensor] = {}
+
+    def snapshot(engine: Engine, event: msg.Event) -> None:
+        if isinstance(event, msg.ModelLoaded):
+            before.update({k: v.clone() for k, v in engine.workbench.model.state_dict().items()})
+
+    commands = [msg.PruneTo(method, 0.5) for method in METHODS]
+    engine, events = serve(session, msg.LoadRun(str(run_dir)), *commands, msg.Evaluate(),
+                           hook=snapshot)
+    no_errors(events)
+
+    (loaded,) = of(events, msg.ModelLoaded)
+    assert Path(loaded.source) == run_dir and loaded.arch == arch and loaded.step == 30
+    assert loaded.vocab_size == engine.workbench.bench.tokenizer.vocab_size
+    assert loaded.context == 16
+    dense = loaded.dense
+    assert dense.label == "dense" and dense.sparsity == 0.0 and dense.nonzero == dense.params
+    assert dense.params > 0 and dense.size_bytes > 0 and dense.latency_ms > 0
+    assert 0 < dense.loss < 3 and 0 < dense.top1 <= dense.top5 <= 1
+    assert dense.layers and all(sparsity == 0.0 for _, sparsity in dense.layers)
+
+    compressed = of(events, msg.Compressed)
+    assert len(compressed) == len(METHODS)
+    for method, event in zip(METHODS, compressed, strict=True):
+        figures = event.figures
+        assert figures.label == f"{method} 50%"
+        assert figures.sparsity == pytest.approx(0.5, abs=0.02), (method, figures.sparsity)
+        assert figures.nonzero < dense.nonzero
+        assert event.dense == dense and event.seconds > 0
+        layer_sparsity = [s for _, s in figures.layers]
+        assert max(layer_sparsity) > 0.3  # real zeros, reported per layer
+
+    # The dense model and the run's files are exactly as trained.
+    after = engine.workbench.model.state_dict()
+    assert before.keys() == after.keys()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert file_hashes(run_dir / "checkpoints") == checkpoints
+    assert not (run_dir / "compressed").exists()  # nothing saved unless asked
+
+    # Evaluate with a loaded workbench and no training: the dense model's val figures.
+    (metrics,) = of(events, msg.EvalMetrics)
+    assert metrics.split == "val" and metrics.step == 30
+    assert 0 < metrics.loss < 3 and metrics.top1 <= metrics.top5
+
+
+def test_a_sweep_reports_every_level_and_starts_at_the_dense_loss(runs):
+    session, run_dir = runs["gpt"]
+    _, events = serve(session, msg.LoadRun(str(run_dir)), msg.Sweep("magnitude"),
+                      msg.Sweep("random", levels=(0.0, 0.9)))
+    no_errors(events)
+    dense = of(events, msg.ModelLoaded)[0].dense
+    points = of(events, msg.SweepPointMeasured)
+    magnitude = [p for p in points if p.method == "magnitude"]
+    assert [p.sparsity for p in magnitude] == list(SWEEP_LEVELS)
+    assert [p.last for p in magnitude] == [False] * (len(SWEEP_LEVELS) - 1) + [True]
+    assert magnitude[0].loss == dense.loss  # the same sample, the same weights
+    assert magnitude[0].top1 == pytest.approx(dense.top1)
+    for p in magnitude:
+        assert p.real_sparsity == pytest.approx(p.sparsity, abs=0.02)
+    assert magnitude[-1].loss > magnitude[0].loss  # 95% costs something
+    random = [p for p in points if p.method == "random"]
+    assert [p.sparsity for p in random] == [0.0, 0.9] and random[-1].last
+    assert random[0].loss == pytest.approx(dense.loss, rel=1e-6)
+    assert random[1].loss > magnitude[SWEEP_LEVELS.index(0.9)].loss  # the baseline is worse
+    assert not of(events, msg.Compressed)  # a sweep leaves no candidate behind
+
+
+# --------------------------------------------------------------------------- fine-tune, int8, save
+
+
+@pytest.mark.parametrize("arch", ["gpt", "lstm"])
+def test_finetune_quantize_save_and_reload(runs, arch, tmp_path):
+    session, run_dir = runs[arch]
+    folder = tmp_path / f"{arch}-m50-ft5-int8"
+    engine, events = serve(session, msg.LoadRun(str(run_dir)), msg.PruneTo("magnitude", 0.5),
+                           msg.FineTune(5), msg.Quantize(), msg.SaveCompressed(str(folder)))
+    no_errors(events)
+    dense = of(events, msg.ModelLoaded)[0].dense
+
+    steps = of(events, msg.FinetuneStep)
+    assert [e.step for e in steps] == [1, 2, 3, 4, 5]
+    assert all(e.steps == 5 and 0 < e.loss < 5 for e in steps)
+
+    pruned, tuned, quantized = of(events, msg.Compressed)
+    assert tuned.figures.label == "magnitude 50% +5 steps"
+    assert tuned.figures.sparsity == pytest.approx(pruned.figures.sparsity)  # zeros stay zero
+    assert tuned.figures.nonzero == pruned.figures.nonzero
+    assert "int8" in quantized.figures.label
+    assert quantized.figures.size_bytes < 0.5 * dense.size_bytes
+    assert quantized.figures.sparsity == pytest.approx(tuned.figures.sparsity)
+    assert quantized.figures.loss == pytest.approx(tuned.figures.loss, abs=0.1)
+
+    (saved,) = of(events, msg.CompressedSaved)
+    assert Path(saved.path) == folder
+    for name in ("compressed.json", "model.safetensors", "session.toml", "tokenizer.json"):
+        assert (folder / name).is_file(), name
+
+    # A new workbench on the saved folder: the same int8 model, generating and evaluating.
+    wb = Workbench(folder)
+    assert wb.bench.compressed_meta["quantize"] == "int8"
+    assert wb.bench.compressed_meta["method"] == "magnitude"
+    assert wb.bench.compressed_meta["finetune_steps"] == 5
+    assert wb.dense_figures().loss == pytest.approx(quantized.figures.loss, rel=1e-5)
+    text = "".join(wb.generate("jo", Sampling(max_tokens=12, seed=1)))
+    assert len(text) == 12 and set(text) <= set("abcdefghijklmnop\n")
+    assert 0 < wb.evaluate("val", iters=2).macro_f1 <= 1
+
+    # The engine loads it too, and cannot prune an int8 model (one line, not a crash).
+    _, events = serve(session, msg.LoadRun(str(folder)), msg.PruneTo("magnitude", 0.5),
+                      msg.Generate("jo", max_tokens=5, seed=1))
+    (loaded,) = of(events, msg.ModelLoaded)
+    assert loaded.step == 30 and loaded.arch == arch
+    assert "int8" in one_line_error(events).message
+    assert of(events, msg.Generated)[-1].done
+
+
+# --------------------------------------------------------------------------- generation
+
+
+def test_generate_streams_what_llmlab_sample_prints(runs):
+    session, run_dir = runs["gpt"]
+    g = session.generate
+    command = msg.Generate("jo", max_tokens=40, temperature=g.temperature, top_k=g.top_k,
+                           top_p=g.top_p, repetition_penalty=g.repetition_penalty,
+                           stop=tuple(g.stop), seed=3, request_id=11)
+    _, events = serve(session, msg.LoadRun(str(run_dir)), command)
+    no_errors(events)
+    pieces = of(events, msg.Generated)
+    assert pieces[-1].done and not any(p.done for p in pieces[:-1])
+    assert pieces[-1].tokens == 40
+    assert all(p.request_id == 11 and p.model == "dense" for p in pieces)
+    text = "".join(p.text for p in pieces)
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}  # LLMLAB_CACHE_DIR: this test's
+    cli = subprocess.run(
+        [sys.executable, "-m", "llmlab", "sample", str(run_dir), "--prompt", "jo",
+         "--tokens", "40", "--seed", "3"], capture_output=True, text=True, env=env, timeout=120)
+    assert cli.returncode == 0, cli.stderr
+    assert cli.stdout == "jo" + text + "\n"
+
+
+def test_cancel_ends_a_long_generation_early(runs):
+    session, run_dir = runs["lstm"]
+    long = msg.Generate("jo", max_tokens=20_000, seed=1, request_id=5)
+    # Both queued before serving: the Cancel waits in the queue while Generate runs.
+    _, events = serve(session, msg.LoadRun(str(run_dir)), long, msg.Cancel(),
+                      msg.PruneTo("magnitude", 0.5))
+    no_errors(events)
+    done = [e for e in of(events, msg.Generated) if e.done]
+    assert len(done) == 1 and done[0].request_id == 5
+    assert 0 < done[0].tokens < 20_000
+    assert len(of(events, msg.Compressed)) == 1  # what came after the Cancel still ran
+
+
+def test_cancel_ends_a_finetuning_and_keeps_the_steps_done(runs):
+    session, run_dir = runs["gpt"]
+    _, events = serve(session, msg.LoadRun(str(run_dir)), msg.PruneTo("magnitude", 0.5),
+                      msg.FineTune(10_000), msg.Cancel())
+    no_errors(events)
+    steps = of(events, msg.FinetuneStep)
+    assert [e.step for e in steps] == [1]  # the Cancel is seen after the first step
+    pruned, tuned = of(events, msg.Compressed)
+    assert tuned.figures.label == "magnitude 50% +1 steps"
+    assert tuned.figures.sparsity == pytest.approx(pruned.figures.sparsity)
+
+
+def test_a_shutdown_during_a_sweep_cancels_it(runs):
+    session, run_dir = runs["gpt"]
+    engine, events = serve(session, msg.LoadRun(str(run_dir)), msg.Sweep("magnitude"),
+                           msg.Shutdown(), msg.PruneTo("magnitude", 0.5))
+    points = of(events, msg.SweepPointMeasured)
+    assert len(points) == 1 and not points[0].last  # checked after every point
+    assert not of(events, msg.Compressed)  # serving ended at the Shutdown
+    no_errors(events)
+
+
+def test_generate_from_the_compressed_candidate(runs):
+    session, run_dir = runs["gpt"]
+    args = {"prompt": "jo", "max_tokens": 10, "seed": 2, "temperature": 0.0}
+    _, events = serve(session, msg.LoadRun(str(run_dir)), msg.Generate(**args, model="compressed"),
+                      msg.PruneTo("structured", 0.5), msg.Generate(**args, model="compressed"),
+                      msg.Generate(**args, model="dense"))
+    assert "prune or quantize" in one_line_error(events).message  # no candidate yet
+    done = [e for e in of(events, msg.Generated) if e.done]
+    assert [e.model for e in done] == ["compressed", "dense"]
+    assert all(e.tokens == 10 for e in done)
+
+
+# --------------------------------------------------------------------------- mistakes
+
+
+def test_workbench_commands_before_a_load_are_one_line_errors(runs):
+    session, _ = runs["gpt"]
+    commands = [msg.PruneTo("magnitude", 0.5), msg.Sweep("magnitude"), msg.FineTune(2),
+                msg.Quantize(), msg.SaveCompressed(), msg.Generate("jo"), msg.Cancel()]
+    engine, events = serve(session, *commands)
+    errors = of(events, msg.Error)
+    assert len(errors) == 6  # the Cancel with nothing under way is harmless
+    for error in errors:
+        assert not error.fatal and "no model loaded" in error.message
+        assert "\n" not in error.message
+    assert engine.workbench is None
+    assert engine.state == "idle"
+
+
+@pytest.mark.parametrize(("commands", "words"), [
+    ([msg.PruneTo("magnitude", 1.5)], ["sparsity", "1.5"]),
+    ([msg.PruneTo("magnitude", -0.1)], ["sparsity"]),
+    ([msg.PruneTo("sideways", 0.5)], ["sideways", "magnitude"]),
+    ([msg.Sweep("magnitude", levels=(0.0, 1.5))], ["sparsity", "1.5"]),
+    ([msg.Sweep("all")], ["all"]),
+    ([msg.FineTune(3)], ["prune"]),
+    ([msg.Quantize(), msg.Quantize()], ["already int8"]),
+    ([msg.Quantize(), msg.FineTune(3)], ["int8"]),
+    ([msg.Generate("jo", model="both")], ["both", "dense or compressed"]),
+    ([msg.Generate("XYZ")], ["XYZ"]),
+    ([msg.Generate("jo", top_p=0.0, max_tokens=0)], ["generate.top_p", "generate.max_tokens"]),
+])
+def test_a_bad_command_is_one_line_and_the_engine_keeps_serving(runs, commands, words):
+    session, run_dir = runs["gpt"]
+    _, events = serve(session, msg.LoadRun(str(run_dir)), *commands,
+                      msg.PruneTo("magnitude", 0.5))
+    error = one_line_error(events)
+    for word in words:
+        assert word in error.message, error.message
+    after = of(events, msg.Compressed)[-1]  # the next command is answered as usual
+    assert after.figures.label == "magnitude 50%"
+
+
+def test_an_unexpected_exception_is_a_non_fatal_error(runs, monkeypatch):
+    session, run_dir = runs["gpt"]
+
+    def broken(self):
+        raise RuntimeError("quantize backend missing")
+
+    monkeypatch.setattr(Workbench, "quantize", broken)
+    _, events = serve(session, msg.LoadRun(str(run_dir)), msg.Quantize(),
+                      msg.PruneTo("magnitude", 0.5))
+    error = one_line_error(events)
+    assert error.message == "internal error: RuntimeError: quantize backend missing"
+    assert "Traceback" in error.details["traceback"]  # for a bug report, not the screen
+    assert len(of(events, msg.Compressed)) == 1
+
+
+def test_loading_a_missing_run_is_one_line_and_nothing_is_loaded(runs, tmp_path):
+    session, _ = runs["gpt"]
+    engine, events = serve(session, msg.LoadRun(str(tmp_path / "nope")), msg.Quantize())
+    errors = of(events, msg.Error)
+    assert len(errors) == 2 and not any(e.fatal for e in errors)
+    assert "no model loaded" in errors[1].message
+    assert not of(events, msg.ModelLoaded) and engine.workbench is None
