@@ -201,15 +201,7 @@ class Workbench:
         return self.candidate
 
     def _label(self) -> str:
-        m = self.candidate_meta
-        parts = []
-        if m.get("method", "none") != "none":
-            parts.append(f"{m['method']} {m['sparsity']:.0%}")
-        if m.get("finetune_steps"):
-            parts.append(f"+{m['finetune_steps']} steps")
-        if m.get("quantize") == "int8":
-            parts.append("int8")
-        return " ".join(parts) or "copy"
+        return compression_label(self.candidate_meta) or "copy"
 
     def _default_folder(self) -> Path:
         m = self.candidate_meta
@@ -258,6 +250,18 @@ def _check_method(method: str) -> None:
 def _check_sparsity(sparsity: float) -> None:
     if not 0.0 <= sparsity < 1.0:
         raise LlmlabError(f"compress.sparsity: must be in [0, 1) (got {sparsity})")
+
+
+def compression_label(meta: dict) -> str:
+    """What was done to a model, e.g. "magnitude 50% +100 steps int8" ("" for nothing)."""
+    parts = []
+    if meta.get("method", "none") != "none":
+        parts.append(f"{meta['method']} {meta.get('sparsity', 0.0):.0%}")
+    if meta.get("finetune_steps"):
+        parts.append(f"+{meta['finetune_steps']} steps")
+    if meta.get("quantize") == "int8":
+        parts.append("int8")
+    return " ".join(parts)
 
 
 def is_compressed_model(path: Path) -> bool:

@@ -61,15 +61,10 @@ def describe_source(wb) -> str:
     meta = wb.bench.compressed_meta
     if meta is None:
         return f"run {wb.bench.source} (checkpoint step {wb.bench.step})"
-    done = []
-    if meta.get("method", "none") != "none":
-        done.append(f"{meta['method']} {meta.get('sparsity', 0.0):.0%}")
-    if meta.get("finetune_steps"):
-        done.append(f"+{meta['finetune_steps']} steps")
-    if meta.get("quantize") == "int8":
-        done.append("int8")
+    from core.workbench import compression_label
+
     origin = f"from {meta['source']} step {wb.bench.step}" if meta.get("source") else ""
-    what = ", ".join(x for x in (" ".join(done), origin) if x)
+    what = ", ".join(x for x in (compression_label(meta), origin) if x)
     return f"compressed model {wb.bench.source}" + (f" ({what})" if what else "")
 
 
