@@ -9,8 +9,11 @@ that into an `Error` event instead of leaving the UI waiting.
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 import queue
 import signal
+import threading
+import time
 import traceback
 from pathlib import Path
 
@@ -21,6 +24,8 @@ from core.session import Session, session_from_dict
 def _serve(session_dict: dict, base_dir: str | None, commands, events) -> None:
     """The worker process's main: everything it reports goes through `events`."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C belongs to the UI, which asks first
+    threading.Thread(target=_watch_parent, args=(os.getppid(), commands, events),
+                     name="llmlab-parent-watch", daemon=True).start()
     try:
         from core.engine import Engine
 
@@ -30,6 +35,15 @@ def _serve(session_dict: dict, base_dir: str | None, commands, events) -> None:
         events.put(msg.Error(f"engine failed: {type(e).__name__}: {e}", fatal=True,
                              details={"traceback": traceback.format_exc()}))
         events.put(msg.Status("failed", str(e)))
+
+
+def _watch_parent(parent_pid: int, commands, events, every: float = 1.0) -> None:
+    """If the UI dies without a word (kill -9, a dropped SSH session), shut down as if it had
+    asked: training stops at the next step with a checkpoint, and no orphan trains on."""
+    while os.getppid() == parent_pid:
+        time.sleep(every)
+    events.cancel_join_thread()  # nobody reads events any more: do not wait to flush them
+    commands.put(msg.Shutdown())
 
 
 class EngineProcess:
@@ -78,7 +92,6 @@ class EngineProcess:
         """Shut down (a running training is stopped with a checkpoint first); return the
         events that came meanwhile. Events are drained while waiting, because a child cannot
         exit while its queue still holds data nobody reads."""
-        import time
 
         late: list[msg.Event] = []
         if self.process.is_alive():

@@ -239,3 +239,52 @@ def test_close_during_training_stops_with_a_checkpoint(tmp_path, workers):
     info = read_run_info(run_dir)
     assert info["status"] == "stopped" and info["step"] == saved.step
     assert no_engine_children()
+
+
+def test_a_killed_ui_leaves_no_engine_training_on(tmp_path):
+    """kill -9 of the UI (or a dropped SSH session) must not leave an orphan training."""
+    code = textwrap.dedent(f"""
+        import os, signal, time
+        from pathlib import Path
+        from core import messages as msg
+        from core.session import Session
+        from core.worker import EngineProcess
+
+        if __name__ == "__main__":
+            s = Session(name="orphan")
+            s.base_dir = Path({str(tmp_path)!r})
+            s.data.corpus = "sample:synthetic"
+            s.model.n_layer, s.model.n_embd, s.model.n_head, s.model.context = 1, 32, 2, 16
+            s.optim.warmup_steps = 0
+            s.train.max_steps, s.train.batch_size, s.train.eval_interval = 100000, 8, 0
+            s.train.checkpoint_interval = 0
+            proc = EngineProcess(s).start()
+            proc.send(msg.Start())
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                if any(isinstance(e, msg.StepMetrics) for e in proc.poll(timeout=0.1)):
+                    break
+            print(proc.process.pid, flush=True)
+            os.kill(os.getpid(), signal.SIGKILL)
+    """)
+    ui = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                        timeout=120, cwd=tmp_path, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert ui.returncode == -signal.SIGKILL
+    engine_pid = int(ui.stdout.split()[0])
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and _alive(engine_pid):
+        time.sleep(0.2)
+    assert not _alive(engine_pid), "the engine kept running after its UI died"
+    run_dir = next((tmp_path / "runs" / "orphan").iterdir())
+    assert read_run_info(run_dir)["status"] == "stopped"
+    assert list((run_dir / "checkpoints").glob("step-*"))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    state = Path(f"/proc/{pid}/stat").read_text().split()[2] if Path(
+        f"/proc/{pid}/stat").exists() else "X"
+    return state not in ("Z", "X")  # a zombie has exited
