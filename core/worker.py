@@ -21,9 +21,13 @@ from core import messages as msg
 from core.session import Session, session_from_dict
 
 
-def _serve(session_dict: dict, base_dir: str | None, commands, events) -> None:
-    """The worker process's main: everything it reports goes through `events`."""
+def _serve(session_dict: dict, base_dir: str | None, commands, events,
+           log_path: str | None = None) -> None:
+    """The worker process's main: everything it reports goes through `events`; anything it
+    prints (a torch warning) goes to `log_path` when given, never over the UI's screen."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C belongs to the UI, which asks first
+    if log_path:
+        _redirect_output(Path(log_path))
     threading.Thread(target=_watch_parent, args=(os.getppid(), commands, events),
                      name="llmlab-parent-watch", daemon=True).start()
     try:
@@ -35,6 +39,14 @@ def _serve(session_dict: dict, base_dir: str | None, commands, events) -> None:
         events.put(msg.Error(f"engine failed: {type(e).__name__}: {e}", fatal=True,
                              details={"traceback": traceback.format_exc()}))
         events.put(msg.Status("failed", str(e)))
+
+
+def _redirect_output(log_path: Path) -> None:
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
 
 
 def _watch_parent(parent_pid: int, commands, events, every: float = 1.0) -> None:
@@ -49,14 +61,14 @@ def _watch_parent(parent_pid: int, commands, events, every: float = 1.0) -> None
 class EngineProcess:
     """A spawned engine process: `send` commands, `poll` events, `close` when done."""
 
-    def __init__(self, session: Session):
+    def __init__(self, session: Session, log_path: str | os.PathLike | None = None):
         ctx = mp.get_context("spawn")
         self.commands = ctx.Queue()
         self.events = ctx.Queue()
         base_dir = str(session.base_dir) if session.base_dir else None
         self.process = ctx.Process(target=_serve, name="llmlab-engine", daemon=True,
                                    args=(session.to_dict(), base_dir, self.commands,
-                                         self.events))
+                                         self.events, str(log_path) if log_path else None))
         self._reported_death = False
 
     def start(self) -> EngineProcess:

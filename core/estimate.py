@@ -1,0 +1,151 @@
+"""What a model will cost, from its config alone: parameters, FLOPs, memory, steps per epoch.
+
+Pure arithmetic (no torch), so the TUI can show a live summary while the user edits the form.
+`param_count` and `flops_per_token` follow the model code in `core.models` term by term and
+equal `build_model(cfg, vocab).num_params()` / `.flops_per_token()` exactly (tests check it).
+
+The memory figure is an estimate, documented in `memory_estimate`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from core.session import ModelConfig, OptimConfig, TrainConfig
+
+_GATES = {"lstm": 4, "gru": 3}  # weight matrices per recurrent layer
+_BYTES = {"fp32": 4, "bf16": 2, "fp16": 2}
+# Optimizer state tensors kept per parameter (fp32): AdamW/Adam m and v, SGD momentum,
+# Adadelta's square_avg and acc_delta.
+_OPTIMIZER_STATES = {"adamw": 2, "adam": 2, "sgd": 1, "adadelta": 2}
+
+
+def _hidden(cfg: ModelConfig) -> int:
+    if cfg.arch == "mlp":
+        return cfg.n_hidden or 4 * cfg.n_embd
+    return cfg.n_hidden or cfg.n_embd
+
+
+def _linear(n_in: int, n_out: int, bias: bool) -> int:
+    return n_in * n_out + (n_out if bias else 0)
+
+
+def param_count(cfg: ModelConfig, vocab_size: int) -> int:
+    """Trainable parameters, a tied weight counted once (as `LanguageModel.num_params`)."""
+    d, L, V, T, bias = cfg.n_embd, cfg.n_layer, vocab_size, cfg.context, cfg.bias
+    if cfg.arch == "gpt":
+        norm = d * (2 if bias else 1)  # LayerNorm weight (+ bias)
+        block = (norm + _linear(d, 3 * d, bias) + _linear(d, d, bias)  # ln_1, attention
+                 + norm + _linear(d, 4 * d, bias) + _linear(4 * d, d, bias))  # ln_2, MLP
+        head = 0 if cfg.tie_embeddings else V * d  # lm_head never has a bias
+        return V * d + T * d + L * block + norm + head
+    if cfg.arch == "mlp":
+        h = _hidden(cfg)
+        widths = [T * d] + [h] * L
+        hidden = sum(_linear(a, b, bias) for a, b in zip(widths[:-1], widths[1:], strict=True))
+        tied = cfg.tie_embeddings and h == d
+        head = (0 if tied else h * V) + (V if bias else 0)
+        return V * d + d + hidden + head  # embedding, padding vector, layers, head
+    if cfg.arch in _GATES:
+        h, g = _hidden(cfg), _GATES[cfg.arch]
+        rnn = sum(g * h * (n_in + h) + (2 * g * h if bias else 0)
+                  for n_in in [d] + [h] * (L - 1))
+        tied = cfg.tie_embeddings and h == d
+        head = (0 if tied else h * V) + (V if bias else 0)
+        return V * d + rnn + head
+    raise ValueError(f"unknown model.arch {cfg.arch!r}")
+
+
+def flops_per_token(cfg: ModelConfig, vocab_size: int) -> int:
+    """Forward FLOPs per token, 2 per multiply-accumulate of the matmuls (as the models
+    count them: elementwise work and embedding lookups are left out)."""
+    d, L, V, T = cfg.n_embd, cfg.n_layer, vocab_size, cfg.context
+    if cfg.arch == "gpt":
+        return 2 * (L * 12 * d * d + d * V + L * 2 * T * d)
+    if cfg.arch == "mlp":
+        h = _hidden(cfg)
+        return 2 * (T * d * h + (L - 1) * h * h + h * V)
+    if cfg.arch in _GATES:
+        h, g = _hidden(cfg), _GATES[cfg.arch]
+        return 2 * (sum(g * h * (n_in + h) for n_in in [d] + [h] * (L - 1)) + h * V)
+    raise ValueError(f"unknown model.arch {cfg.arch!r}")
+
+
+def activation_bytes(cfg: ModelConfig, vocab_size: int, batch_size: int,
+                     precision: str = "fp32") -> int:
+    """Activations kept for the backward pass of one micro-batch (an estimate).
+
+    gpt: Korthikanti et al. (2022), "Reducing Activation Recomputation", per layer and token
+    34*d + 5*n_head*T values at 2 bytes each (scaled here to the precision's width), with
+    attention scores materialised (SDPA's flash kernels keep fewer; this is an upper bound).
+    mlp: the window of embeddings plus each hidden layer's input and output.
+    lstm/gru: per layer and token, the gates plus the hidden (and cell) state.
+    All archs add the logits three times (the logits, their fp32 copy for the loss, and the
+    loss gradient), which dominates for small models with big vocabularies.
+    """
+    d, L, V, T = cfg.n_embd, cfg.n_layer, vocab_size, cfg.context
+    width = _BYTES.get(precision, 4)
+    tokens = batch_size * T
+    if cfg.arch == "gpt":
+        per_token = L * (34 * d + 5 * cfg.n_head * T) * width // 2 + 2 * d * width
+    elif cfg.arch == "mlp":
+        h = _hidden(cfg)
+        per_token = (T * d + 2 * L * h) * width
+    elif cfg.arch in _GATES:
+        h, g = _hidden(cfg), _GATES[cfg.arch]
+        per_token = (d + L * (g + 3) * h) * width
+    else:
+        raise ValueError(f"unknown model.arch {cfg.arch!r}")
+    logits = 3 * V * 4
+    return tokens * (per_token + logits)
+
+
+@dataclass
+class MemoryEstimate:
+    weights: int
+    grads: int
+    optimizer: int
+    activations: int
+
+    @property
+    def total(self) -> int:
+        return self.weights + self.grads + self.optimizer + self.activations
+
+
+def memory_estimate(cfg: ModelConfig, vocab_size: int, optim: OptimConfig,
+                    train: TrainConfig) -> MemoryEstimate:
+    """Bytes of memory for training: fp32 weights and gradients (autocast keeps the master
+    weights in fp32), the optimizer's fp32 state tensors (AdamW: 2 per parameter; SGD: 1,
+    the momentum buffer, also kept when momentum is 0 for simplicity) and the activations of
+    one micro-batch (`activation_bytes`). Framework overhead (the CUDA context, allocator
+    slack, the torch library itself) is left out: add a few hundred MB on a GPU."""
+    n = param_count(cfg, vocab_size)
+    states = _OPTIMIZER_STATES.get(optim.name, 2)
+    return MemoryEstimate(
+        weights=4 * n, grads=4 * n, optimizer=4 * n * states,
+        activations=activation_bytes(cfg, vocab_size, train.batch_size, train.precision))
+
+
+def tokens_per_step(cfg: ModelConfig, train: TrainConfig) -> int:
+    return train.batch_size * train.grad_accum * cfg.context
+
+
+def steps_per_epoch(train_tokens: int, cfg: ModelConfig, train: TrainConfig) -> float:
+    """Optimizer steps to see as many tokens as the train split holds (one "epoch" of random
+    windows: train tokens / (batch * context * grad_accum))."""
+    return train_tokens / max(1, tokens_per_step(cfg, train))
+
+
+def human_count(n: float) -> str:
+    """1234 -> '1.23k', 5_300_000 -> '5.30M' (3 significant figures)."""
+    for unit, size in (("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(n) >= size:
+            return f"{n / size:.3g}{unit}"
+    return f"{n:.3g}" if isinstance(n, float) and n != int(n) else str(int(n))
+
+
+def human_bytes(n: float) -> str:
+    for unit, size in (("TB", 1 << 40), ("GB", 1 << 30), ("MB", 1 << 20), ("kB", 1 << 10)):
+        if abs(n) >= size:
+            return f"{n / size:.3g} {unit}"
+    return f"{int(n)} B"

@@ -1,0 +1,166 @@
+"""Helpers for the app's tests: small sessions, waiting with a deadline (never a fixed
+sleep), reading the screen as text, typing into the app, and a scripted engine."""
+
+from __future__ import annotations
+
+import io
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+from core import messages as msg
+from core.session import Session
+
+
+def small_session(base_dir: Path, **train: Any) -> Session:
+    """A session that trains in seconds on the synthetic corpus; runs go under base_dir."""
+    s = Session(name="tiny")
+    s.base_dir = base_dir
+    s.data.corpus = "sample:synthetic"
+    s.model.n_layer, s.model.n_head, s.model.n_embd, s.model.context = 1, 2, 32, 32
+    s.optim.warmup_steps = 0
+    s.train.batch_size = 8
+    s.train.max_steps = 100_000
+    s.train.eval_interval = 100
+    s.train.eval_iters = 4
+    s.train.log_interval = 5
+    s.train.checkpoint_interval = 0
+    s.train.runs_dir = str(base_dir / "runs")
+    for key, value in train.items():
+        setattr(s.train, key, value)
+    return s
+
+
+async def wait_for(pilot, condition: Callable[[], Any], timeout: float = 30.0,
+                   what: str = "condition") -> Any:
+    """Let the app run until `condition()` is truthy (polling), or fail after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+        await pilot.pause(0.05)
+
+
+def screen_text(app) -> str:
+    """The screen as plain text, for asserting what a user would read."""
+    from rich.console import Console
+
+    width, height = app.size
+    console = Console(width=width, height=height, file=io.StringIO(), force_terminal=True,
+                      color_system="truecolor", record=True, legacy_windows=False)
+    console.print(app.screen._compositor.render_update(
+        full=True, screen_stack=app._background_screens))
+    return console.export_text()
+
+
+async def paste(pilot, text: str) -> None:
+    """Paste `text` into the focused widget, as a terminal's bracketed paste delivers it
+    (much faster than a key press per character)."""
+    from textual import events
+
+    pilot.app.focused.post_message(events.Paste(text))
+    await pilot.pause()
+
+
+async def type_text(pilot, text: str) -> None:
+    await pilot.press(*[{" ": "space", ".": "full_stop", "/": "slash", "-": "minus",
+                         "_": "underscore", ":": "colon"}.get(c, c) for c in text])
+
+
+async def jump_to_field(pilot, path: str) -> None:
+    """Focus a form field the way a user does: ctrl+p, type its name, enter."""
+    await pilot.press("ctrl+p")
+    await paste(pilot, f"Field: {path}")
+    await wait_for(pilot, lambda: _palette_has(pilot.app, f"Field: {path}"), 10,
+                   f"the palette to list {path}")
+    await pilot.press("enter")
+    await wait_for(pilot, lambda: _focused_field(pilot.app) == path, 10, f"focus on {path}")
+
+
+def _palette_has(app, title: str) -> bool:
+    from textual.command import CommandList
+
+    try:
+        options = app.screen.query_one(CommandList)
+    except Exception:
+        return False
+    return options.option_count > 0 and title in str(options.get_option_at_index(0).prompt)
+
+
+def _focused_field(app) -> str | None:
+    from tui.widgets.field_row import FieldRow
+
+    node = app.focused
+    while node is not None and not isinstance(node, FieldRow):
+        node = node.parent
+    return node.path if node is not None else None
+
+
+async def set_field(pilot, path: str, value: str) -> None:
+    """Jump to a field, replace its text by typing, and commit with enter."""
+    await jump_to_field(pilot, path)
+    await pilot.press("ctrl+a", "ctrl+k")
+    await type_text(pilot, value)
+    await pilot.press("enter")
+
+
+class FakeEngine:
+    """Stands in for core.worker.EngineProcess: plays scripted events, records commands."""
+
+    def __init__(self, session: Session, script: Callable[[msg.Command], list[msg.Event]]):
+        self.session = session
+        self.script = script
+        self.sent: list[msg.Command] = []
+        self.pending: list[msg.Event] = [msg.Status("idle")]
+        self._alive = False
+        self.process = SimpleNamespace(pid=None)
+
+    def start(self) -> FakeEngine:
+        self._alive = True
+        return self
+
+    def send(self, command: msg.Command) -> None:
+        self.sent.append(command)
+        self.pending += self.script(command)
+
+    def poll(self, timeout: float = 0.0, limit: int = 1000) -> list[msg.Event]:
+        out, self.pending = self.pending[:limit], self.pending[limit:]
+        return out
+
+    @property
+    def alive(self) -> bool:
+        return self._alive
+
+    def close(self, timeout: float = 30.0) -> list[msg.Event]:
+        self._alive = False
+        return self.poll()
+
+
+def fake_run(n_steps: int = 60, max_steps: int = 200) -> list[msg.Event]:
+    """A deterministic run: a falling loss, evals every 20 steps, an lr change at 30."""
+    events: list[msg.Event] = [
+        msg.Status("preparing"),
+        msg.RunStarted(run_dir="runs/tiny/run-1", arch="gpt", params=13952,
+                       flops_per_token=29760, vocab_size=17, max_steps=max_steps,
+                       start_step=0, device="cpu", precision="fp32"),
+        msg.Status("running"),
+    ]
+    lr = 1e-3
+    for step in range(1, n_steps + 1):
+        if step == 30:
+            events.append(msg.HparamChanged(step=30, name="optim.lr", old=lr, new=2 * lr))
+            lr *= 2
+        loss = 1.1 + 1.7 * 0.96**step + 0.05 * ((step * 7919) % 11) / 11
+        events.append(msg.StepMetrics(step=step, tokens=256 * step, loss=loss, lr=lr,
+                                      grad_norm=1.0, tokens_per_s=25600.0, mfu=0.0125,
+                                      elapsed=step * 0.01, max_steps=max_steps))
+        if step % 20 == 0:
+            events.append(msg.EvalMetrics(step=step, split="val", loss=loss + 0.05,
+                                          perplexity=2.718 ** (loss + 0.05),
+                                          top1=0.4 + step / 300, top5=0.9))
+    return events

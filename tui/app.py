@@ -1,0 +1,671 @@
+"""The llmlab app: panes, session editing, the engine bridge, save/open, themes and keys.
+
+The app owns the session being edited (`self.session`) and the engine bridge
+(`self.client`). Panes show the session and post `SessionEdited` when the user changes a
+field; the app applies the edit, validates the whole session (core's `validate`), and hands
+each problem to the field it names. Engine events arrive as `tui.messages.Engine*` messages.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.widgets import ContentSwitcher, Footer
+
+from core.errors import LlmlabError, SessionError
+from core.session import LIVE_FIELDS, Session, load_session, save_session, validate
+from tui.commands import LlmlabCommands, PaletteCommand
+from tui.engine_client import EngineClient
+from tui.keymap import bind, keys, load_user_keymap
+from tui.messages import (
+    CorpusFailed,
+    CorpusLoaded,
+    EngineFailed,
+    EngineStatus,
+    EngineWarning,
+    FieldError,
+    HparamApplied,
+    RunBegan,
+    SessionEdited,
+    StepReported,
+)
+from tui.panes.dataset import DatasetPane
+from tui.panes.model import ModelPane, field_value, form_fields
+from tui.panes.train import TrainPane
+from tui.screens.confirm import ConfirmScreen
+from tui.screens.help import HelpScreen
+from tui.screens.hparam_edit import HparamEditScreen
+from tui.screens.path_picker import PathPickerScreen
+from tui.settings import DEFAULT_THEME, Settings, load_settings, save_settings
+from tui.themes import VARIABLE_DEFAULTS, load_themes
+from tui.widgets.field_row import FieldRow
+from tui.widgets.number_input import NumberInput
+from tui.widgets.title_bar import TitleBar
+
+PANES = ("dataset", "model", "train")
+
+
+def set_field(session: Session, path: str, value: Any) -> bool:
+    """Set `section.field` (or `name`) of a session in place; True if the value changed."""
+    *parents, leaf = path.split(".")
+    obj: Any = session
+    for part in parents:
+        obj = getattr(obj, part)
+    if getattr(obj, leaf) == value and type(getattr(obj, leaf)) is type(value):
+        return False
+    setattr(obj, leaf, value)
+    return True
+
+
+def package_dirs() -> list[Path]:
+    """Folders of the installed llmlab packages: a session is never saved into them."""
+    import core
+    import sample_corpora
+    import themes
+    import tui
+
+    return [Path(m.__file__).resolve().parent for m in (core, tui, themes, sample_corpora)]
+
+
+def is_shipped(path: Path | None) -> bool:
+    if path is None:
+        return True
+    resolved = Path(path).resolve()
+    return any(resolved.is_relative_to(folder) for folder in package_dirs())
+
+
+class LlmlabApp(App[None]):
+    CSS_PATH = "app.tcss"
+    TITLE = "llmlab"
+    AUTO_FOCUS = None
+    COMMANDS = {LlmlabCommands}
+    BINDINGS = [
+        bind("train.start", "start_training", "Start",
+             help="Start a new run (the session must have no problems)"),
+        bind("train.pause", "toggle_pause", "Pause",
+             help="Pause the run / resume it"),
+        bind("train.stop", "stop_training", "Stop",
+             help="Stop the run after this step, saving a checkpoint"),
+        bind("app.dataset", "show_pane('dataset')", "Dataset",
+             help="Dataset pane: corpus, tokenizer, statistics, preview"),
+        bind("app.model", "show_pane('model')", "Model",
+             help="Model pane: the session form and what the model costs"),
+        bind("app.train", "show_pane('train')", "Train",
+             help="Train pane: progress, plots and log of the run"),
+        bind("app.help", "help", "Help", show=False,
+             help="This list of keys"),
+        bind("app.save", "save", "Save", show=False, priority=True,
+             help="Save the session (asks where, the first time)"),
+        bind("app.open", "open", "Open", show=False, priority=True,
+             help="Open a session file (asks before dropping unsaved edits)"),
+        bind("app.quit", "quit", "Quit", show=False, priority=True,
+             help="Quit (asks first if a run goes or edits are unsaved)"),
+    ]
+
+    def __init__(self, session: Session | None = None, session_path: Path | None = None, *,
+                 engine_factory: Callable[..., Any] | None = None) -> None:
+        super().__init__()
+        # No smooth scrolling or fades: over SSH every frame costs, and keys must feel instant.
+        self.animation_level = os.environ.get("TEXTUAL_ANIMATIONS", "none")  # type: ignore
+        if session is None:
+            from core.samples import default_session_path, load_default_session
+
+            session, session_path = load_default_session(), default_session_path()
+        self.session = session
+        self.session_path = Path(session_path) if session_path else None
+        self.saved = copy.deepcopy(session)
+        self.saved_base = session.base_dir
+        self.form_errors: dict[str, str] = {}
+        self.problems: dict[str, str] = {}  # dotted path -> its first problem
+        self.problem_lines: list[str] = []
+        self.corpus: Any = None  # tui.panes.dataset.CorpusView of the session's corpus
+        self.run_session: Session | None = None  # the session the current run started with
+        self.live: dict[str, float] = {}  # live hyperparameters as the run has them
+        self.startup_problems: list[str] = []
+        self._engine_factory = engine_factory
+        self._quitting = False
+        self.settings: Settings = load_settings()
+        themes, problems = load_themes()
+        self.startup_problems += problems
+        self.llmlab_themes = [theme.name for theme in themes]
+        for theme in themes:
+            self.register_theme(theme)
+        wanted = self.settings.theme
+        self.theme = wanted if wanted in self.available_themes else DEFAULT_THEME
+        self.client: EngineClient  # made on mount: it posts to the Train pane
+
+    # ------------------------------------------------------------------ layout
+
+    def get_theme_variable_defaults(self) -> dict[str, str]:
+        return dict(VARIABLE_DEFAULTS)
+
+    def compose(self) -> ComposeResult:
+        yield TitleBar(id="title-bar")
+        with ContentSwitcher(initial="dataset", id="panes"):
+            yield DatasetPane(self.session, id="dataset")
+            yield ModelPane(self.session, id="model")
+            yield TrainPane(id="train")
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        keymap, problems = load_user_keymap()
+        self.startup_problems += problems
+        if keymap:
+            self.set_keymap(keymap)
+        from tui.engine_client import quiet_engine
+
+        self.client = EngineClient(self.train_pane, self._engine_factory or quiet_engine)
+        self.theme_changed_signal.subscribe(self, self._remember_theme)
+        title = self.query_one(TitleBar)
+        help_key = self._keymap.get("app.help", keys("app.help")).split(",")[0]
+        title.help_key = self.get_key_display(Binding(help_key, ""))
+        self.session_changed()
+        self.train_pane.greet()
+        self.train_pane.show_hparams({name: field_value(self.session, name)
+                                      for name in LIVE_FIELDS})
+        for problem in self.startup_problems:
+            self.notify(problem, severity="warning", timeout=8)
+        self.call_after_refresh(lambda: self.show_pane(self.current_pane))
+        self.call_after_refresh(self._build_later)
+        self._handle_hangup()
+
+    def _handle_hangup(self) -> None:
+        """The terminal went away (an SSH connection dropped): quit as ctrl+q would, without
+        asking: a running training stops with a checkpoint, and no process is left."""
+        import asyncio
+        import signal
+
+        try:
+            asyncio.get_running_loop().add_signal_handler(
+                signal.SIGHUP, lambda: self.run_worker(self.quit_cleanly(), name="hangup",
+                                                       exclusive=True))
+        except (NotImplementedError, RuntimeError, ValueError, AttributeError):
+            pass  # not on this platform, or not in the main thread (tests)
+
+    async def _build_later(self) -> None:
+        await self.model_pane.build_form()
+
+    @property
+    def dataset_pane(self) -> DatasetPane:
+        return self.query_one(DatasetPane)
+
+    @property
+    def model_pane(self) -> ModelPane:
+        return self.query_one(ModelPane)
+
+    @property
+    def train_pane(self) -> TrainPane:
+        return self.query_one(TrainPane)
+
+    @property
+    def current_pane(self) -> str:
+        return self.query_one(ContentSwitcher).current or "dataset"
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Hide the training keys that do nothing now (start while a run goes, ...)."""
+        client = getattr(self, "client", None)
+        busy = client is not None and client.busy
+        if action == "start_training":
+            return not busy
+        if action in ("toggle_pause", "stop_training", "scale_lr"):
+            return busy
+        return True
+
+    async def action_show_pane(self, pane: str) -> None:
+        await self.show_pane(pane)
+
+    async def show_pane(self, pane: str) -> None:
+        if pane not in PANES:
+            return
+        if pane == "model":
+            await self.model_pane.build_form()
+        self.query_one(ContentSwitcher).current = pane
+        self.query_one(TitleBar).pane = pane
+        widget = self.query_one(f"#{pane}")
+        widget.focus()
+        if pane == "train":
+            self.train_pane.redraw()
+
+    async def focus_field(self, path: str) -> None:
+        """Show the Model pane with the cursor in the field `path` (e.g. "model.n_embd")."""
+        await self.show_pane("model")
+        row = self.model_pane.rows().get(path)
+        if row is not None:
+            self.call_after_refresh(row.editor.focus)
+
+    # ------------------------------------------------------------------ the session
+
+    @property
+    def dirty(self) -> bool:
+        return self.session != self.saved or self.session.base_dir != self.saved_base
+
+    def on_session_edited(self, message: SessionEdited) -> None:
+        self.edit(message.path, message.value, final=message.final)
+
+    def on_field_error(self, message: FieldError) -> None:
+        if message.error:
+            self.form_errors[message.path] = message.error
+        else:
+            self.form_errors.pop(message.path, None)
+        self.session_changed()
+
+    def edit(self, path: str, value: Any, final: bool = True) -> None:
+        """Change one field of the session, as if typed in the form."""
+        if set_field(self.session, path, value):
+            self.session_changed()
+        if final and self.client.busy:
+            self._apply_to_run(path, value)
+
+    def session_changed(self, force: bool = False) -> None:
+        """Validate and show the session everywhere after any change (`force`: also over
+        text being typed, for a session replaced as a whole)."""
+        lines = validate(self.session)
+        self.problems = {}
+        for line in lines:
+            path, _, problem = line.partition(": ")
+            self.problems.setdefault(path, problem)
+        for path, error in self.form_errors.items():
+            self.problems[path] = error
+        self.problem_lines = lines + [f"{p}: {e}" for p, e in self.form_errors.items()]
+        self.dataset_pane.show_session(self.session, self.problems, force)
+        self.model_pane.show_session(self.session, self.problems, force)
+        self._show_summary()
+        title = self.query_one(TitleBar)
+        title.session_name = self.session.name
+        title.dirty = self.dirty
+
+    def _show_summary(self) -> None:
+        view = self.corpus
+        self.model_pane.show_summary(view.vocab_size if view else None,
+                                     view.train_tokens if view else None,
+                                     len(self.problem_lines))
+
+    def on_corpus_loaded(self, message: CorpusLoaded) -> None:
+        self.corpus = message.view
+        self._show_summary()
+
+    def on_corpus_failed(self, message: CorpusFailed) -> None:
+        self.corpus = None
+        self._show_summary()
+
+    # ------------------------------------------------------------------ training
+
+    def _problem_notice(self, doing: str) -> bool:
+        """Refuse `doing` while the session has problems (True if refused)."""
+        if not self.problem_lines:
+            return False
+        n = len(self.problem_lines)
+        self.notify(f"cannot {doing}: {n} problem{'s' * (n != 1)} in the session, first: "
+                    f"{self.problem_lines[0]}", severity="error", timeout=8)
+        return True
+
+    def action_start_training(self) -> None:
+        if self.client.busy:
+            self.notify("a run is already going: stop it (x) first", severity="warning")
+            return
+        if self._problem_notice("start training"):
+            return
+        self.run_session = copy.deepcopy(self.session)
+        self.live = {name: field_value(self.session, name) for name in LIVE_FIELDS}
+        try:
+            self.client.start(self.session)
+        except LlmlabError as e:
+            self.notify(str(e), severity="error")
+            return
+        self.train_pane.show_hparams(self.live)
+        self.refresh_bindings()
+        self.call_next(self.show_pane, "train")
+
+    def action_toggle_pause(self) -> None:
+        try:
+            if self.client.state == "running":
+                self.client.pause()
+            elif self.client.state == "paused":
+                self.client.resume()
+            else:
+                self.notify("no training is running", severity="warning")
+        except LlmlabError as e:
+            self.notify(str(e), severity="warning")
+
+    def action_stop_training(self) -> None:
+        if not self.client.busy:
+            self.notify("no training is running", severity="warning")
+            return
+        try:
+            self.client.stop()
+        except LlmlabError as e:
+            self.notify(str(e), severity="warning")
+
+    def action_scale_lr(self, factor: float) -> None:
+        if not self.client.busy:
+            self.notify("no training is running: optim.lr is edited in the Model pane",
+                        severity="warning")
+            return
+        new = float(f"{self.live['optim.lr'] * factor:.6g}")
+        self.edit("optim.lr", new)
+
+    def action_edit_hparam(self) -> None:
+        current = (self.live if self.client.busy else
+                   {name: field_value(self.session, name) for name in LIVE_FIELDS})
+
+        def chosen(result: tuple[str, float] | None) -> None:
+            if result is None:
+                return
+            name, value = result
+            if isinstance(field_value(self.session, name), int):
+                if not float(value).is_integer():
+                    self.notify(f"{name} must be a whole number", severity="error")
+                    return
+                value = int(value)
+            self.edit(name, value)
+
+        self.push_screen(HparamEditScreen(current), chosen)
+
+    def _apply_to_run(self, path: str, value: Any) -> None:
+        """A committed edit during a run: live fields go to the engine, others wait."""
+        if path in LIVE_FIELDS:
+            if path in self.problems:
+                self.notify(f"{path}: {self.problems[path]} (not sent)", severity="error")
+                return
+            if value != self.live.get(path):
+                try:
+                    self.client.set_hparam(path, float(value))
+                except LlmlabError as e:
+                    self.notify(str(e), severity="warning")
+                    return
+                self.live[path] = value
+        elif self.run_session is not None and "." in path:
+            if field_value(self.run_session, path) != value:
+                self.notify(f"{path} needs a restart: the running training keeps its value; "
+                            "it applies to the next run", severity="warning")
+
+    def on_engine_status(self, message: EngineStatus) -> None:
+        title = self.query_one(TitleBar)
+        title.state = message.event.state
+        if message.event.state in ("finished", "stopped", "failed"):
+            self.run_session = None
+        self.refresh_bindings()
+
+    def on_run_began(self, message: RunBegan) -> None:
+        self.query_one(TitleBar).step = f"0/{message.event.max_steps}"
+
+    def on_step_reported(self, message: StepReported) -> None:
+        e = message.event
+        self.query_one(TitleBar).step = f"{e.step}/{e.max_steps}"
+
+    def on_hparam_applied(self, message: HparamApplied) -> None:
+        self.live[message.event.name] = message.event.new
+
+    def on_engine_warning(self, message: EngineWarning) -> None:
+        self.notify(message.event.message, title="engine", severity="warning", timeout=8)
+
+    def on_engine_failed(self, message: EngineFailed) -> None:
+        text = message.event.message
+        trace = message.event.details.get("traceback")
+        if trace:  # a bug rather than a user error: keep the details for a report
+            from tui.engine_client import engine_log_path
+
+            path = engine_log_path()
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                with open(path, "a", encoding="utf-8") as log:
+                    log.write(f"\n{text}\n{trace}\n")
+                text += f" (details in {path})"
+            except OSError:
+                pass
+        self.notify(text, title="engine error", severity="error", timeout=12)
+
+    # ------------------------------------------------------------------ save / open
+
+    def action_save(self) -> None:
+        self.save(ask=False)
+
+    def action_save_as(self) -> None:
+        self.save(ask=True)
+
+    def save(self, ask: bool) -> None:
+        if self._problem_notice("save"):
+            return
+        if ask or is_shipped(self.session_path):
+            self._ask_save_path()
+        else:
+            assert self.session_path is not None
+            self.write_session(self.session_path)
+
+    def _ask_save_path(self) -> None:
+        here = (self.session_path.parent if self.session_path and not
+                is_shipped(self.session_path) else Path.cwd())
+
+        def chosen(path: Path | None) -> None:
+            if path is None:
+                return
+            if path.suffix != ".toml":
+                path = path.with_name(path.name + ".toml")
+            if path.exists() and path.resolve() != (self.session_path or Path()).resolve():
+                self.push_screen(ConfirmScreen(f"{path} exists. Replace it?", yes="replace",
+                                               no="cancel"),
+                                 lambda yes: self.write_session(path) if yes else None)
+            else:
+                self.write_session(path)
+
+        def accept(path: Path) -> str | None:
+            if is_shipped(path):
+                return "that is inside the llmlab package; choose a folder of your own"
+            return None
+
+        self.push_screen(PathPickerScreen("Save the session as", here, pick="save",
+                                          suffixes=(".toml",),
+                                          initial=str(here / f"{self.session.name}.toml"),
+                                          accept=accept), chosen)
+
+    def _rebased(self, new_base: Path) -> Session:
+        """The session as it must be written to a file in `new_base`: a relative corpus path
+        (relative to the old folder) stays pointing at the same corpus."""
+        session = copy.deepcopy(self.session)
+        corpus = session.data.corpus
+        if not corpus.startswith("sample:") and not Path(corpus).expanduser().is_absolute():
+            target = self.session.resolve(corpus).resolve()
+            try:
+                session.data.corpus = str(target.relative_to(new_base))
+            except ValueError:
+                session.data.corpus = str(target)
+        session.base_dir = new_base
+        return session
+
+    def write_session(self, path: Path) -> bool:
+        path = Path(path).expanduser().resolve()
+        session = self._rebased(path.parent)
+        try:
+            save_session(session, path)
+        except OSError as e:
+            self.notify(f"{path}: could not save ({e.strerror or e})", severity="error")
+            return False
+        self.session = session
+        self.session_path = path
+        self.saved = copy.deepcopy(session)
+        self.saved_base = session.base_dir
+        self.session_changed()
+        self.notify(f"saved {path}", timeout=4)
+        return True
+
+    def action_open(self) -> None:
+        if self.client.busy:
+            self.notify("stop the training (x) before opening another session",
+                        severity="warning")
+            return
+        if self.dirty:
+            self.push_screen(ConfirmScreen(f"Discard the unsaved edits to "
+                                           f"'{self.session.name}'?", yes="discard",
+                                           no="keep editing"),
+                             lambda yes: self._pick_session() if yes else None)
+        else:
+            self._pick_session()
+
+    def _pick_session(self) -> None:
+        opened: dict[str, Session] = {}
+
+        def accept(path: Path) -> str | None:
+            try:
+                opened["session"] = load_session(path)
+            except SessionError as e:
+                shown = e.problems[:3]
+                more = len(e.problems) - len(shown)
+                return "\n".join(shown) + (f"\n(and {more} more)" if more > 0 else "")
+            except LlmlabError as e:
+                return str(e)
+            return None
+
+        def chosen(path: Path | None) -> None:
+            if path is not None and "session" in opened:
+                self.open_session(opened["session"], path)
+
+        here = (self.session_path.parent if self.session_path and not
+                is_shipped(self.session_path) else Path.cwd())
+        self.push_screen(PathPickerScreen("Open a session", here, pick="file",
+                                          suffixes=(".toml",), accept=accept), chosen)
+
+    def open_session(self, session: Session, path: Path | None) -> None:
+        self.session = session
+        self.session_path = Path(path).resolve() if path else None
+        self.saved = copy.deepcopy(session)
+        self.saved_base = session.base_dir
+        self.form_errors = {}
+        for row in self.query(FieldRow):
+            row.clear_error()
+        self.session_changed(force=True)
+        self.train_pane.show_hparams({name: field_value(session, name)
+                                      for name in LIVE_FIELDS})
+        self.notify(f"opened {path}", timeout=4)
+
+    # ------------------------------------------------------------------ themes, help
+
+    def _remember_theme(self, theme: Any) -> None:
+        self.settings.theme = theme.name
+        save_settings(self.settings)
+
+    def help_groups(self) -> list[tuple[str, list[Binding]]]:
+        palette = Binding(self.COMMAND_PALETTE_BINDING, "command_palette",
+                          "Command palette: any action by name")
+        focus = [Binding("tab", "", "Next field or control"),
+                 Binding("shift+tab", "", "Previous field or control"),
+                 Binding("enter", "", "Commit a value, open a choice")]
+        from tui.screens.confirm import ConfirmScreen as Confirm
+
+        return [
+            ("Anywhere (not while typing in a field)",
+             [*self.BINDINGS, palette]),  # type: ignore[list-item]
+            ("Train pane", list(TrainPane.BINDINGS)),  # type: ignore[arg-type]
+            ("Dataset pane", list(DatasetPane.BINDINGS)),  # type: ignore[arg-type]
+            ("Model form", [*ModelPane.BINDINGS, *NumberInput.BINDINGS,  # type: ignore[list-item]
+                            Binding("plus,minus", "", "Number: step up / down"), *focus]),
+            ("Dialogs", list(Confirm.BINDINGS)),  # type: ignore[arg-type]
+        ]
+
+    def action_help(self) -> None:
+        if isinstance(self.screen, HelpScreen):
+            return
+        self.push_screen(HelpScreen(self.help_groups()))
+
+    def palette_commands(self) -> list[PaletteCommand]:
+        c = PaletteCommand
+        train = self.train_pane
+        commands = [
+            c("Go to Dataset", "corpus, tokenizer, statistics, preview",
+              partial(self.show_pane, "dataset")),
+            c("Go to Model", "the session form and the model's cost",
+              partial(self.show_pane, "model")),
+            c("Go to Train", "plots, progress and log of the run",
+              partial(self.show_pane, "train")),
+            c("Train: start", "start a new run of this session", self.action_start_training),
+            c("Train: pause / resume", "", self.action_toggle_pause),
+            c("Train: stop", "stop after this step, saving a checkpoint",
+              self.action_stop_training),
+            c("Train: learning rate x2", "now, in the running training",
+              partial(self.action_scale_lr, 2.0)),
+            c("Train: learning rate x0.5", "now, in the running training",
+              partial(self.action_scale_lr, 0.5)),
+            c("Train: edit a live hyperparameter", "lr, weight decay, grad clip, eval interval",
+              self.action_edit_hparam),
+            c("Plot: toggle smoothing", "TensorBoard's debiased EMA of the train loss",
+              train.action_toggle_smoothing),
+            c("Plot: toggle log scale", "logarithmic loss and lr axes",
+              train.action_toggle_log_scale),
+            c("Session: save", "write the session TOML (ctrl+s)", self.action_save),
+            c("Session: save as", "write the session TOML to a new path", self.action_save_as),
+            c("Session: open", "open a session TOML (ctrl+o)", self.action_open),
+            c("Dataset: browse for a corpus", "a text file or a folder of them",
+              self.dataset_pane.action_browse),
+            c("Dataset: reload the corpus", "read and tokenize it again",
+              self.dataset_pane.action_reload),
+            c("Help: keys", "every key binding", self.action_help),
+            c("Quit", "stops a running training first, with a checkpoint", self.action_quit),
+        ]
+        for path, _kind, meta in form_fields():
+            live = " (live)" if meta.get("live") else ""
+            commands.append(c(f"Field: {path}", meta.get("doc", "") + live,
+                              partial(self.focus_field, path)))
+        for name in self.llmlab_themes:
+            commands.append(c(f"Theme: {name}", "colours; remembered for next time",
+                              partial(setattr, self, "theme", name)))
+        return commands
+
+    # ------------------------------------------------------------------ quitting
+
+    async def action_quit(self) -> None:
+        if self._quitting:
+            return
+        reasons = []
+        if self.client.busy:
+            reasons.append("Training is running: it will stop and save a checkpoint.")
+        if self.dirty:
+            reasons.append("The session has unsaved edits.")
+        if not reasons:
+            await self.quit_cleanly()
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.run_worker(self.quit_cleanly(), name="quit", exclusive=True)
+
+        self.push_screen(ConfirmScreen("\n".join(reasons) + "\nQuit?", yes="quit",
+                                       no="stay"), answered)
+
+    async def quit_cleanly(self) -> None:
+        """Stop the engine (a running training saves a checkpoint), wait for its process to
+        end, then exit."""
+        self._quitting = True
+        if self.client.alive:
+            self.query_one(TitleBar).state = "stopping"
+            self.notify("stopping the engine, saving a checkpoint …", timeout=30)
+            await self.client.shutdown()
+        self.exit()
+
+    def on_unmount(self) -> None:
+        client = getattr(self, "client", None)
+        if client is not None and client.alive:
+            client.close(timeout=30)
+
+
+def run_app(session_path: str | None = None) -> int:
+    """`llmlab [SESSION.toml]`: the app, full screen; 2 with the problems for a bad file."""
+    import sys
+
+    session = None
+    path = None
+    if session_path is not None:
+        path = Path(session_path)
+        try:
+            session = load_session(path)
+        except LlmlabError as e:
+            for line in (e.problems if isinstance(e, SessionError) else [str(e)]):
+                print(line, file=sys.stderr)
+            return 2
+    LlmlabApp(session, path).run()
+    return 0

@@ -1,0 +1,180 @@
+"""The bridge between the app and the engine process.
+
+`EngineClient` owns the `core.worker.EngineProcess` (spawned: the UI process never imports
+torch), sends it commands, and polls its events on a timer (20 times a second) to post them as
+Textual messages (`tui.messages.Engine*`) to a target widget, from which they bubble to the app.
+The engine is bound to the session it was spawned with, so a Start with an edited session
+spawns a fresh engine (the old, idle one is shut down in the background).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from textual.message_pump import MessagePump
+from textual.timer import Timer
+
+from core import messages as msg
+from core.errors import LlmlabError
+from core.session import Session
+from core.worker import EngineProcess
+from tui.messages import engine_message
+
+BUSY_STATES = ("preparing", "running", "paused", "stopping")
+POLL_INTERVAL = 1 / 20
+ENGINE_LOG = "engine.log"
+def engine_log_path() -> Path:
+    """Where the engine process's stdout/stderr go (the app owns the terminal)."""
+    from core.dataset import cache_root
+
+    return cache_root() / ENGINE_LOG
+
+
+def quiet_engine(session: Session) -> EngineProcess:
+    """The engine process, its output sent to `engine_log_path()` (the app owns the
+    terminal; a torch warning must not scribble over the screen)."""
+    return EngineProcess(session, log_path=engine_log_path())
+
+
+@contextmanager
+def real_stdio() -> Iterator[None]:
+    """The interpreter's own stdout/stderr while a process starts: the app replaces them with
+    objects without a file descriptor, and multiprocessing's resource tracker needs one."""
+    saved = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = sys.__stdout__, sys.__stderr__
+    try:
+        yield
+    finally:
+        sys.stdout, sys.stderr = saved
+
+
+class EngineClient:
+    def __init__(self, target: MessagePump,
+                 factory: Callable[[Session], EngineProcess] = quiet_engine) -> None:
+        self.target = target
+        self.factory = factory
+        self.engine: EngineProcess | None = None
+        self.state = "idle"
+        self.run_dir: str | None = None
+        self._spawned_for: tuple[Any, ...] | None = None
+        self._starting = False  # a Start is sent and not yet acknowledged
+        self._timer: Timer | None = None
+        self._retiring: list[threading.Thread] = []
+
+    # ------------------------------------------------------------------ state
+
+    @property
+    def busy(self) -> bool:
+        """A run is being prepared, trains, is paused or is stopping."""
+        return self._starting or self.state in BUSY_STATES
+
+    @property
+    def alive(self) -> bool:
+        return self.engine is not None and self.engine.alive
+
+    @property
+    def pid(self) -> int | None:
+        return self.engine.process.pid if self.engine is not None else None
+
+    # ------------------------------------------------------------------ commands
+
+    def start(self, session: Session, resume: str | None = None) -> None:
+        if self.busy:
+            raise LlmlabError("a training run is already going; stop it first")
+        key = (session.to_dict(), session.base_dir)
+        if not self.alive or key != self._spawned_for:
+            self._retire()
+            with real_stdio():
+                self.engine = self.factory(copy.deepcopy(session)).start()
+            self._spawned_for = key
+        assert self.engine is not None
+        self.engine.send(msg.Start(resume))
+        self._starting = True
+        self.state = "preparing"
+        self._ensure_polling()
+
+    def send(self, command: msg.Command) -> None:
+        if not self.alive:
+            raise LlmlabError("no training is running")
+        assert self.engine is not None
+        self.engine.send(command)
+
+    def pause(self) -> None:
+        self.send(msg.Pause())
+
+    def resume(self) -> None:
+        self.send(msg.Resume())
+
+    def stop(self) -> None:
+        self.send(msg.Stop(checkpoint=True))
+
+    def set_hparam(self, name: str, value: float) -> None:
+        self.send(msg.SetHparam(name, value))
+
+    # ------------------------------------------------------------------ events
+
+    def _ensure_polling(self) -> None:
+        if self._timer is None:
+            self._timer = self.target.set_interval(POLL_INTERVAL, self.poll, name="engine-poll")
+
+    def poll(self) -> int:
+        """Post the engine's waiting events; the number posted."""
+        if self.engine is None:
+            return 0
+        events = self.engine.poll(limit=500)
+        for event in events:
+            self._dispatch(event)
+        return len(events)
+
+    def _dispatch(self, event: msg.Event) -> None:
+        if isinstance(event, msg.Status):
+            if self._starting and event.state == "idle":
+                return  # a fresh engine saying hello before it sees the Start
+            self._starting = False
+            self.state = event.state
+        elif isinstance(event, msg.RunStarted):
+            self.run_dir = event.run_dir
+        self.target.post_message(engine_message(event))
+
+    # ------------------------------------------------------------------ endings
+
+    def _retire(self) -> None:
+        """Shut the current (idle) engine down in the background."""
+        old, self.engine = self.engine, None
+        if old is None:
+            return
+        thread = threading.Thread(target=old.close, kwargs={"timeout": 15.0},
+                                  name="llmlab-engine-close", daemon=True)
+        thread.start()
+        self._retiring.append(thread)
+
+    def _join_retiring(self, timeout: float) -> None:
+        for thread in self._retiring:
+            thread.join(timeout)
+        self._retiring = [t for t in self._retiring if t.is_alive()]
+
+    def close(self, timeout: float = 60.0) -> list[msg.Event]:
+        """Shut the engine down (a running training stops with a checkpoint) and wait for its
+        process to end; blocking. The events that came meanwhile are returned."""
+        if self._timer is not None:
+            self._timer.stop()
+            self._timer = None
+        late: list[msg.Event] = []
+        if self.engine is not None:
+            late = self.engine.close(timeout)
+        self._join_retiring(timeout)
+        self._starting = False
+        return late
+
+    async def shutdown(self, timeout: float = 60.0) -> None:
+        """`close` without blocking the screen; the late events are posted as usual."""
+        late = await asyncio.to_thread(self.close, timeout)
+        for event in late:
+            self._dispatch(event)

@@ -1,0 +1,89 @@
+"""Key bindings as data: `tui/keymap.toml` holds the defaults, a user file overrides them.
+
+Every binding in the app is made with `bind(id, action, description)`, which takes its key
+from the default keymap, so the TOML file is the one place keys are written down. At start the
+app reads the user's keymap (same ids; see `user_keymap_path`) and applies it with Textual's
+`App.set_keymap`, which rebinds by id.
+"""
+
+from __future__ import annotations
+
+import sys
+from functools import cache
+from pathlib import Path
+
+from textual.binding import Binding
+
+from tui.settings import config_dir
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python 3.10 only
+    import tomli as tomllib
+
+DEFAULT_KEYMAP = Path(__file__).with_name("keymap.toml")
+KEYMAP_FILE = "keymap.toml"
+
+
+def _flatten(table: dict, prefix: str = "") -> dict[str, str]:
+    out: dict[str, str] = {}
+    for key, value in table.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(_flatten(value, f"{name}."))
+        else:
+            out[name] = value
+    return out
+
+
+@cache
+def default_keymap() -> dict[str, str]:
+    """Binding id -> keys, from tui/keymap.toml."""
+    with open(DEFAULT_KEYMAP, "rb") as f:
+        return _flatten(tomllib.load(f))
+
+
+def keys(binding_id: str) -> str:
+    return default_keymap()[binding_id]
+
+
+def bind(binding_id: str, action: str, description: str = "", *, show: bool = True,
+         priority: bool = False, key_display: str | None = None,
+         group: str | None = None, help: str = "") -> Binding:
+    """A Binding whose key comes from the default keymap and that a user keymap can move;
+    bindings of one `group` share one label in the footer; `help` is the longer text of the
+    help screen (and the footer's tooltip)."""
+    return Binding(keys(binding_id), action, description, show=show, priority=priority,
+                   key_display=key_display, id=binding_id, tooltip=help,
+                   group=Binding.Group(group, compact=True) if group else None)
+
+
+def user_keymap_path() -> Path:
+    return config_dir() / KEYMAP_FILE
+
+
+def load_user_keymap(path: Path | None = None) -> tuple[dict[str, str], list[str]]:
+    """The user's overrides (binding id -> keys) and a line for each problem found.
+
+    A missing file is no problem; a broken one is ignored as a whole (with its error), and an
+    unknown id or a value that is not a string is skipped (with a line naming it).
+    """
+    path = path or user_keymap_path()
+    try:
+        with open(path, "rb") as f:
+            raw = tomllib.load(f)
+    except FileNotFoundError:
+        return {}, []
+    except (OSError, tomllib.TOMLDecodeError) as e:
+        return {}, [f"{path}: {e}"]
+    known = default_keymap()
+    keymap: dict[str, str] = {}
+    problems = []
+    for binding_id, value in _flatten(raw).items():
+        if binding_id not in known:
+            problems.append(f"{path}: unknown binding id {binding_id!r}")
+        elif not isinstance(value, str) or not value.strip():
+            problems.append(f"{path}: {binding_id} must be a key string like \"ctrl+r\"")
+        else:
+            keymap[binding_id] = value.replace(" ", "")
+    return keymap, problems

@@ -1,0 +1,128 @@
+"""The app's own messages: what widgets tell the app, and engine events as Textual messages.
+
+Widgets never call the engine or edit the session themselves: a form control posts
+`SessionEdited`, the Dataset pane posts `CorpusLoaded`, and the engine bridge
+(`tui.engine_client`) turns each `core.messages` event into one of the `Engine*` messages here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textual.message import Message
+
+from core import messages as msg
+
+
+class SessionEdited(Message):
+    """A form control changed a session field.
+
+    `final` is False while a value is being typed and True once it is committed (enter, leaving
+    the field, a nudge, a choice): live changes reach a running training only when final, so
+    typing "3e-4" never sends a learning rate of 3.
+    """
+
+    def __init__(self, path: str, value: Any, final: bool = True) -> None:
+        super().__init__()
+        self.path = path
+        self.value = value
+        self.final = final
+
+
+class FieldError(Message):
+    """A form control holds text that is not a value of its field (None: it is fine again)."""
+
+    def __init__(self, path: str, error: str | None) -> None:
+        super().__init__()
+        self.path = path
+        self.error = error
+
+
+class CorpusLoaded(Message):
+    """The corpus of the session's [data] was read; `view` is a tui.panes.dataset.CorpusView."""
+
+    def __init__(self, view: Any) -> None:
+        super().__init__()
+        self.view = view
+
+
+class CorpusFailed(Message):
+    def __init__(self, message: str) -> None:
+        super().__init__()
+        self.message = message
+
+
+class CorpusProgress(Message):
+    def __init__(self, phase: str, fraction: float) -> None:
+        super().__init__()
+        self.phase = phase
+        self.fraction = fraction
+
+
+class PaneShown(Message):
+    def __init__(self, pane: str) -> None:
+        super().__init__()
+        self.pane = pane
+
+
+# --------------------------------------------------------------------------- engine events
+
+
+class EngineMessage(Message):
+    """An event from the engine; `event` is the core.messages dataclass."""
+
+    def __init__(self, event: msg.Event) -> None:
+        super().__init__()
+        self.event = event
+
+
+class EngineStatus(EngineMessage):
+    event: msg.Status
+
+
+class RunBegan(EngineMessage):
+    event: msg.RunStarted
+
+
+class StepReported(EngineMessage):
+    event: msg.StepMetrics
+
+
+class EvalReported(EngineMessage):
+    event: msg.EvalMetrics
+
+
+class CheckpointReported(EngineMessage):
+    event: msg.CheckpointSaved
+
+
+class HparamApplied(EngineMessage):
+    event: msg.HparamChanged
+
+
+class EngineWarning(EngineMessage):
+    event: msg.Warning
+
+
+class EngineFailed(EngineMessage):
+    event: msg.Error
+
+
+_BY_EVENT: dict[type[msg.Event], type[EngineMessage]] = {
+    msg.Status: EngineStatus,
+    msg.RunStarted: RunBegan,
+    msg.StepMetrics: StepReported,
+    msg.EvalMetrics: EvalReported,
+    msg.CheckpointSaved: CheckpointReported,
+    msg.HparamChanged: HparamApplied,
+    msg.Warning: EngineWarning,
+    msg.Error: EngineFailed,
+}
+
+
+def engine_message(event: msg.Event) -> EngineMessage:
+    """The Textual message for an engine event (an unknown kind arrives as a warning)."""
+    cls = _BY_EVENT.get(type(event))
+    if cls is None:
+        return EngineWarning(msg.Warning(f"unexpected engine event {type(event).__name__}"))
+    return cls(event)

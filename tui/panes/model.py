@@ -1,0 +1,131 @@
+"""The Model pane: a form for every field of [data], [model], [optim] and [train], the
+validator's problems next to their fields, and a live summary of what the model costs."""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from typing import Any, get_type_hints
+
+from textual import events
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.widgets import Label, Static
+
+from core.session import (
+    DataConfig,
+    ModelConfig,
+    OptimConfig,
+    Session,
+    TrainConfig,
+    field_doc,
+)
+from tui.keymap import bind
+from tui.widgets.field_row import FieldRow
+from tui.widgets.model_summary import ModelSummary
+
+SECTIONS: tuple[tuple[str, type], ...] = (
+    ("data", DataConfig), ("model", ModelConfig), ("optim", OptimConfig),
+    ("train", TrainConfig))
+
+
+def form_fields() -> list[tuple[str, type, dict[str, Any]]]:
+    """(dotted path, type, metadata) of every field the form edits, in file order."""
+    name_meta = {**Session.__dataclass_fields__["name"].metadata}
+    out: list[tuple[str, type, dict[str, Any]]] = [("name", str, name_meta)]
+    for section, cls in SECTIONS:
+        hints = get_type_hints(cls)
+        for f in fields(cls):
+            kind = hints[f.name]
+            kind = list if getattr(kind, "__origin__", None) is list else kind
+            out.append((f"{section}.{f.name}", kind, field_doc(f"{section}.{f.name}")))
+    return out
+
+
+def field_value(session: Session, path: str) -> Any:
+    obj: Any = session
+    for part in path.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+class ModelPane(Horizontal, can_focus=True):
+    BINDINGS = [
+        bind("pane.leave_field", "leave_field", "Leave field",
+             help="Leave the field being edited (single keys work again)"),
+        bind("pane.next_field", "app.focus_next", "Next field", show=False,
+             help="Next field (in a number field: step down)"),
+        bind("pane.previous_field", "app.focus_previous", "Previous field", show=False,
+             help="Previous field (in a number field: step up)"),
+    ]
+
+    def __init__(self, session: Session, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.session = session
+        self.problems: dict[str, str] = {}
+        self.built = False
+        self._rows: dict[str, FieldRow] = {}
+
+    def compose(self) -> ComposeResult:
+        yield VerticalScroll(id="form", can_focus=False)
+        with Vertical(id="summary-panel"):
+            yield ModelSummary(id="model-summary")
+            yield Static("", id="field-help")
+
+    async def build_form(self) -> None:
+        """Mount the form's fields. The app does it just after its first frame (or at the
+        first visit of the pane), so that ~250 widgets do not delay the first screen."""
+        if self.built:
+            return
+        self.built = True
+        widgets: list[Label | FieldRow] = []
+        section = ""
+        for path, kind, meta in form_fields():
+            head = path.split(".")[0] if "." in path else "session"
+            if head != section:
+                section = head
+                widgets.append(Label(f"[{head}]" if head != "session" else "session",
+                                     classes="form-section", markup=False))
+            row = FieldRow(path, kind, meta, field_value(self.session, path))
+            self._rows[path] = row
+            widgets.append(row)
+        await self.query_one("#form", VerticalScroll).mount_all(widgets)
+        self.show_session(self.session, self.problems, force=True)
+
+    def rows(self) -> dict[str, FieldRow]:
+        return self._rows
+
+    def show_session(self, session: Session, problems: dict[str, str],
+                     force: bool = False) -> None:
+        self.session = session
+        self.problems = problems
+        for path, row in self._rows.items():
+            row.set_value(field_value(session, path), force=force)
+            row.set_problem(problems.get(path))
+
+    def show_summary(self, vocab_size: int | None, train_tokens: int | None,
+                     n_problems: int) -> None:
+        self.query_one(ModelSummary).show(self.session, vocab_size, train_tokens, n_problems)
+
+    def on_descendant_focus(self, event: events.DescendantFocus) -> None:
+        node = event.widget
+        while node is not None and not isinstance(node, FieldRow):
+            node = node.parent
+        help_text = self.query_one("#field-help", Static)
+        if node is None:
+            help_text.update("")
+            return
+        meta = node.meta
+        lines = [f"{node.path}", meta.get("doc", "")]
+        if meta.get("choices"):
+            lines.append(" | ".join(meta["choices"]))
+        if meta.get("live"):
+            lines.append("live: changes apply to a running training")
+        help_text.update("\n".join(lines))
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "leave_field":
+            return self.screen.focused is not self
+        return True
+
+    def action_leave_field(self) -> None:
+        self.focus()

@@ -1,0 +1,212 @@
+"""The Train pane: progress, live hyperparameters, plots of the run, and its log.
+
+Engine events arrive here as `tui.messages.Engine*` messages (posted by the engine bridge) and
+go into a `TrainHistory`; the plots are redrawn from it by a timer at most `REDRAW_HZ` times a
+second, and only when something changed and the pane is visible, so a fast run never floods
+the screen. The keys call app actions: the app owns the engine bridge.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+
+from tui.history import TrainHistory
+from tui.keymap import bind
+from tui.messages import (
+    CheckpointReported,
+    EngineFailed,
+    EngineStatus,
+    EngineWarning,
+    EvalReported,
+    HparamApplied,
+    RunBegan,
+    StepReported,
+)
+from tui.nudge import format_number
+from tui.smoothing import debiased_ema
+from tui.widgets.event_log import EventLog
+from tui.widgets.hparam_line import HparamLine
+from tui.widgets.metric_plot import MetricPlot, PlotData, Series
+from tui.widgets.progress_line import ProgressLine
+
+REDRAW_HZ = 4
+SMOOTHING_WEIGHT = 0.6  # TensorBoard's default
+
+
+class TrainPane(Vertical, can_focus=True):
+    BINDINGS = [
+        bind("train.lr_down", "app.scale_lr(0.5)", "lr ÷2",
+             help="Halve the learning rate of the running training, now"),
+        bind("train.lr_up", "app.scale_lr(2.0)", "lr ×2",
+             help="Double the learning rate of the running training, now"),
+        bind("train.edit", "app.edit_hparam", "Edit",
+             help="Edit a live hyperparameter: lr, weight decay, grad clip, eval interval"),
+        bind("train.smoothing", "toggle_smoothing", "Smooth", show=False,
+             help="Plots: smoothing of the train loss (debiased EMA) on/off"),
+        bind("train.log_scale", "toggle_log_scale", "Log", show=False,
+             help="Plots: logarithmic loss and lr axes on/off"),
+    ]
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.history = TrainHistory()
+        self.smoothing = True
+        self.log_scale = False
+        self.state = "idle"
+        self._dirty = False
+        self.redraws = 0
+
+    def compose(self) -> ComposeResult:
+        yield ProgressLine(id="progress-line")
+        yield HparamLine(id="hparam-line")
+        with Horizontal(id="plots"):
+            yield MetricPlot("loss (train, val)", id="plot-loss")
+            with Vertical(id="plots-side"):
+                yield MetricPlot("val top-1 accuracy", id="plot-acc")
+                yield MetricPlot("learning rate", id="plot-lr")
+        yield EventLog(id="event-log")
+
+    def on_mount(self) -> None:
+        self.set_interval(1 / REDRAW_HZ, self._redraw_if_needed, name="plot-redraw")
+        self._sync_toggles()
+        self.redraw()
+
+    def greet(self) -> None:
+        """The first lines of the log, naming the keys as the user's keymap has them."""
+        self._sync_toggles()
+        start, up, down, edit = (self._key(f"train.{name}")
+                                 for name in ("start", "lr_up", "lr_down", "edit"))
+        self.event_log.add(f"{start} starts a run of this session; while it runs, {up} and "
+                           f"{down} double or halve the learning rate and {edit} edits any "
+                           "live hyperparameter.")
+
+    @property
+    def event_log(self) -> EventLog:
+        return self.query_one(EventLog)
+
+    # ------------------------------------------------------------------ hparams shown
+
+    def show_hparams(self, hparams: dict[str, float]) -> None:
+        self.query_one(HparamLine).hparams = dict(hparams)
+
+    # ------------------------------------------------------------------ engine events
+
+    def on_engine_status(self, message: EngineStatus) -> None:
+        self.state = message.event.state
+        self.query_one(ProgressLine).state = self.state
+        detail = f" ({message.event.detail})" if message.event.detail else ""
+        self.event_log.add(f"{self.state}{detail}")
+
+    def on_run_began(self, message: RunBegan) -> None:
+        e = message.event
+        self.history.started(e)
+        progress = self.query_one(ProgressLine)
+        progress.metrics = None
+        progress.max_steps = e.max_steps
+        self.event_log.add(f"run {e.run_dir}")
+        self.event_log.add(f"{e.arch}, {e.params:,} params, vocab {e.vocab_size}, on {e.device} "
+                     f"({e.precision})" + (f", from step {e.start_step}" if e.start_step else ""))
+        self._changed()
+
+    def on_step_reported(self, message: StepReported) -> None:
+        self.history.step(message.event)
+        self.query_one(ProgressLine).metrics = message.event
+        self.query_one(HparamLine).current_lr = message.event.lr
+        self._changed()
+
+    def on_eval_reported(self, message: EvalReported) -> None:
+        e = message.event
+        self.history.evaluated(e)
+        self.event_log.add(f"step {e.step}: {e.split} loss {e.loss:.4f}, ppl {e.perplexity:.2f}, "
+                     f"top-1 {e.top1:.1%}, top-5 {e.top5:.1%}")
+        self._changed()
+
+    def on_checkpoint_reported(self, message: CheckpointReported) -> None:
+        e = message.event
+        best = " (best so far)" if e.best else ""
+        self.event_log.add(f"step {e.step}: checkpoint saved{best}")
+
+    def on_hparam_applied(self, message: HparamApplied) -> None:
+        e = message.event
+        self.history.hparam(e)
+        line = self.query_one(HparamLine)
+        line.hparams = {**line.hparams, e.name: e.new}
+        old, new = format_number(e.old), format_number(e.new)
+        self.event_log.add(f"step {e.step}: {e.name} {old} → {new}")
+        self._changed()
+
+    def on_engine_warning(self, message: EngineWarning) -> None:
+        self.event_log.add(message.event.message, "warning")
+
+    def on_engine_failed(self, message: EngineFailed) -> None:
+        self.event_log.add(message.event.message, "error")
+
+    # ------------------------------------------------------------------ plots
+
+    def _changed(self) -> None:
+        self._dirty = True
+
+    def _redraw_if_needed(self) -> None:
+        if self._dirty and self.display:
+            self.redraw()
+
+    def plot_data(self) -> dict[str, PlotData]:
+        """What each plot shows now (the data a test can read back)."""
+        h = self.history
+        markers = [float(m.step) for m in h.markers]
+        steps, losses = h.train_loss.copy()
+        loss_series = []
+        if self.smoothing and len(steps) > 1:
+            loss_series.append(Series("train", steps, losses, "plot-train", marker="dot"))
+            loss_series.append(Series("train (smoothed)", steps,
+                                      debiased_ema(losses, SMOOTHING_WEIGHT), "plot-smooth"))
+        else:
+            loss_series.append(Series("train", steps, losses, "plot-train"))
+        loss_series.append(Series("val", *h.val_loss.copy(), "plot-val"))
+        return {
+            "loss": PlotData(loss_series, markers, log_y=self.log_scale),
+            "acc": PlotData([Series("val top-1", *h.val_top1.copy(), "plot-acc")], markers),
+            "lr": PlotData([Series("lr", *h.lr.copy(), "plot-lr")], markers,
+                           log_y=self.log_scale),
+        }
+
+    def redraw(self) -> None:
+        self._dirty = False
+        self.redraws += 1
+        data = self.plot_data()
+        self.query_one("#plot-loss", MetricPlot).show(data["loss"])
+        self.query_one("#plot-acc", MetricPlot).show(data["acc"])
+        self.query_one("#plot-lr", MetricPlot).show(data["lr"])
+
+    def _key(self, binding_id: str) -> str:
+        from textual.binding import Binding
+
+        from tui.keymap import keys
+
+        key = self.app._keymap.get(binding_id, keys(binding_id)).split(",")[0]
+        return self.app.get_key_display(Binding(key, ""))
+
+    def _sync_toggles(self) -> None:
+        line = self.query_one(HparamLine)
+        line.keys = (self._key("train.smoothing"), self._key("train.log_scale"))
+        line.smoothing = self.smoothing
+        line.log_scale = self.log_scale
+
+    def action_toggle_smoothing(self) -> None:
+        self.smoothing = not self.smoothing
+        self._toggled()
+
+    def action_toggle_log_scale(self) -> None:
+        self.log_scale = not self.log_scale
+        self._toggled()
+
+    def _toggled(self) -> None:
+        """Show the new setting at once; redraw the plots (the costly part) just after, so
+        the key's feedback never waits for plotext."""
+        self._sync_toggles()
+        self._dirty = True
+        self.call_after_refresh(self._redraw_if_needed)
+

@@ -1,0 +1,1 @@
+"""Modal screens: confirmation, help, path picker, live hyperparameter edit."""
