@@ -5,7 +5,6 @@ from __future__ import annotations
 import queue
 
 import pytest
-import torch
 
 from core import messages as msg
 from core.engine import Engine
@@ -15,13 +14,7 @@ from core.prune import cubic_sparsity, sparsity_report
 from core.runs import read_metrics
 from core.session import Session, session_from_dict
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def gradual_session(tmp_path, name: str) -> Session:

@@ -35,14 +35,7 @@ CONTEXT = 16
 TEXT = "the quick brown fox jumps over the lazy dog. a lazy dog sleeps all day long. " * 30
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models gain nothing from threads, and on a busy machine OpenMP threads waiting
-    for each other make them up to 100x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

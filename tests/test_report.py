@@ -17,13 +17,7 @@ from core.models import build_model
 from core.report import EvalReport, class_counts, evaluation_report, macro_f1
 from core.session import DataConfig, ModelConfig
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 # The toy corpus. The train split (first half) repeats "abac": with a context of 4, every

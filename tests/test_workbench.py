@@ -28,13 +28,7 @@ from core.workbench import Workbench
 Hook = Callable[[Engine, msg.Event], None]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models gain nothing from threads, and lose a lot when the cores are shared."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def tiny_session(folder: Path, arch: str) -> Session:
