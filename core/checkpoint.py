@@ -19,7 +19,8 @@ import pickle
 import re
 import shutil
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -75,20 +76,28 @@ def save_checkpoint(ckpt_root: Path, step: int, model: nn.Module, state: dict,
     An existing folder for the same step is replaced: old one renamed aside, new one renamed
     in, old one deleted. Raises CheckpointError (one line) if the disk refuses.
     """
-    ckpt_root = Path(ckpt_root)
-    final = ckpt_root / step_dir_name(step)
-    tmp: Path | None = None
+    final = Path(ckpt_root) / step_dir_name(step)
     try:
-        ckpt_root.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=ckpt_root, prefix=f"{TMP_PREFIX}{final.name}-"))
-        _write_files(tmp, step, model, state, meta)
-        move_into_place(tmp, final)
+        with atomic_folder(final) as tmp:
+            _write_files(tmp, step, model, state, meta)
     except OSError as e:
         raise CheckpointError(f"cannot save checkpoint {final}: {one_line(e)}") from None
-    finally:
-        if tmp is not None and tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return final
+
+
+@contextmanager
+def atomic_folder(final: Path) -> Iterator[Path]:
+    """A temporary folder beside `final` that becomes `final` in one rename when the block
+    ends without an error; on an error it is removed and `final` stays as it was."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f"{TMP_PREFIX}{final.name}-"))
+    try:
+        yield tmp
+        fsync_dir(tmp)
+        move_into_place(tmp, final)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _write_files(folder: Path, step: int, model: nn.Module, state: dict, meta: dict) -> None:
@@ -103,7 +112,6 @@ def _write_files(folder: Path, step: int, model: nn.Module, state: dict, meta: d
         json.dump({**meta, "step": step}, f, indent=2, default=jsonable)
         f.flush()
         os.fsync(f.fileno())
-    fsync_dir(folder)
 
 
 def move_into_place(tmp: Path, final: Path) -> None:

@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -31,15 +29,14 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
 from core.checkpoint import (
-    TMP_PREFIX,
+    atomic_folder,
     describe_names,
-    move_into_place,
     one_line,
     shared_names,
     unwrap,
 )
 from core.errors import CheckpointError, SessionError
-from core.fileio import fsync_dir, fsync_file, jsonable
+from core.fileio import fsync_file, jsonable
 from core.quantize import (
     SCALE,
     ZERO_POINT,
@@ -95,25 +92,18 @@ def save_compressed(folder: str | os.PathLike, model: nn.Module, *, arch_cfg: Mo
     if folder.exists() and not (folder / META_FILE).is_file() and _non_empty(folder):
         raise CheckpointError(f"cannot save compressed model {folder}: the folder exists and "
                               f"is not a compressed model (no {META_FILE}); not replacing it")
-    tmp: Path | None = None
     try:
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f"{TMP_PREFIX}{folder.name}-"))
-        save_file(tensors, str(tmp / WEIGHTS_FILE))  # exactly model_size_bytes(model) bytes
-        fsync_file(tmp / WEIGHTS_FILE)
-        info["stored"]["file_bytes"] = (tmp / WEIGHTS_FILE).stat().st_size
-        with open(tmp / META_FILE, "w", encoding="utf-8") as f:
-            json.dump(info, f, indent=2, default=jsonable)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        fsync_dir(tmp)
-        move_into_place(tmp, folder)
+        with atomic_folder(folder) as tmp:
+            save_file(tensors, str(tmp / WEIGHTS_FILE))  # exactly model_size_bytes(model) bytes
+            fsync_file(tmp / WEIGHTS_FILE)
+            info["stored"]["file_bytes"] = (tmp / WEIGHTS_FILE).stat().st_size
+            with open(tmp / META_FILE, "w", encoding="utf-8") as f:
+                json.dump(info, f, indent=2, default=jsonable)
+                f.write("\n")
+                f.flush()
+                os.fsync(f.fileno())
     except OSError as e:
         raise CheckpointError(f"cannot save compressed model {folder}: {one_line(e)}") from None
-    finally:
-        if tmp is not None and tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return folder
 
 
