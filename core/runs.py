@@ -244,6 +244,23 @@ def list_runs(runs_root: Path, session: str | None = None) -> list[RunSummary]:
     return sorted(summaries, key=lambda s: (s.created, s.run_id), reverse=True)
 
 
+def export_csv(run_dirs: list[Path], path: Path) -> int:
+    """Every metrics record of `run_dirs` as one CSV (a `run` column, `session/run-id`, then
+    the union of the records' fields), for a spreadsheet or pandas; returns the rows written."""
+    import csv
+    import io
+
+    rows = [{"run": f"{Path(run_dir).parent.name}/{Path(run_dir).name}", **record}
+            for run_dir in run_dirs for record in read_metrics(run_dir)]
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(path, buffer.getvalue())
+    return len(rows)
+
+
 def find_run(spec: str, runs_root: Path) -> Path:
     """The run folder that `spec` names: a path to a run folder, `<session>/<run-id>`,
     `<session>` (its newest run) or `latest` (the newest of all)."""

@@ -79,6 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
     runs.add_argument("session", nargs="?", help="only this session's runs")
     runs.add_argument("--runs-dir", default="runs", type=Path,
                       help="where runs live (default: ./runs)")
+    runs.add_argument("--csv", type=Path, metavar="FILE",
+                      help="also write every metrics record of the listed runs to FILE")
     return parser
 
 

@@ -228,4 +228,9 @@ def cmd_runs(args: argparse.Namespace, load_session: LoadSession) -> int:
             "-" if r.best_val_loss is None else f"{r.best_val_loss:.4f}",
             "-" if r.tokens_per_s is None else f"{r.tokens_per_s:,.0f}", r.status)
     Console().print(table)
+    if args.csv:
+        from core.runs import export_csv
+
+        rows = export_csv([r.path for r in runs], args.csv)
+        print(f"wrote {rows} metrics records of {len(runs)} runs to {args.csv}")
     return EXIT_OK

@@ -80,6 +80,25 @@ def test_train_runs_to_the_end_and_runs_lists_it(trained):
     assert f"{info['best_val_loss']:.4f}" in row
 
 
+def test_runs_exports_every_metrics_record_to_csv(trained):
+    import csv
+
+    folder, run_dir, _ = trained
+    result = llmlab(folder, "runs", "--csv", "metrics.csv")
+    assert result.returncode == 0, result.stderr
+    with open(folder / "metrics.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    records = read_metrics(run_dir)
+    assert len(rows) == len(records)
+    assert {row["run"] for row in rows} == {f"s/{run_dir.name}"}
+    train = [row for row in rows if row["type"] == "train"]
+    assert [int(row["step"]) for row in train] == [1, 10, 20, 30, 40, 50, 60]
+    assert float(train[-1]["loss"]) == next(
+        r["loss"] for r in reversed(records) if r["type"] == "train")
+    evals = [row for row in rows if row["type"] == "eval"]
+    assert all(row["val_loss"] for row in evals) and not train[0]["val_loss"]
+
+
 def test_eval_prints_the_best_checkpoint_figures(trained):
     folder, run_dir, _ = trained
     result = llmlab(folder, "eval", "s")
