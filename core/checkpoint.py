@@ -285,21 +285,31 @@ def _weights_problem(file: Path, model: nn.Module) -> str | None:
     except Exception as e:  # truncated, not safetensors, unreadable
         return f"{WEIGHTS_FILE} is damaged ({one_line(e)})"
     state = model.state_dict()
-    unexpected = [key for key in shapes if key not in state]
-    missing = []
-    for names in shared_names(state):
-        present = [key for key in names if key in shapes]
-        if not present:
-            missing.append(names[0])
-        unexpected += present[1:]  # a tie in the model that the file holds as two tensors
-    if missing or unexpected:
-        parts = [describe_names("missing", missing), describe_names("unexpected", unexpected)]
-        return f"weights do not fit this model ({'; '.join(p for p in parts if p)})"
+    mismatch = names_mismatch(shapes, state)
+    if mismatch:
+        return f"weights do not fit this model ({mismatch})"
     for key, shape in shapes.items():
         if shape != list(state[key].shape):
             return (f"weights do not fit this model ({key} has shape {shape} in the checkpoint, "
                     f"{list(state[key].shape)} in the model)")
     return None
+
+
+def names_mismatch(file_keys: Iterable[str], state: dict[str, torch.Tensor]) -> str | None:
+    """"missing ...; unexpected ..." when the tensor names of a file do not match a model's
+    state (each group of tied names must be present exactly once), else None."""
+    file_keys = set(file_keys)
+    unexpected = [key for key in file_keys if key not in state]
+    missing = []
+    for names in shared_names(state):
+        present = [key for key in names if key in file_keys]
+        if not present:
+            missing.append(names[0])
+        unexpected += present[1:]  # a tie in the model that the file holds as two tensors
+    if not (missing or unexpected):
+        return None
+    parts = [describe_names("missing", missing), describe_names("unexpected", sorted(unexpected))]
+    return "; ".join(p for p in parts if p)
 
 
 def shared_names(state: dict[str, torch.Tensor]) -> list[list[str]]:

@@ -31,8 +31,8 @@ from torch import Tensor, nn
 from core.checkpoint import (
     atomic_folder,
     describe_names,
+    names_mismatch,
     one_line,
-    shared_names,
     unwrap,
 )
 from core.errors import CheckpointError, SessionError
@@ -265,15 +265,9 @@ def _fill(model: nn.Module, tensors: dict[str, Tensor]) -> str | None:
                             if k.startswith(prefix)}
     state = {k: v for k, v in model.state_dict().items()
              if isinstance(v, Tensor) and not any(k.startswith(n + ".") for n in qmods)}
-    missing, unexpected = [], [k for k in left if k not in state]
-    for names in shared_names(state):
-        present = [k for k in names if k in left]
-        if not present:
-            missing.append(names[0])
-        unexpected += present[1:]  # a tie in the model that the file holds as two tensors
-    if missing or unexpected:
-        return "; ".join(p for p in (describe_names("missing", missing),
-                                     describe_names("unexpected", unexpected)) if p)
+    mismatch = names_mismatch(left, state)
+    if mismatch:
+        return mismatch
     for key, t in left.items():
         want = state[key]
         if t.shape != want.shape:
