@@ -153,6 +153,8 @@ class Engine:
         elif isinstance(command, (msg.PruneTo, msg.Sweep, msg.FineTune, msg.Quantize,
                                   msg.SaveCompressed, msg.Generate)):
             self._bench_command(command)
+        elif isinstance(command, msg.ScoreText):
+            self.emit(self._score_text(command))
         elif isinstance(command, msg.Cancel):
             pass  # nothing under way to cancel
         elif isinstance(command, msg.SaveCheckpoint):
@@ -249,6 +251,15 @@ class Engine:
         elapsed = max(time.perf_counter() - t0, 1e-9)
         self.emit(msg.Generated(c.request_id, pending, tokens, tokens / elapsed, done=True,
                                 model=c.model))
+
+    def _score_text(self, command: msg.ScoreText) -> msg.TextScored:
+        wb = self.workbench
+        if wb is None:
+            raise LlmlabError("no model loaded: load a run first (LoadRun)")
+        spans, losses = wb.score_text(command.text)
+        scored = [x for x in losses if x == x]  # (the first token's NaN is not a loss)
+        mean = sum(scored) / len(scored) if scored else float("nan")
+        return msg.TextScored(command.request_id, str(wb.bench.source), spans, losses, mean)
 
     def _evaluate_bench(self, split: str) -> msg.EvalMetrics:
         r = self.workbench.evaluate(split)

@@ -129,6 +129,14 @@ class Generate(Command):
 
 
 @dataclass
+class ScoreText(Command):
+    """Score each token of `text` by its loss under the loaded model (the surprise view)."""
+
+    text: str
+    request_id: int = 0
+
+
+@dataclass
 class Cancel(Command):
     """Stop a generation, sweep or fine-tuning that is under way."""
 
@@ -282,6 +290,18 @@ class Generated(Event):
     tokens_per_s: float
     done: bool = False
     model: str = "dense"
+
+
+@dataclass
+class TextScored(Event):
+    """The answer to ScoreText: each token's character span in the text and its loss in nats
+    (NaN for the first token, which nothing predicts); `mean_loss` is over the scored ones."""
+
+    request_id: int
+    source: str  # the loaded model that scored it
+    spans: list[tuple[int, int]]
+    losses: list[float]
+    mean_loss: float
 
 
 @dataclass

@@ -231,6 +231,25 @@ class Workbench:
                                  s.train.batch_size, seed=s.train.seed + 7,
                                  device=self._device_of(model))
 
+    def score_text(self, text: str, which: str = "dense") -> tuple[list[tuple[int, int]],
+                                                                   list[float]]:
+        """Each token of `text` as its (start, end) span and its loss in nats under the model
+        (NaN for the first token: nothing comes before it)."""
+        import math
+
+        from core.evaluate import per_token_loss
+
+        tokenizer = self.bench.tokenizer
+        spans = tokenizer.token_spans(text)
+        ids = tokenizer.encode(text)
+        if len(ids) != len(spans):  # (a tokenizer whose spans and ids disagree: show none)
+            raise LlmlabError("cannot score this text: its tokens and their spans disagree")
+        if len(ids) == 0:
+            return [], []
+        model = self.model_for(which)
+        losses = per_token_loss(model, ids, device=self._device_of(model)).tolist()
+        return list(spans), [math.nan, *losses]
+
     def generate(self, prompt: str, sampling: Sampling, which: str = "dense",
                  use_cache: bool = True) -> Iterator[str]:
         model = self.model_for(which)

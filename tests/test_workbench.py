@@ -8,6 +8,7 @@ commands on the engine's queue, ends them with Shutdown and runs `serve()`, reco
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import queue
 import subprocess
@@ -377,3 +378,33 @@ def test_loading_a_missing_run_is_one_line_and_nothing_is_loaded(runs, tmp_path)
     assert len(errors) == 2 and not any(e.fatal for e in errors)
     assert "no model loaded" in errors[1].message
     assert not of(events, msg.ModelLoaded) and engine.workbench is None
+
+
+# --------------------------------------------------------------------------- surprise
+
+
+@pytest.mark.parametrize("arch", ["gpt", "lstm"])
+def test_score_text_gives_each_token_its_loss_under_the_model(runs, arch):
+    session, run_dir = runs[arch]
+    text = "abcabcabcabc" * 8  # longer than the context: sliding windows are used too
+    engine, events = serve(session, msg.LoadRun(str(run_dir)), msg.ScoreText(text, 7))
+    no_errors(events)
+    (scored,) = of(events, msg.TextScored)
+    assert scored.request_id == 7 and scored.source == str(run_dir)
+    assert len(scored.spans) == len(scored.losses) == len(text)  # char tokens
+    assert math.isnan(scored.losses[0])
+    rest = scored.losses[1:]
+    assert all(x >= 0 and math.isfinite(x) for x in rest)
+    assert scored.mean_loss == pytest.approx(sum(rest) / len(rest))
+    # The same numbers as core's per_token_loss on the encoded text.
+    from core.evaluate import per_token_loss
+
+    wb = engine.workbench
+    expected = per_token_loss(wb.model, wb.bench.tokenizer.encode(text)).tolist()
+    assert rest == pytest.approx(expected, abs=1e-5)
+
+
+def test_score_text_before_a_load_is_one_line(runs):
+    session, _ = runs["gpt"]
+    _, events = serve(session, msg.ScoreText("abc"))
+    assert "no model loaded" in one_line_error(events).message

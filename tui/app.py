@@ -20,6 +20,7 @@ from textual.binding import Binding
 from textual.widgets import ContentSwitcher, Footer
 
 from core.errors import LlmlabError, SessionError
+from core.messages import LoadRun
 from core.session import LIVE_FIELDS, Session, load_session, save_session, validate
 from tui.commands import LlmlabCommands, PaletteCommand
 from tui.engine_client import EngineClient
@@ -28,16 +29,23 @@ from tui.messages import (
     CorpusFailed,
     CorpusLoaded,
     EngineFailed,
+    EngineRequest,
     EngineStatus,
     EngineWarning,
     FieldError,
     HparamApplied,
+    LoadModelRequest,
+    ModelReady,
+    ResumeRunRequest,
     RunBegan,
     SessionEdited,
     StepReported,
 )
 from tui.panes.dataset import DatasetPane
+from tui.panes.generate import GeneratePane
 from tui.panes.model import ModelPane, field_value, form_fields
+from tui.panes.prune import PrunePane
+from tui.panes.runs import RunsPane
 from tui.panes.train import TrainPane
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.help import HelpScreen
@@ -49,7 +57,10 @@ from tui.widgets.field_row import FieldRow
 from tui.widgets.number_input import NumberInput
 from tui.widgets.title_bar import TitleBar
 
-PANES = ("dataset", "model", "train")
+PANES = ("dataset", "model", "train", "prune", "generate", "runs")
+# The panes of the lab's second half: each shows the session (`show_session`), lists its own
+# palette commands, and names the engine messages it wants (`ENGINE_EVENTS`).
+WORKBENCH_PANES = (PrunePane, GeneratePane, RunsPane)
 
 
 def set_field(session: Session, path: str, value: Any) -> bool:
@@ -61,6 +72,17 @@ def set_field(session: Session, path: str, value: Any) -> bool:
     if getattr(obj, leaf) == value and type(getattr(obj, leaf)) is type(value):
         return False
     setattr(obj, leaf, value)
+    return True
+
+
+def needs_restart(run_session: Session, path: str) -> bool:
+    """Whether editing `path` during a run would change that run: not the [generate]
+    settings, nor [compress] unless it prunes while training."""
+    section = path.partition(".")[0]
+    if section == "generate" or "." not in path:
+        return False
+    if section == "compress":
+        return run_session.compress.schedule == "gradual"
     return True
 
 
@@ -82,7 +104,7 @@ def is_shipped(path: Path | None) -> bool:
 
 
 class LlmlabApp(App[None]):
-    CSS_PATH = "app.tcss"
+    CSS_PATH = ["app.tcss", "panes/prune.tcss", "panes/generate.tcss", "panes/runs.tcss"]
     TITLE = "llmlab"
     AUTO_FOCUS = None
     COMMANDS = {LlmlabCommands}
@@ -99,6 +121,12 @@ class LlmlabApp(App[None]):
              help="Model pane: the session form and what the model costs"),
         bind("app.train", "show_pane('train')", "Train",
              help="Train pane: progress, plots and log of the run"),
+        bind("app.prune", "show_pane('prune')", "Prune",
+             help="Prune pane: prune and quantize the trained model, see what it costs"),
+        bind("app.generate", "show_pane('generate')", "Generate",
+             help="Generate pane: sample text from the model (dense and compressed)"),
+        bind("app.runs", "show_pane('runs')", "Runs",
+             help="Runs pane: every run, curves overlaid, resume, load, export CSV"),
         bind("app.help", "help", "Help", show=False,
              help="This list of keys"),
         bind("app.save", "save", "Save", show=False, priority=True,
@@ -128,6 +156,8 @@ class LlmlabApp(App[None]):
         self.corpus: Any = None  # tui.panes.dataset.CorpusView of the session's corpus
         self.run_session: Session | None = None  # the session the current run started with
         self.live: dict[str, float] = {}  # live hyperparameters as the run has them
+        self.model_source: str | None = None  # the run / compressed model the engine has loaded
+        self.model_loading: str | None = None  # a LoadRun sent and not yet answered
         self.startup_problems: list[str] = []
         self._engine_factory = engine_factory
         self._quitting = False
@@ -152,6 +182,9 @@ class LlmlabApp(App[None]):
             yield DatasetPane(self.session, id="dataset")
             yield ModelPane(self.session, id="model")
             yield TrainPane(id="train")
+            yield PrunePane(id="prune")
+            yield GeneratePane(id="generate")
+            yield RunsPane(id="runs")
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
@@ -162,6 +195,9 @@ class LlmlabApp(App[None]):
         from tui.engine_client import quiet_engine
 
         self.client = EngineClient(self.train_pane, self._engine_factory or quiet_engine)
+        for pane_class in WORKBENCH_PANES:
+            pane = self.query_one(pane_class)
+            self.client.subscribe(pane, *pane_class.ENGINE_EVENTS)
         self.theme_changed_signal.subscribe(self, self._remember_theme)
         title = self.query_one(TitleBar)
         help_key = self._keymap.get("app.help", keys("app.help")).split(",")[0]
@@ -226,6 +262,8 @@ class LlmlabApp(App[None]):
             return
         if pane == "model":
             await self.model_pane.build_form()
+        if pane in ("prune", "generate") and self.model_source is None:
+            self.load_model(None, quiet=True)
         self.query_one(ContentSwitcher).current = pane
         self.query_one(TitleBar).pane = pane
         widget = self.query_one(f"#{pane}")
@@ -276,6 +314,8 @@ class LlmlabApp(App[None]):
         self.problem_lines = lines + [f"{p}: {e}" for p, e in self.form_errors.items()]
         self.dataset_pane.show_session(self.session, self.problems, force)
         self.model_pane.show_session(self.session, self.problems, force)
+        for pane_class in WORKBENCH_PANES:
+            self.query_one(pane_class).show_session(self.session)
         self._show_summary()
         title = self.query_one(TitleBar)
         title.session_name = self.session.name
@@ -312,16 +352,36 @@ class LlmlabApp(App[None]):
             return
         if self._problem_notice("start training"):
             return
-        self.run_session = copy.deepcopy(self.session)
-        self.live = {name: field_value(self.session, name) for name in LIVE_FIELDS}
+        self._start(self.session, None)
+
+    def _start(self, run_session: Session, resume: str | None) -> None:
+        """Start (or resume) training; the session the run has is `run_session`."""
+        self.run_session = copy.deepcopy(run_session)
+        self.live = {name: field_value(run_session, name) for name in LIVE_FIELDS}
         try:
-            self.client.start(self.session)
+            fresh = self.client.start(self.session, resume)
         except LlmlabError as e:
             self.notify(str(e), severity="error")
             return
+        if fresh and self.model_source is not None:  # keep the loaded model in the new engine
+            self.load_model(self.model_source, quiet=True)
         self.train_pane.show_hparams(self.live)
         self.refresh_bindings()
         self.call_next(self.show_pane, "train")
+
+    def on_resume_run_request(self, message: ResumeRunRequest) -> None:
+        from core.runs import load_run_session
+
+        if self.client.busy:
+            self.notify("a run is already going: stop it (x) first", severity="warning")
+            return
+        try:
+            frozen = load_run_session(Path(message.path))
+        except LlmlabError as e:
+            self.notify(str(e), severity="error")
+            return
+        self.notify(f"resuming {message.path}", timeout=4)
+        self._start(frozen, message.path)
 
     def action_toggle_pause(self) -> None:
         try:
@@ -381,7 +441,7 @@ class LlmlabApp(App[None]):
                     self.notify(str(e), severity="warning")
                     return
                 self.live[path] = value
-        elif self.run_session is not None and "." in path:
+        elif self.run_session is not None and needs_restart(self.run_session, path):
             if field_value(self.run_session, path) != value:
                 self.notify(f"{path} needs a restart: the running training keeps its value; "
                             "it applies to the next run", severity="warning")
@@ -391,7 +451,56 @@ class LlmlabApp(App[None]):
         title.state = message.event.state
         if message.event.state in ("finished", "stopped", "failed"):
             self.run_session = None
+        if message.event.state in ("finished", "stopped") and self.client.run_dir:
+            # The run just trained is the model to prune, sample from and score text with.
+            self.load_model(self.client.run_dir, quiet=True)
         self.refresh_bindings()
+
+    # ------------------------------------------------------------------ the workbench
+
+    def load_model(self, path: str | None, quiet: bool = False) -> None:
+        """Load a run (or a compressed model) into the engine's workbench; `path` None: the
+        newest run of this session, if it has one (`quiet`: say nothing if it has none)."""
+        if path is None:
+            path = self._newest_run()
+            if path is None:
+                if not quiet:
+                    self.notify("no run of this session yet: train one (s) or pick one in "
+                                "Runs", severity="warning")
+                return
+        if path == self.model_loading:
+            return
+        try:
+            self.client.ensure(self.session)
+            self.client.send(LoadRun(str(path)))
+        except LlmlabError as e:
+            self.notify(str(e), severity="error")
+            return
+        self.model_loading = str(path)
+        self.notify(f"loading {path} …", timeout=3)
+
+    def _newest_run(self) -> str | None:
+        from core.runs import list_runs
+
+        runs = list_runs(self.session.resolve(self.session.train.runs_dir), self.session.name)
+        return str(runs[0].path) if runs else None
+
+    def on_load_model_request(self, message: LoadModelRequest) -> None:
+        self.load_model(message.path)
+
+    def on_engine_request(self, message: EngineRequest) -> None:
+        """A pane's command for the engine's workbench."""
+        try:
+            if self.client.ensure(self.session) and self.model_source is not None:
+                self.model_source = None  # a fresh engine: the model must be loaded again
+            self.client.send(message.command)
+        except LlmlabError as e:
+            self.notify(str(e), severity="error")
+
+    def on_model_ready(self, message: ModelReady) -> None:
+        self.model_source = message.event.source
+        if self.model_loading == message.event.source:
+            self.model_loading = None
 
     def on_run_began(self, message: RunBegan) -> None:
         self.query_one(TitleBar).step = f"0/{message.event.max_steps}"
@@ -420,6 +529,8 @@ class LlmlabApp(App[None]):
                 text += f" (details in {path})"
             except OSError:
                 pass
+        if self.model_loading is not None and "load" in message.event.message.lower():
+            self.model_loading = None
         self.notify(text, title="engine error", severity="error", timeout=12)
 
     # ------------------------------------------------------------------ save / open
@@ -563,6 +674,9 @@ class LlmlabApp(App[None]):
              [*self.BINDINGS, palette]),  # type: ignore[list-item]
             ("Train pane", list(TrainPane.BINDINGS)),  # type: ignore[arg-type]
             ("Dataset pane", list(DatasetPane.BINDINGS)),  # type: ignore[arg-type]
+            ("Prune pane", list(PrunePane.BINDINGS)),
+            ("Generate pane", list(GeneratePane.BINDINGS)),
+            ("Runs pane", list(RunsPane.BINDINGS)),
             ("Model form", [*ModelPane.BINDINGS, *NumberInput.BINDINGS,  # type: ignore[list-item]
                             Binding("plus,minus", "", "Number: step up / down"), *focus]),
             ("Dialogs", list(Confirm.BINDINGS)),  # type: ignore[arg-type]
@@ -583,6 +697,13 @@ class LlmlabApp(App[None]):
               partial(self.show_pane, "model")),
             c("Go to Train", "plots, progress and log of the run",
               partial(self.show_pane, "train")),
+            c("Go to Prune", "prune and quantize the trained model",
+              partial(self.show_pane, "prune")),
+            c("Go to Generate", "sample text from the model", partial(self.show_pane, "generate")),
+            c("Go to Runs", "every run: compare, resume, load, export",
+              partial(self.show_pane, "runs")),
+            c("Model: load the newest run", "for pruning, generating and the surprise view",
+              partial(self.load_model, None)),
             c("Train: start", "start a new run of this session", self.action_start_training),
             c("Train: pause / resume", "", self.action_toggle_pause),
             c("Train: stop", "stop after this step, saving a checkpoint",
@@ -607,6 +728,8 @@ class LlmlabApp(App[None]):
             c("Help: keys", "every key binding", self.action_help),
             c("Quit", "stops a running training first, with a checkpoint", self.action_quit),
         ]
+        for pane_class in WORKBENCH_PANES:
+            commands += self.query_one(pane_class).palette_commands()
         for path, _kind, meta in form_fields():
             live = " (live)" if meta.get("live") else ""
             commands.append(c(f"Field: {path}", meta.get("doc", "") + live,

@@ -25,7 +25,7 @@ from core import messages as msg
 from core.errors import LlmlabError
 from core.session import Session
 from core.worker import EngineProcess
-from tui.messages import engine_message
+from tui.messages import EngineMessage, engine_message
 
 BUSY_STATES = ("preparing", "running", "paused", "stopping")
 POLL_INTERVAL = 1 / 20
@@ -67,6 +67,8 @@ class EngineClient:
         self._starting = False  # a Start is sent and not yet acknowledged
         self._timer: Timer | None = None
         self._retiring: list[threading.Thread] = []
+        self._subscribers: dict[type[EngineMessage], list[MessagePump]] = {}
+        self.spawned = 0  # engines started so far: a new one has no model loaded
 
     # ------------------------------------------------------------------ state
 
@@ -85,24 +87,39 @@ class EngineClient:
 
     # ------------------------------------------------------------------ commands
 
-    def start(self, session: Session, resume: str | None = None) -> None:
+    def start(self, session: Session, resume: str | None = None) -> bool:
+        """Start training `session` (resuming the run folder `resume`); True if that took a
+        fresh engine (which has no model loaded)."""
         if self.busy:
             raise LlmlabError("a training run is already going; stop it first")
-        key = (session.to_dict(), session.base_dir)
-        if not self.alive or key != self._spawned_for:
-            self._retire()
-            with real_stdio():
-                self.engine = self.factory(copy.deepcopy(session)).start()
-            self._spawned_for = key
+        fresh = self._spawn(session, same_session=True)
         assert self.engine is not None
         self.engine.send(msg.Start(resume))
         self._starting = True
         self.state = "preparing"
+        return fresh
+
+    def ensure(self, session: Session) -> bool:
+        """An engine to send workbench commands to (any session will do: a loaded model
+        brings its own); True if a fresh one was started."""
+        return self._spawn(session, same_session=False)
+
+    def _spawn(self, session: Session, same_session: bool) -> bool:
+        key = (session.to_dict(), session.base_dir)
+        if self.alive and (not same_session or key == self._spawned_for):
+            self._ensure_polling()
+            return False
+        self._retire()
+        with real_stdio():
+            self.engine = self.factory(copy.deepcopy(session)).start()
+        self._spawned_for = key
+        self.spawned += 1
         self._ensure_polling()
+        return True
 
     def send(self, command: msg.Command) -> None:
         if not self.alive:
-            raise LlmlabError("no training is running")
+            raise LlmlabError("the engine is not running")
         assert self.engine is not None
         self.engine.send(command)
 
@@ -119,6 +136,12 @@ class EngineClient:
         self.send(msg.SetHparam(name, value))
 
     # ------------------------------------------------------------------ events
+
+    def subscribe(self, widget: MessagePump, *kinds: type[EngineMessage]) -> None:
+        """Post `kinds` of engine messages to `widget` as well (they do not bubble from it:
+        the app gets its own copy)."""
+        for kind in kinds:
+            self._subscribers.setdefault(kind, []).append(widget)
 
     def _ensure_polling(self) -> None:
         if self._timer is None:
@@ -141,7 +164,12 @@ class EngineClient:
             self.state = event.state
         elif isinstance(event, msg.RunStarted):
             self.run_dir = event.run_dir
-        self.target.post_message(engine_message(event))
+        message = engine_message(event)
+        self.target.post_message(message)
+        for widget in self._subscribers.get(type(message), ()):
+            copy_for = type(message)(message.event)
+            copy_for.stop()  # handled there only, never bubbling to the app a second time
+            widget.post_message(copy_for)
 
     # ------------------------------------------------------------------ endings
 

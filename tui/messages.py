@@ -65,6 +65,35 @@ class PaneShown(Message):
         self.pane = pane
 
 
+class EngineRequest(Message):
+    """A pane asks the app to send `command` to the engine (starting the engine if needed).
+
+    Panes never hold the engine bridge: the app owns it, and knows which model is loaded.
+    """
+
+    def __init__(self, command: msg.Command) -> None:
+        super().__init__()
+        self.command = command
+
+
+class LoadModelRequest(Message):
+    """A pane asks the app to load a run (or a compressed model) into the engine's workbench
+    for the Prune and Generate panes and the surprise heatmap; `path` None: the newest run of
+    the session."""
+
+    def __init__(self, path: str | None = None) -> None:
+        super().__init__()
+        self.path = path
+
+
+class ResumeRunRequest(Message):
+    """The Runs pane asks the app to resume training a run from its latest checkpoint."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__()
+        self.path = path
+
+
 # --------------------------------------------------------------------------- engine events
 
 
@@ -108,6 +137,42 @@ class EngineFailed(EngineMessage):
     event: msg.Error
 
 
+# The workbench's events (a loaded model, pruning, generating, scoring). The bridge posts them
+# to the app and to every pane that subscribed to them (`EngineClient.subscribe`).
+
+
+class ModelReady(EngineMessage):
+    event: msg.ModelLoaded
+
+
+class CandidateMeasured(EngineMessage):
+    event: msg.Compressed
+
+
+class SweepPointReported(EngineMessage):
+    event: msg.SweepPointMeasured
+
+
+class FinetuneReported(EngineMessage):
+    event: msg.FinetuneStep
+
+
+class CompressedWritten(EngineMessage):
+    event: msg.CompressedSaved
+
+
+class TextGenerated(EngineMessage):
+    event: msg.Generated
+
+
+class SurpriseScored(EngineMessage):
+    event: msg.TextScored
+
+
+class SparsityReported(EngineMessage):
+    event: msg.SparsityChanged
+
+
 _BY_EVENT: dict[type[msg.Event], type[EngineMessage]] = {
     msg.Status: EngineStatus,
     msg.RunStarted: RunBegan,
@@ -117,6 +182,14 @@ _BY_EVENT: dict[type[msg.Event], type[EngineMessage]] = {
     msg.HparamChanged: HparamApplied,
     msg.Warning: EngineWarning,
     msg.Error: EngineFailed,
+    msg.ModelLoaded: ModelReady,
+    msg.Compressed: CandidateMeasured,
+    msg.SweepPointMeasured: SweepPointReported,
+    msg.FinetuneStep: FinetuneReported,
+    msg.CompressedSaved: CompressedWritten,
+    msg.Generated: TextGenerated,
+    msg.TextScored: SurpriseScored,
+    msg.SparsityChanged: SparsityReported,
 }
 
 

@@ -55,3 +55,38 @@ def fake_factory(fake_engines: list[FakeEngine]):
         return engine
 
     return factory
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Session, Path]:
+    """(session, run folder): a tiny GPT trained once per test module on the synthetic
+    corpus, for the Prune, Generate and Runs panes and the surprise heatmap. The session's
+    runs_dir holds the run, so the app finds it as the session's newest."""
+    from tui_helpers import train_tiny_run
+
+    folder = tmp_path_factory.mktemp("trained")
+    with pytest.MonkeyPatch.context() as mp:  # (the cache fixture is per test)
+        mp.setenv("LLMLAB_CACHE_DIR", str(folder / "cache"))
+        run_dir = train_tiny_run(folder)
+    session = small_session(folder)
+    return session, run_dir
+
+
+@pytest.fixture
+def thread_engines() -> list:
+    return []
+
+
+@pytest.fixture
+def thread_factory(thread_engines: list):
+    """An engine factory giving the real engine, served in a thread of this process."""
+    from tui_helpers import ThreadEngine
+
+    def factory(session: Session) -> ThreadEngine:
+        engine = ThreadEngine(session)
+        thread_engines.append(engine)
+        return engine
+
+    yield factory
+    for engine in thread_engines:
+        engine.close()

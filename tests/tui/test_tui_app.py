@@ -307,7 +307,7 @@ def test_train_keys_send_commands_and_plots_follow_events(tmp_path: Path, fake_f
             assert len(data["loss"].series) == 3  # raw, smoothed, val
             assert data["acc"].series[0].values[-1] == pytest.approx(0.6)
             assert data["loss"].markers == [30.0]
-            await pilot.press("p")
+            await pilot.press("space")
             await pilot.press("left_square_bracket")
             engine = fake_engines[-1]
             await wait_for(pilot, lambda: any(isinstance(c, msg.SetHparam) for c in engine.sent),

@@ -164,3 +164,68 @@ def fake_run(n_steps: int = 60, max_steps: int = 200) -> list[msg.Event]:
                                           perplexity=2.718 ** (loss + 0.05),
                                           top1=0.4 + step / 300, top5=0.9))
     return events
+
+
+class ThreadEngine:
+    """The real engine (core.engine.Engine) serving in a thread of the test process: the
+    workbench panes tested against real models, without paying a process spawn per test."""
+
+    def __init__(self, session: Session):
+        import queue
+        import threading
+
+        from core.engine import Engine
+
+        self.session = session
+        self.sent: list[msg.Command] = []
+        self.commands: queue.Queue = queue.Queue()
+        self.events: queue.Queue = queue.Queue()
+        self.engine = Engine(session, self.events.put, self.commands)
+        self.thread = threading.Thread(target=self.engine.serve, name="test-engine",
+                                       daemon=True)
+        self.process = SimpleNamespace(pid=None)
+
+    def start(self) -> ThreadEngine:
+        self.thread.start()
+        return self
+
+    def send(self, command: msg.Command) -> None:
+        self.sent.append(command)
+        self.commands.put(command)
+
+    def poll(self, timeout: float = 0.0, limit: int = 1000) -> list[msg.Event]:
+        import queue
+
+        out: list[msg.Event] = []
+        try:
+            while len(out) < limit:
+                out.append(self.events.get_nowait())
+        except queue.Empty:
+            pass
+        return out
+
+    @property
+    def alive(self) -> bool:
+        return self.thread.is_alive()
+
+    def close(self, timeout: float = 30.0) -> list[msg.Event]:
+        if self.thread.is_alive():
+            self.commands.put(msg.Shutdown())
+            self.thread.join(timeout)
+        return self.poll()
+
+
+def train_tiny_run(base_dir: Path, arch: str = "gpt", steps: int = 60, **data: Any) -> Path:
+    """Train a tiny model in-process (seconds); its run folder."""
+    from core.engine import Engine
+
+    s = small_session(base_dir, max_steps=steps, eval_interval=30, checkpoint_interval=0)
+    s.model.arch = arch
+    for key, value in data.items():
+        setattr(s.data, key, value)
+    events: list[msg.Event] = []
+    state = Engine(s, events.append).train()
+    errors = [e.message for e in events if isinstance(e, msg.Error)]
+    assert state == "finished", errors
+    (started,) = [e for e in events if isinstance(e, msg.RunStarted)]
+    return Path(started.run_dir)

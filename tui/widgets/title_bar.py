@@ -6,7 +6,8 @@ from textual.content import Content
 from textual.reactive import reactive
 from textual.widget import Widget
 
-PANES = (("dataset", "Dataset"), ("model", "Model"), ("train", "Train"))
+PANES = (("dataset", "Dataset"), ("model", "Model"), ("train", "Train"), ("prune", "Prune"),
+         ("generate", "Generate"), ("runs", "Runs"))
 
 
 class TitleBar(Widget):
@@ -33,5 +34,8 @@ class TitleBar(Widget):
         parts.append(("  " + state, style))
         left = Content.assemble(*parts)
         right = Content.assemble((f"{self.help_key} help ", "$text-muted"))
-        gap = max(1, self.size.width - left.cell_length - right.cell_length)
+        width = self.size.width
+        if left.cell_length + 1 + right.cell_length > width:  # narrow: the help hint goes
+            return left.truncate(width, ellipsis=True)
+        gap = width - left.cell_length - right.cell_length
         return Content.assemble(left, " " * gap, right)
