@@ -88,7 +88,8 @@ def test_nudge_doubles_sizes_and_rates_and_steps_counts() -> None:
 
 def test_default_keymap_names_every_pane_and_training_key() -> None:
     keymap = default_keymap()
-    for binding_id in ("app.dataset", "app.model", "app.train", "app.help", "app.save",
+    for binding_id in ("app.dataset", "app.model", "app.train", "app.prune", "app.generate",
+                       "app.runs", "app.help", "app.save",
                        "app.open", "train.start", "train.pause", "train.stop",
                        "train.lr_up", "train.lr_down", "train.edit", "train.smoothing",
                        "train.log_scale"):
@@ -168,3 +169,49 @@ def test_a_bad_session_file_is_reported_before_the_app_starts(tmp_path: Path, ca
     err = capsys.readouterr().err
     assert "model.n_layer: must be >= 1 (got 0)" in err
     assert "model.n_heads: unknown key (did you mean 'n_head'?)" in err
+
+
+# --------------------------------------------------------------------------- the app's rules
+
+
+def test_only_fields_that_change_a_running_training_need_a_restart() -> None:
+    from core.session import Session
+    from tui.app import needs_restart
+
+    s = Session()
+    assert needs_restart(s, "model.n_embd") and needs_restart(s, "optim.betas")
+    assert not needs_restart(s, "generate.temperature")  # sampling is not training
+    assert not needs_restart(s, "compress.sparsity")  # one-shot pruning comes after training
+    assert not needs_restart(s, "name")
+    s.compress.schedule = "gradual"  # ... unless it prunes while training
+    assert needs_restart(s, "compress.sparsity")
+
+
+def test_engine_events_reach_subscribers_once_without_bubbling_twice() -> None:
+    """The bridge posts every event to its target (bubbling to the app) and a copy, which
+    does not bubble, to each widget subscribed to its kind."""
+    from core import messages as msg
+    from tui.engine_client import EngineClient
+    from tui.messages import CandidateMeasured, EngineStatus, ModelReady
+
+    class Pump:
+        def __init__(self) -> None:
+            self.got: list = []
+
+        def post_message(self, message) -> bool:
+            self.got.append(message)
+            return True
+
+    target, pane, other = Pump(), Pump(), Pump()
+    client = EngineClient(target)  # type: ignore[arg-type]
+    client.subscribe(pane, ModelReady, EngineStatus)  # type: ignore[arg-type]
+    client.subscribe(other, CandidateMeasured)  # type: ignore[arg-type]
+    figures = msg.ModelFigures("dense", 10, 10, 0.0, 40, 1.0, 2.7, 0.5, 0.9, 1.0)
+    client._dispatch(msg.ModelLoaded("runs/a/1", "gpt", 60, 17, 32, figures))
+    client._dispatch(msg.Status("idle"))
+    assert [type(m) for m in target.got] == [ModelReady, EngineStatus]
+    assert [type(m) for m in pane.got] == [ModelReady, EngineStatus]
+    assert other.got == []
+    assert all(m._stop_propagation for m in pane.got)  # the app already has its own copy
+    assert not any(m._stop_propagation for m in target.got)
+    assert pane.got[0].event is target.got[0].event

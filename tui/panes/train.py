@@ -23,6 +23,7 @@ from tui.messages import (
     EvalReported,
     HparamApplied,
     RunBegan,
+    SparsityReported,
     StepReported,
 )
 from tui.nudge import format_number
@@ -137,6 +138,11 @@ class TrainPane(Vertical, can_focus=True):
         old, new = format_number(e.old), format_number(e.new)
         self.event_log.add(f"step {e.step}: {e.name} {old} → {new}")
         self._changed()
+
+    def on_sparsity_reported(self, message: SparsityReported) -> None:
+        e = message.event
+        self.event_log.add(f"step {e.step}: pruned to {e.sparsity:.1%} "
+                           f"(schedule {e.target:.1%})")
 
     def on_engine_warning(self, message: EngineWarning) -> None:
         self.event_log.add(message.event.message, "warning")
