@@ -23,6 +23,9 @@ _FIELDS = {f.name for f in fields(Theme)}
 # Variables the app's styles use, with values for themes that do not set them.
 VARIABLE_DEFAULTS = {
     "token-a": "#3a3a3a", "token-b": "#005f87",
+    # the surprise heatmap, least to most surprising token (tui/widgets/surprise_legend.py)
+    "heat-0": "#0000af", "heat-1": "#00005f", "heat-2": "#3a3a3a", "heat-3": "#5f0000",
+    "heat-4": "#af0000",
     "plot-train": "#5fafff", "plot-smooth": "#ffffff", "plot-val": "#ffaf5f",
     "plot-acc": "#87d787", "plot-lr": "#af87ff", "plot-marker": "#ff5f5f",
 }

@@ -2,6 +2,11 @@
 
 The corpus is read in a thread worker (core.dataset tokenizes on first use and caches), so a
 large corpus never freezes the screen; a bad one shows core's one-line error in the pane.
+
+With a model loaded (a run of the session), h turns the preview into the surprise heatmap:
+the engine scores the preview text (`ScoreText`) and each token is coloured by its loss under
+the model. The pane is not one of the app's workbench panes, so it subscribes to the engine
+messages it needs itself, once the app has made its engine bridge.
 """
 
 from __future__ import annotations
@@ -18,18 +23,34 @@ from textual.timer import Timer
 from textual.widgets import Input, Label, Select, Static
 from textual.worker import get_current_worker
 
+from core.messages import ScoreText
 from core.samples import SAMPLE_PREFIX, SAMPLES
 from core.session import DataConfig, Session, field_doc
-from tui.keymap import bind
-from tui.messages import CorpusFailed, CorpusLoaded, CorpusProgress, SessionEdited
+from tui.keymap import bind, keys
+from tui.messages import (
+    CorpusFailed,
+    CorpusLoaded,
+    CorpusProgress,
+    EngineFailed,
+    EngineRequest,
+    LoadModelRequest,
+    ModelReady,
+    SessionEdited,
+    SurpriseScored,
+)
 from tui.widgets.corpus_stats import CorpusStatsView
 from tui.widgets.field_row import FieldRow
+from tui.widgets.surprise_legend import HeatScale, SurpriseLegend, run_name
 from tui.widgets.token_preview import TokenPreview
 
 BROWSE = "browse…"
 TYPED_PATH = "path"
 PREVIEW_CHARS = 1200
 RELOAD_DELAY = 0.4  # seconds of quiet after an edit before the corpus is read again
+# ScoreText request ids of this pane start here, apart from any other pane's.
+SCORE_REQUEST_BASE = 1_000_000
+BOUNDARY_TITLE = "preview: token boundaries in alternating colours · {key}: surprise heatmap"
+NO_MODEL = "no model to score the preview with: train one (s), or load a run in the Runs pane"
 
 
 @dataclass
@@ -73,6 +94,9 @@ class DatasetPane(Vertical, can_focus=True):
              help="Pick a corpus: a text file or a folder of them"),
         bind("dataset.reload", "reload", "Reload", show=False,
              help="Read the corpus again"),
+        # (not in the footer, full at 80 columns: the preview's title names the key)
+        bind("dataset.heatmap", "toggle_heatmap", "Surprise", show=False,
+             help="Preview coloured by each token's loss under the model (on/off)"),
         bind("pane.leave_field", "leave_field", "Leave field", show=False,
              help="Leave the field being edited (single keys work again)"),
     ]
@@ -85,6 +109,17 @@ class DatasetPane(Vertical, can_focus=True):
         self.reading = False
         self._loaded_for: tuple[Any, ...] | None = None
         self._reload_timer: Timer | None = None
+        # the surprise heatmap
+        self.heatmap = False  # the user asked for it (h); it shows once the text is scored
+        self.scored: Any = None  # core.messages.TextScored of the shown text, or None
+        self.heat_error: str | None = None
+        self._next_request = SCORE_REQUEST_BASE
+        self._pending: int | None = None  # the ScoreText waiting for its answer
+        self._pending_key: tuple[str, str] | None = None  # (text, model) it scores
+        self._scored_key: tuple[str, str] | None = None
+        self._awaiting_model = False  # a LoadModelRequest of ours not yet answered
+        self._model_steps: dict[str, int] = {}  # model source -> its training step
+        self._subscribed = False
 
     # ------------------------------------------------------------------ layout
 
@@ -108,11 +143,40 @@ class DatasetPane(Vertical, can_focus=True):
                                    name, name), id_prefix="dataset", problem_text=False)
         yield Static("", id="corpus-status")
         yield CorpusStatsView(id="corpus-stats")
-        yield Label("preview: token boundaries in alternating colours", id="preview-title")
+        yield Label(BOUNDARY_TITLE.format(key=keys("dataset.heatmap")), id="preview-title")
+        legend = SurpriseLegend(id="surprise-legend")
+        legend.display = False
+        yield legend
         yield TokenPreview(id="token-preview")
 
     def on_mount(self) -> None:
         self.reload()
+        self._subscribe()
+
+    def _subscribe(self) -> None:
+        """Ask the app's engine bridge for the engine messages of the heatmap. The app makes
+        the bridge in its own on_mount, which runs after this pane's: until then, try again
+        after each refresh."""
+        if self._subscribed:
+            return
+        client = getattr(self.app, "client", None)
+        if client is None:
+            self.call_after_refresh(self._subscribe)
+            return
+        client.subscribe(self, ModelReady, SurpriseScored, EngineFailed)
+        self._subscribed = True
+        self._show_heat_key()
+
+    def _show_heat_key(self) -> None:
+        """Name the heatmap's key as the user's keymap has it (the app applies that keymap in
+        its on_mount)."""
+        from textual.binding import Binding
+
+        keymap = getattr(self.app, "_keymap", {}) or {}
+        key = keymap.get("dataset.heatmap", keys("dataset.heatmap")).split(",")[0]
+        shown = self.app.get_key_display(Binding(key, ""))
+        self.query_one("#preview-title", Label).update(BOUNDARY_TITLE.format(key=shown))
+        self.query_one(SurpriseLegend).key = shown
 
     # ------------------------------------------------------------------ session in
 
@@ -219,6 +283,8 @@ class DatasetPane(Vertical, can_focus=True):
                           f"{view.stats.vocab_size:,} ({cache})", "ok")
         self.query_one(CorpusStatsView).show(view.stats, view.cache_hit)
         self.query_one(TokenPreview).show(view.preview, view.spans)
+        self.heat_error = None  # (new text: score it again, whatever failed before)
+        self.update_heatmap()
         # (the message bubbles on to the app, for the Model pane's summary)
 
     def on_corpus_failed(self, event: CorpusFailed) -> None:
@@ -231,6 +297,7 @@ class DatasetPane(Vertical, can_focus=True):
         self._show_status(f"✗ {message}", "error")
         self.query_one(CorpusStatsView).clear()
         self.query_one(TokenPreview).show("", [])
+        self.update_heatmap()
 
     def _show_status(self, text: str, kind: str) -> None:
         status = self.query_one("#corpus-status", Static)
@@ -294,3 +361,106 @@ class DatasetPane(Vertical, can_focus=True):
 
     def action_leave_field(self) -> None:
         self.focus()
+
+    # ------------------------------------------------------------------ surprise heatmap
+
+    @property
+    def preview_text(self) -> str:
+        return self.view.preview if self.view is not None else ""
+
+    def action_toggle_heatmap(self) -> None:
+        """h: the preview coloured by each token's loss under the loaded model, or back to the
+        token boundaries."""
+        if self.heatmap:
+            self.heatmap = False
+            self.heat_error = None
+            self._pending = self._pending_key = None
+            self._awaiting_model = False
+            self.update_heatmap()
+            return
+        if self._model_source() is None and not self._has_run():
+            self.notify(NO_MODEL, severity="warning", timeout=8)
+            return
+        self.heatmap = True
+        self.heat_error = None
+        self.update_heatmap()
+
+    def _model_source(self) -> str | None:
+        return getattr(self.app, "model_source", None)
+
+    def _has_run(self) -> bool:
+        """Whether the session has a run to load (the app's LoadModelRequest(None) loads the
+        newest), or the app is loading a model already."""
+        from core.runs import list_runs
+
+        if getattr(self.app, "model_loading", None):
+            return True
+        session = self.session
+        return bool(list_runs(session.resolve(session.train.runs_dir), session.name))
+
+    def update_heatmap(self, source: str | None = None) -> None:
+        """Bring the heatmap up to date with the preview text and the loaded model (`source`:
+        a model just reported loaded): show the scores, ask for them, or ask for a model."""
+        preview = self.query_one(TokenPreview)
+        legend = self.query_one(SurpriseLegend)
+        title = self.query_one("#preview-title", Label)
+        title.display = not self.heatmap
+        legend.display = self.heatmap
+        if not self.heatmap:
+            preview.hide_heat()
+            return
+        text = self.preview_text
+        source = source or self._model_source()
+        key = (text, source or "")
+        if self.heat_error is not None:
+            preview.hide_heat()
+            legend.show_message(self.heat_error, error=True)
+        elif not text:
+            preview.hide_heat()
+            legend.show_message("no preview text to score" if not self.reading
+                                else "waiting for the corpus …")
+        elif source is None:
+            preview.hide_heat()
+            if not self._awaiting_model and not getattr(self.app, "model_loading", None):
+                self.post_message(LoadModelRequest(None))
+            self._awaiting_model = True  # (its load, or the one the app has under way)
+            legend.show_message("loading the session's newest run …")
+        elif self.scored is not None and key == self._scored_key:
+            scored = self.scored
+            scale = HeatScale.for_mean(scored.mean_loss)
+            preview.show_heat(scored.spans, scored.losses, scale)
+            legend.show_scale(scale, scored.mean_loss, scored.source,
+                              self._model_steps.get(scored.source))
+        elif key != self._pending_key:
+            preview.hide_heat()
+            self._next_request += 1
+            self._pending, self._pending_key = self._next_request, key
+            self.post_message(EngineRequest(ScoreText(text, self._pending)))
+            legend.show_message(f"scoring the preview under {run_name(source)} …")
+
+    def on_model_ready(self, message: ModelReady) -> None:
+        event = message.event
+        self._model_steps[event.source] = event.step
+        self._awaiting_model = False
+        if self.heatmap:
+            self.heat_error = None
+            self.update_heatmap(event.source)
+
+    def on_surprise_scored(self, message: SurpriseScored) -> None:
+        event = message.event
+        if event.request_id != self._pending:
+            return  # an answer for text or a model no longer shown
+        self._scored_key, self._pending, self._pending_key = self._pending_key, None, None
+        self.scored = event
+        self.update_heatmap(self._scored_key[1] if self._scored_key else None)
+
+    def on_engine_failed(self, message: EngineFailed) -> None:
+        """A scoring (or the model load it waits for) failed: one line, the boundaries stay.
+        (The engine's errors carry no request id: one that comes while ours waits is taken as
+        its answer.)"""
+        if not self.heatmap or (self._pending is None and not self._awaiting_model):
+            return
+        self._pending = self._pending_key = None
+        self._awaiting_model = False
+        self.heat_error = message.event.message
+        self.update_heatmap()
