@@ -1,31 +1,476 @@
-"""The Runs pane (being built)."""
+"""The Runs pane: every run under the session's runs folder, curves overlaid, open, resume,
+export.
+
+The table lists `core.runs.list_runs(runs_root)` (the session's own runs first); enter puts the
+run under the cursor on the plot (a coloured mark in the first column) or takes it off. Run
+folders are read in thread workers (a run's metrics.jsonl can be long), when the pane is shown,
+on the refresh key and when a training run ends; a run's curves are read once and read again
+only when its metrics file changed.
+
+The plot shows, per run and in the run's colour, the train loss (a line; TensorBoard's
+debiased EMA of it with smoothing on, as in the Train pane) and the validation loss (dots).
+"""
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar
 
+from textual import work
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.containers import Vertical
+from textual.content import Content
 from textual.widgets import Static
+from textual.worker import Worker, WorkerState, get_current_worker
 
+from core.runs import METRICS_FILE, RunSummary, export_csv, list_runs, read_metrics
 from core.session import Session
 from tui.commands import PaletteCommand
-from tui.messages import EngineMessage
+from tui.keymap import bind, keys
+from tui.messages import (
+    EngineMessage,
+    EngineStatus,
+    LoadModelRequest,
+    ModelReady,
+    ResumeRunRequest,
+)
+from tui.screens.confirm import ConfirmScreen
+from tui.screens.path_picker import PathPickerScreen
+from tui.smoothing import debiased_ema
+from tui.widgets.metric_plot import MetricPlot, PlotData, Series
+from tui.widgets.runs_table import RunsTable, middle_ellipsis
+
+SMOOTHING_WEIGHT = 0.6  # TensorBoard's default, as in the Train pane
+# One colour per run overlaid, in this order: the plot colours every theme defines.
+RUN_COLORS = ("plot-train", "plot-val", "plot-acc", "plot-lr", "plot-marker", "plot-smooth")
+VAL_MARKER = "·"  # the val loss: a dotted line (the train loss is braille)
+ENDED = ("finished", "stopped", "failed")
+
+
+@dataclass
+class RunCurves:
+    """A run's loss curves, and the metrics file's (mtime, size) they were read at."""
+
+    stamp: tuple[int, int]
+    train_steps: list[float]
+    train_loss: list[float]
+    val_steps: list[float]
+    val_loss: list[float]
+
+
+def metrics_stamp(run_dir: Path) -> tuple[int, int]:
+    try:
+        st = (Path(run_dir) / METRICS_FILE).stat()
+    except OSError:
+        return (0, 0)
+    return (st.st_mtime_ns, st.st_size)
+
+
+def read_curves(run_dir: Path) -> RunCurves:
+    """The train loss ("train" records) and validation loss ("eval" records of the val split,
+    `val_loss`) of a run, by step."""
+    stamp = metrics_stamp(run_dir)
+    curves = RunCurves(stamp, [], [], [], [])
+    for record in read_metrics(run_dir):
+        step = record.get("step")
+        if not _number(step):
+            continue
+        kind = record.get("type")
+        if kind == "train" and _number(record.get("loss")):
+            curves.train_steps.append(float(step))
+            curves.train_loss.append(float(record["loss"]))
+        elif kind == "eval" and record.get("split", "val") == "val":
+            loss = record.get("val_loss", record.get("loss"))
+            if _number(loss):
+                curves.val_steps.append(float(step))
+                curves.val_loss.append(float(loss))
+    return curves
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and \
+        math.isfinite(value)
 
 
 class RunsPane(Vertical, can_focus=True):
-    BINDINGS: ClassVar[list] = []
+    BINDINGS: ClassVar[list] = [
+        bind("runs.select", "toggle_select", "Overlay",
+             help="Put the run under the cursor on the plot / take it off"),
+        bind("runs.open", "open_run", "Open",
+             help="Load the run for the Prune and Generate panes and the surprise view"),
+        bind("runs.resume", "resume_run", "Resume",
+             help="Resume training the run from its latest checkpoint"),
+        bind("runs.export", "export", "CSV",
+             help="Export the metrics of the runs on the plot (or the one under the cursor) "
+                  "to a CSV file"),
+        bind("runs.refresh", "refresh_runs", "Refresh", show=False,
+             help="Read the runs folder again"),
+        bind("runs.smoothing", "toggle_smoothing", "Smooth", show=False,
+             help="Plot: smoothing of the train loss (debiased EMA) on/off"),
+        bind("runs.log_scale", "toggle_log_scale", "Log", show=False,
+             help="Plot: logarithmic loss axis on/off"),
+    ]
     # Engine messages this pane wants (the app subscribes it to them on mount).
-    ENGINE_EVENTS: ClassVar[tuple[type[EngineMessage], ...]] = ()
+    ENGINE_EVENTS: ClassVar[tuple[type[EngineMessage], ...]] = (EngineStatus, ModelReady)
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        self.session: Session | None = None
+        self.runs: list[RunSummary] = []
+        self.selected: dict[str, str] = {}  # run path -> its colour variable, in order
+        self.curves: dict[str, RunCurves] = {}
+        self.smoothing = True
+        self.log_scale = False
+        self.scans = 0  # runs folder reads shown so far (tests wait on it)
+        self.scanned = False
+        self.opening: str | None = None  # a run this pane asked the app to load
+        self.loaded: str | None = None
+        self.exported: tuple[int, Path] | None = None  # the last export: (rows, path)
+        self._after_scan: Callable[[], Any] | None = None  # a palette command waiting
 
     def compose(self) -> ComposeResult:
-        yield Static("Runs")
+        yield RunsTable(id="runs-table")
+        yield Static("", id="runs-empty")
+        yield Static("", id="runs-status")
+        yield MetricPlot("loss: train (line), val (dots)", id="runs-plot")
+
+    def on_mount(self) -> None:
+        self.app.theme_changed_signal.subscribe(self, self._theme_changed)
+        self._show_status()
+        self._show_empty()
+
+    @property
+    def table(self) -> RunsTable:
+        return self.query_one(RunsTable)
+
+    @property
+    def plot(self) -> MetricPlot:
+        return self.query_one("#runs-plot", MetricPlot)
+
+    # ------------------------------------------------------------------ the session
 
     def show_session(self, session: Session) -> None:
-        """The session changed (or was opened): show its settings."""
+        """The session changed (or was opened): its runs folder may be another one."""
+        before = self.runs_root()
+        self.session = session
+        if self.is_mounted and self.display and self.runs_root() != before:
+            self.refresh_runs()
+
+    def runs_root(self) -> Path | None:
+        if self.session is None:
+            return None
+        return self.session.resolve(self.session.train.runs_dir)
+
+    # ------------------------------------------------------------------ reading runs
+
+    def on_show(self) -> None:
+        self.refresh_runs()
+        if self.runs:
+            self.table.focus()
+
+    def on_focus(self) -> None:
+        """The app focuses the pane; the keys are the table's (its cursor picks the run)."""
+        if self.runs:
+            self.table.focus()
+
+    def refresh_runs(self) -> None:
+        """Read the runs folder again (in a thread), and the curves of the runs overlaid."""
+        root = self.runs_root()
+        if root is None:
+            return
+        wanted = {path: self.curves.get(path) for path in self.selected}
+        self._scan(root, wanted)
+
+    @work(thread=True, exclusive=True, group="runs-scan", exit_on_error=False)
+    def _scan(self, root: Path, wanted: dict[str, RunCurves | None]
+              ) -> tuple[list[RunSummary], dict[str, RunCurves]]:
+        runs = list_runs(root)
+        worker = get_current_worker()
+        curves: dict[str, RunCurves] = {}
+        for path, cached in wanted.items():
+            if worker.is_cancelled:
+                break
+            if cached is not None and cached.stamp == metrics_stamp(Path(path)):
+                curves[path] = cached
+            elif Path(path).is_dir():
+                curves[path] = read_curves(Path(path))
+        return runs, curves
+
+    @work(thread=True, group="runs-curves", exit_on_error=False)
+    def _read_curves(self, path: str) -> tuple[str, RunCurves]:
+        return path, read_curves(Path(path))
+
+    @work(thread=True, group="runs-export", exit_on_error=False)
+    def _export(self, paths: list[str], target: Path) -> tuple[int, Path]:
+        return export_csv([Path(p) for p in paths], target), target
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        worker = event.worker
+        if event.state == WorkerState.ERROR:
+            error = worker.error
+            what = {"runs-export": "could not export",
+                    "runs-scan": "could not read the runs"}.get(worker.group, "runs")
+            reason = (error.strerror or str(error)) if isinstance(error, OSError) else error
+            where = f"{error.filename}: " if isinstance(error, OSError) and error.filename \
+                else ""
+            self.notify(f"{where}{what} ({reason})", severity="error")
+            return
+        if event.state != WorkerState.SUCCESS:
+            return
+        if worker.group == "runs-scan":
+            runs, curves = worker.result
+            self._scanned(runs, curves)
+        elif worker.group == "runs-curves":
+            path, curves = worker.result
+            if path in self.selected:
+                self.curves[path] = curves
+                self.redraw()
+        elif worker.group == "runs-export":
+            rows, target = worker.result
+            self.exported = (rows, target)
+            self.notify(f"wrote {rows} rows to {target}", timeout=6)
+
+    def _scanned(self, runs: list[RunSummary], curves: dict[str, RunCurves]) -> None:
+        current = self.session.name if self.session else ""
+        # The session's own runs first (each part newest first, as list_runs gives them).
+        self.runs = sorted(runs, key=lambda r: r.session != current)
+        present = {str(r.path) for r in self.runs}
+        self.selected = {p: c for p, c in self.selected.items() if p in present}
+        self.curves = {p: c for p, c in curves.items() if p in self.selected}
+        for path in self.selected:
+            if path not in self.curves:
+                self._read_curves(path)
+        had_focus = self.has_focus or self.table.has_focus
+        self.scans += 1
+        self.scanned = True
+        self._show_rows()
+        self._show_empty()
+        self._show_status()
+        self.redraw()
+        if had_focus and self.runs:
+            self.table.focus()
+        waiting, self._after_scan = self._after_scan, None
+        if waiting is not None:
+            waiting()
+
+    def _show_rows(self) -> None:
+        self.table.show_runs(self.runs, self.selected,
+                             self.session.name if self.session else "")
+
+    def _show_empty(self) -> None:
+        empty = self.query_one("#runs-empty", Static)
+        none = self.scanned and not self.runs
+        empty.display = none
+        self.table.display = not none
+        self.plot.display = not none
+        if none and self.session is not None:
+            empty.update(f"No runs yet in {self.session.train.runs_dir}. Press "
+                         f"{self._key('train.start')} to train the session "
+                         f"'{self.session.name}': its run shows here, and "
+                         f"{self._key('runs.select')} puts runs on the plot to compare.")
+
+    def _theme_changed(self, _theme: Any) -> None:
+        if self.runs:
+            self.table.redisplay()
+
+    # ------------------------------------------------------------------ engine events
+
+    def on_engine_status(self, message: EngineStatus) -> None:
+        if message.event.state in ENDED:
+            self.refresh_runs()
+
+    def on_model_ready(self, message: ModelReady) -> None:
+        self.loaded = message.event.source
+        if self.opening is not None and message.event.source == self.opening:
+            self.opening = None
+            self.notify(f"{self._label(self.loaded)} is loaded: the Prune "
+                        f"({self._key('app.prune')}) and Generate "
+                        f"({self._key('app.generate')}) panes use it", timeout=6)
+        self._show_status()
+
+    # ------------------------------------------------------------------ actions
+
+    def _cursor_run(self) -> RunSummary | None:
+        run = self.table.cursor_run() if self.runs else None
+        if run is None:
+            self.notify("no run here yet: train one "
+                        f"({self._key('train.start')})", severity="warning")
+        return run
+
+    def action_toggle_select(self) -> None:
+        run = self._cursor_run()
+        if run is None:
+            return
+        path = str(run.path)
+        if path in self.selected:
+            del self.selected[path]
+            self.curves.pop(path, None)
+        else:
+            used = set(self.selected.values())
+            free = [c for c in RUN_COLORS if c not in used]
+            self.selected[path] = free[0] if free else RUN_COLORS[len(used) % len(RUN_COLORS)]
+            self._read_curves(path)
+        self._show_rows()
+        self._show_status()
+        self.redraw()
+
+    def action_open_run(self) -> None:
+        run = self._cursor_run()
+        if run is None:
+            return
+        self.opening = str(run.path)
+        self._show_status()
+        self.post_message(LoadModelRequest(str(run.path)))
+
+    def action_resume_run(self) -> None:
+        run = self._cursor_run()
+        if run is None:
+            return
+        self.post_message(ResumeRunRequest(str(run.path)))
+
+    def action_refresh_runs(self) -> None:
+        self.refresh_runs()
+
+    def action_toggle_smoothing(self) -> None:
+        self.smoothing = not self.smoothing
+        self._show_status()
+        self.redraw()
+
+    def action_toggle_log_scale(self) -> None:
+        self.log_scale = not self.log_scale
+        self._show_status()
+        self.redraw()
+
+    def export_paths(self) -> list[str]:
+        """The runs to export: those overlaid (in the table's order), else the cursor's."""
+        chosen = [str(r.path) for r in self.runs if str(r.path) in self.selected]
+        if chosen:
+            return chosen
+        run = self.table.cursor_run() if self.runs else None
+        return [str(run.path)] if run is not None else []
+
+    def action_export(self) -> None:
+        paths = self.export_paths()
+        if not paths:
+            self.notify("no run to export yet: train one "
+                        f"({self._key('train.start')})", severity="warning")
+            return
+        folder = (self.session.base_dir if self.session and self.session.base_dir
+                  else Path.cwd())
+        name = "runs" if len(paths) > 1 else Path(paths[0]).parent.name + "-" + \
+            Path(paths[0]).name
+        n = len(paths)
+        title = f"Export the metrics of {n} run{'s' * (n != 1)} to a CSV file"
+
+        def chosen(path: Path | None) -> None:
+            if path is None:
+                return
+            if path.suffix.lower() != ".csv":
+                path = path.with_name(path.name + ".csv")
+            if path.exists():
+                self.app.push_screen(ConfirmScreen(f"{path} exists. Replace it?",
+                                                   yes="replace", no="cancel"),
+                                     lambda yes: self._export(paths, path) if yes else None)
+            else:
+                self._export(paths, path)
+
+        self.app.push_screen(PathPickerScreen(title, folder, pick="save", suffixes=(".csv",),
+                                              initial=str(folder / f"{name}.csv")), chosen)
+
+    # ------------------------------------------------------------------ the plot
+
+    def plot_data(self) -> PlotData:
+        """What the plot shows now (the data a test can read back): per run overlaid, its
+        train loss (smoothed or not) and its val loss, in the run's colour."""
+        series: list[Series] = []
+        for path, color in self.selected.items():
+            curves = self.curves.get(path)
+            if curves is None:
+                continue
+            name = self._label(path)
+            losses = curves.train_loss
+            if self.smoothing and len(losses) > 1:
+                losses = debiased_ema(losses, SMOOTHING_WEIGHT)
+            series.append(Series(f"{name} train", list(curves.train_steps), list(losses), color))
+            series.append(Series(f"{name} val", list(curves.val_steps), list(curves.val_loss),
+                                 color, marker=VAL_MARKER))
+        return PlotData(series, log_y=self.log_scale)
+
+    def redraw(self) -> None:
+        self.plot.show(self.plot_data())
+
+    # ------------------------------------------------------------------ text
+
+    def _label(self, path: str | None) -> str:
+        if path is None:
+            return ""
+        p = Path(path)
+        return f"{p.parent.name}/{p.name}"
+
+    def _show_status(self) -> None:
+        """One line: how many runs, how many on the plot, the plot's toggles (their keys as
+        the Train pane shows them), and the run loaded for Prune and Generate."""
+        muted, key, value = "$text-muted", "$accent", "bold"
+        n = len(self.runs)
+        parts: list[tuple[str, str]] = []
+        if n:
+            parts += [(f"{n} run{'s' * (n != 1)}  ", muted), (self._key("runs.select"), key),
+                      (" plotted ", muted), (str(len(self.selected)), value), ("  ", muted)]
+        parts += [(self._key("runs.smoothing"), key), (" smooth ", muted),
+                  ("on" if self.smoothing else "off", value), ("  ", muted),
+                  (self._key("runs.log_scale"), key), (" log ", muted),
+                  ("on" if self.log_scale else "off", value)]
+        shown = self.opening or self.loaded
+        if shown is not None:
+            word = "  loading " if self.opening else "  loaded "
+            used = sum(len(text) for text, _ in parts) + len(word)
+            room = max(8, (self.size.width or 80) - 2 - used)
+            parts += [(word, muted), (middle_ellipsis(self._label(shown), room), value)]
+        self.query_one("#runs-status", Static).update(Content.assemble(*parts))
+
+    def _key(self, binding_id: str) -> str:
+        key = keys(binding_id)
+        try:
+            key = self.app._keymap.get(binding_id, key)
+            return self.app.get_key_display(Binding(key.split(",")[0], ""))
+        except Exception:  # not in an app yet
+            return key.split(",")[0]
+
+    # ------------------------------------------------------------------ palette
 
     def palette_commands(self) -> list[PaletteCommand]:
-        return []
+        c = PaletteCommand
+        return [
+            c("Runs: overlay/select", "put the run under the cursor on the plot / take it off",
+              self._in_pane(self.action_toggle_select)),
+            c("Runs: open for pruning and generation",
+              "load the run under the cursor for the Prune and Generate panes",
+              self._in_pane(self.action_open_run)),
+            c("Runs: resume training", "from the latest checkpoint of the run under the cursor",
+              self._in_pane(self.action_resume_run)),
+            c("Runs: export CSV", "the metrics of the runs on the plot, or the cursor's",
+              self._in_pane(self.action_export)),
+            c("Runs: refresh", "read the runs folder again", self._in_pane(self.refresh_runs)),
+            c("Runs: toggle smoothing", "TensorBoard's debiased EMA of the train loss",
+              self._in_pane(self.action_toggle_smoothing)),
+            c("Runs: toggle log scale", "logarithmic loss axis",
+              self._in_pane(self.action_toggle_log_scale)),
+        ]
+
+    def _in_pane(self, action: Callable[[], Any]) -> Callable[[], Any]:
+        """A palette command acts on what the user sees: the Runs pane is shown first."""
+
+        async def run() -> None:
+            if not self.display:
+                await self.app.show_pane("runs")  # type: ignore[attr-defined]
+            if self.scanned:
+                action()
+            else:
+                self._after_scan = action
+
+        return run
+

@@ -1,0 +1,379 @@
+"""The Runs pane driven by keys: the table of runs, overlaid curves, open, resume, export.
+
+Two real runs (tiny GPTs, 60 steps, two sessions and learning rates) are trained once for the
+module; the snapshot uses synthetic run folders with fixed ids, dates and metrics.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import shutil
+from pathlib import Path
+
+import pytest
+from tui_helpers import _palette_has, paste, screen_text, small_session, wait_for
+
+from core import messages as msg
+from core.runs import RunWriter, read_metrics, read_run_info
+from tui.app import LlmlabApp
+from tui.panes.runs import RUN_COLORS, SMOOTHING_WEIGHT, RunsPane
+from tui.screens.confirm import ConfirmScreen
+from tui.screens.path_picker import PathPickerScreen
+from tui.smoothing import debiased_ema
+from tui.widgets.runs_table import RunsTable
+
+SIZE = (80, 24)
+
+
+def run(coro) -> None:
+    asyncio.run(coro)
+
+
+def notifications(app) -> list[str]:
+    return [n.message for n in app._notifications]
+
+
+def _train(base: Path, name: str, lr: float) -> Path:
+    """A tiny GPT trained in-process for 60 steps; its run folder."""
+    from core.engine import Engine
+
+    s = small_session(base, max_steps=60, eval_interval=30, checkpoint_interval=0)
+    s.name = name
+    s.optim.lr = lr
+    events: list[msg.Event] = []
+    state = Engine(s, events.append).train()
+    assert state == "finished", [e.message for e in events if isinstance(e, msg.Error)]
+    (started,) = [e for e in events if isinstance(e, msg.RunStarted)]
+    return Path(started.run_dir)
+
+
+@pytest.fixture(scope="module")
+def real_runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Path]]:
+    """(base folder, [the "tiny" session's run, the "other" session's run]); the app's
+    session is "tiny", with its runs_dir holding both."""
+    base = tmp_path_factory.mktemp("runs-pane")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LLMLAB_CACHE_DIR", str(base / "cache"))
+        other = _train(base, "other", 3e-3)
+        tiny = _train(base, "tiny", 1e-3)
+    return base, [tiny, other]
+
+
+def synthetic_run(root: Path, session: str, run_id: str, created: str, steps: int,
+                  decay: float, status: str = "finished") -> Path:
+    """A run folder as a training writes it, with fixed metrics (no torch, no clock)."""
+    run_dir = root / session / run_id
+    run_dir.mkdir(parents=True)
+    writer = RunWriter(run_dir)
+    frozen = small_session(root.parent)
+    frozen.name = session
+    writer.write_session(frozen)
+    best = None
+    for step in range(1, steps + 1):
+        loss = 1.0 + 2.0 * decay**step + 0.05 * ((step * 7919) % 11) / 11
+        writer.log({"type": "train", "step": step, "loss": loss,
+                    "tokens_per_s": 1000.0 * steps})
+        if step % 20 == 0:
+            writer.log({"type": "eval", "step": step, "split": "val", "val_loss": loss + 0.1})
+            best = loss + 0.1 if best is None else min(best, loss + 0.1)
+    writer.update_info(session=session, arch="gpt", params=13952, max_steps=steps,
+                       created=created, status=status, step=steps, best_val_loss=best,
+                       best_step=steps)
+    writer.close()
+    return run_dir
+
+
+def synthetic_runs(base: Path) -> list[Path]:
+    root = base / "runs"
+    return [synthetic_run(root, "tiny", "20250102-090000", "2025-01-02T09:00:00", 80, 0.9),
+            synthetic_run(root, "tiny", "20250101-120000", "2025-01-01T12:00:00", 100, 0.96),
+            synthetic_run(root, "other", "20250103-100000", "2025-01-03T10:00:00", 120, 0.98,
+                          "stopped")]
+
+
+async def show_runs(pilot, app: LlmlabApp) -> RunsPane:
+    """Press r (the Runs pane) and wait for the runs folder to be read."""
+    pane = app.query_one(RunsPane)
+    before = pane.scans
+    await pilot.press("r")
+    await wait_for(pilot, lambda: pane.scans > before, 20, "the runs folder read")
+    return pane
+
+
+def table_rows(app: LlmlabApp) -> list[list[str]]:
+    table = app.query_one(RunsTable)
+    return [[str(cell).strip() for cell in table.get_row_at(i)] for i in range(table.row_count)]
+
+
+# --------------------------------------------------------------------------- the table
+
+
+def test_table_lists_runs_with_steps_and_best_val_loss(real_runs) -> None:
+    base, (tiny, other) = real_runs
+
+    async def scenario() -> None:
+        app = LlmlabApp(small_session(base), None)
+        async with app.run_test(size=SIZE) as pilot:
+            await show_runs(pilot, app)
+            rows = table_rows(app)
+            assert [row[1] for row in rows] == [f"tiny/{tiny.name}", f"other/{other.name}"]
+            for row, run_dir in zip(rows, (tiny, other), strict=True):
+                info = read_run_info(run_dir)
+                assert row[5] == "60/60"
+                assert row[6] == f"{info['best_val_loss']:.3f}"
+                assert row[3] == "gpt" and row[8] == "finished"
+            text = screen_text(app)
+            assert f"tiny/{tiny.name}" in text and "2 runs  ⏎ plotted 0" in text
+            assert isinstance(app.focused, RunsTable)
+
+    run(scenario())
+
+
+def test_refresh_key_finds_a_new_run(tmp_path: Path) -> None:
+    synthetic_runs(tmp_path)
+
+    async def scenario() -> None:
+        app = LlmlabApp(small_session(tmp_path), None)
+        async with app.run_test(size=SIZE) as pilot:
+            pane = await show_runs(pilot, app)
+            assert len(table_rows(app)) == 3
+            synthetic_run(tmp_path / "runs", "tiny", "20250104-080000", "2025-01-04T08:00:00",
+                          40, 0.9)
+            before = pane.scans
+            await pilot.press("ctrl+r")
+            await wait_for(pilot, lambda: pane.scans > before, 20, "the refresh")
+            rows = table_rows(app)
+            assert rows[0][1] == "tiny/20250104-080000" and rows[0][5] == "40/40"
+            # The session's own runs come first, the other session's last.
+            assert [r[1].split("/")[0] for r in rows] == ["tiny", "tiny", "tiny", "other"]
+
+    run(scenario())
+
+
+def test_no_runs_says_how_to_make_one(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        app = LlmlabApp(small_session(tmp_path), None)
+        async with app.run_test(size=SIZE) as pilot:
+            await show_runs(pilot, app)
+            await pilot.pause()
+            text = " ".join(screen_text(app).split())
+            assert "No runs yet" in text and "Press s to train the session" in text
+            await pilot.press("o")
+            await wait_for(pilot, lambda: any("no run here yet" in n
+                                              for n in notifications(app)), 5, "the notice")
+
+    run(scenario())
+
+
+# --------------------------------------------------------------------------- the overlay
+
+
+def test_select_two_runs_overlays_their_curves_smoothing_and_log(real_runs) -> None:
+    base, (tiny, other) = real_runs
+
+    async def scenario() -> None:
+        app = LlmlabApp(small_session(base), None)
+        async with app.run_test(size=SIZE) as pilot:
+            pane = await show_runs(pilot, app)
+            await pilot.press("enter", "down", "enter")
+            await wait_for(pilot, lambda: len(pane.plot_data().series) == 4, 20,
+                           "two runs' curves")
+            data = pane.plot_data()
+            by_label = {s.label: s for s in data.series}
+            assert set(by_label) == {f"tiny/{tiny.name} train", f"tiny/{tiny.name} val",
+                                     f"other/{other.name} train", f"other/{other.name} val"}
+            # One colour per run, train and val in it.
+            assert by_label[f"tiny/{tiny.name} train"].color == RUN_COLORS[0]
+            assert by_label[f"tiny/{tiny.name} val"].color == RUN_COLORS[0]
+            assert by_label[f"other/{other.name} train"].color == RUN_COLORS[1]
+            # The curves are the runs' metrics: train loss (smoothed), val loss.
+            train = [r for r in read_metrics(tiny) if r["type"] == "train"]
+            raw = [r["loss"] for r in train]
+            tiny_train = by_label[f"tiny/{tiny.name} train"]
+            assert tiny_train.steps == [r["step"] for r in train]
+            assert tiny_train.values == pytest.approx(debiased_ema(raw, SMOOTHING_WEIGHT))
+            vals = [r["val_loss"] for r in read_metrics(tiny) if r["type"] == "eval"]
+            assert by_label[f"tiny/{tiny.name} val"].values == pytest.approx(vals)
+            assert "plotted 2" in screen_text(app)
+            # The marks: a coloured dot in the first column of both rows.
+            assert [row[0] for row in table_rows(app)] == ["●", "●"]
+
+            await pilot.press("a")  # smoothing off: the raw train loss
+            assert not pane.smoothing
+            off = {s.label: s for s in pane.plot_data().series}
+            assert off[f"tiny/{tiny.name} train"].values == pytest.approx(raw)
+            assert off[f"tiny/{tiny.name} train"].values != tiny_train.values
+            assert "a smooth off" in screen_text(app)
+            await pilot.press("l")
+            assert pane.plot_data().log_y and pane.plot.data.log_y
+
+            await pilot.press("enter")  # the cursor's run (other) off the plot
+            labels = [s.label for s in pane.plot_data().series]
+            assert labels == [f"tiny/{tiny.name} train", f"tiny/{tiny.name} val"]
+            assert [row[0] for row in table_rows(app)] == ["●", ""]
+
+    run(scenario())
+
+
+def test_palette_reaches_the_runs_commands(tmp_path: Path) -> None:
+    synthetic_runs(tmp_path)
+
+    async def scenario() -> None:
+        app = LlmlabApp(small_session(tmp_path), None)
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.press("ctrl+p")
+            await paste(pilot, "Runs: toggle log scale")
+            await wait_for(pilot, lambda: _palette_has(app, "Runs: toggle log scale"), 10,
+                           "the palette entry")
+            await pilot.press("enter")
+            pane = app.query_one(RunsPane)
+            await wait_for(pilot, lambda: pane.log_scale, 10, "the log scale")
+            assert app.current_pane == "runs"
+            titles = [c.title for c in pane.palette_commands()]
+            assert titles == ["Runs: overlay/select", "Runs: open for pruning and generation",
+                              "Runs: resume training", "Runs: export CSV", "Runs: refresh",
+                              "Runs: toggle smoothing", "Runs: toggle log scale"]
+
+    run(scenario())
+
+
+# --------------------------------------------------------------------------- export
+
+
+async def export_to(pilot, app: LlmlabApp, path: Path) -> None:
+    await pilot.press("e")
+    await wait_for(pilot, lambda: isinstance(app.screen, PathPickerScreen), 10,
+                   "the export dialog")
+    await pilot.press("ctrl+a", "ctrl+k")
+    await paste(pilot, str(path))
+    await pilot.press("enter")
+
+
+def test_export_csv_of_two_runs(real_runs, tmp_path: Path) -> None:
+    base, (tiny, other) = real_runs
+    target = tmp_path / "out" / "both.csv"
+    target.parent.mkdir()
+
+    async def scenario() -> None:
+        app = LlmlabApp(small_session(base), None)
+        async with app.run_test(size=SIZE) as pilot:
+            pane = await show_runs(pilot, app)
+            await pilot.press("enter", "down", "enter")
+            await export_to(pilot, app, target)
+            await wait_for(pilot, lambda: pane.exported is not None, 20, "the export")
+            with open(target, newline="", encoding="utf-8") as f:
+                rows = list(csv.DictReader(f))
+            total = len(read_metrics(tiny)) + len(read_metrics(other))
+            assert len(rows) == total
+            assert {r["run"] for r in rows} == {f"tiny/{tiny.name}", f"other/{other.name}"}
+            assert f"wrote {total} rows to {target}" in notifications(app)
+
+            # Again to the same file: asked first; "n" keeps the file as it is.
+            pane.exported = None
+            target.write_text("keep me", encoding="utf-8")
+            await export_to(pilot, app, target)
+            await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), 10,
+                           "the replace question")
+            await pilot.press("n")
+            await pilot.pause()
+            assert target.read_text(encoding="utf-8") == "keep me"
+            await export_to(pilot, app, target)
+            await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), 10,
+                           "the replace question")
+            await pilot.press("y")
+            await wait_for(pilot, lambda: pane.exported is not None, 20, "the export")
+            assert target.read_text(encoding="utf-8").startswith("run,")
+
+    run(scenario())
+
+
+def test_export_without_selection_takes_the_cursor_run_and_errors_are_one_line(
+        real_runs, tmp_path: Path) -> None:
+    base, (tiny, other) = real_runs
+    blocker = tmp_path / "a-file"
+    blocker.write_text("", encoding="utf-8")
+
+    async def scenario() -> None:
+        app = LlmlabApp(small_session(base), None)
+        async with app.run_test(size=SIZE) as pilot:
+            pane = await show_runs(pilot, app)
+            await pilot.press("down")
+            await export_to(pilot, app, tmp_path / "one")  # .csv is added
+            await wait_for(pilot, lambda: pane.exported is not None, 20, "the export")
+            with open(tmp_path / "one.csv", newline="", encoding="utf-8") as f:
+                rows = list(csv.DictReader(f))
+            assert {r["run"] for r in rows} == {f"other/{other.name}"}
+            assert len(rows) == len(read_metrics(other))
+
+            await export_to(pilot, app, blocker / "x.csv")  # a folder that cannot be
+            await wait_for(pilot, lambda: any("could not export" in n
+                                              for n in notifications(app)), 20, "the error")
+            (error,) = [n for n in notifications(app) if "could not export" in n]
+            assert "\n" not in error and "Traceback" not in error
+
+    run(scenario())
+
+
+# --------------------------------------------------------------------------- open, resume
+
+
+def test_open_loads_the_run_for_prune_and_generate(real_runs, thread_factory) -> None:
+    base, (tiny, other) = real_runs
+
+    async def scenario() -> None:
+        app = LlmlabApp(small_session(base), None, engine_factory=thread_factory)
+        async with app.run_test(size=SIZE) as pilot:
+            pane = await show_runs(pilot, app)
+            await pilot.press("down", "o")
+            await wait_for(pilot, lambda: app.model_source == str(other), 60, "the load")
+            assert isinstance(app.client.engine.sent[-1], msg.LoadRun)
+            await wait_for(pilot, lambda: pane.loaded == str(other), 10, "the pane's word")
+            assert f"loaded other/{other.name}" in screen_text(app)
+            assert any("Prune (p) and Generate (g) panes use it" in n
+                       for n in notifications(app))
+
+    run(scenario())
+
+
+def test_resume_starts_the_engine_from_the_run(real_runs, tmp_path: Path, thread_factory,
+                                               thread_engines) -> None:
+    base, (tiny, _) = real_runs
+    copy = tmp_path / "runs" / "tiny" / tiny.name  # resuming writes to the run: a copy
+    shutil.copytree(tiny, copy)
+
+    async def scenario() -> None:
+        app = LlmlabApp(small_session(tmp_path), None, engine_factory=thread_factory)
+        async with app.run_test(size=SIZE) as pilot:
+            pane = await show_runs(pilot, app)
+            scans = pane.scans
+            await pilot.press("u")
+            await wait_for(pilot, lambda: thread_engines and thread_engines[-1].sent, 20,
+                           "a command to the engine")
+            start = thread_engines[-1].sent[0]
+            assert start == msg.Start(resume=str(copy))
+            if app.client.busy:
+                await pilot.press("x")
+            await wait_for(pilot, lambda: app.client.state in ("finished", "stopped"), 60,
+                           "the run to end")
+            # A run that ended: the table is read again.
+            await wait_for(pilot, lambda: pane.scans > scans, 20, "the refresh")
+            await app.client.shutdown()
+
+    run(scenario())
+
+
+# --------------------------------------------------------------------------- snapshot
+
+
+def test_runs_pane_snapshot(snap_compare, tmp_path: Path) -> None:
+    synthetic_runs(tmp_path)
+    app = LlmlabApp(small_session(tmp_path), None)
+
+    async def run_before(pilot) -> None:
+        pane = await show_runs(pilot, app)
+        await pilot.press("enter", "down", "enter")
+        await wait_for(pilot, lambda: len(pane.plot_data().series) == 4, 20, "the curves")
+        pane.redraw()
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=run_before)

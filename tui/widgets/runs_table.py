@@ -1,0 +1,169 @@
+"""The table of the Runs pane: one row per run folder, a coloured mark on the runs overlaid.
+
+Laid out for 80 columns: no cell padding (each cell carries its own trailing space), the
+run's name takes what the fixed columns leave. The table shows; it does not decide: the pane
+tells it which runs are marked and in which colour (`show_runs`).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from rich.text import Text
+from textual.color import Color, ColorParseError
+from textual.widgets import DataTable
+
+from core.estimate import human_count
+from core.runs import RunSummary
+
+MARK = "●"
+# (label, width, right-aligned); the name column (None) takes the rest.
+COLUMNS: tuple[tuple[str, int | None, bool], ...] = (
+    ("", 2, False),
+    ("run", None, False),
+    ("date", 12, False),
+    ("model", 6, False),
+    ("params", 7, True),
+    ("steps", 10, True),
+    ("val", 7, True),
+    ("tok/s", 6, True),
+    ("status", 8, False),
+)
+MIN_NAME_WIDTH = 12
+
+
+def short_date(created: str) -> str:
+    """'2025-01-31T12:00:05' -> '01-31 12:00' (the year is rarely the question)."""
+    try:
+        return datetime.fromisoformat(created).strftime("%m-%d %H:%M")
+    except ValueError:
+        return created[:11]
+
+
+def run_name(run: RunSummary) -> str:
+    return f"{run.session}/{run.run_id}"
+
+
+def fit(text: str, width: int, right: bool = False, last: bool = False) -> str:
+    """`text` in `width` cells, the last one a space between columns (unless `last`),
+    ellipsized in the middle so both the session and the end of a run id stay readable."""
+    room = width if last else width - 1
+    if len(text) <= room:
+        text = text.rjust(room) if right else text.ljust(room)
+        return text if last else text + " "
+    return fit(middle_ellipsis(text, room), width, right, last)
+
+
+def middle_ellipsis(text: str, width: int) -> str:
+    """`text` in at most `width` characters, an ellipsis in the middle if it must be cut."""
+    if len(text) <= width:
+        return text
+    if width < 3:
+        return text[:width]
+    left = (width - 1) // 2
+    return text[:left] + "…" + text[len(text) - (width - 1 - left):]
+
+
+def cells(run: RunSummary) -> list[str]:
+    """The texts of a run's cells after the mark and the name."""
+    steps = f"{run.steps}/{run.max_steps}" if run.max_steps else str(run.steps)
+    return [
+        short_date(run.created),
+        run.arch,
+        human_count(run.params) if run.params else "?",
+        steps,
+        f"{run.best_val_loss:.3f}" if run.best_val_loss is not None else "-",
+        human_count(round(run.tokens_per_s)) if run.tokens_per_s is not None else "-",
+        run.status,
+    ]
+
+
+class RunsTable(DataTable):
+    """Row keys are the runs' paths (as strings). Enter is left to the pane (it toggles the
+    run in the overlay, a key the user's keymap may move)."""
+
+    DEFAULT_CSS = """
+    RunsTable {
+        scrollbar-size-vertical: 1;
+    }
+    """
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(cursor_type="row", cell_padding=0, zebra_stripes=False,
+                         cursor_foreground_priority="renderable", **kwargs)
+        self.runs: list[RunSummary] = []
+        self._marks: dict[str, str] = {}
+        self._current = ""
+        self._name_width = 0
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "select_cursor":
+            return False  # enter goes on to the pane's binding
+        return super().check_action(action, parameters)
+
+    def name_width(self, rows: int) -> int:
+        fixed = sum(width for _, width, _ in COLUMNS if width is not None)
+        available = self.size.width or 80
+        max_height = self.styles.max_height
+        if max_height is not None and max_height.is_cells and rows + 1 > max_height.value:
+            available -= 1  # the vertical scrollbar
+        return max(MIN_NAME_WIDTH, available - fixed)
+
+    def _color(self, variable: str) -> str:
+        """A theme variable as a Rich colour."""
+        value = self.app.theme_variables.get(variable) or self.app.theme_variables["primary"]
+        try:
+            return Color.parse(value).rich_color.name
+        except ColorParseError:
+            return "default"
+
+    def show_runs(self, runs: list[RunSummary], marks: dict[str, str], current: str) -> None:
+        """Show `runs`; `marks`: path -> theme colour variable of the runs overlaid;
+        `current`: the session whose runs are not dimmed. The cursor stays on its run."""
+        cursor_key = self.cursor_key()
+        self.runs = list(runs)
+        self._marks = dict(marks)
+        self._current = current
+        self._name_width = self.name_width(len(runs))
+        self.clear(columns=True)
+        for i, (label, width, right) in enumerate(COLUMNS):
+            w = self._name_width if width is None else width
+            self.add_column(fit(label, w, right, last=i == len(COLUMNS) - 1), width=w,
+                            key=label or "mark")
+        for run in runs:
+            key = str(run.path)
+            color = marks.get(key)
+            mark = Text(MARK + " ", style=self._color(color)) if color else Text("  ")
+            dim = "dim" if run.session != current else ""
+            row = [mark, Text(fit(run_name(run), self._name_width), style=dim)]
+            for i, ((_, width, right), value) in enumerate(zip(COLUMNS[2:], cells(run),
+                                                               strict=True)):
+                assert width is not None
+                last = i == len(COLUMNS) - 3
+                row.append(Text(fit(value, width, right, last), style=dim))
+            self.add_row(*row, key=key)
+        if cursor_key is not None and cursor_key in self.rows:
+            self.move_cursor(row=self.get_row_index(cursor_key), animate=False)
+
+    def cursor_key(self) -> str | None:
+        """The path of the run under the cursor."""
+        if not self.row_count:
+            return None
+        try:
+            key = self.coordinate_to_cell_key(self.cursor_coordinate).row_key
+        except Exception:  # no such cell (an empty table)
+            return None
+        return key.value
+
+    def cursor_run(self) -> RunSummary | None:
+        key = self.cursor_key()
+        return next((r for r in self.runs if str(r.path) == key), None)
+
+    def on_resize(self) -> None:
+        """The name column takes the width the others leave: lay out again for a new one."""
+        if self.runs and self.name_width(len(self.runs)) != self._name_width:
+            self.call_after_refresh(self.redisplay)
+
+    def redisplay(self) -> None:
+        """Show the same runs again (after a resize or a change of theme)."""
+        self.show_runs(self.runs, self._marks, self._current)
