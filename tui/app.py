@@ -195,7 +195,7 @@ class LlmlabApp(App[None]):
         from tui.engine_client import quiet_engine
 
         self.client = EngineClient(self.train_pane, self._engine_factory or quiet_engine)
-        for pane_class in WORKBENCH_PANES:
+        for pane_class in (DatasetPane, *WORKBENCH_PANES):
             pane = self.query_one(pane_class)
             self.client.subscribe(pane, *pane_class.ENGINE_EVENTS)
         self.theme_changed_signal.subscribe(self, self._remember_theme)
@@ -725,6 +725,9 @@ class LlmlabApp(App[None]):
               self.dataset_pane.action_browse),
             c("Dataset: reload the corpus", "read and tokenize it again",
               self.dataset_pane.action_reload),
+            c("Dataset: surprise heatmap on/off",
+              "colour the preview by each token's loss under the model",
+              self.dataset_pane.action_toggle_heatmap),
             c("Help: keys", "every key binding", self.action_help),
             c("Quit", "stops a running training first, with a checkpoint", self.action_quit),
         ]

@@ -5,8 +5,7 @@ large corpus never freezes the screen; a bad one shows core's one-line error in 
 
 With a model loaded (a run of the session), h turns the preview into the surprise heatmap:
 the engine scores the preview text (`ScoreText`) and each token is coloured by its loss under
-the model. The pane is not one of the app's workbench panes, so it subscribes to the engine
-messages it needs itself, once the app has made its engine bridge.
+the model. The app subscribes the pane to the engine messages named in `ENGINE_EVENTS`.
 """
 
 from __future__ import annotations
@@ -14,7 +13,7 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from textual import work
 from textual.app import ComposeResult
@@ -32,6 +31,7 @@ from tui.messages import (
     CorpusLoaded,
     CorpusProgress,
     EngineFailed,
+    EngineMessage,
     EngineRequest,
     LoadModelRequest,
     ModelReady,
@@ -89,6 +89,9 @@ def read_corpus(data: DataConfig, base_dir: Path | None, progress=None) -> Corpu
 
 
 class DatasetPane(Vertical, can_focus=True):
+    # Engine messages the heatmap needs (the app subscribes the pane to them on mount).
+    ENGINE_EVENTS: ClassVar[tuple[type[EngineMessage], ...]] = (ModelReady, SurpriseScored,
+                                                                EngineFailed)
     BINDINGS = [
         bind("dataset.browse", "browse", "Browse",
              help="Pick a corpus: a text file or a folder of them"),
@@ -119,7 +122,6 @@ class DatasetPane(Vertical, can_focus=True):
         self._scored_key: tuple[str, str] | None = None
         self._awaiting_model = False  # a LoadModelRequest of ours not yet answered
         self._model_steps: dict[str, int] = {}  # model source -> its training step
-        self._subscribed = False
 
     # ------------------------------------------------------------------ layout
 
@@ -151,21 +153,7 @@ class DatasetPane(Vertical, can_focus=True):
 
     def on_mount(self) -> None:
         self.reload()
-        self._subscribe()
-
-    def _subscribe(self) -> None:
-        """Ask the app's engine bridge for the engine messages of the heatmap. The app makes
-        the bridge in its own on_mount, which runs after this pane's: until then, try again
-        after each refresh."""
-        if self._subscribed:
-            return
-        client = getattr(self.app, "client", None)
-        if client is None:
-            self.call_after_refresh(self._subscribe)
-            return
-        client.subscribe(self, ModelReady, SurpriseScored, EngineFailed)
-        self._subscribed = True
-        self._show_heat_key()
+        self.call_after_refresh(self._show_heat_key)  # (once the app applied the keymap)
 
     def _show_heat_key(self) -> None:
         """Name the heatmap's key as the user's keymap has it (the app applies that keymap in
