@@ -250,8 +250,10 @@ async def export_to(pilot, app: LlmlabApp, path: Path) -> None:
     await pilot.press("enter")
 
 
-def test_export_csv_of_two_runs(real_runs, tmp_path: Path) -> None:
+def test_export_csv_of_two_runs(real_runs, tmp_path: Path,
+                                monkeypatch: pytest.MonkeyPatch) -> None:
     base, (tiny, other) = real_runs
+    monkeypatch.chdir(tmp_path)  # the dialog starts in the working folder
     target = tmp_path / "out" / "both.csv"
     target.parent.mkdir()
 
@@ -289,8 +291,9 @@ def test_export_csv_of_two_runs(real_runs, tmp_path: Path) -> None:
 
 
 def test_export_without_selection_takes_the_cursor_run_and_errors_are_one_line(
-        real_runs, tmp_path: Path) -> None:
+        real_runs, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     base, (tiny, other) = real_runs
+    monkeypatch.chdir(tmp_path)
     blocker = tmp_path / "a-file"
     blocker.write_text("", encoding="utf-8")
 
@@ -298,7 +301,13 @@ def test_export_without_selection_takes_the_cursor_run_and_errors_are_one_line(
         app = LlmlabApp(small_session(base), None)
         async with app.run_test(size=SIZE) as pilot:
             pane = await show_runs(pilot, app)
-            await pilot.press("down")
+            await pilot.press("down", "e")
+            await wait_for(pilot, lambda: isinstance(app.screen, PathPickerScreen), 10,
+                           "the export dialog")
+            # The dialog offers a file named after the run, in the working folder.
+            offered = app.screen.query_one("#path-input").value
+            assert offered == str(tmp_path / f"other-{other.name}.csv")
+            await pilot.press("escape")
             await export_to(pilot, app, tmp_path / "one")  # .csv is added
             await wait_for(pilot, lambda: pane.exported is not None, 20, "the export")
             with open(tmp_path / "one.csv", newline="", encoding="utf-8") as f:

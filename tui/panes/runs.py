@@ -32,6 +32,7 @@ from core.session import Session
 from tui.commands import PaletteCommand
 from tui.keymap import bind, keys
 from tui.messages import (
+    EngineFailed,
     EngineMessage,
     EngineStatus,
     LoadModelRequest,
@@ -115,7 +116,8 @@ class RunsPane(Vertical, can_focus=True):
              help="Plot: logarithmic loss axis on/off"),
     ]
     # Engine messages this pane wants (the app subscribes it to them on mount).
-    ENGINE_EVENTS: ClassVar[tuple[type[EngineMessage], ...]] = (EngineStatus, ModelReady)
+    ENGINE_EVENTS: ClassVar[tuple[type[EngineMessage], ...]] = (EngineStatus, ModelReady,
+                                                                 EngineFailed)
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -292,6 +294,13 @@ class RunsPane(Vertical, can_focus=True):
                         f"({self._key('app.generate')}) panes use it", timeout=6)
         self._show_status()
 
+    def on_engine_failed(self, message: EngineFailed) -> None:
+        """The engine could not do something (the app says what): a load this pane asked
+        for is no longer under way."""
+        if self.opening is not None:
+            self.opening = None
+            self._show_status()
+
     # ------------------------------------------------------------------ actions
 
     def _cursor_run(self) -> RunSummary | None:
@@ -359,8 +368,7 @@ class RunsPane(Vertical, can_focus=True):
             self.notify("no run to export yet: train one "
                         f"({self._key('train.start')})", severity="warning")
             return
-        folder = (self.session.base_dir if self.session and self.session.base_dir
-                  else Path.cwd())
+        folder = self._export_folder()
         name = "runs" if len(paths) > 1 else Path(paths[0]).parent.name + "-" + \
             Path(paths[0]).name
         n = len(paths)
@@ -380,6 +388,16 @@ class RunsPane(Vertical, can_focus=True):
 
         self.app.push_screen(PathPickerScreen(title, folder, pick="save", suffixes=(".csv",),
                                               initial=str(folder / f"{name}.csv")), chosen)
+
+    def _export_folder(self) -> Path:
+        """Where the export dialog starts: the session file's folder, as the app's save does
+        (the working folder for a session that has no file, or a shipped one)."""
+        from tui.app import is_shipped  # (the app imports this module)
+
+        session_path = getattr(self.app, "session_path", None)
+        if session_path is not None and not is_shipped(session_path):
+            return Path(session_path).parent
+        return Path.cwd()
 
     # ------------------------------------------------------------------ the plot
 
