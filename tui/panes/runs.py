@@ -156,10 +156,11 @@ class RunsPane(Vertical, can_focus=True):
     # ------------------------------------------------------------------ the session
 
     def show_session(self, session: Session) -> None:
-        """The session changed (or was opened): its runs folder may be another one."""
-        before = self.runs_root()
+        """The session changed (or was opened): its runs folder, or which runs are its own
+        (listed first), may be others."""
+        before = (self.runs_root(), self.session.name if self.session else None)
         self.session = session
-        if self.is_mounted and self.display and self.runs_root() != before:
+        if self.is_mounted and self.display and (self.runs_root(), session.name) != before:
             self.refresh_runs()
 
     def runs_root(self) -> Path | None:
