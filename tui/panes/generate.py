@@ -1,31 +1,362 @@
-"""The Generate pane (being built)."""
+"""The Generate pane: a prompt, the sampling controls, and text streamed from the model.
+
+The pane never runs a model: it posts `EngineRequest(Generate(...))` (the app sends it to the
+engine, whose workbench holds the loaded run and, after pruning, the compressed candidate) and
+shows the `TextGenerated` events that come back, each carrying the new piece of text, the
+tokens so far and tokens/s. Every request has its own id; events of any other id (an earlier
+generation that was replaced) are ignored. Side by side, the same prompt and seed go to the
+dense and the compressed model as two requests, which the engine runs one after the other, and
+each stream goes to its own column.
+
+The sampling values are the session's `[generate]` section: a committed change is posted as
+`SessionEdited`, and `show_session` shows an opened session's values.
+
+For benchmarks (bench/ui.py): `tokens_per_s` holds the last tokens/s shown per model, and
+`generations_done` counts the generations that finished (done or stopped).
+"""
 
 from __future__ import annotations
 
+import itertools
+from pathlib import Path
 from typing import Any, ClassVar
 
+from textual import events
 from textual.app import ComposeResult
-from textual.containers import Vertical
-from textual.widgets import Static
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.content import Content
+from textual.widgets import Input, Label, Select, Static
 
-from core.session import Session
+from core import messages as msg
+from core.session import GenerateConfig, Session
 from tui.commands import PaletteCommand
-from tui.messages import EngineMessage
+from tui.keymap import bind, keys
+from tui.messages import (
+    CandidateMeasured,
+    EngineFailed,
+    EngineMessage,
+    EngineRequest,
+    ModelReady,
+    SessionEdited,
+    TextGenerated,
+)
+from tui.widgets.generate_controls import MODELS, GenerateControls
+from tui.widgets.generate_output import GenerateColumn
+from tui.widgets.generate_prompt import PromptInput
+
+IN_FLIGHT = ("waiting", "generating", "stopping")
 
 
 class GeneratePane(Vertical, can_focus=True):
-    BINDINGS: ClassVar[list] = []
+    BINDINGS: ClassVar[list[Binding]] = [
+        bind("generate.generate", "generate", "Generate",
+             help="Generate from the prompt with these settings (in the prompt: enter)"),
+        bind("generate.stop", "stop", "Stop", help="Stop the generation under way"),
+        bind("generate.compare", "toggle_compare", "Side by side",
+             help="Dense and compressed side by side, same prompt and seed (on/off)"),
+        bind("generate.model", "toggle_model", "Model",
+             help="Generate from the dense or the compressed model (Prune pane's candidate)"),
+        bind("generate.prompt", "edit_prompt", "Prompt",
+             help="Edit the prompt (tab reaches the sampling controls; escape leaves)"),
+        bind("pane.leave_field", "leave_field", "Leave field",
+             help="Leave the field being edited (single keys work again)"),
+    ]
     # Engine messages this pane wants (the app subscribes it to them on mount).
-    ENGINE_EVENTS: ClassVar[tuple[type[EngineMessage], ...]] = ()
+    ENGINE_EVENTS: ClassVar[tuple[type[EngineMessage], ...]] = (
+        TextGenerated, ModelReady, CandidateMeasured, EngineFailed)
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        self.model = "dense"  # the model generated from, side by side off
+        self.side_by_side = False
+        self.generate_config = GenerateConfig()  # the session's [generate], as last shown
+        self.runs_dir: Path | None = None
+        self.loaded: msg.ModelLoaded | None = None
+        self.requests: dict[int, str] = {}  # request id -> model, for the requests under way
+        self._ids = itertools.count(1)
+        self._stopping = False
+        # For benchmarks and tests: the last tokens/s shown per model, generations finished.
+        self.tokens_per_s: dict[str, float] = {}
+        self.generations_done = 0
+        self.last_request: msg.Generate | None = None
 
     def compose(self) -> ComposeResult:
-        yield Static("Generate")
+        yield Static("", id="generate-source", markup=False)
+        with Horizontal(id="generate-prompt-row"):
+            yield Label("prompt", classes="generate-label")
+            yield PromptInput(id="generate-prompt",
+                              placeholder="text to start from (\\n: a line break); "
+                                          "enter generates")
+        yield GenerateControls(id="generate-controls")
+        yield Static("", id="generate-problem", markup=False)
+        with Horizontal(id="generate-columns"):
+            for model in MODELS:
+                yield GenerateColumn(model, id=f"generate-{model}")
+
+    def on_mount(self) -> None:
+        self._show_columns()
+        self.show_source()
+
+    # ------------------------------------------------------------------ parts
+
+    @property
+    def prompt_input(self) -> PromptInput:
+        return self.query_one(PromptInput)
+
+    @property
+    def controls(self) -> GenerateControls:
+        return self.query_one(GenerateControls)
+
+    def column(self, model: str) -> GenerateColumn:
+        return self.query_one(f"#generate-{model}", GenerateColumn)
+
+    def shown_models(self) -> tuple[str, ...]:
+        return MODELS if self.side_by_side else (self.model,)
+
+    @property
+    def generating(self) -> bool:
+        return bool(self.requests)
+
+    @property
+    def done(self) -> bool:
+        """Nothing under way, and something was generated."""
+        return not self.requests and self.generations_done > 0
+
+    def _key(self, binding_id: str) -> str:
+        key = self.app._keymap.get(binding_id, keys(binding_id)).split(",")[0]
+        return self.app.get_key_display(Binding(key, ""))
+
+    # ------------------------------------------------------------------ the session
 
     def show_session(self, session: Session) -> None:
-        """The session changed (or was opened): show its settings."""
+        """The session changed (or was opened): show its [generate] values."""
+        self.generate_config = session.generate
+        self.runs_dir = session.resolve(session.train.runs_dir)
+        if not self.is_mounted:
+            return
+        self.controls.show_values(session.generate)
+        if not self.prompt_input.has_focus:
+            self.prompt_input.show_prompt(session.generate.prompt)
+
+    def _commit_prompt(self) -> None:
+        prompt = self.prompt_input.prompt
+        if prompt != self.generate_config.prompt:
+            self.post_message(SessionEdited("generate.prompt", prompt, final=True))
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input is self.prompt_input:
+            event.stop()
+            self._commit_prompt()
+            self.focus()  # single keys again: c stops what this starts
+            self.action_generate()
+
+    def on_descendant_blur(self, event: events.DescendantBlur) -> None:
+        if event.widget is self.prompt_input:
+            self._commit_prompt()
+
+    def on_generate_controls_problem_changed(self, event: GenerateControls.ProblemChanged) -> None:
+        self._show_problem(event.problem)
+
+    def _show_problem(self, problem: str | None) -> None:
+        line = self.query_one("#generate-problem", Static)
+        line.update(problem or "")
+        line.display = bool(problem)
+
+    def on_select_changed(self, event: Select.Changed) -> None:
+        if event.select.id == "generate-model" and event.value in MODELS:
+            event.stop()
+            self._set_model(str(event.value))
+
+    # ------------------------------------------------------------------ the model
+
+    def show_source(self) -> None:
+        """The line naming the loaded model, or saying how to get one."""
+        if not self.is_mounted:
+            return
+        app: Any = self.app
+        loading = getattr(app, "model_loading", None)
+        source = getattr(app, "model_source", None)
+        if self.loaded is not None and loading == self.loaded.source:
+            # (this pane's copy of ModelReady can come before the app's own)
+            loading, source = None, loading
+        line = self.query_one("#generate-source", Static)
+        if loading:
+            line.update(Content.assemble(("model ", "$text-muted"),
+                                         f"loading {self._short(loading)} …"))
+        elif source is not None and self.loaded is not None:
+            e = self.loaded
+            line.update(Content.assemble(("model ", "$text-muted"), (self._short(e.source),
+                                                                      "bold"),
+                                         (f" · {e.arch} · step {e.step} · "
+                                          f"vocab {e.vocab_size}", "$text-muted")))
+        else:
+            line.update(Content.assemble(("no model loaded: ", "$warning"), self.how_to_load()))
+        if loading:
+            hint = "loading the model …"
+        elif source is None:
+            hint = f"No model loaded: {self.how_to_load()}."
+        else:
+            hint = (f"{self._key('generate.prompt')} edits the prompt, "
+                    f"{self._key('generate.generate')} generates")
+        for model in MODELS:
+            self.column(model).show_hint(hint)
+
+    def how_to_load(self) -> str:
+        return (f"train one ({self._key('train.start')}), or open a run in Runs "
+                f"({self._key('app.runs')}, then {self._key('runs.open')})")
+
+    def _short(self, source: str) -> str:
+        """A source path as it reads best: under the session's runs folder, relative to it."""
+        path = Path(source)
+        if self.runs_dir is not None and path.is_absolute():
+            try:
+                return str(path.relative_to(self.runs_dir.resolve()))
+            except ValueError:
+                pass
+        return source
+
+    def on_show(self) -> None:
+        self.show_source()
+
+    def on_model_ready(self, message: ModelReady) -> None:
+        self.loaded = message.event
+        self.column("compressed").set_label("")  # a new model has no candidate yet
+        # (the app records the source from its own copy of the message: read it after that)
+        self.call_after_refresh(self.show_source)
+
+    def on_candidate_measured(self, message: CandidateMeasured) -> None:
+        self.column("compressed").set_label(message.event.figures.label)
+
+    # ------------------------------------------------------------------ generating
+
+    def action_generate(self) -> None:
+        try:
+            values = self.controls.values()
+        except ValueError as e:
+            self._show_problem(str(e))
+            self.app.notify(f"{e} (not sent)", severity="error")
+            return
+        app: Any = self.app
+        if getattr(app, "model_source", None) is None and not getattr(app, "model_loading",
+                                                                      None):
+            self.app.notify(f"no model loaded: {self.how_to_load()}", severity="warning")
+            return
+        self.controls.commit_all()
+        self._commit_prompt()
+        if self.requests:
+            self._cancel()  # a new generation replaces the one under way
+        prompt = self.prompt_input.prompt
+        cfg = self.generate_config
+        self.requests = {}
+        self._stopping = False
+        for model in self.shown_models():
+            request_id = next(self._ids)
+            command = msg.Generate(
+                prompt, max_tokens=int(values["max_tokens"]),
+                temperature=float(values["temperature"]), top_k=int(values["top_k"]),
+                top_p=float(values["top_p"]), repetition_penalty=cfg.repetition_penalty,
+                stop=tuple(cfg.stop), seed=int(values["seed"]), model=model,
+                request_id=request_id)
+            self.requests[request_id] = model
+            self.last_request = command
+            self.column(model).begin(prompt, command.max_tokens)
+            self.post_message(EngineRequest(command))
+
+    def _cancel(self) -> None:
+        # One Cancel per request under way: the engine runs them one after the other, and
+        # a Cancel stops only the one running when it reads it.
+        for _ in self.requests:
+            self.post_message(EngineRequest(msg.Cancel()))
+
+    def action_stop(self) -> None:
+        if not self.requests:
+            self.app.notify("nothing is being generated", severity="warning")
+            return
+        self._stopping = True
+        self._cancel()
+        for model in self.requests.values():
+            self.column(model).set_state("stopping")
+
+    def on_text_generated(self, message: TextGenerated) -> None:
+        e = message.event
+        model = self.requests.get(e.request_id)
+        if model is None:
+            return  # an earlier generation's late words
+        column = self.column(model)
+        column.append(e.text, e.tokens, e.tokens_per_s)
+        self.tokens_per_s[model] = e.tokens_per_s
+        if e.done:
+            del self.requests[e.request_id]
+            stopped = self._stopping and e.tokens < column.max_tokens
+            column.finish("stopped" if stopped else "done")
+            self.generations_done += 1
+        elif self._stopping:
+            column.set_state("stopping")
+
+    def on_engine_failed(self, message: EngineFailed) -> None:
+        """A Generate the engine refused (no candidate, a bad value, a prompt the tokenizer
+        cannot encode) comes back as an error, before any text: it belongs to the oldest
+        request still waiting for its first words."""
+        self.call_after_refresh(self.show_source)  # (a load that failed)
+        waiting = [(rid, m) for rid, m in self.requests.items()
+                   if self.column(m).state == "waiting"]
+        if not waiting:
+            return
+        request_id, model = min(waiting)
+        del self.requests[request_id]
+        text = message.event.message
+        if "nothing to generate" in text:
+            text = (f"{text} (Prune pane: {self._key('app.prune')})")
+        self.column(model).finish("failed", text)
+
+    # ------------------------------------------------------------------ choices
+
+    def _set_model(self, model: str) -> None:
+        self.model = model
+        self.controls.show_model(model)
+        self._show_columns()
+
+    def action_toggle_model(self) -> None:
+        self._set_model(MODELS[(MODELS.index(self.model) + 1) % len(MODELS)])
+        if self.side_by_side:
+            self.app.notify(f"side by side shows both; {self.model} when it is off", timeout=3)
+
+    def action_toggle_compare(self) -> None:
+        self.side_by_side = not self.side_by_side
+        self._show_columns()
+
+    def _show_columns(self) -> None:
+        shown = self.shown_models()
+        for model in MODELS:
+            self.column(model).display = model in shown
+            self.column(model).set_narrow(self.side_by_side)
+        self.query_one("#generate-columns").set_class(self.side_by_side, "-side-by-side")
+        self.query_one("#generate-model", Select).disabled = self.side_by_side
+
+    def action_edit_prompt(self) -> None:
+        self.prompt_input.focus()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "leave_field":
+            return self.screen.focused is not self
+        return True
+
+    def action_leave_field(self) -> None:
+        self.focus()
+
+    # ------------------------------------------------------------------ palette
 
     def palette_commands(self) -> list[PaletteCommand]:
-        return []
+        c = PaletteCommand
+        other = "compressed" if self.model == "dense" else "dense"
+        return [
+            c("Generate: generate", "text from the prompt with these settings",
+              self.action_generate),
+            c("Generate: stop", "stop the generation under way", self.action_stop),
+            c("Generate: side by side on/off",
+              "dense and compressed, same prompt and seed "
+              f"(now {'on' if self.side_by_side else 'off'})", self.action_toggle_compare),
+            c("Generate: model dense/compressed",
+              f"generate from the {other} model (now {self.model})", self.action_toggle_model),
+        ]
