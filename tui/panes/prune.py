@@ -1,31 +1,527 @@
-"""The Prune pane (being built)."""
+"""The Prune pane: a sparsity slider and a method, a before/after table, a sparsity-vs-loss
+curve, and the keys that make the pruned copy the compressed model (apply, fine-tune,
+quantize, save).
+
+The engine's workbench does the work; the pane only sends requests (`EngineRequest`) and shows
+the answers. The trained weights are never touched: every PruneTo prunes a copy.
+
+Moving the slider fast never queues evaluations: while one PruneTo is in flight the pane only
+remembers the newest position wanted, and sends it when the answer arrives. The engine answers
+in the order it was asked, so the pane keeps the kinds of the requests that answer with a
+`Compressed` event in a queue (`_pending`) to know what each answer was for.
+"""
 
 from __future__ import annotations
 
+from collections import deque
+from pathlib import Path
 from typing import Any, ClassVar
 
 from textual.app import ComposeResult
-from textual.containers import Vertical
-from textual.widgets import Static
+from textual.containers import Horizontal, Vertical
+from textual.widgets import Select, Static
+from textual_slider import Slider
 
-from core.session import Session
+from core import messages as msg
+from core.messages import ModelFigures
+from core.session import Session, field_doc
 from tui.commands import PaletteCommand
-from tui.messages import EngineMessage
+from tui.keymap import bind
+from tui.messages import (
+    CandidateMeasured,
+    CompressedWritten,
+    EngineFailed,
+    EngineMessage,
+    EngineRequest,
+    FinetuneReported,
+    ModelReady,
+    SessionEdited,
+    SweepPointReported,
+)
+from tui.widgets.metric_plot import MetricPlot, PlotData, Series
+from tui.widgets.prune_layers import PruneLayers
+from tui.widgets.prune_table import PruneTable
+
+METHODS: tuple[str, ...] = tuple(field_doc("compress.method")["choices"])
+MAX_PERCENT = 95
+STEP_PERCENT = 5
+DEFAULT_FINETUNE_STEPS = 100  # when the session's compress.finetune_steps is 0
+SPARK = "▁▂▃▄▅▆▇█"
+LEFT_MIN, LEFT_MAX = 32, 52  # columns of the table's side
+SWEEP_LEVELS = len(msg.Sweep("").levels)
+
+
+def sparkline(values: list[float], width: int = 12) -> str:
+    """The last `width` values as block characters (lowest ▁, highest █)."""
+    values = [v for v in values[-width:] if v == v]
+    if not values:
+        return ""
+    lo, hi = min(values), max(values)
+    span = hi - lo or 1.0
+    return "".join(SPARK[min(7, int((v - lo) / span * 8))] for v in values)
+
+
+def source_name(source: str) -> str:
+    """A run folder's name, or run/compressed/name for a compressed model."""
+    path = Path(source)
+    if path.parent.name == "compressed":
+        return f"{path.parent.parent.name}/compressed/{path.name}"
+    return path.name
 
 
 class PrunePane(Vertical, can_focus=True):
-    BINDINGS: ClassVar[list] = []
+    BINDINGS: ClassVar[list] = [
+        bind("prune.less", "nudge(-1)", "Sparsity −", show=False,
+             help=f"Prune: {STEP_PERCENT}% less sparsity (the slider)"),
+        bind("prune.more", "nudge(1)", "Sparsity +", show=False,
+             help=f"Prune: {STEP_PERCENT}% more sparsity (the slider)"),
+        bind("prune.method", "next_method", "Method", show=False,
+             help="Prune: the next pruning method (magnitude, global, random, structured)"),
+        bind("prune.apply", "apply", "Apply",
+             help="Make the pruned copy the compressed model (the session records it)"),
+        bind("prune.finetune", "finetune", "Fine-tune",
+             help="Fine-tune the pruned copy for compress.finetune_steps (100 if 0)"),
+        bind("prune.quantize", "quantize", "int8",
+             help="Quantize the pruned copy (or the dense model) to int8"),
+        bind("prune.save", "save", "Write",
+             help="Write the compressed model to the run's compressed/ folder"),
+        bind("prune.layers", "toggle_layers", "Layers",
+             help="Per-layer sparsity instead of the curve (on/off)"),
+        bind("prune.sweep", "sweep", "Sweep",
+             help="Measure loss against sparsity again (the curve)"),
+        bind("prune.cancel", "cancel", "Cancel", show=False,
+             help="Stop the sweep or the fine-tuning under way"),
+    ]
     # Engine messages this pane wants (the app subscribes it to them on mount).
-    ENGINE_EVENTS: ClassVar[tuple[type[EngineMessage], ...]] = ()
+    ENGINE_EVENTS: ClassVar[tuple[type[EngineMessage], ...]] = (
+        ModelReady, CandidateMeasured, SweepPointReported, FinetuneReported,
+        CompressedWritten, EngineFailed)
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        self.session: Session | None = None
+        self.method = METHODS[0]
+        self.percent = 0  # the slider's sparsity, in percent
+        # The loaded model and what was measured of it.
+        self.source: str | None = None
+        self.step = 0
+        self.dense: ModelFigures | None = None
+        self.candidate: ModelFigures | None = None
+        self.int8: ModelFigures | None = None
+        self.sweep_points: dict[float, float] = {}  # sparsity % -> loss, of self.method
+        # Requests under way.
+        self._pending: deque[str] = deque()  # "prune" | "finetune" | "quantize", in order
+        self._in_flight: tuple[str, int] | None = None  # the PruneTo in flight
+        self._wanted: tuple[str, int] | None = None  # the newest position asked meanwhile
+        self.sweeping = False
+        self.finetuning = False
+        self.finetune_losses: list[float] = []
+        self._finetune_at = (0, 0)  # (step, steps)
+        self.saving = False
+        self.note = ""  # the last thing done, for the status line
+        self.saved_path: str | None = None
+        self.show_layers = False
+        # SessionEdited values this pane posted and the app has not yet shown back.
+        self._posted: dict[str, list[Any]] = {}
+        self._last_echo: dict[str, Any] = {}
+        # For benches and tests: how many candidates were measured, and the loss shown.
+        self.measured = 0
+        self.shown_loss: float | None = None
 
     def compose(self) -> ComposeResult:
-        yield Static("Prune")
+        with Horizontal(id="prune-controls"):
+            yield Select([(m, m) for m in METHODS], value=self.method, allow_blank=False,
+                         compact=True, id="prune-method")
+            yield Slider(0, MAX_PERCENT, step=STEP_PERCENT, value=0, id="prune-slider")
+            yield Static("0%", id="prune-percent")
+        yield Static("", id="prune-source")
+        with Horizontal(id="prune-body"):
+            with Vertical(id="prune-left"):
+                yield PruneTable(id="prune-table")
+                yield Static("", id="prune-keys")
+            yield MetricPlot("val loss vs sparsity %", id="prune-curve")
+            yield PruneLayers(id="prune-layers")
+        yield Static("", id="prune-status")
+
+    def on_mount(self) -> None:
+        self._refresh()
+
+    def on_show(self) -> None:
+        self._refresh()
+
+    # ------------------------------------------------------------------ the session
+
+    def _echo(self, path: str, value: Any) -> bool:
+        """Whether `value` of `path` is one this pane posted (the app showing it back)."""
+        posted = self._posted.setdefault(path, [])
+        if value in posted:
+            del posted[:posted.index(value) + 1]
+            self._last_echo[path] = value
+            return True
+        posted.clear()
+        return value == self._last_echo.get(path, object())
+
+    def _post_edit(self, path: str, value: Any) -> None:
+        self._posted.setdefault(path, []).append(value)
+        self.post_message(SessionEdited(path, value, final=True))
 
     def show_session(self, session: Session) -> None:
-        """The session changed (or was opened): show its settings."""
+        """The session changed (or was opened): show its method and sparsity. Nothing is
+        posted back; a model is pruned again only if one is loaded."""
+        self.session = session
+        c = session.compress
+        method = c.method if c.method in METHODS else self.method
+        percent = max(0, min(MAX_PERCENT, round(c.sparsity * 100)))
+        new_method = not self._echo("compress.method", c.method) and method != self.method
+        new_percent = (not self._echo("compress.sparsity", c.sparsity)
+                       and percent != self.percent)
+        if not (new_method or new_percent):
+            return
+        self.method, self.percent = method, percent
+        self._show_controls()
+        if self.dense is not None:
+            if new_method:
+                self._run_sweep()
+            self._want_prune()
+        self._refresh()
+
+    def _show_controls(self) -> None:
+        """The select and the slider as the pane's state says (posting nothing)."""
+        if not self.is_mounted:
+            return
+        with self.prevent(Select.Changed, Slider.Changed):
+            self.query_one("#prune-method", Select).value = self.method
+            self.query_one("#prune-slider", Slider).value = self.percent
+
+    # ------------------------------------------------------------------ the controls
+
+    def on_slider_changed(self, message: Slider.Changed) -> None:
+        message.stop()
+        self._set_percent(message.value)
+
+    def on_select_changed(self, message: Select.Changed) -> None:
+        message.stop()
+        if isinstance(message.value, str) and message.value in METHODS:
+            self._set_method(message.value)
+
+    def action_nudge(self, direction: int) -> None:
+        slider = self.query_one("#prune-slider", Slider)
+        slider.value = max(0, min(MAX_PERCENT, slider.value + direction * STEP_PERCENT))
+
+    def action_next_method(self) -> None:
+        method = METHODS[(METHODS.index(self.method) + 1) % len(METHODS)]
+        self.query_one("#prune-method", Select).value = method  # (-> on_select_changed)
+
+    def _set_percent(self, percent: int) -> None:
+        if percent == self.percent:
+            return
+        self.percent = percent
+        self._post_edit("compress.sparsity", percent / 100)
+        self._want_prune()
+        self._refresh()
+
+    def _set_method(self, method: str) -> None:
+        if method == self.method:
+            return
+        self.method = method
+        self._post_edit("compress.method", method)
+        if self.dense is not None:
+            self._run_sweep()
+            self._want_prune()
+        self._refresh()
+
+    # ------------------------------------------------------------------ requests
+
+    def _request(self, command: msg.Command) -> None:
+        self.post_message(EngineRequest(command))
+
+    def _want_prune(self) -> None:
+        """Prune a copy to the slider's position: now, or when the one in flight answers."""
+        if self.dense is None:
+            return
+        wanted = (self.method, self.percent)
+        if self._in_flight is not None:
+            self._wanted = wanted if wanted != self._in_flight else None
+            return
+        self._wanted = None
+        self._in_flight = wanted
+        self._pending.append("prune")
+        self._request(msg.PruneTo(wanted[0], wanted[1] / 100))
+
+    def _run_sweep(self) -> None:
+        if self.sweeping:
+            self._request(msg.Cancel())
+        self.sweeping = True
+        self.sweep_points = {}
+        self._request(msg.Sweep(self.method))
+
+    def _no_model(self) -> bool:
+        """Say so (True) when no model is loaded."""
+        if self.dense is not None:
+            return False
+        self.notify(self._hint(), severity="warning")
+        return True
+
+    def action_apply(self) -> None:
+        if self._no_model():
+            return
+        if self.candidate is None:
+            self.notify(f"nothing to apply yet: move the sparsity up ({self._key('prune.more')})"
+                        " to prune a copy", severity="warning")
+            return
+        self._post_edit("compress.method", self.method)
+        self._post_edit("compress.sparsity", self.percent / 100)
+        self.note = (f"applied: {self.candidate.label} is the compressed model "
+                     "(the session records it)")
+        self._refresh()
+
+    def action_finetune(self) -> None:
+        if self._no_model():
+            return
+        if self.candidate is None:
+            self.notify(f"nothing to fine-tune: prune a copy first ({self._key('prune.more')})",
+                        severity="warning")
+            return
+        if self.finetuning:
+            self.notify("a fine-tuning is under way", severity="warning")
+            return
+        steps = (self.session.compress.finetune_steps if self.session else 0) \
+            or DEFAULT_FINETUNE_STEPS
+        self.finetuning = True
+        self.finetune_losses = []
+        self._finetune_at = (0, steps)
+        self._pending.append("finetune")
+        self._request(msg.FineTune(steps))
+        self._refresh()
+
+    def action_quantize(self) -> None:
+        if self._no_model():
+            return
+        if self.int8 is not None:
+            self.notify("already int8: move the slider to prune a fresh copy",
+                        severity="warning")
+            return
+        self._pending.append("quantize")
+        self._request(msg.Quantize())
+        self._refresh()
+
+    def action_save(self) -> None:
+        if self._no_model():
+            return
+        if self.candidate is None and self.int8 is None:
+            self.notify("nothing to write: prune or quantize the model first",
+                        severity="warning")
+            return
+        self.saving = True
+        self._request(msg.SaveCompressed())
+        self._refresh()
+
+    def action_toggle_layers(self) -> None:
+        self.show_layers = not self.show_layers
+        self._refresh()
+
+    def action_sweep(self) -> None:
+        if self._no_model():
+            return
+        self._run_sweep()
+        self._refresh()
+
+    def action_cancel(self) -> None:
+        if not (self.sweeping or self.finetuning):
+            self.notify("nothing to cancel: no sweep or fine-tuning is under way",
+                        severity="warning")
+            return
+        self._request(msg.Cancel())
+        if self.sweeping:  # (a cancelled sweep says nothing more)
+            self.sweeping = False
+            self.note = "sweep cancelled"
+        if self.finetuning:
+            self.note = "stopping the fine-tuning …"
+        self._refresh()
+
+    # ------------------------------------------------------------------ engine events
+
+    def _clear_requests(self) -> None:
+        self._pending.clear()
+        self._in_flight = self._wanted = None
+        self.sweeping = self.finetuning = self.saving = False
+
+    def on_model_ready(self, message: ModelReady) -> None:
+        e = message.event
+        self._clear_requests()
+        self.source, self.step, self.dense = e.source, e.step, e.dense
+        self.candidate = self.int8 = None
+        self.sweep_points = {}
+        self.note = ""
+        if self.percent > 0:
+            self._want_prune()
+        self._run_sweep()
+        self._refresh()
+
+    def on_candidate_measured(self, message: CandidateMeasured) -> None:
+        e = message.event
+        kind = self._pending.popleft() if self._pending else ""
+        self.dense = e.dense
+        figures = e.figures
+        if figures.label.endswith("int8"):
+            self.int8 = figures
+            self.post_message(SessionEdited("compress.quantize", "int8", final=True))
+            self.note = f"quantized: {figures.label}, {e.seconds:.1f} s"
+        else:
+            self.candidate, self.int8 = figures, None
+            self.measured += 1
+            self.shown_loss = figures.loss
+        if kind == "prune":
+            self._in_flight = None
+            if self._wanted is not None:
+                self._want_prune()
+        elif kind == "finetune":
+            self.finetuning = False
+            losses = self.finetune_losses
+            start = f"{losses[0]:.3f} → " if losses else ""
+            self.note = (f"fine-tuned {self._finetune_at[0]} steps: train loss {start}"
+                         f"{losses[-1]:.3f}" if losses else "fine-tuned") + \
+                f"; val loss {figures.loss:.3f}"
+        self._refresh()
+
+    def on_sweep_point_reported(self, message: SweepPointReported) -> None:
+        e = message.event
+        if e.method != self.method:
+            return  # a sweep of the method before (cancelled)
+        self.sweep_points[round(e.sparsity * 100, 1)] = e.loss
+        if e.last:
+            self.sweeping = False
+        self._refresh()
+
+    def on_finetune_reported(self, message: FinetuneReported) -> None:
+        e = message.event
+        self.finetune_losses.append(e.loss)
+        self._finetune_at = (e.step, e.steps)
+        self._refresh_status()
+
+    def on_compressed_written(self, message: CompressedWritten) -> None:
+        self.saving = False
+        self.saved_path = message.event.path
+        self.note = f"written: {source_name(message.event.path)}"
+        self.notify(f"compressed model written to {message.event.path}", timeout=6)
+        self._refresh()
+
+    def on_engine_failed(self, message: EngineFailed) -> None:
+        """The app shows the error; here nothing is being measured any more."""
+        self._clear_requests()
+        self._refresh()
+
+    # ------------------------------------------------------------------ showing
+
+    def _key(self, binding_id: str) -> str:
+        from textual.binding import Binding
+
+        from tui.keymap import keys
+
+        keymap = getattr(self.app, "_keymap", {})
+        key = keymap.get(binding_id, keys(binding_id)).split(",")[0]
+        return self.app.get_key_display(Binding(key, ""))
+
+    def _hint(self) -> str:
+        loading = getattr(self.app, "model_loading", None)
+        if loading:
+            return f"loading {source_name(loading)} …"
+        return (f"No model loaded. Train one ({self._key('train.start')}), or open a run in "
+                f"the Runs pane ({self._key('app.runs')}, then {self._key('runs.open')}).\n"
+                f"Then {self._key('prune.less')}/{self._key('prune.more')} prune a copy of it "
+                "to any sparsity: the trained weights stay as they are.")
+
+    @property
+    def pruning(self) -> bool:
+        """Whether a PruneTo is in flight."""
+        return self._in_flight is not None
+
+    def _measuring(self) -> str:
+        if self._in_flight is None:
+            return ""
+        method, percent = self._wanted or self._in_flight
+        return f"{method} {percent}%"
+
+    def status_text(self) -> str:
+        parts = []
+        if self.finetuning:
+            step, steps = self._finetune_at
+            loss = f" loss {self.finetune_losses[-1]:.3f} " if self.finetune_losses else " "
+            parts.append(f"fine-tuning {step}/{steps}{loss}{sparkline(self.finetune_losses)}"
+                         f" ({self._key('prune.cancel')} stops)")
+        if self._in_flight is not None:
+            parts.append(f"measuring {self._measuring()} …")
+        if "quantize" in self._pending:
+            parts.append("quantizing …")
+        if self.saving:
+            parts.append("writing …")
+        if self.sweeping:
+            parts.append(f"sweep {len(self.sweep_points)}/{SWEEP_LEVELS} …")
+        if not parts and self.note:
+            parts.append(self.note)
+        return " · ".join(parts)
+
+    def _refresh_status(self) -> None:
+        if self.is_mounted:
+            self.query_one("#prune-status", Static).update(self.status_text())
+
+    def plot_data(self) -> PlotData:
+        """The curve: the sweep's points and the candidate at the slider's position."""
+        xs = sorted(self.sweep_points)
+        series = [Series("sweep", xs, [self.sweep_points[x] for x in xs], "plot-val")]
+        if self.candidate is not None and self._in_flight is None:
+            series.append(Series("candidate", [float(self.percent)], [self.candidate.loss],
+                                 "plot-train", marker="dot"))
+        return PlotData(series, markers=[float(self.percent)] if self.dense else [])
+
+    def _refresh(self) -> None:
+        if not self.is_mounted:
+            return
+        self.query_one("#prune-percent", Static).update(f"{self.percent:>2}%")
+        source = self.query_one("#prune-source", Static)
+        if self.source is not None and self.dense is not None:
+            source.update(f"{source_name(self.source)} · step {self.step} · "
+                          f"{self.dense.params:,} params")
+        else:
+            source.update(self._hint())
+        source.set_class(self.dense is None, "-hint")
+        self.query_one("#prune-body").display = self.dense is not None
+        table = self.query_one(PruneTable)
+        table.show(self.dense, self.candidate, self.int8, self._measuring())
+        # (an auto width would keep the first table's: the side is sized from the table)
+        width = max(LEFT_MIN, min(LEFT_MAX, table.wanted_width() + 2))
+        left = self.query_one("#prune-left")
+        if left.styles.width is None or left.styles.width.value != width:
+            left.styles.width = width
+        k = self._key
+        self.query_one("#prune-keys", Static).update(
+            f"{k('prune.less')}/{k('prune.more')} sparsity  {k('prune.method')} method\n"
+            f"{k('prune.apply')} apply  {k('prune.finetune')} fine-tune  "
+            f"{k('prune.quantize')} int8\n"
+            f"{k('prune.save')} write  {k('prune.layers')} layers  {k('prune.sweep')} sweep\n"
+            f"{k('prune.cancel')} cancel sweep / fine-tune"
+            if self.dense is not None else "")
+        curve, layers = self.query_one(MetricPlot), self.query_one(PruneLayers)
+        curve.display, layers.display = not self.show_layers, self.show_layers
+        if self.show_layers:
+            shown = self.candidate or self.dense
+            layers.show(f"sparsity by layer: {shown.label}" if shown else "sparsity by layer",
+                        shown.layers if shown else [])
+        elif self.display:
+            curve.show(self.plot_data())
+        self._refresh_status()
 
     def palette_commands(self) -> list[PaletteCommand]:
-        return []
+        c = PaletteCommand
+        return [
+            c("Prune: apply", "make the pruned copy the compressed model", self.action_apply),
+            c("Prune: fine-tune", "train the pruned copy (pruned weights stay zero)",
+              self.action_finetune),
+            c("Prune: quantize int8", "int8 weights: a smaller file", self.action_quantize),
+            c("Prune: save the compressed model", "to the run's compressed/ folder",
+              self.action_save),
+            c("Prune: per-layer sparsity", "instead of the curve (on/off)",
+              self.action_toggle_layers),
+            c("Prune: sweep again", "measure loss against sparsity (the curve)",
+              self.action_sweep),
+        ]

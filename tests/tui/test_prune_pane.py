@@ -1,0 +1,468 @@
+"""The Prune pane driven by keys, as a user drives it (80x24).
+
+The real engine, served in a thread (`thread_factory`), prunes the tiny GPT of the `trained`
+fixture; a scripted workbench (fixed numbers, answers held back on demand) checks what needs
+a deterministic engine: coalescing the slider's requests, cancelling, errors, the snapshot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+from textual_slider import Slider
+from tui_helpers import FakeEngine, _palette_has, paste, screen_text, small_session, wait_for
+
+from core import messages as msg
+from core.messages import ModelFigures
+from core.prune import sparsity_report
+from core.session import Session
+from tui.app import LlmlabApp
+from tui.messages import LoadModelRequest
+from tui.panes.prune import PrunePane, sparkline
+from tui.widgets.prune_layers import bar, short_name
+from tui.widgets.prune_table import PruneTable, compact_count, human_bytes, table_cells
+
+SIZE = (80, 24)
+
+
+def run(coro) -> None:
+    asyncio.run(coro)
+
+
+def notifications(app) -> list[str]:
+    return [n.message for n in app._notifications]
+
+
+def pane_of(app: LlmlabApp) -> PrunePane:
+    return app.query_one(PrunePane)
+
+
+def sent(engine, kind: type) -> list:
+    return [c for c in engine.sent if isinstance(c, kind)]
+
+
+def checkpoint_hashes(run_dir: Path) -> dict[str, str]:
+    """Every file of the run (not the compressed models written into it) by its hash."""
+    return {str(p.relative_to(run_dir)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(run_dir.rglob("*"))
+            if p.is_file() and "compressed" not in p.relative_to(run_dir).parts}
+
+
+def zeros(model) -> int:
+    return sum(int((p == 0).sum()) for p in model.parameters())
+
+
+async def show_loaded(pilot) -> PrunePane:
+    """p, then wait for the newest run to be loaded and its sweep to be drawn."""
+    await pilot.press("p")
+    pane = pane_of(pilot.app)
+    await wait_for(pilot, lambda: pane.dense is not None, 60, "the model to load")
+    await wait_for(pilot, lambda: not pane.sweeping, 60, "the sweep")
+    return pane
+
+
+# --------------------------------------------------------------------------- the real engine
+
+
+def test_slider_prunes_a_copy_and_the_trained_model_stays_dense(trained, thread_factory,
+                                                                thread_engines) -> None:
+    session, run_dir = trained
+    before = checkpoint_hashes(run_dir)
+    assert any(name.endswith(".pt") for name in before), before
+
+    async def main() -> None:
+        app = LlmlabApp(copy.deepcopy(session), None, engine_factory=thread_factory)
+        async with app.run_test(size=SIZE) as pilot:
+            pane = await show_loaded(pilot)
+            text = screen_text(app)
+            assert run_dir.name in text and "step 60" in text
+            assert "dense" in text and "val loss" in text
+            assert len(pane.sweep_points) == 11
+            table = app.query_one(PruneTable)
+            assert table.column("dense")["sparsity"] == "0.0%"
+            workbench = thread_engines[-1].engine.workbench
+            dense_zeros = zeros(workbench.model)
+
+            await pilot.press("right", "right")  # the pane's keys move the slider
+            await wait_for(pilot, lambda: pane.candidate is not None and not pane.pruning,
+                           10, "the candidate")
+            assert pane.percent == 10
+            assert pane.candidate.label == "magnitude 10%"
+            assert table.column("candidate")["sparsity"] == "10.0%"
+            loss_10 = pane.candidate.loss
+
+            app.query_one(Slider).focus()  # and so do the slider's own keys
+            await pilot.press("right", "right", "right", "right", "right", "right", "right",
+                              "right")
+            await wait_for(pilot, lambda: pane.candidate.label == "magnitude 50%"
+                           and not pane.pruning, 5, "the newest position's loss")
+            assert table.column("candidate")["sparsity"] == "50.0%"
+            assert table.column("candidate")["val loss"] == f"{pane.candidate.loss:.3f}"
+            assert pane.shown_loss == pane.candidate.loss and pane.candidate.loss > loss_10
+            assert "magnitude 50%" in screen_text(app)
+            # Held keys never queue one evaluation each: at most one per position.
+            prunes = sent(thread_engines[-1], msg.PruneTo)
+            assert prunes[-1].sparsity == 0.5 and len(prunes) <= 10
+            assert pane.measured == len(prunes)
+            # The curve shows the candidate at the slider's position.
+            data = pane.plot_data()
+            assert data.markers == [50.0]
+            assert data.series[1].steps == [50.0]
+
+            assert zeros(workbench.model) == dense_zeros
+            assert sparsity_report(workbench.model).sparsity == 0.0
+            assert sparsity_report(workbench.candidate).sparsity == pytest.approx(0.5, abs=0.02)
+
+    run(main())
+    assert checkpoint_hashes(run_dir) == before
+
+
+def test_quantize_fine_tune_and_write(trained, thread_factory, thread_engines) -> None:
+    session, run_dir = trained
+
+    async def main() -> None:
+        app = LlmlabApp(copy.deepcopy(session), None, engine_factory=thread_factory)
+        async with app.run_test(size=SIZE) as pilot:
+            pane = await show_loaded(pilot)
+            await pilot.press(*["right"] * 6)
+            await wait_for(pilot, lambda: pane.candidate is not None and not pane.pruning
+                           and pane.percent == 30 and pane.candidate.label == "magnitude 30%",
+                           10, "the candidate at 30%")
+
+            await pilot.press("f")  # compress.finetune_steps is 0: 100 steps
+            assert sent(thread_engines[-1], msg.FineTune)[-1].steps == 100
+            await wait_for(pilot, lambda: not pane.finetuning, 60, "the fine-tuning")
+            assert len(pane.finetune_losses) == 100
+            assert pane.candidate.label == "magnitude 30% +100 steps"
+            status = pane.status_text()
+            assert "fine-tuned 100 steps" in status and f"{pane.candidate.loss:.3f}" in status
+            assert "fine-tuned 100 steps" in screen_text(app)
+
+            await pilot.press("i")
+            await wait_for(pilot, lambda: pane.int8 is not None, 30, "the int8 column")
+            table = app.query_one(PruneTable)
+            assert pane.int8.size_bytes < pane.candidate.size_bytes
+            assert pane.int8.sparsity == pytest.approx(pane.candidate.sparsity)
+            cells = table.cells()
+            assert cells["int8"]["file size"][1].startswith("-")  # smaller than dense
+            text = screen_text(app)
+            assert "int8" in text and table.column("int8")["file size"] in text
+            assert app.session.compress.quantize == "int8"
+
+            await pilot.press("w")
+            await wait_for(pilot, lambda: pane.saved_path is not None, 30, "the written model")
+            folder = Path(pane.saved_path)
+            assert folder.parent == run_dir / "compressed"
+            assert (folder / "compressed.json").is_file()
+            meta = json.loads((folder / "compressed.json").read_text())
+            assert json.dumps(meta)  # readable
+            assert folder.name in screen_text(app)
+
+    run(main())
+
+
+def test_layers_view_palette_and_sweep_again(trained, thread_factory, thread_engines) -> None:
+    session, _run_dir = trained
+
+    async def main() -> None:
+        app = LlmlabApp(copy.deepcopy(session), None, engine_factory=thread_factory)
+        async with app.run_test(size=SIZE) as pilot:
+            pane = await show_loaded(pilot)
+            await pilot.press("right", "right", "right", "right")
+            await wait_for(pilot, lambda: pane.candidate is not None and not pane.pruning
+                           and pane.candidate.label == "magnitude 20%", 10, "the candidate")
+            await pilot.press("v")
+            text = screen_text(app)
+            assert "h.0.attn.c_attn" in text and "20%" in text
+            assert "val loss vs sparsity" not in text
+            await pilot.press("v")
+            assert "val loss vs sparsity" in screen_text(app)
+
+            await pilot.press("ctrl+p")
+            await paste(pilot, "Prune: per-layer sparsity")
+            await wait_for(pilot, lambda: _palette_has(app, "Prune: per-layer sparsity"), 10,
+                           "the palette")
+            await pilot.press("enter")
+            await wait_for(pilot, lambda: pane.show_layers, 5, "the layers view")
+
+            sweeps = len(sent(thread_engines[-1], msg.Sweep))
+            await pilot.press("u")
+            assert len(sent(thread_engines[-1], msg.Sweep)) == sweeps + 1
+            await wait_for(pilot, lambda: not pane.sweeping and len(pane.sweep_points) == 11,
+                           30, "the sweep again")
+
+    run(main())
+
+
+# --------------------------------------------------------------------------- scripted engine
+
+
+def figures(label: str, sparsity: float, loss: float, size: int = 56640,
+            layers: list[tuple[str, float]] | None = None) -> ModelFigures:
+    params = 13952
+    return ModelFigures(label=label, params=params, nonzero=round(params * (1 - sparsity)),
+                        sparsity=sparsity, size_bytes=size, loss=loss,
+                        perplexity=2.718281828 ** loss, top1=0.49 - sparsity / 5, top5=0.91,
+                        latency_ms=0.5,
+                        layers=layers if layers is not None else
+                        [("transformer.h.0.attn.c_attn.weight", sparsity),
+                         ("transformer.h.0.mlp.c_fc.weight", sparsity)])
+
+
+def loss_at(sparsity: float) -> float:
+    return 2.02 + 1.5 * sparsity**3
+
+
+DENSE = figures("dense", 0.0, loss_at(0.0))
+SOURCE = "runs/tiny/run-1"
+
+
+class ScriptedWorkbench:
+    """Answers the workbench's commands as the engine would, with fixed numbers. While
+    `hold` is set, PruneTo answers wait in `held`; a FineTune's answer waits for a Cancel
+    when `hold_finetune` is set. `fail` answers PruneTo with an error."""
+
+    def __init__(self) -> None:
+        self.hold = False
+        self.hold_finetune = False
+        self.fail = False
+        self.held: list[msg.Event] = []
+        self.candidate = DENSE
+        self._finetune: list[msg.Event] = []
+
+    def __call__(self, command: msg.Command) -> list[msg.Event]:
+        if isinstance(command, msg.LoadRun):
+            return [msg.ModelLoaded(SOURCE, "gpt", 60, 17, 32, DENSE)]
+        if isinstance(command, msg.PruneTo):
+            if self.fail:
+                return [msg.Error("internal error: scripted", fatal=False)]
+            s = command.sparsity
+            self.candidate = figures(f"{command.method} {s:.0%}", s, loss_at(s))
+            events: list[msg.Event] = [msg.Compressed(self.candidate, DENSE, 0.01)]
+            if self.hold:
+                self.held += events
+                return []
+            return events
+        if isinstance(command, msg.Sweep):
+            levels = command.levels
+            return [msg.SweepPointMeasured(command.method, x, x, loss_at(x), 1.0, 0.4, 0.9,
+                                           last=x == levels[-1]) for x in levels]
+        if isinstance(command, msg.Quantize):
+            c = self.candidate
+            return [msg.Compressed(figures(f"{c.label} int8", c.sparsity, c.loss + 0.004,
+                                           size=16012), DENSE, 0.02)]
+        if isinstance(command, msg.FineTune):
+            steps = [msg.FinetuneStep(i, command.steps, 2.5 - i / 10) for i in (1, 2, 3)]
+            done = msg.Compressed(figures(f"{self.candidate.label} +3 steps",
+                                          self.candidate.sparsity, self.candidate.loss - 0.05),
+                                  DENSE, 0.1)
+            if self.hold_finetune:
+                self._finetune = [done]
+                return steps
+            return [*steps, done]
+        if isinstance(command, msg.Cancel):
+            out, self._finetune = self._finetune, []
+            return out
+        if isinstance(command, msg.SaveCompressed):
+            return [msg.CompressedSaved(f"{SOURCE}/compressed/magnitude-50")]
+        return []
+
+
+@pytest.fixture
+def scripted(fake_engines: list[FakeEngine]):
+    workbench = ScriptedWorkbench()
+
+    def factory(session: Session) -> FakeEngine:
+        engine = FakeEngine(session, workbench)
+        fake_engines.append(engine)
+        return engine
+
+    return workbench, factory
+
+
+async def load_scripted(pilot) -> PrunePane:
+    await pilot.press("p")
+    pilot.app.post_message(LoadModelRequest(SOURCE))
+    pane = pane_of(pilot.app)
+    await wait_for(pilot, lambda: pane.dense is not None and not pane.sweeping, 10,
+                   "the scripted model")
+    return pane
+
+
+def test_held_keys_send_only_the_newest_position(tmp_path: Path, scripted,
+                                                 fake_engines) -> None:
+    workbench, factory = scripted
+
+    async def main() -> None:
+        app = LlmlabApp(small_session(tmp_path), None, engine_factory=factory)
+        async with app.run_test(size=SIZE) as pilot:
+            pane = await load_scripted(pilot)
+            engine = fake_engines[-1]
+            workbench.hold = True
+            await pilot.press(*["right"] * 8)  # a held arrow key
+            assert pane.percent == 40
+            prunes = sent(engine, msg.PruneTo)
+            assert [p.sparsity for p in prunes] == [0.05]  # the rest wait for its answer
+            assert "measuring magnitude 40% …" in screen_text(app)
+            engine.pending += workbench.held  # the first answer arrives ...
+            workbench.held = []
+            await wait_for(pilot, lambda: len(sent(engine, msg.PruneTo)) == 2, 5,
+                           "the newest position's request")
+            assert sent(engine, msg.PruneTo)[-1].sparsity == pytest.approx(0.40)
+            engine.pending += workbench.held  # ... then the newest one's
+            await wait_for(pilot, lambda: not pane.pruning, 5, "the last answer")
+            assert pane.candidate.label == "magnitude 40%"
+            assert pane.measured == 2
+            assert len(sent(engine, msg.PruneTo)) == 2
+            assert "measuring" not in screen_text(app)
+
+    run(main())
+
+
+def test_method_change_sweeps_again_and_the_session_records_the_choices(
+        tmp_path: Path, scripted, fake_engines) -> None:
+    _workbench, factory = scripted
+
+    async def main() -> None:
+        app = LlmlabApp(small_session(tmp_path), None, engine_factory=factory)
+        async with app.run_test(size=SIZE) as pilot:
+            pane = await load_scripted(pilot)
+            engine = fake_engines[-1]
+            assert [s.method for s in sent(engine, msg.Sweep)] == ["magnitude"]
+            await pilot.press("a")  # nothing pruned yet
+            assert any("nothing to apply" in n for n in notifications(app))
+
+            await pilot.press("right", "right", "right")
+            await wait_for(pilot, lambda: pane.candidate is not None and not pane.pruning, 5,
+                           "the candidate")
+            assert app.session.compress.sparsity == pytest.approx(0.15)
+            pane.sweeping = True  # (as if the sweep were still under way: it is cancelled)
+            await pilot.press("e")  # the next method
+            assert app.session.compress.method == "global"
+            assert [type(c).__name__ for c in engine.sent[-3:]] == ["Cancel", "Sweep",
+                                                                     "PruneTo"]
+            assert sent(engine, msg.Sweep)[-1].method == "global"
+            await wait_for(pilot, lambda: pane.candidate.label == "global 15%"
+                           and not pane.sweeping, 5, "the new method's candidate and curve")
+            assert len(pane.sweep_points) == 11
+
+            await pilot.press("a")
+            assert "applied: global 15% is the compressed model" in screen_text(app)
+            assert (app.session.compress.method, app.session.compress.sparsity) == \
+                ("global", pytest.approx(0.15))
+            assert app.dirty
+
+    run(main())
+
+
+def test_session_shows_without_pruning_or_editing_back(tmp_path: Path, scripted,
+                                                        fake_engines) -> None:
+    _workbench, factory = scripted
+
+    async def main() -> None:
+        app = LlmlabApp(small_session(tmp_path), None, engine_factory=factory)
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.press("p")
+            pane = pane_of(app)
+            assert "No model loaded. Train one (s), or open a run in the Runs pane (r, then o)" \
+                in screen_text(app)
+            await pilot.press("f")
+            assert any("No model loaded" in n for n in notifications(app))
+
+            opened = small_session(tmp_path)
+            opened.compress.method, opened.compress.sparsity = "random", 0.3
+            app.open_session(opened, tmp_path / "tiny.toml")
+            await pilot.pause()
+            assert (pane.method, pane.percent) == ("random", 30)
+            assert app.query_one(Slider).value == 30
+            assert "30%" in screen_text(app) and "random" in screen_text(app)
+            assert not app.dirty  # nothing posted back
+            assert all(not sent(e, msg.PruneTo) for e in fake_engines)
+
+            # With a model loaded, the session's sparsity is pruned at once.
+            pilot.app.post_message(LoadModelRequest(SOURCE))
+            await wait_for(pilot, lambda: pane.candidate is not None, 10, "the candidate")
+            assert pane.candidate.label == "random 30%"
+            assert not app.dirty
+
+    run(main())
+
+
+def test_cancel_fine_tuning_and_errors_clear_measuring(tmp_path: Path, scripted,
+                                                       fake_engines) -> None:
+    workbench, factory = scripted
+
+    async def main() -> None:
+        app = LlmlabApp(small_session(tmp_path), None, engine_factory=factory)
+        async with app.run_test(size=SIZE) as pilot:
+            pane = await load_scripted(pilot)
+            await pilot.press("c")
+            assert any("nothing to cancel" in n for n in notifications(app))
+            await pilot.press("right", "right")
+            await wait_for(pilot, lambda: pane.candidate is not None and not pane.pruning, 5,
+                           "the candidate")
+            workbench.hold_finetune = True
+            app.edit("compress.finetune_steps", 40)
+            await pilot.press("f")
+            await wait_for(pilot, lambda: len(pane.finetune_losses) == 3, 5, "the losses")
+            assert sent(fake_engines[-1], msg.FineTune)[-1].steps == 40
+            text = screen_text(app)
+            assert "fine-tuning 3/40 loss 2.200" in text and sparkline([2.4, 2.3, 2.2]) in text
+            await pilot.press("c")
+            assert isinstance(fake_engines[-1].sent[-1], msg.Cancel)
+            await wait_for(pilot, lambda: not pane.finetuning, 5, "the stopped fine-tuning")
+            assert pane.candidate.label == "magnitude 10% +3 steps"
+            assert "fine-tuned 3 steps: train loss 2.400 → 2.200" in screen_text(app)
+
+            workbench.fail = True
+            await pilot.press("right")
+            await wait_for(pilot, lambda: not pane.pruning, 5, "the error")
+            assert "measuring" not in screen_text(app)
+            assert pane.candidate.label == "magnitude 10% +3 steps"  # (as it was)
+            workbench.fail = False
+            await pilot.press("right")
+            await wait_for(pilot, lambda: pane.candidate.label == "magnitude 20%", 5,
+                           "pruning again after the error")
+
+    run(main())
+
+
+def test_prune_pane_snapshot(snap_compare, tmp_path: Path, scripted) -> None:
+    _workbench, factory = scripted
+    app = LlmlabApp(small_session(tmp_path), None, engine_factory=factory)
+
+    async def run_before(pilot) -> None:
+        pane = await load_scripted(pilot)
+        await pilot.press(*["right"] * 10)
+        await wait_for(pilot, lambda: pane.candidate is not None and not pane.pruning
+                       and pane.percent == 50, 5, "the candidate at 50%")
+        await pilot.press("i")
+        await wait_for(pilot, lambda: pane.int8 is not None, 5, "the int8 column")
+        app.clear_notifications()
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
+
+
+# --------------------------------------------------------------------------- pure parts
+
+
+def test_table_cells_and_formats() -> None:
+    cand = figures("magnitude 50%", 0.5, 2.5)
+    cells = table_cells(DENSE, cand, None)
+    assert set(cells) == {"dense", "candidate"}
+    value, delta, sign = cells["candidate"]["val loss"]
+    assert (value, sign) == ("2.500", -1) and delta == f"{2.5 - DENSE.loss:+.3f}"
+    assert cells["candidate"]["non-zero"] == ("6,976", "-50%", 1)
+    assert cells["candidate"]["top-1"][1:] == ("-10.0", -1)
+    assert cells["dense"]["val loss"][1:] == ("", 0)
+    assert compact_count(13952) == "13,952" and compact_count(1_234_567) == "1.23M"
+    assert human_bytes(56640) == "55.3 KB" and human_bytes(512) == "512 B"
+    assert short_name("transformer.h.0.mlp.c_fc.weight") == "h.0.mlp.c_fc"
+    assert bar(0.5, 4) == "██  " and bar(0.0, 3) == "   "
+    assert sparkline([3.0, 2.0, 1.0]) == "█▅▁" and sparkline([]) == ""
