@@ -378,6 +378,41 @@ async def test_stale_requests_and_palette(tmp_path: Path) -> None:
         assert pane.tokens_per_s == {"dense": 512.0, "compressed": 512.0}
 
 
+@sync
+async def test_stop_after_the_engine_was_replaced(tmp_path: Path) -> None:
+    """A training started with an edited session replaces the engine, and the generation
+    under way ends with it: c then stops it here at once, waiting for no answer."""
+    engines: list[FakeEngine] = []
+
+    def silent(command: msg.Command) -> list[msg.Event]:
+        if isinstance(command, msg.Generate):
+            return []  # (it never answers)
+        if isinstance(command, msg.Start):
+            return [msg.Status("preparing")]
+        return script(command)
+
+    def factory(s: Session) -> FakeEngine:
+        engines.append(FakeEngine(s, silent))
+        return engines[-1]
+
+    app = LlmlabApp(small_session(tmp_path), None, engine_factory=factory)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("g")
+        app.post_message(LoadModelRequest("runs/tiny/run-1"))
+        pane = pane_of(app)
+        await wait_for(pilot, lambda: pane.loaded is not None, 10, "the scripted model")
+        await pilot.press("e")
+        await type_text(pilot, "fox")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: any(isinstance(c, msg.Generate) for c in engines[0].sent),
+                       10, "the request")
+        await pilot.press("s")
+        await wait_for(pilot, lambda: len(engines) == 2, 10, "a fresh engine for the run")
+        await pilot.press("g", "c")
+        assert not pane.generating and pane.column("dense").state == "stopped"
+        assert not any(isinstance(c, msg.Cancel) for c in engines[1].sent)
+
+
 def _generated(request_id: int, text: str):
     from tui.messages import TextGenerated
 

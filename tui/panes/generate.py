@@ -76,6 +76,7 @@ class GeneratePane(Vertical, can_focus=True):
         self.requests: dict[int, str] = {}  # request id -> model, for the requests under way
         self._ids = itertools.count(1)
         self._stopping = False
+        self._engine = 0  # which engine the requests went to (EngineClient.spawned)
         # For benchmarks and tests: the last tokens/s shown per model, generations finished.
         self.tokens_per_s: dict[str, float] = {}
         self.generations_done = 0
@@ -250,6 +251,8 @@ class GeneratePane(Vertical, can_focus=True):
         cfg = self.generate_config
         self.requests = {}
         self._stopping = False
+        client = getattr(app, "client", None)
+        self._engine = client.spawned if client is not None else 0
         for model in self.shown_models():
             request_id = next(self._ids)
             command = msg.Generate(
@@ -272,6 +275,14 @@ class GeneratePane(Vertical, can_focus=True):
     def action_stop(self) -> None:
         if not self.requests:
             self.app.notify("nothing is being generated", severity="warning")
+            return
+        client = getattr(self.app, "client", None)
+        if client is not None and client.spawned != self._engine:
+            # The engine was replaced (a training started with another session): the
+            # requests ended with it, and no answer will come.
+            for model in self.requests.values():
+                self.column(model).finish("stopped")
+            self.requests = {}
             return
         self._stopping = True
         self._cancel()
