@@ -258,9 +258,9 @@ class ScriptedWorkbench:
                                            size=16012), DENSE, 0.02)]
         if isinstance(command, msg.FineTune):
             steps = [msg.FinetuneStep(i, command.steps, 2.5 - i / 10) for i in (1, 2, 3)]
-            done = msg.Compressed(figures(f"{self.candidate.label} +3 steps",
-                                          self.candidate.sparsity, self.candidate.loss - 0.05),
-                                  DENSE, 0.1)
+            c = self.candidate
+            self.candidate = figures(f"{c.label} +3 steps", c.sparsity, c.loss - 0.05)
+            done = msg.Compressed(self.candidate, DENSE, 0.1)
             if self.hold_finetune:
                 self._finetune = [done]
                 return steps
@@ -353,9 +353,46 @@ def test_method_change_sweeps_again_and_the_session_records_the_choices(
 
             await pilot.press("a")
             assert "applied: global 15% is the compressed model" in screen_text(app)
-            assert (app.session.compress.method, app.session.compress.sparsity) == \
-                ("global", pytest.approx(0.15))
+            compress = app.session.compress
+            assert (compress.method, compress.sparsity) == ("global", pytest.approx(0.15))
+            assert (compress.finetune_steps, compress.quantize) == (0, "none")
             assert app.dirty
+
+            # Apply records what the compressed model is: fine-tuned, then int8.
+            await pilot.press("f")
+            await wait_for(pilot, lambda: not pane.finetuning, 5, "the fine-tuning")
+            await pilot.press("i")
+            await wait_for(pilot, lambda: pane.int8 is not None, 5, "the int8 column")
+            assert app.session.compress.quantize == "int8"
+            await pilot.press("a")
+            assert "applied: global 15% +3 steps int8 is the compressed model" \
+                in screen_text(app)
+            assert (compress.finetune_steps, compress.quantize) == (3, "int8")
+            # A fresh copy: no int8 column, nothing fine-tuned.
+            await pilot.press("right")
+            await wait_for(pilot, lambda: pane.candidate.label == "global 20%", 5, "20%")
+            assert pane.int8 is None and "int8" not in app.query_one(PruneTable).cells()
+            await pilot.press("a")
+            assert (compress.method, compress.sparsity, compress.finetune_steps,
+                    compress.quantize) == ("global", pytest.approx(0.2), 0, "none")
+
+    run(main())
+
+
+def test_quick_moves_keep_the_slider_and_the_session_in_step(tmp_path: Path, scripted,
+                                                              fake_engines) -> None:
+    _workbench, factory = scripted
+
+    async def main() -> None:
+        app = LlmlabApp(small_session(tmp_path), None, engine_factory=factory)
+        async with app.run_test(size=SIZE) as pilot:
+            pane = await load_scripted(pilot)
+            await pilot.press("right", "right", "left", "right", "left", "left", "right")
+            await wait_for(pilot, lambda: not pane.pruning, 5, "the last answer")
+            await pilot.pause(0.1)
+            assert pane.percent == 5 and app.query_one(Slider).value == 5
+            assert app.session.compress.sparsity == pytest.approx(0.05)
+            assert pane.candidate.label == "magnitude 5%"
 
     run(main())
 

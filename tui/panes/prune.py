@@ -48,6 +48,8 @@ STEP_PERCENT = 5
 DEFAULT_FINETUNE_STEPS = 100  # when the session's compress.finetune_steps is 0
 SPARK = "▁▂▃▄▅▆▇█"
 LEFT_MIN, LEFT_MAX = 32, 52  # columns of the table's side
+_UNSET = object()
+ECHOED = ("compress.method", "compress.sparsity")  # fields show_session shows
 SWEEP_LEVELS = len(msg.Sweep("").levels)
 
 
@@ -108,6 +110,8 @@ class PrunePane(Vertical, can_focus=True):
         self.dense: ModelFigures | None = None
         self.candidate: ModelFigures | None = None
         self.int8: ModelFigures | None = None
+        # What the candidate is: (method, sparsity %, fine-tuning steps), as apply records it.
+        self.candidate_of: tuple[str, int, int] | None = None
         self.sweep_points: dict[float, float] = {}  # sparsity % -> loss, of self.method
         # Requests under way.
         self._pending: deque[str] = deque()  # "prune" | "finetune" | "quantize", in order
@@ -123,7 +127,7 @@ class PrunePane(Vertical, can_focus=True):
         self.show_layers = False
         # SessionEdited values this pane posted and the app has not yet shown back.
         self._posted: dict[str, list[Any]] = {}
-        self._last_echo: dict[str, Any] = {}
+        self._last_shown: dict[str, Any] = {}
         # For benches and tests: how many candidates were measured, and the loss shown.
         self.measured = 0
         self.shown_loss: float | None = None
@@ -152,17 +156,34 @@ class PrunePane(Vertical, can_focus=True):
     # ------------------------------------------------------------------ the session
 
     def _echo(self, path: str, value: Any) -> bool:
-        """Whether `value` of `path` is one this pane posted (the app showing it back)."""
+        """Whether `value` of `path` is no news: one this pane posted (the app showing it
+        back, maybe after the slider moved on), or the value shown last time (another field
+        changed)."""
         posted = self._posted.setdefault(path, [])
+        last = self._last_shown.get(path, _UNSET)
+        self._last_shown[path] = value
         if value in posted:
             del posted[:posted.index(value) + 1]
-            self._last_echo[path] = value
+            return True
+        if value == last:
             return True
         posted.clear()
-        return value == self._last_echo.get(path, object())
+        return False
 
     def _post_edit(self, path: str, value: Any) -> None:
-        self._posted.setdefault(path, []).append(value)
+        """Change a session field (nothing is posted when it has that value already: the app
+        would not show it back, and the echo bookkeeping must not wait for it)."""
+        posted = self._posted.get(path)
+        if posted:  # what the session will hold once the app has what was posted
+            if posted[-1] == value:
+                return
+        elif self.session is not None:
+            section, _, name = path.partition(".")
+            current = getattr(getattr(self.session, section), name)
+            if current == value and type(current) is type(value):
+                return
+        if path in ECHOED:
+            self._posted.setdefault(path, []).append(value)
         self.post_message(SessionEdited(path, value, final=True))
 
     def show_session(self, session: Session) -> None:
@@ -265,14 +286,18 @@ class PrunePane(Vertical, can_focus=True):
     def action_apply(self) -> None:
         if self._no_model():
             return
-        if self.candidate is None:
+        shown = self.int8 or self.candidate
+        if shown is None:
             self.notify(f"nothing to apply yet: move the sparsity up ({self._key('prune.more')})"
                         " to prune a copy", severity="warning")
             return
-        self._post_edit("compress.method", self.method)
-        self._post_edit("compress.sparsity", self.percent / 100)
-        self.note = (f"applied: {self.candidate.label} is the compressed model "
-                     "(the session records it)")
+        if self.candidate is not None and self.candidate_of is not None:
+            method, percent, steps = self.candidate_of
+            self._post_edit("compress.method", method)
+            self._post_edit("compress.sparsity", percent / 100)
+            self._post_edit("compress.finetune_steps", steps)
+        self._post_edit("compress.quantize", "int8" if self.int8 is not None else "none")
+        self.note = f"applied: {shown.label} is the compressed model now"
         self._refresh()
 
     def action_finetune(self) -> None:
@@ -350,7 +375,7 @@ class PrunePane(Vertical, can_focus=True):
         e = message.event
         self._clear_requests()
         self.source, self.step, self.dense = e.source, e.step, e.dense
-        self.candidate = self.int8 = None
+        self.candidate = self.int8 = self.candidate_of = None
         self.sweep_points = {}
         self.note = ""
         if self.percent > 0:
@@ -365,18 +390,22 @@ class PrunePane(Vertical, can_focus=True):
         figures = e.figures
         if figures.label.endswith("int8"):
             self.int8 = figures
-            self.post_message(SessionEdited("compress.quantize", "int8", final=True))
+            self._post_edit("compress.quantize", "int8")
             self.note = f"quantized: {figures.label}, {e.seconds:.1f} s"
         else:
             self.candidate, self.int8 = figures, None
             self.measured += 1
             self.shown_loss = figures.loss
         if kind == "prune":
+            self.candidate_of = (*self._in_flight, 0) if self._in_flight else None
             self._in_flight = None
             if self._wanted is not None:
                 self._want_prune()
         elif kind == "finetune":
             self.finetuning = False
+            if self.candidate_of is not None:
+                method, percent, steps = self.candidate_of
+                self.candidate_of = (method, percent, steps + self._finetune_at[0])
             losses = self.finetune_losses
             start = f"{losses[0]:.3f} → " if losses else ""
             self.note = (f"fine-tuned {self._finetune_at[0]} steps: train loss {start}"
@@ -410,6 +439,8 @@ class PrunePane(Vertical, can_focus=True):
         """The app shows the error; here nothing is being measured any more."""
         self._clear_requests()
         self._refresh()
+        # (the app forgets a failed load on its own copy of the message: show it after that)
+        self.set_timer(0.2, self._refresh)
 
     # ------------------------------------------------------------------ showing
 
