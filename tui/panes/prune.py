@@ -128,7 +128,8 @@ class PrunePane(Vertical, can_focus=True):
         # SessionEdited values this pane posted and the app has not yet shown back.
         self._posted: dict[str, list[Any]] = {}
         self._last_shown: dict[str, Any] = {}
-        # For benches and tests: how many candidates were measured, and the loss shown.
+        # For benches and tests: how many Compressed answers arrived (each is shown at once),
+        # and the candidate's loss the table shows.
         self.measured = 0
         self.shown_loss: float | None = None
 
@@ -387,6 +388,7 @@ class PrunePane(Vertical, can_focus=True):
         e = message.event
         kind = self._pending.popleft() if self._pending else ""
         self.dense = e.dense
+        self.measured += 1
         figures = e.figures
         if figures.label.endswith("int8"):
             self.int8 = figures
@@ -394,7 +396,6 @@ class PrunePane(Vertical, can_focus=True):
             self.note = f"quantized: {figures.label}, {e.seconds:.1f} s"
         else:
             self.candidate, self.int8 = figures, None
-            self.measured += 1
             self.shown_loss = figures.loss
         if kind == "prune":
             self.candidate_of = (*self._in_flight, 0) if self._in_flight else None
