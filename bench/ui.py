@@ -19,6 +19,18 @@ as a user's terminal would, and reads what the app writes to it:
    redraws the plots in the following frame, so the time until the plots are redrawn (the
    first plot axis written after the key) is printed too.
 3. The same training headless (`llmlab train`, no UI), for the tokens/s the UI may cost.
+4. The Prune slider (`--moves`, 0 skips 4 and 5): a baby GPT (nanoGPT's shakespeare_char
+   "baby" config, 4x128, context 64) is trained headless for `--baby-steps` steps on
+   tinyshakespeare (../shared/data, or the shipped tiny-tales sample without it); the app is
+   then driven in-process by Textual's Pilot at 80x24 with the real engine process: p opens
+   the Prune pane (which loads the run and sweeps), and each of `--moves` slider moves (right,
+   5% a step, then back) is timed from the key press until the table has been redrawn with
+   the new candidate's loss (the engine prunes a copy and evaluates it on the fixed val
+   sample). p50 / p95 / max.
+5. Generation: in the Generate pane, n generates `--tokens` tokens from the same run; the
+   tokens/s the pane shows (the engine's figure) against the same generation done headless in
+   this process through `core.generate` on the same checkpoint (bench/generate.py's way:
+   cached, temperature 0.8), median of 3 each.
 """
 
 from __future__ import annotations
@@ -244,6 +256,130 @@ def headless_speed(session: Path, env: dict[str, str], steps: int) -> float:
     return statistics.median(speeds) if speeds else float("nan")
 
 
+# --------------------------------------------------------------------------- the workbench panes
+
+
+def write_baby_session(folder: Path, steps: int) -> Path:
+    """nanoGPT's shakespeare_char baby config, on tinyshakespeare when it is beside the repo."""
+    from core.session import Session, save_session
+
+    shakespeare = REPO.parent / "shared" / "data" / "tinyshakespeare.txt"
+    s = Session(name="bench-baby")
+    s.data.corpus = str(shakespeare) if shakespeare.is_file() else "sample:tiny-tales"
+    s.model.n_layer, s.model.n_head, s.model.n_embd, s.model.context = 4, 4, 128, 64
+    s.model.dropout = 0.0
+    s.optim.lr, s.optim.min_lr, s.optim.warmup_steps = 1e-3, 1e-4, 10
+    s.train.batch_size = 12
+    s.train.max_steps = steps
+    s.train.eval_interval = steps
+    s.train.eval_iters = 20
+    s.train.checkpoint_interval = 0
+    s.train.runs_dir = str(folder / "runs")
+    return save_session(s, folder / "baby.toml")
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[max(0, int(round(q * len(ordered))) - 1)]
+
+
+async def drive_workbench(session_path: Path, moves: int, tokens: int) -> dict:
+    """The Prune and Generate panes through Pilot, with the real engine process."""
+    from core.session import load_session
+    from tui.app import LlmlabApp
+
+    app = LlmlabApp(load_session(session_path), session_path)
+    out: dict = {}
+    async with app.run_test(size=(80, 24)) as pilot:
+        async def until(condition, timeout: float, what: str) -> None:
+            deadline = time.perf_counter() + timeout
+            while not condition():
+                if time.perf_counter() > deadline:
+                    raise TimeoutError(f"no {what} after {timeout}s")
+                await pilot.pause(0.005)
+
+        await until(lambda: app.corpus is not None, 120, "the corpus")  # the first screen
+        await pilot.press("p")
+        prune = app.query_one("#prune")
+        await until(lambda: prune.dense is not None, 180, "model loaded")
+        await until(lambda: len(prune.sweep_points) >= 11 and not prune.sweeping, 300, "sweep")
+        out["dense_loss"] = prune.dense.loss
+        latencies, engine = [], []
+        keys = ["right"] * min(moves, 19) + ["left"] * max(0, moves - 19)
+        for key in keys:
+            before = prune.measured
+            t0 = time.perf_counter()
+            await pilot.press(key)
+            await until(lambda before=before: prune.measured > before, 30, "a measured candidate")
+            await pilot.pause()  # the table redrawn with it
+            latencies.append(time.perf_counter() - t0)
+            engine.append(prune.engine_seconds)
+        out["latencies"] = latencies
+        out["engine"] = engine
+        out["last"] = (prune.percent, prune.shown_loss)
+
+        await pilot.press("g")
+        gen = app.query_one("#generate")
+        app.session.generate.max_tokens = tokens
+        app.session.generate.temperature = 0.8
+        app.session.generate.prompt = "ROMEO:"
+        app.session_changed(force=True)
+        rates = []
+        for seed in range(3):
+            app.session.generate.seed = seed
+            app.session_changed(force=True)
+            await pilot.pause()
+            done = gen.generations_done
+            await pilot.press("n")
+            await until(lambda done=done: gen.generations_done > done, 300, "a generation")
+            rates.append(gen.tokens_per_s["dense"])
+        out["pane_rates"] = rates
+        out["run_dir"] = app.model_source
+        await app.quit_cleanly()
+    return out
+
+
+def headless_generation(run_dir: str, tokens: int) -> list[float]:
+    """The same generation as the pane's, headless: core.generate on the same checkpoint."""
+    from core.generate import Sampling, generate_text
+    from core.inference import load_run
+
+    run = load_run(run_dir, "best")
+    rates = []
+    list(generate_text(run.model, run.tokenizer, "ROMEO:", Sampling(max_tokens=20)))  # warm up
+    for seed in range(3):
+        sampling = Sampling(max_tokens=tokens, temperature=0.8, seed=seed)
+        t0 = time.perf_counter()
+        n = sum(1 for _ in generate_text(run.model, run.tokenizer, "ROMEO:", sampling))
+        rates.append(n / (time.perf_counter() - t0))
+    return rates
+
+
+def workbench(folder: Path, env: dict[str, str], args: argparse.Namespace) -> None:
+    import asyncio
+
+    session = write_baby_session(folder, args.baby_steps)
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "llmlab", "train", str(session)], env=env,
+                   cwd=folder, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    print(f"baby GPT trained headless for {args.baby_steps} steps in "
+          f"{time.perf_counter() - t0:.0f} s")
+    os.environ.update({k: env[k] for k in ("LLMLAB_CONFIG_DIR", "LLMLAB_CACHE_DIR")})
+    r = asyncio.run(drive_workbench(session, args.moves, args.tokens))
+    lat = r["latencies"]
+    print(f"prune slider, move to table showing the new loss ({len(lat)} moves, magnitude, "
+          f"fixed val sample of 8x32 windows): p50 {statistics.median(lat) * 1000:.0f} ms, "
+          f"p95 {percentile(lat, 0.95) * 1000:.0f} ms, max {max(lat) * 1000:.0f} ms "
+          f"(dense loss {r['dense_loss']:.3f}; at {r['last'][0]}%: {r['last'][1]:.3f}); "
+          f"of which the engine pruning and measuring: p50 "
+          f"{statistics.median(r['engine']) * 1000:.0f} ms")
+    pane = statistics.median(r["pane_rates"])
+    headless = statistics.median(headless_generation(r["run_dir"], args.tokens))
+    print(f"generation, {args.tokens} tokens, temperature 0.8, median of 3: shown in the "
+          f"Generate pane {pane:,.0f} tokens/s; headless (core.generate, this process, same "
+          f"checkpoint) {headless:,.0f} tokens/s; pane / headless {pane / headless:.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--launches", type=int, default=5)
@@ -252,6 +388,13 @@ def main() -> None:
     parser.add_argument("--embd", type=int, default=128)
     parser.add_argument("--headless-steps", type=int, default=300,
                         help="steps of the headless baseline (0: skip it)")
+    parser.add_argument("--moves", type=int, default=20,
+                        help="Prune slider moves to time (0: skip the workbench panes)")
+    parser.add_argument("--baby-steps", type=int, default=300,
+                        help="training steps of the baby GPT the Prune pane loads")
+    parser.add_argument("--tokens", type=int, default=500, help="tokens per generation")
+    parser.add_argument("--skip-training-ui", action="store_true",
+                        help="only the workbench panes (4 and 5)")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="llmlab-bench-ui-") as tmp:
@@ -265,6 +408,9 @@ def main() -> None:
         print(f"machine: {os.cpu_count()} CPUs, load average "
               f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
+        if args.skip_training_ui:
+            workbench(folder, env, args)
+            return
         times, torch_loaded = first_frames(session, env, args.launches)
         print(f"first frame: median {statistics.median(times) * 1000:.0f} ms, "
               f"best {min(times) * 1000:.0f} ms over {len(times)} launches "
@@ -286,6 +432,8 @@ def main() -> None:
         print(f"torch loaded in the UI process while training: "
               f"{'YES' if r['ui_loads_torch'] else 'no'} (in {r['engines']} engine process); "
               f"engine processes left after quitting: {r['engine_left']}")
+        if args.moves:
+            workbench(folder, env, args)
 
 
 if __name__ == "__main__":

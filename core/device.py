@@ -13,6 +13,7 @@ import json
 import os
 import platform
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -165,3 +166,21 @@ def _time_matmul(placement: Placement, n: int = 1024, reps: int = 6) -> float:
             torch.cuda.synchronize()
         best = min(best, time.perf_counter() - t)
     return 2 * n**3 / best
+
+
+@contextlib.contextmanager
+def leave_a_core() -> Iterator[None]:
+    """Run torch with one CPU thread fewer (at least one) for the duration.
+
+    Generating token by token beside the app is made of many small ops; when the app's process
+    takes a core to draw the streamed text, every op waits for a descheduled thread and the
+    generation goes several times slower (bench/ui.py measured 0.3x of headless on 2 cores,
+    0.93x with a core left to the app). Whole-batch work (training, evaluating) keeps every
+    thread.
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(max(1, threads - 1))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)

@@ -148,13 +148,14 @@ class Engine:
             self.emit(self._evaluate_bench(command.split))
         elif isinstance(command, msg.Evaluate):
             self.emit(self._loaded().evaluate(command.split))
-        elif isinstance(command, msg.LoadRun):
-            self._load_bench(command.path)
-        elif isinstance(command, (msg.PruneTo, msg.Sweep, msg.FineTune, msg.Quantize,
-                                  msg.SaveCompressed, msg.Generate)):
-            self._bench_command(command)
-        elif isinstance(command, msg.ScoreText):
-            self.emit(self._score_text(command))
+        elif isinstance(command, msg.Generate):
+            from core.device import leave_a_core
+
+            with leave_a_core():  # token by token: the app beside it draws on its own core
+                self._bench_command(command)
+        elif isinstance(command, (msg.LoadRun, msg.PruneTo, msg.Sweep, msg.FineTune,
+                                  msg.Quantize, msg.SaveCompressed, msg.ScoreText)):
+            self._workbench_command(command)
         elif isinstance(command, msg.Cancel):
             pass  # nothing under way to cancel
         elif isinstance(command, msg.SaveCheckpoint):
@@ -167,6 +168,14 @@ class Engine:
             raise LlmlabError(f"{type(command).__name__}: not supported yet")
 
     # ------------------------------------------------------------------ the workbench
+
+    def _workbench_command(self, command: msg.Command) -> None:
+        if isinstance(command, msg.LoadRun):
+            self._load_bench(command.path)
+        elif isinstance(command, msg.ScoreText):
+            self.emit(self._score_text(command))
+        else:
+            self._bench_command(command)
 
     def _load_bench(self, path: str) -> None:
         from core.device import place

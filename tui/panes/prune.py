@@ -132,6 +132,7 @@ class PrunePane(Vertical, can_focus=True):
         # and the candidate's loss the table shows.
         self.measured = 0
         self.shown_loss: float | None = None
+        self.engine_seconds = 0.0  # how long the engine took for the last answer
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="prune-controls"):
@@ -389,6 +390,7 @@ class PrunePane(Vertical, can_focus=True):
         kind = self._pending.popleft() if self._pending else ""
         self.dense = e.dense
         self.measured += 1
+        self.engine_seconds = e.seconds
         figures = e.figures
         if figures.label.endswith("int8"):
             self.int8 = figures
