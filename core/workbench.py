@@ -35,6 +35,7 @@ from core.prune import (
     evaluate_fixed,
     finetune,
     fold_masks,
+    is_masked,
     prune_model,
     sparsity_report,
     sweep,
@@ -87,11 +88,14 @@ class Workbench:
         device = self._device_of(model)
         result = evaluate_fixed(model, self.evalset.to(device))
         report = sparsity_report(model)
+        # Latency as the model would be used: masks folded in (a masked model recomputes
+        # weight = weight_orig * mask at every forward, which no saved model does).
+        timed = fold_masks(copy_model(model)) if is_masked(model) else model
         return ModelFigures(
             label=label, params=report.params, nonzero=report.nonzero_params,
             sparsity=report.sparsity, size_bytes=model_size_bytes(model), loss=result.loss,
             perplexity=result.perplexity, top1=result.top1, top5=result.top5,
-            latency_ms=latency_ms(model, self.model.context, self.bench.tokenizer.vocab_size,
+            latency_ms=latency_ms(timed, self.model.context, self.bench.tokenizer.vocab_size,
                                   reps=5, device=device),
             layers=[(layer.name, layer.sparsity) for layer in report.layers])
 

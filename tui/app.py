@@ -115,17 +115,17 @@ class LlmlabApp(App[None]):
              help="Pause the run / resume it"),
         bind("train.stop", "stop_training", "Stop",
              help="Stop the run after this step, saving a checkpoint"),
-        bind("app.dataset", "show_pane('dataset')", "Dataset",
+        bind("app.dataset", "show_pane('dataset')", "Dataset", show=False,
              help="Dataset pane: corpus, tokenizer, statistics, preview"),
-        bind("app.model", "show_pane('model')", "Model",
+        bind("app.model", "show_pane('model')", "Model", show=False,
              help="Model pane: the session form and what the model costs"),
-        bind("app.train", "show_pane('train')", "Train",
+        bind("app.train", "show_pane('train')", "Train", show=False,
              help="Train pane: progress, plots and log of the run"),
-        bind("app.prune", "show_pane('prune')", "Prune",
+        bind("app.prune", "show_pane('prune')", "Prune", show=False,
              help="Prune pane: prune and quantize the trained model, see what it costs"),
-        bind("app.generate", "show_pane('generate')", "Generate",
+        bind("app.generate", "show_pane('generate')", "Generate", show=False,
              help="Generate pane: sample text from the model (dense and compressed)"),
-        bind("app.runs", "show_pane('runs')", "Runs",
+        bind("app.runs", "show_pane('runs')", "Runs", show=False,
              help="Runs pane: every run, curves overlaid, resume, load, export CSV"),
         bind("app.help", "help", "Help", show=False,
              help="This list of keys"),
@@ -202,6 +202,8 @@ class LlmlabApp(App[None]):
         title = self.query_one(TitleBar)
         help_key = self._keymap.get("app.help", keys("app.help")).split(",")[0]
         title.help_key = self.get_key_display(Binding(help_key, ""))
+        title.pane_keys = {pane: self._keymap.get(f"app.{pane}", keys(f"app.{pane}")).split(",")[0]
+                           for pane in PANES}
         self.session_changed()
         self.train_pane.greet()
         self.train_pane.show_hparams({name: field_value(self.session, name)

@@ -133,6 +133,7 @@ class PrunePane(Vertical, can_focus=True):
         self.measured = 0
         self.shown_loss: float | None = None
         self.engine_seconds = 0.0  # how long the engine took for the last answer
+        self._measure_due = False  # a model was loaded while the pane was hidden
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="prune-controls"):
@@ -153,6 +154,8 @@ class PrunePane(Vertical, can_focus=True):
         self._refresh()
 
     def on_show(self) -> None:
+        if self._measure_due and self.source is not None:
+            self._measure_loaded()
         self._refresh()
 
     # ------------------------------------------------------------------ the session
@@ -380,10 +383,19 @@ class PrunePane(Vertical, can_focus=True):
         self.candidate = self.int8 = self.candidate_of = None
         self.sweep_points = {}
         self.note = ""
+        # A model loaded from elsewhere (the Runs pane, a finished training) is measured when
+        # this pane is shown: no engine time for a pane nobody looks at.
+        self._measure_due = True
+        if self.display:
+            self._measure_loaded()
+        self._refresh()
+
+    def _measure_loaded(self) -> None:
+        """The curve of the loaded model, and the slider's position if it is not 0%."""
+        self._measure_due = False
         if self.percent > 0:
             self._want_prune()
         self._run_sweep()
-        self._refresh()
 
     def on_candidate_measured(self, message: CandidateMeasured) -> None:
         e = message.event

@@ -1,4 +1,9 @@
-"""The top line: the panes (the current one highlighted), the session, and the engine state."""
+"""The top line: the panes (the current one highlighted, each with its key), the session,
+and the engine state.
+
+A pane's key is shown as an underlined letter of its name when it is one (Dataset, Model ...:
+the default keys), else in brackets after it; the footer keeps its room for the pane's own
+keys."""
 
 from __future__ import annotations
 
@@ -17,14 +22,21 @@ class TitleBar(Widget):
     state: reactive[str] = reactive("idle")
     step: reactive[str] = reactive("")
     help_key: reactive[str] = reactive("?")
+    pane_keys: reactive[dict[str, str]] = reactive(dict)  # pane -> its key, as displayed
+
+    def _pane_title(self, pane: str, title: str, style: str) -> list[str | tuple[str, str]]:
+        key = self.pane_keys.get(pane, "")
+        at = title.lower().find(key.lower()) if len(key) == 1 else -1
+        if at < 0:
+            return [(f" {title}" + (f" ({key}) " if key else " "), style)]
+        return [(f" {title[:at]}", style), (title[at], f"{style} underline"),
+                (f"{title[at + 1:]} ", style)]
 
     def render(self) -> Content:
         parts: list[str | tuple[str, str]] = [(" llmlab ", "bold $primary")]
         for pane, title in PANES:
-            if pane == self.pane:
-                parts.append((f" {title} ", "bold reverse $accent"))
-            else:
-                parts.append((f" {title} ", "$text-muted"))
+            style = "bold reverse $accent" if pane == self.pane else "$text-muted"
+            parts += self._pane_title(pane, title, style)
         name = self.session_name + (" *" if self.dirty else "")
         parts.append((" │ ", "$text-muted"))
         parts.append((name, "bold"))
