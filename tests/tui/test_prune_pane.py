@@ -20,7 +20,7 @@ from tui_helpers import FakeEngine, _palette_has, paste, screen_text, small_sess
 from core import messages as msg
 from core.messages import ModelFigures
 from core.prune import sparsity_report
-from core.session import Session
+from core.session import Session, load_session
 from tui.app import LlmlabApp
 from tui.messages import LoadModelRequest
 from tui.panes.prune import PrunePane, sparkline
@@ -375,6 +375,19 @@ def test_method_change_sweeps_again_and_the_session_records_the_choices(
             await pilot.press("a")
             assert (compress.method, compress.sparsity, compress.finetune_steps,
                     compress.quantize) == ("global", pytest.approx(0.2), 0, "none")
+
+            # One session, one file: saved, the file has them; opened, the pane shows them.
+            path = tmp_path / "pruned.toml"
+            assert app.write_session(path)
+            saved = load_session(path).compress
+            assert (saved.method, saved.sparsity) == ("global", pytest.approx(0.2))
+            app.open_session(small_session(tmp_path), None)
+            await pilot.pause()
+            assert (pane.method, pane.percent) == ("magnitude", 0)
+            app.open_session(load_session(path), path)
+            await pilot.pause()
+            assert (pane.method, pane.percent) == ("global", 20)
+            assert app.query_one(Slider).value == 20 and not app.dirty
 
     run(main())
 
