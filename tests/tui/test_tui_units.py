@@ -215,3 +215,23 @@ def test_engine_events_reach_subscribers_once_without_bubbling_twice() -> None:
     assert all(m._stop_propagation for m in pane.got)  # the app already has its own copy
     assert not any(m._stop_propagation for m in target.got)
     assert pane.got[0].event is target.got[0].event
+
+
+def test_no_pane_key_hides_a_key_of_the_app() -> None:
+    """A pane's binding wins over the app's while the pane has focus: one on an app key
+    (a pane switch, start/stop, save) would make that key dead in the pane."""
+    from tui.app import LlmlabApp
+    from tui.panes.dataset import DatasetPane
+    from tui.panes.generate import GeneratePane
+    from tui.panes.model import ModelPane
+    from tui.panes.prune import PrunePane
+    from tui.panes.runs import RunsPane
+    from tui.panes.train import TrainPane
+
+    def keys_of(bindings) -> set[str]:
+        return {key.strip() for b in bindings for key in b.key.split(",")}
+
+    app_keys = keys_of(LlmlabApp.BINDINGS)
+    assert {"d", "m", "t", "p", "g", "r", "s", "x", "space"} <= app_keys
+    for pane in (DatasetPane, ModelPane, TrainPane, PrunePane, GeneratePane, RunsPane):
+        assert not keys_of(pane.BINDINGS) & app_keys, pane.__name__
