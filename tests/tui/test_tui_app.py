@@ -123,6 +123,9 @@ def test_pick_sample_set_model_train_change_lr_stop_save_reopen(tmp_path: Path) 
             await pilot.press("x")
             await wait_for(pilot, lambda: app.client.state == "stopped", 60, "the stop")
             assert list((run_dir / "checkpoints").glob("step-*"))
+            # The run just trained is loaded for the Prune and Generate panes.
+            await wait_for(pilot, lambda: app.model_source == str(run_dir), 60,
+                           "the trained model loaded")
 
             # Save (the session has no file yet: the app asks where).
             await pilot.press("ctrl+s")
