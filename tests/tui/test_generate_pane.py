@@ -229,18 +229,37 @@ async def test_chinese_text_wraps_by_cell_width(tmp_path: Path, thread_factory) 
         assert len(body) >= 4  # 62 characters, 124 cells, wrapped into 37-cell rows
 
 
+@pytest.mark.parametrize("arch", ["lstm", "gru", "mlp"])
 @sync
-async def test_lstm_model(tmp_path: Path, thread_factory) -> None:
-    run_dir = train_tiny_run(tmp_path, arch="lstm")
+async def test_every_model_family(tmp_path: Path, thread_factory, arch: str) -> None:
+    run_dir = train_tiny_run(tmp_path, arch=arch)
     session = small_session(tmp_path)
     session.generate.prompt, session.generate.max_tokens, session.generate.seed = "jo", 25, 3
     app = LlmlabApp(session, None, engine_factory=thread_factory)
     async with app.run_test(size=SIZE) as pilot:
         pane = await open_pane(pilot, app)
-        assert "lstm" in screen(app)
+        assert arch in screen(app)
         await pilot.press("n")
         await wait_for(pilot, lambda: pane.done, 60, "the generation")
         assert pane.column("dense").text == reference(run_dir, "jo", max_tokens=25, seed=3)
+
+
+@sync
+async def test_chinese_words_with_jieba(tmp_path: Path, thread_factory) -> None:
+    run_dir = train_tiny_run(tmp_path, corpus="sample:zh-tales", tokenizer="jieba")
+    app = LlmlabApp(small_session(tmp_path), None, engine_factory=thread_factory)
+    async with app.run_test(size=SIZE) as pilot:
+        pane = await open_pane(pilot, app)
+        await pilot.press("e", "ctrl+a", "ctrl+k")
+        await paste(pilot, "小鹿")
+        await pilot.press("tab", "tab", "tab", "tab")
+        await set_number(pilot, "12")
+        await pilot.press("escape", "n")
+        await wait_for(pilot, lambda: pane.done, 60, "the generation")
+        expected = reference(run_dir, "小鹿", max_tokens=12, temperature=0.8)
+        assert pane.column("dense").text == expected
+        assert any("\u4e00" <= ch <= "\u9fff" for ch in expected)
+        assert "".join(expected.split())[:6] in "".join(screen(app).split())
 
 
 # --------------------------------------------------------------------------- scripted engine
