@@ -28,6 +28,12 @@ class _Cancelled(Exception):
     """A long workbench operation was cancelled by the user."""
 
 
+def _failed(command: msg.Command) -> dict:
+    """The Error fields that say which command failed."""
+    return {"command": type(command).__name__,
+            "request_id": getattr(command, "request_id", None)}
+
+
 class CommandQueue(Protocol):
     """What the engine needs of a queue: queue.Queue and multiprocessing queues both fit."""
 
@@ -122,7 +128,11 @@ class Engine:
         try:
             self._dispatch(command)
         except LlmlabError as e:
-            self.emit(msg.Error(str(e), fatal=False))
+            self.emit(msg.Error(str(e), fatal=False, **_failed(command)))
+        except Exception as e:  # a bug (a corrupt file torch chokes on...): keep serving
+            self.emit(msg.Error(f"internal error: {type(e).__name__}: {e}", fatal=False,
+                                details={"traceback": traceback.format_exc()},
+                                **_failed(command)))
 
     def _dispatch(self, command: msg.Command) -> None:
         t = self.trainer
@@ -219,7 +229,8 @@ class Engine:
             raise
         except Exception as e:  # a bug or an unchecked value: report it and keep serving
             self.emit(msg.Error(f"internal error: {type(e).__name__}: {e}", fatal=False,
-                                details={"traceback": traceback.format_exc()}))
+                                details={"traceback": traceback.format_exc()},
+                                **_failed(command)))
             return
         self.emit(msg.Compressed(figures, wb.dense_figures(), time.perf_counter() - t0))
 

@@ -311,8 +311,14 @@ class Warning(Event):  # noqa: A001 - the event's name in the API
 
 @dataclass
 class Error(Event):
-    """Something went wrong; `message` is one readable line. `fatal` ends the run."""
+    """Something went wrong; `message` is one readable line. `fatal` ends the run.
+
+    `command` names the command that failed ("Generate", "PruneTo" ...; "" for a training
+    run's failure) and `request_id` is its request id when it has one, so that a pane can tell
+    the answer to its own request from another pane's."""
 
     message: str
     fatal: bool = True
     details: dict[str, Any] = field(default_factory=dict)
+    command: str = ""
+    request_id: int | None = None

@@ -408,3 +408,29 @@ def test_score_text_before_a_load_is_one_line(runs):
     session, _ = runs["gpt"]
     _, events = serve(session, msg.ScoreText("abc"))
     assert "no model loaded" in one_line_error(events).message
+
+
+def test_an_error_names_the_command_and_request_that_failed(runs):
+    session, run_dir = runs["gpt"]
+    _, events = serve(session, msg.ScoreText("abc", 41), msg.LoadRun(str(run_dir)),
+                      msg.Generate("ab", max_tokens=3, model="compressed", request_id=42),
+                      msg.PruneTo("magnitude", 1.5))
+    errors = of(events, msg.Error)
+    assert [(e.command, e.request_id) for e in errors] == [
+        ("ScoreText", 41), ("Generate", 42), ("PruneTo", None)]
+    assert all(not e.fatal and "\n" not in e.message for e in errors)
+
+
+def test_an_unexpected_exception_in_a_load_keeps_the_engine_serving(runs, monkeypatch):
+    import core.workbench
+
+    session, run_dir = runs["gpt"]
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("torch choked on a file")
+
+    monkeypatch.setattr(core.workbench, "_load_source", broken)
+    _, events = serve(session, msg.LoadRun(str(run_dir)), msg.ScoreText("abc"))
+    errors = of(events, msg.Error)
+    assert errors[0].command == "LoadRun" and "torch choked" in errors[0].message
+    assert "no model loaded" in errors[1].message  # still serving after it

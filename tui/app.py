@@ -531,7 +531,7 @@ class LlmlabApp(App[None]):
                 text += f" (details in {path})"
             except OSError:
                 pass
-        if self.model_loading is not None and "load" in message.event.message.lower():
+        if message.event.command == "LoadRun":
             self.model_loading = None
         self.notify(text, title="engine error", severity="error", timeout=12)
 

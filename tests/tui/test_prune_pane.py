@@ -240,7 +240,7 @@ class ScriptedWorkbench:
             return [msg.ModelLoaded(SOURCE, "gpt", 60, 17, 32, DENSE)]
         if isinstance(command, msg.PruneTo):
             if self.fail:
-                return [msg.Error("internal error: scripted", fatal=False)]
+                return [msg.Error("internal error: scripted", fatal=False, command="PruneTo")]
             s = command.sparsity
             self.candidate = figures(f"{command.method} {s:.0%}", s, loss_at(s))
             events: list[msg.Event] = [msg.Compressed(self.candidate, DENSE, 0.01)]

@@ -443,10 +443,11 @@ class DatasetPane(Vertical, can_focus=True):
         self.update_heatmap(self._scored_key[1] if self._scored_key else None)
 
     def on_engine_failed(self, message: EngineFailed) -> None:
-        """A scoring (or the model load it waits for) failed: one line, the boundaries stay.
-        (The engine's errors carry no request id: one that comes while ours waits is taken as
-        its answer.)"""
-        if not self.heatmap or (self._pending is None and not self._awaiting_model):
+        """A scoring (or the model load it waits for) failed: one line, the boundaries stay."""
+        e = message.event
+        ours = ((e.command == "ScoreText" and e.request_id == self._pending)
+                or (e.command == "LoadRun" and self._awaiting_model))
+        if not self.heatmap or not ours:
             return
         self._pending = self._pending_key = None
         self._awaiting_model = False

@@ -307,14 +307,13 @@ class GeneratePane(Vertical, can_focus=True):
 
     def on_engine_failed(self, message: EngineFailed) -> None:
         """A Generate the engine refused (no candidate, a bad value, a prompt the tokenizer
-        cannot encode) comes back as an error, before any text: it belongs to the oldest
-        request still waiting for its first words."""
-        self.call_after_refresh(self.show_source)  # (a load that failed)
-        waiting = [(rid, m) for rid, m in self.requests.items()
-                   if self.column(m).state == "waiting"]
-        if not waiting:
+        cannot encode) comes back as an error naming its request."""
+        e = message.event
+        if e.command == "LoadRun":
+            self.call_after_refresh(self.show_source)
+        if e.command != "Generate" or e.request_id not in self.requests:
             return
-        request_id, model = min(waiting)
+        request_id, model = e.request_id, self.requests[e.request_id]
         del self.requests[request_id]
         text = message.event.message
         if "nothing to generate" in text:

@@ -51,6 +51,9 @@ LEFT_MIN, LEFT_MAX = 32, 52  # columns of the table's side
 _UNSET = object()
 ECHOED = ("compress.method", "compress.sparsity")  # fields show_session shows
 SWEEP_LEVELS = len(msg.Sweep("").levels)
+# The commands whose failure ends what this pane waits for.
+PRUNE_COMMANDS = frozenset({"LoadRun", "PruneTo", "Sweep", "FineTune", "Quantize",
+                            "SaveCompressed"})
 
 
 def sparkline(values: list[float], width: int = 12) -> str:
@@ -451,7 +454,10 @@ class PrunePane(Vertical, can_focus=True):
         self._refresh()
 
     def on_engine_failed(self, message: EngineFailed) -> None:
-        """The app shows the error; here nothing is being measured any more."""
+        """The app shows the error; here nothing is being measured any more (another pane's
+        failure, a Generate or a ScoreText, changes nothing here)."""
+        if message.event.command not in PRUNE_COMMANDS:
+            return
         self._clear_requests()
         self._refresh()
         # (the app forgets a failed load on its own copy of the message: show it after that)

@@ -298,7 +298,7 @@ class RunsPane(Vertical, can_focus=True):
     def on_engine_failed(self, message: EngineFailed) -> None:
         """The engine could not do something (the app says what): a load this pane asked
         for is no longer under way."""
-        if self.opening is not None:
+        if self.opening is not None and message.event.command == "LoadRun":
             self.opening = None
             self._show_status()
 
