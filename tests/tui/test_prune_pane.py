@@ -324,6 +324,32 @@ def test_held_keys_send_only_the_newest_position(tmp_path: Path, scripted,
     run(main())
 
 
+def test_a_slider_move_interrupts_the_sweep_and_the_curve_finishes_after(
+        tmp_path: Path, scripted, fake_engines) -> None:
+    _workbench, factory = scripted
+
+    async def main() -> None:
+        app = LlmlabApp(small_session(tmp_path), None, engine_factory=factory)
+        async with app.run_test(size=SIZE) as pilot:
+            pane = await load_scripted(pilot)
+            engine = fake_engines[-1]
+            # As if the sweep were under way, three levels measured so far.
+            pane.sweeping = True
+            pane.sweep_points = {0.0: 1.0, 10.0: 1.01, 20.0: 1.02}
+            await pilot.press("right")
+            assert [type(c).__name__ for c in engine.sent[-3:]] == ["Cancel", "PruneTo",
+                                                                     "Sweep"]
+            resumed = sent(engine, msg.Sweep)[-1]
+            assert resumed.method == "magnitude"
+            assert resumed.levels == (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
+            await wait_for(pilot, lambda: not pane.sweeping and not pane.pruning, 5,
+                           "the candidate, then the rest of the curve")
+            assert pane.candidate.label == "magnitude 5%"
+            assert len(pane.sweep_points) == 11
+
+    run(main())
+
+
 def test_method_change_sweeps_again_and_the_session_records_the_choices(
         tmp_path: Path, scripted, fake_engines) -> None:
     _workbench, factory = scripted
@@ -344,8 +370,8 @@ def test_method_change_sweeps_again_and_the_session_records_the_choices(
             pane.sweeping = True  # (as if the sweep were still under way: it is cancelled)
             await pilot.press("e")  # the next method
             assert app.session.compress.method == "global"
-            assert [type(c).__name__ for c in engine.sent[-3:]] == ["Cancel", "Sweep",
-                                                                     "PruneTo"]
+            assert [type(c).__name__ for c in engine.sent[-3:]] == ["Cancel", "PruneTo",
+                                                                     "Sweep"]
             assert sent(engine, msg.Sweep)[-1].method == "global"
             await wait_for(pilot, lambda: pane.candidate.label == "global 15%"
                            and not pane.sweeping, 5, "the new method's candidate and curve")

@@ -50,7 +50,7 @@ SPARK = "▁▂▃▄▅▆▇█"
 LEFT_MIN, LEFT_MAX = 32, 52  # columns of the table's side
 _UNSET = object()
 ECHOED = ("compress.method", "compress.sparsity")  # fields show_session shows
-SWEEP_LEVELS = len(msg.Sweep("").levels)
+SWEEP_LEVELS: tuple[float, ...] = msg.Sweep("").levels
 # The commands whose failure ends what this pane waits for.
 PRUNE_COMMANDS = frozenset({"LoadRun", "PruneTo", "Sweep", "FineTune", "Quantize",
                             "SaveCompressed"})
@@ -210,8 +210,9 @@ class PrunePane(Vertical, can_focus=True):
         self._show_controls()
         if self.dense is not None:
             if new_method:
-                self._run_sweep()
-            self._want_prune()
+                self._method_changed()
+            else:
+                self._want_prune()
         self._refresh()
 
     def _show_controls(self) -> None:
@@ -255,9 +256,16 @@ class PrunePane(Vertical, can_focus=True):
         self.method = method
         self._post_edit("compress.method", method)
         if self.dense is not None:
-            self._run_sweep()
-            self._want_prune()
+            self._method_changed()
         self._refresh()
+
+    def _method_changed(self) -> None:
+        """A new method: the slider's answer first, then the new method's curve."""
+        if self.sweeping:  # (the old method's curve)
+            self._request(msg.Cancel())
+        self.sweeping, self.sweep_points = False, {}
+        self._want_prune()
+        self._run_sweep()
 
     # ------------------------------------------------------------------ requests
 
@@ -274,8 +282,21 @@ class PrunePane(Vertical, can_focus=True):
             return
         self._wanted = None
         self._in_flight = wanted
+        levels_left = self._interrupt_sweep()
         self._pending.append("prune")
         self._request(msg.PruneTo(wanted[0], wanted[1] / 100))
+        if levels_left:
+            self._request(msg.Sweep(self.method, levels_left))
+
+    def _interrupt_sweep(self) -> tuple[float, ...]:
+        """Cancel the sweep under way, so that a slider move is answered within a second and
+        not after the whole curve; the levels it has left, to sweep after the move."""
+        if not self.sweeping:
+            return ()
+        self._request(msg.Cancel())
+        done = set(self.sweep_points)
+        return tuple(level for level in SWEEP_LEVELS
+                     if round(level * 100, 1) not in done)
 
     def _run_sweep(self) -> None:
         if self.sweeping:
@@ -508,7 +529,7 @@ class PrunePane(Vertical, can_focus=True):
         if self.saving:
             parts.append("writing …")
         if self.sweeping:
-            parts.append(f"sweep {len(self.sweep_points)}/{SWEEP_LEVELS} …")
+            parts.append(f"sweep {len(self.sweep_points)}/{len(SWEEP_LEVELS)} …")
         if not parts and self.note:
             parts.append(self.note)
         return " · ".join(parts)
