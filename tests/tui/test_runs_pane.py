@@ -386,3 +386,25 @@ def test_runs_pane_snapshot(snap_compare, tmp_path: Path) -> None:
         pane.redraw()
 
     assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
+
+
+def test_with_nothing_overlaid_the_plot_shows_the_cursor_run(real_runs) -> None:
+    base, (tiny, other) = real_runs
+
+    async def scenario() -> None:
+        app = LlmlabApp(small_session(base), None)
+        async with app.run_test(size=SIZE) as pilot:
+            pane = await show_runs(pilot, app)
+            await wait_for(pilot, lambda: len(pane.plot_data().series) == 2, 20,
+                           "the cursor run's curves")
+            assert {s.label for s in pane.plot_data().series} == {
+                f"tiny/{tiny.name} train", f"tiny/{tiny.name} val"}
+            await pilot.press("down")
+            await wait_for(pilot, lambda: {s.label for s in pane.plot_data().series} == {
+                f"other/{other.name} train", f"other/{other.name} val"}, 20, "the next run's")
+            await pilot.press("enter", "up")  # overlaid: the plot keeps what is overlaid
+            await wait_for(pilot, lambda: pane.plot.data == pane.plot_data(), 5, "redrawn")
+            assert {s.label for s in pane.plot_data().series} == {
+                f"other/{other.name} train", f"other/{other.name} val"}
+
+    run(scenario())

@@ -9,6 +9,8 @@ only when its metrics file changed.
 
 The plot shows, per run and in the run's colour, the train loss (a line; TensorBoard's
 debiased EMA of it with smoothing on, as in the Train pane) and the validation loss (dots).
+With no run overlaid it shows the run under the cursor, so the pane never opens on an empty
+plot.
 """
 
 from __future__ import annotations
@@ -124,6 +126,7 @@ class RunsPane(Vertical, can_focus=True):
         self.session: Session | None = None
         self.runs: list[RunSummary] = []
         self.selected: dict[str, str] = {}  # run path -> its colour variable, in order
+        self.preview: str | None = None  # the run under the cursor (plotted if none is selected)
         self.curves: dict[str, RunCurves] = {}
         self.smoothing = True
         self.log_scale = False
@@ -229,7 +232,7 @@ class RunsPane(Vertical, can_focus=True):
             self._scanned(runs, curves)
         elif worker.group == "runs-curves":
             path, curves = worker.result
-            if path in self.selected:
+            if path in self.selected or path == self.preview:
                 self.curves[path] = curves
                 self.redraw()
         elif worker.group == "runs-export":
@@ -243,7 +246,8 @@ class RunsPane(Vertical, can_focus=True):
         self.runs = sorted(runs, key=lambda r: r.session != current)
         present = {str(r.path) for r in self.runs}
         self.selected = {p: c for p, c in self.selected.items() if p in present}
-        self.curves = {p: c for p, c in curves.items() if p in self.selected}
+        self.curves = {p: c for p, c in {**self.curves, **curves}.items()
+                       if p in self.selected or p == self.preview and p in present}
         for path in self.selected:
             if path not in self.curves:
                 self._read_curves(path)
@@ -318,7 +322,10 @@ class RunsPane(Vertical, can_focus=True):
         path = str(run.path)
         if path in self.selected:
             del self.selected[path]
-            self.curves.pop(path, None)
+            if path != self.preview:
+                self.curves.pop(path, None)
+            if not self.selected and self.preview and self.preview not in self.curves:
+                self._read_curves(self.preview)  # (the plot falls back on the cursor's run)
         else:
             used = set(self.selected.values())
             free = [c for c in RUN_COLORS if c not in used]
@@ -402,11 +409,29 @@ class RunsPane(Vertical, can_focus=True):
 
     # ------------------------------------------------------------------ the plot
 
+    def on_data_table_row_highlighted(self, event: Any) -> None:
+        """With nothing overlaid, the plot shows the run under the cursor."""
+        run = self.table.cursor_run()
+        self.preview = str(run.path) if run is not None else None
+        if self.preview is None or self.selected:
+            return
+        if self.preview in self.curves:
+            self.redraw()
+        else:
+            self._read_curves(self.preview)
+
+    def plotted(self) -> dict[str, str]:
+        """Run folder -> colour of the runs on the plot: those overlaid, else the cursor's."""
+        if self.selected or self.preview is None:
+            return self.selected
+        return {self.preview: RUN_COLORS[0]}
+
     def plot_data(self) -> PlotData:
-        """What the plot shows now (the data a test can read back): per run overlaid, its
-        train loss (smoothed or not) and its val loss, in the run's colour."""
+        """What the plot shows now (the data a test can read back): per run overlaid (or the
+        cursor's, when none is), its train loss (smoothed or not) and its val loss, in the
+        run's colour."""
         series: list[Series] = []
-        for path, color in self.selected.items():
+        for path, color in self.plotted().items():
             curves = self.curves.get(path)
             if curves is None:
                 continue
