@@ -296,7 +296,7 @@ async def drive_workbench(session_path: Path, moves: int, tokens: int) -> dict:
             while not condition():
                 if time.perf_counter() > deadline:
                     raise TimeoutError(f"no {what} after {timeout}s")
-                await pilot.pause(0.005)
+                await pilot.pause(0.02)  # (polling faster would take CPU from the engine)
 
         await until(lambda: app.corpus is not None, 120, "the corpus")  # the first screen
         await pilot.press("p")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import sys
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 from textual.binding import Binding
 
@@ -45,6 +46,15 @@ def default_keymap() -> dict[str, str]:
 
 def keys(binding_id: str) -> str:
     return default_keymap()[binding_id]
+
+
+def key_display(app: Any, binding_id: str) -> str:
+    """The first key of a binding as the user's keymap has it, as the footer shows it
+    ("^r", "⏎", "h"): for hints like "h: surprise heatmap"."""
+    from textual.binding import Binding
+
+    key = (getattr(app, "_keymap", None) or {}).get(binding_id, keys(binding_id))
+    return app.get_key_display(Binding(key.split(",")[0], ""))
 
 
 def bind(binding_id: str, action: str, description: str = "", *, show: bool = True,

@@ -25,7 +25,7 @@ from textual.worker import get_current_worker
 from core.messages import ScoreText
 from core.samples import SAMPLE_PREFIX, SAMPLES
 from core.session import DataConfig, Session, field_doc
-from tui.keymap import bind, keys
+from tui.keymap import bind, key_display, keys
 from tui.messages import (
     CorpusFailed,
     CorpusLoaded,
@@ -158,11 +158,7 @@ class DatasetPane(Vertical, can_focus=True):
     def _show_heat_key(self) -> None:
         """Name the heatmap's key as the user's keymap has it (the app applies that keymap in
         its on_mount)."""
-        from textual.binding import Binding
-
-        keymap = getattr(self.app, "_keymap", {}) or {}
-        key = keymap.get("dataset.heatmap", keys("dataset.heatmap")).split(",")[0]
-        shown = self.app.get_key_display(Binding(key, ""))
+        shown = key_display(self.app, "dataset.heatmap")
         self.query_one("#preview-title", Label).update(BOUNDARY_TITLE.format(key=shown))
         self.query_one(SurpriseLegend).key = shown
 

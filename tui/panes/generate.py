@@ -31,7 +31,7 @@ from textual.widgets import Input, Label, Select, Static
 from core import messages as msg
 from core.session import GenerateConfig, Session
 from tui.commands import PaletteCommand
-from tui.keymap import bind, keys
+from tui.keymap import bind, key_display
 from tui.messages import (
     CandidateMeasured,
     EngineFailed,
@@ -125,8 +125,7 @@ class GeneratePane(Vertical, can_focus=True):
         return not self.requests and self.generations_done > 0
 
     def _key(self, binding_id: str) -> str:
-        key = self.app._keymap.get(binding_id, keys(binding_id)).split(",")[0]
-        return self.app.get_key_display(Binding(key, ""))
+        return key_display(self.app, binding_id)
 
     # ------------------------------------------------------------------ the session
 

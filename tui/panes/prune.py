@@ -26,7 +26,7 @@ from core import messages as msg
 from core.messages import ModelFigures
 from core.session import Session, field_doc
 from tui.commands import PaletteCommand
-from tui.keymap import bind
+from tui.keymap import bind, key_display
 from tui.messages import (
     CandidateMeasured,
     CompressedWritten,
@@ -487,13 +487,7 @@ class PrunePane(Vertical, can_focus=True):
     # ------------------------------------------------------------------ showing
 
     def _key(self, binding_id: str) -> str:
-        from textual.binding import Binding
-
-        from tui.keymap import keys
-
-        keymap = getattr(self.app, "_keymap", {})
-        key = keymap.get(binding_id, keys(binding_id)).split(",")[0]
-        return self.app.get_key_display(Binding(key, ""))
+        return key_display(self.app, binding_id)
 
     def _hint(self) -> str:
         loading = getattr(self.app, "model_loading", None)

@@ -23,7 +23,6 @@ from typing import Any, ClassVar
 
 from textual import work
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Vertical
 from textual.content import Content
 from textual.widgets import Static
@@ -32,7 +31,7 @@ from textual.worker import Worker, WorkerState, get_current_worker
 from core.runs import METRICS_FILE, RunSummary, export_csv, list_runs, read_metrics
 from core.session import Session
 from tui.commands import PaletteCommand
-from tui.keymap import bind, keys
+from tui.keymap import bind, key_display, keys
 from tui.messages import (
     EngineFailed,
     EngineMessage,
@@ -477,12 +476,10 @@ class RunsPane(Vertical, can_focus=True):
         self.query_one("#runs-status", Static).update(Content.assemble(*parts))
 
     def _key(self, binding_id: str) -> str:
-        key = keys(binding_id)
         try:
-            key = self.app._keymap.get(binding_id, key)
-            return self.app.get_key_display(Binding(key.split(",")[0], ""))
+            return key_display(self.app, binding_id)
         except Exception:  # not in an app yet
-            return key.split(",")[0]
+            return keys(binding_id).split(",")[0]
 
     # ------------------------------------------------------------------ palette
 

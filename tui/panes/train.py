@@ -14,7 +14,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 
 from tui.history import TrainHistory
-from tui.keymap import bind
+from tui.keymap import bind, key_display
 from tui.messages import (
     CheckpointReported,
     EngineFailed,
@@ -188,12 +188,7 @@ class TrainPane(Vertical, can_focus=True):
         self.query_one("#plot-lr", MetricPlot).show(data["lr"])
 
     def _key(self, binding_id: str) -> str:
-        from textual.binding import Binding
-
-        from tui.keymap import keys
-
-        key = self.app._keymap.get(binding_id, keys(binding_id)).split(",")[0]
-        return self.app.get_key_display(Binding(key, ""))
+        return key_display(self.app, binding_id)
 
     def _sync_toggles(self) -> None:
         line = self.query_one(HparamLine)
