@@ -403,3 +403,23 @@ def test_save_never_writes_into_the_package(tmp_path: Path) -> None:
             assert app.session_path == tmp_path / "mine.toml"
 
     run(scenario())
+
+
+def test_a_session_with_a_corpus_file_opens_with_the_keys_working(tmp_path: Path) -> None:
+    """The first key goes to the app, not into the corpus path field (whose Select, on
+    mount, once took the focus to it)."""
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("a small corpus of words\n" * 50, encoding="utf-8")
+    session = small_session(tmp_path)
+    session.data.corpus = str(corpus)
+
+    async def scenario() -> None:
+        app = LlmlabApp(session, None)
+        async with app.run_test(size=SIZE) as pilot:
+            assert app.focused is None or app.focused.id != "corpus-path"
+            await pilot.press("t")
+            assert app.current_pane == "train"
+            assert app.query_one("#corpus-path").value == str(corpus)
+            assert app.session.data.corpus == str(corpus)
+
+    run(scenario())

@@ -297,7 +297,8 @@ class DatasetPane(Vertical, can_focus=True):
         if event.value == BROWSE:
             self.action_browse()
         elif event.value == TYPED_PATH:
-            self.query_one("#corpus-path", Input).focus()
+            if event.select.has_focus:  # (not the Changed a new Select posts on mount)
+                self.query_one("#corpus-path", Input).focus()
         else:
             with self.query_one("#corpus-path", Input).prevent(Input.Changed):
                 self.query_one("#corpus-path", Input).value = ""
