@@ -45,10 +45,11 @@ from core.quantize import (
     set_int8_tensors,
     weight_tensors,
 )
+from core.runs import COMPRESSED_META
 from core.session import ModelConfig, session_from_dict
 
 WEIGHTS_FILE = "model.safetensors"
-META_FILE = "compressed.json"
+META_FILE = COMPRESSED_META
 FILES = (WEIGHTS_FILE, META_FILE)
 FORMAT = 1
 # Keys of compressed.json that save_compressed computes; a caller's meta may not set them.

@@ -40,6 +40,7 @@ SESSION_FILE = "session.toml"
 INFO_FILE = "run.json"
 METRICS_FILE = "metrics.jsonl"
 CHECKPOINTS_DIR = "checkpoints"
+COMPRESSED_META = "compressed.json"  # marks a compressed-model folder (core.compressed)
 RUN_ID_FORMAT = "%Y%m%d-%H%M%S"
 
 
@@ -188,6 +189,11 @@ def load_run_session(run_dir: Path) -> Session:
     session = load_session(Path(run_dir) / SESSION_FILE)
     session.base_dir = Path(run_dir)
     return session
+
+
+def is_compressed_model(path: Path) -> bool:
+    """A folder written by core.compressed.save_compressed (a pruned or int8 model)."""
+    return (Path(path) / COMPRESSED_META).is_file()
 
 
 def is_run_dir(path: Path) -> bool:

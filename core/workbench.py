@@ -42,10 +42,9 @@ from core.prune import (
 )
 from core.quantize import is_quantized, latency_ms, model_size_bytes, quantize_int8
 from core.report import EvalReport, evaluation_report
+from core.runs import is_compressed_model
 from core.session import Session, save_session
 from core.tokenizers import Tokenizer, load_tokenizer
-
-COMPRESSED_JSON = "compressed.json"
 
 
 @dataclass
@@ -285,10 +284,6 @@ def compression_label(meta: dict) -> str:
     if meta.get("quantize") == "int8":
         parts.append("int8")
     return " ".join(parts)
-
-
-def is_compressed_model(path: Path) -> bool:
-    return (path / COMPRESSED_JSON).is_file()
 
 
 def _load_source(source: Path, device: str) -> tuple[nn.Module, Bench]:

@@ -11,7 +11,6 @@ from rich.table import Table
 from core.errors import LlmlabError
 
 EXIT_OK = 0
-COMPRESSED_JSON = "compressed.json"  # core.workbench.COMPRESSED_JSON, without importing torch
 METHODS = ("magnitude", "global", "random", "structured")
 
 
@@ -46,11 +45,11 @@ def _source_args(parser: argparse.ArgumentParser) -> None:
 
 def open_workbench(spec: str, runs_dir: Path):
     """A Workbench on a compressed-model folder or on a run found by `spec`."""
-    from core.runs import find_run
+    from core.runs import find_run, is_compressed_model
 
     path = Path(spec)
     # (core.workbench imports torch: a wrong name is answered before that)
-    source = path if (path / COMPRESSED_JSON).is_file() else find_run(spec, runs_dir)
+    source = path if is_compressed_model(path) else find_run(spec, runs_dir)
     from core.workbench import Workbench
 
     return Workbench(source)

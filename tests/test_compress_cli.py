@@ -230,11 +230,19 @@ def test_sample_without_the_cache_makes_the_same_tokens(folder, monkeypatch, cap
 # --------------------------------------------------------------------------- mistakes
 
 
-def test_a_compressed_model_is_recognised_without_importing_torch():
-    import core.workbench
-    import llmlab.compress_commands
+def test_a_compressed_model_is_recognised_without_importing_torch(tmp_path):
+    import subprocess
+    import sys
 
-    assert llmlab.compress_commands.COMPRESSED_JSON == core.workbench.COMPRESSED_JSON
+    import core.compressed
+    import core.runs
+
+    assert core.compressed.META_FILE == core.runs.COMPRESSED_META  # (what save writes)
+    (tmp_path / core.runs.COMPRESSED_META).write_text("{}")
+    code = ("import sys, core.runs; "
+            f"assert core.runs.is_compressed_model({str(tmp_path)!r}); "
+            "assert 'torch' not in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True)
 
 
 @pytest.mark.parametrize(("args", "words"), [
