@@ -245,6 +245,8 @@ class ModelLoaded(Event):
     vocab_size: int
     context: int
     dense: ModelFigures
+    compression: str = ""  # what was done to a compressed model ("magnitude 50% int8"), or ""
+    quantized: bool = False  # int8: it can be generated from, not pruned
 
 
 @dataclass

@@ -99,9 +99,35 @@ class Workbench:
             layers=[(layer.name, layer.sparsity) for layer in report.layers])
 
     def dense_figures(self) -> ModelFigures:
+        """The loaded model's figures: the baseline every candidate is compared with."""
         if self._dense is None:
-            self._dense = self.measure(self.model, "dense")
+            figures = self.measure(self.model, self.loaded_label())
+            if is_quantized(self.model):
+                figures = self._saved_counts(figures)
+            self._dense = figures
         return self._dense
+
+    def loaded_label(self) -> str:
+        """"dense" for a run; what was done to it for a compressed model."""
+        meta = self.bench.compressed_meta
+        if meta is None:
+            return "dense"
+        int8 = "int8" if is_quantized(self.model) else "none"
+        return compression_label({**meta, "quantize": int8}) or "dense"
+
+    def _saved_counts(self, figures: ModelFigures) -> ModelFigures:
+        """Packed int8 layers hide their weights from sparsity_report: a loaded int8 model's
+        parameter and zero counts are those its compressed.json recorded when it was saved
+        (counted over the stored tensors, so they differ a little from sparsity_report's)."""
+        meta = self.bench.compressed_meta or {}
+        stored = meta.get("stored") or {}
+        if "params" not in stored:
+            return figures
+        params, zeros = int(stored["params"]), float(stored.get("zero_fraction", 0.0))
+        layers = list((meta.get("layer_sparsity") or stored.get("layer_zero_fraction")
+                       or {}).items())
+        return dataclasses.replace(figures, params=params, nonzero=round(params * (1 - zeros)),
+                                   sparsity=zeros, layers=layers or figures.layers)
 
     # ------------------------------------------------------------------ compressing
 

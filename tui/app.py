@@ -487,6 +487,25 @@ class LlmlabApp(App[None]):
         runs = list_runs(self.session.resolve(self.session.train.runs_dir), self.session.name)
         return str(runs[0].path) if runs else None
 
+    def action_pick_model(self) -> None:
+        """Ask for a run folder or a compressed-model folder, and load it."""
+        from core.runs import is_compressed_model, is_run_dir
+
+        def accept(path: Path) -> str | None:
+            if is_run_dir(path) or is_compressed_model(path):
+                return None
+            return f"{path}: not a run folder nor a compressed model (no run.json, no " \
+                   "compressed.json)"
+
+        def chosen(path: Path | None) -> None:
+            if path is not None:
+                self.load_model(str(path))
+
+        start = self.session.resolve(self.session.train.runs_dir)
+        self.push_screen(PathPickerScreen("Load a run or a compressed model",
+                                          start if start.is_dir() else Path.cwd(), pick="any",
+                                          accept=accept), chosen)
+
     def on_load_model_request(self, message: LoadModelRequest) -> None:
         self.load_model(message.path)
 
@@ -706,6 +725,9 @@ class LlmlabApp(App[None]):
               partial(self.show_pane, "runs")),
             c("Model: load the newest run", "for pruning, generating and the surprise view",
               partial(self.load_model, None)),
+            c("Model: load a run or compressed-model folder…",
+              "e.g. one written by the Prune pane (w): generate from it, prune it further",
+              self.action_pick_model),
             c("Train: start", "start a new run of this session", self.action_start_training),
             c("Train: pause / resume", "", self.action_toggle_pause),
             c("Train: stop", "stop after this step, saving a checkpoint",

@@ -23,6 +23,7 @@ from core.prune import sparsity_report
 from core.session import Session, load_session
 from tui.app import LlmlabApp
 from tui.messages import LoadModelRequest
+from tui.screens.path_picker import PathPickerScreen
 from tui.panes.prune import PrunePane, sparkline
 from tui.widgets.prune_layers import bar, short_name
 from tui.widgets.prune_table import PruneTable, compact_count, human_bytes, table_cells
@@ -162,6 +163,37 @@ def test_quantize_fine_tune_and_write(trained, thread_factory, thread_engines) -
             meta = json.loads((folder / "compressed.json").read_text())
             assert json.dumps(meta)  # readable
             assert folder.name in screen_text(app)
+
+            # The written model loads again, by the palette's folder picker; a folder that
+            # is neither a run nor a compressed model is refused in the dialog.
+            written = pane.candidate
+            app.action_pick_model()
+            await wait_for(pilot, lambda: isinstance(app.screen, PathPickerScreen), 10,
+                           "the folder dialog")
+            await pilot.press("ctrl+a", "ctrl+k")
+            await paste(pilot, str(run_dir / "checkpoints"))
+            await pilot.press("enter")
+            await pilot.pause()
+            assert isinstance(app.screen, PathPickerScreen)
+            assert "not a run folder nor a compressed model" in screen_text(app)
+            await pilot.press("ctrl+a", "ctrl+k")
+            await paste(pilot, str(folder))
+            await pilot.press("enter")
+            await wait_for(pilot, lambda: app.model_source == str(folder), 30,
+                           "the compressed model loaded")
+            await wait_for(pilot, lambda: pane.source == str(folder), 10, "the pane's source")
+            text = screen_text(app)
+            assert f"compressed/{folder.name}" in text
+            assert "magnitude 30% +100 steps" in text  # (what was done to it)
+            # The saved counts, not those packed int8 layers show: ~30% zeros.
+            assert pane.dense.params == pytest.approx(written.params, rel=0.05)
+            assert pane.dense.layers
+            assert pane.dense.sparsity == pytest.approx(0.3, abs=0.1)
+            assert "int8: generate from it" in text  # and no sweep, no error
+            assert not pane.sweeping and not any(
+                isinstance(c, msg.Sweep) for c in thread_engines[-1].sent[-3:])
+            await pilot.press("right")
+            assert any("the loaded model is int8" in n for n in notifications(app))
 
     run(main())
 

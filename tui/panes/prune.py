@@ -137,6 +137,8 @@ class PrunePane(Vertical, can_focus=True):
         self.shown_loss: float | None = None
         self.engine_seconds = 0.0  # how long the engine took for the last answer
         self._measure_due = False  # a model was loaded while the pane was hidden
+        self.compression = ""  # what was done to the loaded model, if it is a compressed one
+        self.quantized = False  # the loaded model is int8: nothing to prune
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="prune-controls"):
@@ -274,7 +276,7 @@ class PrunePane(Vertical, can_focus=True):
 
     def _want_prune(self) -> None:
         """Prune a copy to the slider's position: now, or when the one in flight answers."""
-        if self.dense is None:
+        if self.dense is None or self._refuse_int8():
             return
         wanted = (self.method, self.percent)
         if self._in_flight is not None:
@@ -298,7 +300,16 @@ class PrunePane(Vertical, can_focus=True):
         return tuple(level for level in SWEEP_LEVELS
                      if round(level * 100, 1) not in done)
 
+    def _refuse_int8(self) -> bool:
+        """Say so (True) when the loaded model is int8, which cannot be pruned."""
+        if self.quantized:
+            self.notify("the loaded model is int8: prune the run it came from (Runs pane), "
+                        "then quantize", severity="warning")
+        return self.quantized
+
     def _run_sweep(self) -> None:
+        if self._refuse_int8():
+            return
         if self.sweeping:
             self._request(msg.Cancel())
         self.sweeping = True
@@ -404,6 +415,7 @@ class PrunePane(Vertical, can_focus=True):
         e = message.event
         self._clear_requests()
         self.source, self.step, self.dense = e.source, e.step, e.dense
+        self.compression, self.quantized = e.compression, e.quantized
         self.candidate = self.int8 = self.candidate_of = None
         self.sweep_points = {}
         self.note = ""
@@ -417,6 +429,9 @@ class PrunePane(Vertical, can_focus=True):
     def _measure_loaded(self) -> None:
         """The curve of the loaded model, and the slider's position if it is not 0%."""
         self._measure_due = False
+        if self.quantized:  # (an int8 model cannot be pruned: the engine would say so)
+            self.note = "int8: generate from it (g); to prune, load the run it came from"
+            return
         if self.percent > 0:
             self._want_prune()
         self._run_sweep()
@@ -547,7 +562,8 @@ class PrunePane(Vertical, can_focus=True):
         self.query_one("#prune-percent", Static).update(f"{self.percent:>2}%")
         source = self.query_one("#prune-source", Static)
         if self.source is not None and self.dense is not None:
-            source.update(f"{source_name(self.source)} · step {self.step} · "
+            done = f" · {self.compression}" if self.compression else ""
+            source.update(f"{source_name(self.source)}{done} · step {self.step} · "
                           f"{self.dense.params:,} params")
         else:
             source.update(self._hint())
