@@ -23,8 +23,8 @@ from core.prune import sparsity_report
 from core.session import Session, load_session
 from tui.app import LlmlabApp
 from tui.messages import LoadModelRequest
-from tui.screens.path_picker import PathPickerScreen
 from tui.panes.prune import PrunePane, sparkline
+from tui.screens.path_picker import PathPickerScreen
 from tui.widgets.prune_layers import bar, short_name
 from tui.widgets.prune_table import PruneTable, compact_count, human_bytes, table_cells
 
