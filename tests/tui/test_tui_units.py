@@ -235,3 +235,19 @@ def test_no_pane_key_hides_a_key_of_the_app() -> None:
     assert {"d", "m", "t", "p", "g", "r", "s", "x", "space"} <= app_keys
     for pane in (DatasetPane, ModelPane, TrainPane, PrunePane, GeneratePane, RunsPane):
         assert not keys_of(pane.BINDINGS) & app_keys, pane.__name__
+
+
+def test_plot_ticks_are_round_whole_numbers() -> None:
+    from tui.widgets.metric_plot import nice_ticks, tick_label
+
+    assert nice_ticks(0, 95, most=5) == [0, 25, 50, 75]
+    assert nice_ticks(0, 2000, most=5) == [0, 500, 1000, 1500, 2000]
+    assert nice_ticks(1, 60, most=4) == [20, 40, 60]
+    assert nice_ticks(3, 3) == [3]
+    for lo, hi, most in [(0, 1, 3), (7, 123_457, 6), (1, 59, 2), (250, 251, 5)]:
+        ticks = nice_ticks(lo, hi, most)
+        assert 1 <= len(ticks) <= most and lo <= ticks[0] and ticks[-1] <= hi
+        gaps = {round(b - a, 9) for a, b in zip(ticks, ticks[1:], strict=False)}
+        assert len(gaps) <= 1  # evenly spaced
+    assert [tick_label(x) for x in (0, 250, 1500, 12_000, 2_500_000)] == [
+        "0", "250", "1500", "12k", "2.5M"]

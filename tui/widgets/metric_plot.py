@@ -27,6 +27,28 @@ class PlotData:
     log_y: bool = False
 
 
+def nice_ticks(lo: float, hi: float, most: int = 5) -> list[float]:
+    """At most `most` round ticks (multiples of 1, 2, 2.5 or 5 x 10^k) between lo and hi."""
+    if not (math.isfinite(lo) and math.isfinite(hi)) or hi <= lo:
+        return [lo] if math.isfinite(lo) else []
+    raw = (hi - lo) / max(1, most - 1)
+    magnitude = 10 ** math.floor(math.log10(raw))
+    step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw)
+    first = math.ceil(lo / step) * step
+    if first > hi:  # (no round number in between: the ends)
+        return [lo, hi]
+    return [first + i * step for i in range(int((hi - first) / step + 1e-9) + 1)]
+
+
+def tick_label(x: float) -> str:
+    """A whole step or percent as a short label: 250, 1500, 12k, 1.2M."""
+    if abs(x) >= 1e6:
+        return f"{x / 1e6:g}M"
+    if abs(x) >= 1e4:
+        return f"{x / 1e3:g}k"
+    return f"{x:g}"
+
+
 class MetricPlot(PlotextPlot):
     """Call `show(PlotData)`; the plot keeps at most ~2 points per column of each series."""
 
@@ -74,6 +96,11 @@ class MetricPlot(PlotextPlot):
         self._cache = (key, result)
         return result
 
+    def _x_values(self):
+        for s in self.data.series:
+            yield from s.steps
+        yield from self.data.markers
+
     def _render_plot(self):
         plt = self.plt
         plt.clear_data()
@@ -82,6 +109,7 @@ class MetricPlot(PlotextPlot):
         width = max(10, self.size.width)
         log_y = self.data.log_y
         drawn = False
+        whole_x: list[float] = []
         for s in self.data.series:
             xs, ys = s.steps, s.values
             if log_y:
@@ -92,9 +120,16 @@ class MetricPlot(PlotextPlot):
                 continue
             xs, ys = downsample([p[0] for p in pairs], [p[1] for p in pairs], 2 * width)
             plt.plot(xs, ys, marker=s.marker, color=self._rgb(s.color))
+            whole_x += [min(xs), max(xs)]
             drawn = True
         if log_y and drawn:
             plt.yscale("log")
+        xs_all = [*whole_x, *self.data.markers]
+        if drawn and all(float(x).is_integer() for x in self._x_values()):
+            # Steps and percents are whole numbers: round ticks, not plotext's "23.8 47.5".
+            lo, hi = min(xs_all), max(xs_all)
+            ticks = nice_ticks(lo, hi, most=max(2, min(6, width // 7)))
+            plt.xticks(ticks, [tick_label(t) for t in ticks])
         for step in self.data.markers:
             plt.vline(step, self._rgb("plot-marker"))
         if not drawn:
