@@ -34,6 +34,65 @@ def _failed(command: msg.Command) -> dict:
             "request_id": getattr(command, "request_id", None)}
 
 
+EMIT_EVERY = 0.03  # seconds between Generated events of a stream: the screen needs no more
+
+
+class _Stream:
+    """One generation under way: its text not yet reported, its tokens, and the time spent
+    making them (tokens/s is per stream, whatever else ran between its tokens)."""
+
+    def __init__(self, command: msg.Generate, pieces) -> None:
+        self.command = command
+        self.pieces = pieces
+        self.pending = ""
+        self.tokens = 0
+        self.busy = 0.0
+        self.last_emit = time.perf_counter()
+        self.done = False
+
+    @classmethod
+    def open(cls, workbench, c: msg.Generate) -> _Stream:
+        from core.generate import Sampling
+        from core.session import session_from_dict
+
+        if workbench is None:
+            raise LlmlabError("no model loaded: load a run first (LoadRun)")
+        # Checked like a session's [generate] (one line naming every bad field), not left to
+        # fail inside the sampler.
+        sampling = Sampling.from_config(session_from_dict({"generate": {
+            "max_tokens": c.max_tokens, "temperature": c.temperature, "top_k": c.top_k,
+            "top_p": c.top_p, "repetition_penalty": c.repetition_penalty, "stop": list(c.stop),
+            "seed": c.seed}}).generate)
+        return cls(c, workbench.generate(c.prompt, sampling, c.model))
+
+    def due(self) -> bool:
+        return time.perf_counter() - self.last_emit >= EMIT_EVERY
+
+    def advance(self) -> msg.Generated | None:
+        """Make one token; the event to send now, if one is due."""
+        t0 = time.perf_counter()
+        piece = next(self.pieces, None)
+        self.busy += time.perf_counter() - t0
+        if piece is None:
+            return self.finish()
+        self.pending += piece
+        self.tokens += 1
+        if not self.due():
+            return None
+        return self._event(done=False)
+
+    def finish(self) -> msg.Generated:
+        self.done = True
+        return self._event(done=True)
+
+    def _event(self, done: bool) -> msg.Generated:
+        c = self.command
+        event = msg.Generated(c.request_id, self.pending, self.tokens,
+                              self.tokens / max(self.busy, 1e-9), done=done, model=c.model)
+        self.pending, self.last_emit = "", time.perf_counter()
+        return event
+
+
 class CommandQueue(Protocol):
     """What the engine needs of a queue: queue.Queue and multiprocessing queues both fit."""
 
@@ -252,31 +311,50 @@ class Engine:
 
         self.workbench.sweep(command.method, levels, on_point=on_point)
 
-    def _generate(self, c: msg.Generate) -> None:
-        from core.generate import Sampling
-        from core.session import session_from_dict
+    def _generate(self, first: msg.Generate) -> None:
+        """Stream generations, one token of each in turn: a Generate that arrives while one
+        runs (side by side: the compressed model after the dense) joins it, so both columns
+        fill together. A Cancel (or Shutdown) ends them all."""
+        streams = [_Stream.open(self.workbench, first)]
+        last_poll = time.perf_counter()
+        while streams:
+            for stream in list(streams):
+                event = stream.advance()
+                if event is not None:
+                    self.emit(event)
+                if stream.done:
+                    streams.remove(stream)
+            if time.perf_counter() - last_poll < EMIT_EVERY:
+                continue
+            last_poll = time.perf_counter()
+            cancelled, joining = self._poll_generation()
+            for command in joining:
+                try:
+                    streams.append(_Stream.open(self.workbench, command))
+                except LlmlabError as e:
+                    self.emit(msg.Error(str(e), fatal=False, **_failed(command)))
+            if cancelled:
+                for stream in streams:
+                    self.emit(stream.finish())
+                return
 
-        # Checked like a session's [generate] (one line naming every bad field), not left to
-        # fail inside the sampler.
-        sampling = Sampling.from_config(session_from_dict({"generate": {
-            "max_tokens": c.max_tokens, "temperature": c.temperature, "top_k": c.top_k,
-            "top_p": c.top_p, "repetition_penalty": c.repetition_penalty, "stop": list(c.stop),
-            "seed": c.seed}}).generate)
-        t0 = last = time.perf_counter()
-        pending, tokens = "", 0
-        for piece in self.workbench.generate(c.prompt, sampling, c.model):
-            pending += piece
-            tokens += 1
-            now = time.perf_counter()
-            if now - last >= 0.03:  # at most ~30 events a second: the screen needs no more
-                self.emit(msg.Generated(c.request_id, pending, tokens, tokens / (now - t0),
-                                        model=c.model))
-                pending, last = "", now
-                if self._cancel_requested():
-                    break
-        elapsed = max(time.perf_counter() - t0, 1e-9)
-        self.emit(msg.Generated(c.request_id, pending, tokens, tokens / elapsed, done=True,
-                                model=c.model))
+    def _poll_generation(self) -> tuple[bool, list[msg.Generate]]:
+        """(whether a Cancel or Shutdown waits, the Generates asked before it); any other
+        command, and whatever comes after a Cancel, waits for the generation to end."""
+        joining: list[msg.Generate] = []
+        while True:
+            try:
+                command = self.commands.get_nowait()
+            except queue.Empty:
+                return False, joining
+            if isinstance(command, msg.Generate):
+                joining.append(command)
+                continue
+            if isinstance(command, msg.Cancel):
+                return True, joining
+            self._deferred.append(command)
+            if isinstance(command, msg.Shutdown):
+                return True, joining
 
     def _score_text(self, command: msg.ScoreText) -> msg.TextScored:
         wb = self.workbench

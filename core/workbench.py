@@ -72,6 +72,8 @@ class Workbench:
         self.candidate: nn.Module | None = None
         self.candidate_meta: dict = {}
         self._dense: ModelFigures | None = None
+        self._changes = 0  # bumped whenever the candidate changes (a cache key)
+        self._folded: tuple[tuple[int, int], nn.Module] | None = None
 
     @functools.cached_property
     def evalset(self) -> FixedEvalSet:
@@ -134,6 +136,7 @@ class Workbench:
     def reset(self) -> None:
         """Drop the compressed candidate; the next quantize starts from the dense model."""
         self.candidate = None
+        self._changes += 1
         self.candidate_meta = {}
 
     def _device_of(self, model: nn.Module) -> str:
@@ -150,6 +153,7 @@ class Workbench:
         _check_sparsity(sparsity)
         self._prunable()
         self.candidate = prune_model(self.model, method, sparsity, seed=seed)
+        self._changes += 1
         self.candidate_meta = {"method": method, "sparsity": sparsity, "finetune_steps": 0}
         return self.measure(self.candidate, self._label())
 
@@ -186,6 +190,7 @@ class Workbench:
         except _Stopped:
             pass
         self.candidate_meta["finetune_steps"] = self.candidate_meta.get("finetune_steps", 0) + done
+        self._changes += 1  # (its weights changed in place)
         return self.measure(candidate, self._label())
 
     def quantize(self) -> ModelFigures:
@@ -194,6 +199,7 @@ class Workbench:
         if is_quantized(base):
             raise LlmlabError("this model is already int8")
         self.candidate = quantize_int8(base)
+        self._changes += 1
         if not self.candidate_meta:  # the loaded model itself: keep what was done to it
             done = self.bench.compressed_meta or {}
             self.candidate_meta = {k: done.get(k, v) for k, v in
@@ -279,9 +285,20 @@ class Workbench:
         losses = per_token_loss(model, ids, device=self._device_of(model)).tolist()
         return list(spans), [math.nan, *losses]
 
+    def _for_inference(self, model: nn.Module) -> nn.Module:
+        """A pruned candidate recomputes weight = weight_orig * mask at every forward: text is
+        generated from a copy with the masks folded in (what a saved model is; the same
+        numbers, without the extra work), made once per change of the candidate."""
+        if not is_masked(model):
+            return model
+        key = (id(model), self._changes)
+        if self._folded is None or self._folded[0] != key:
+            self._folded = (key, fold_masks(copy_model(model)))
+        return self._folded[1]
+
     def generate(self, prompt: str, sampling: Sampling, which: str = "dense",
                  use_cache: bool = True) -> Iterator[str]:
-        model = self.model_for(which)
+        model = self._for_inference(self.model_for(which))
         return generate_text(model, self.bench.tokenizer, prompt, sampling,
                              device=self._device_of(model), use_cache=use_cache)
 

@@ -434,3 +434,62 @@ def test_an_unexpected_exception_in_a_load_keeps_the_engine_serving(runs, monkey
     errors = of(events, msg.Error)
     assert errors[0].command == "LoadRun" and "torch choked" in errors[0].message
     assert "no model loaded" in errors[1].message  # still serving after it
+
+
+def test_side_by_side_generations_run_together_and_each_as_alone(runs):
+    """A Generate that arrives while one runs joins it (one token each in turn): both
+    streams fill at once, and each makes exactly the tokens it makes alone."""
+    session, run_dir = runs["gpt"]
+    args = {"prompt": "jo", "max_tokens": 300, "seed": 4, "temperature": 0.9}
+    both = [msg.Generate(**args, model="dense", request_id=1),
+            msg.Generate(**args, model="compressed", request_id=2)]
+    _, events = serve(session, msg.LoadRun(str(run_dir)), msg.PruneTo("magnitude", 0.5),
+                      *both)
+    no_errors(events)
+    pieces = of(events, msg.Generated)
+    order = [p.request_id for p in pieces]
+    first_done = next(i for i, p in enumerate(pieces) if p.done)
+    assert 2 in order[:first_done]  # the compressed stream spoke before the dense ended
+    texts = {rid: "".join(p.text for p in pieces if p.request_id == rid) for rid in (1, 2)}
+    assert all(p.tokens_per_s > 0 for p in pieces if p.done)
+
+    _, alone = serve(session, msg.LoadRun(str(run_dir)), msg.PruneTo("magnitude", 0.5),
+                     both[0])
+    _, alone2 = serve(session, msg.LoadRun(str(run_dir)), msg.PruneTo("magnitude", 0.5),
+                      both[1])
+    assert texts[1] == "".join(p.text for p in of(alone, msg.Generated))
+    assert texts[2] == "".join(p.text for p in of(alone2, msg.Generated))
+    assert texts[1] != texts[2]
+
+
+def test_a_cancel_ends_every_stream_and_answers_a_generate_not_yet_started(runs):
+    session, run_dir = runs["gpt"]
+    long = {"prompt": "jo", "max_tokens": 50_000, "seed": 1}
+    _, events = serve(session, msg.LoadRun(str(run_dir)),
+                      msg.Generate(**long, request_id=1), msg.Generate(**long, request_id=2),
+                      msg.Cancel(), msg.Generate("jo", max_tokens=5, request_id=3))
+    no_errors(events)
+    done = {e.request_id: e for e in of(events, msg.Generated) if e.done}
+    assert set(done) == {1, 2, 3}  # every request gets its last event
+    assert done[1].tokens < 50_000 and done[2].tokens < 50_000
+    assert done[3].tokens == 5  # asked after the Cancel: it ran
+
+
+def test_the_candidate_generates_with_its_masks_folded_and_the_same_text(runs):
+    from core.generate import Sampling, generate_text
+    from core.prune import is_masked
+    from core.workbench import Workbench
+
+    _, run_dir = runs["gpt"]
+    wb = Workbench(run_dir)
+    wb.prune("magnitude", 0.5)
+    assert is_masked(wb.candidate)
+    s = Sampling(max_tokens=30, temperature=0.9, seed=5)
+    masked = "".join(generate_text(wb.candidate, wb.bench.tokenizer, "jo", s))
+    assert "".join(wb.generate("jo", s, "compressed")) == masked
+    folded = wb._for_inference(wb.candidate)
+    assert folded is not wb.candidate and not is_masked(folded)
+    assert wb._for_inference(wb.candidate) is folded  # made once ...
+    wb.finetune(3)
+    assert wb._for_inference(wb.candidate) is not folded  # ... and again when it changes
+    assert is_masked(wb.candidate)  # the candidate itself keeps its masks
