@@ -5,8 +5,8 @@ engine, whose workbench holds the loaded run and, after pruning, the compressed 
 shows the `TextGenerated` events that come back, each carrying the new piece of text, the
 tokens so far and tokens/s. Every request has its own id; events of any other id (an earlier
 generation that was replaced) are ignored. Side by side, the same prompt and seed go to the
-dense and the compressed model as two requests, which the engine runs one after the other, and
-each stream goes to its own column.
+dense and the compressed model as two requests, which the engine runs together (a token of
+each in turn), and each stream goes to its own column.
 
 The sampling values are the session's `[generate]` section: a committed change is posted as
 `SessionEdited`, and `show_session` shows an opened session's values.
@@ -266,9 +266,9 @@ class GeneratePane(Vertical, can_focus=True):
             self.post_message(EngineRequest(command))
 
     def _cancel(self) -> None:
-        # One Cancel per request under way: the engine runs them one after the other, and
-        # a Cancel stops only the one running when it reads it.
-        for _ in self.requests:
+        """One Cancel ends every generation under way (the engine runs them together) and
+        answers each request with its last event."""
+        if self.requests:
             self.post_message(EngineRequest(msg.Cancel()))
 
     def action_stop(self) -> None:
