@@ -331,11 +331,13 @@ class LlmlabApp(App[None]):
 
     def on_corpus_loaded(self, message: CorpusLoaded) -> None:
         self.corpus = message.view
-        self._show_summary()
+        if self._title_bar() is not None:  # (not while the app shuts down)
+            self._show_summary()
 
     def on_corpus_failed(self, message: CorpusFailed) -> None:
         self.corpus = None
-        self._show_summary()
+        if self._title_bar() is not None:
+            self._show_summary()
 
     # ------------------------------------------------------------------ training
 
@@ -448,8 +450,20 @@ class LlmlabApp(App[None]):
                 self.notify(f"{path} needs a restart: the running training keeps its value; "
                             "it applies to the next run", severity="warning")
 
+    def _title_bar(self) -> TitleBar | None:
+        """The title bar; None once the screen is gone (an engine event can still arrive
+        while the app shuts down)."""
+        from textual.app import ScreenStackError
+
+        try:
+            return next(iter(self.query(TitleBar)), None)
+        except ScreenStackError:
+            return None
+
     def on_engine_status(self, message: EngineStatus) -> None:
-        title = self.query_one(TitleBar)
+        title = self._title_bar()
+        if title is None or self._quitting:
+            return
         title.state = message.event.state
         if message.event.state in ("finished", "stopped", "failed"):
             self.run_session = None
@@ -524,11 +538,13 @@ class LlmlabApp(App[None]):
             self.model_loading = None
 
     def on_run_began(self, message: RunBegan) -> None:
-        self.query_one(TitleBar).step = f"0/{message.event.max_steps}"
+        if title := self._title_bar():
+            title.step = f"0/{message.event.max_steps}"
 
     def on_step_reported(self, message: StepReported) -> None:
         e = message.event
-        self.query_one(TitleBar).step = f"{e.step}/{e.max_steps}"
+        if title := self._title_bar():
+            title.step = f"{e.step}/{e.max_steps}"
 
     def on_hparam_applied(self, message: HparamApplied) -> None:
         self.live[message.event.name] = message.event.new

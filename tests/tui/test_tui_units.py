@@ -251,3 +251,20 @@ def test_plot_ticks_are_round_whole_numbers() -> None:
         assert len(gaps) <= 1  # evenly spaced
     assert [tick_label(x) for x in (0, 250, 1500, 12_000, 2_500_000)] == [
         "0", "250", "1500", "12k", "2.5M"]
+
+
+def test_engine_events_after_the_screen_is_gone_are_ignored(tmp_path: Path) -> None:
+    """An event can still reach the app while it shuts down (its screen gone): no error,
+    and no engine started to load the run that just stopped."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    from tui_helpers import small_session
+
+    from core import messages as msg
+    from tui.app import LlmlabApp
+    from tui.messages import EngineStatus, RunBegan, StepReported
+
+    app = LlmlabApp(small_session(tmp_path), None)
+    app.on_engine_status(EngineStatus(msg.Status("stopped")))
+    app.on_run_began(RunBegan(msg.RunStarted("r", "gpt", 1, 1, 1, 10, 0, "cpu", "fp32")))
+    app.on_step_reported(StepReported(msg.StepMetrics(1, 8, 1.0, 1e-3, 1.0, 1.0, 0.0, 0.1)))
+    assert app.model_loading is None
