@@ -493,3 +493,21 @@ def test_the_candidate_generates_with_its_masks_folded_and_the_same_text(runs):
     wb.finetune(3)
     assert wb._for_inference(wb.candidate) is not folded  # ... and again when it changes
     assert is_masked(wb.candidate)  # the candidate itself keeps its masks
+
+
+@pytest.mark.parametrize(("tokenizer", "vocab_size"), [("word", 0), ("bpe", 300)])
+def test_score_text_with_word_and_bpe_tokens(tmp_path, tokenizer, vocab_size):
+    """Spans and ids agree for every tokenizer: one loss per token of the text."""
+    s = tiny_session(tmp_path, "gpt")
+    s.data.corpus, s.data.tokenizer, s.data.vocab_size = "sample:tiny-tales", tokenizer, vocab_size
+    s.train.max_steps, s.train.eval_interval = 5, 5
+    events: list[msg.Event] = []
+    assert Engine(s, events.append).train() == "finished", of(events, msg.Error)
+    (started,) = of(events, msg.RunStarted)
+    text = "Once upon a time, a little fox found a red ball in the garden."
+    _, events = serve(s, msg.LoadRun(started.run_dir), msg.ScoreText(text))
+    no_errors(events)
+    (scored,) = of(events, msg.TextScored)
+    assert len(scored.spans) == len(scored.losses) > 5
+    assert all(0 <= a < b <= len(text) for a, b in scored.spans)
+    assert all(math.isfinite(x) for x in scored.losses[1:])
