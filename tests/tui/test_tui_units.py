@@ -268,3 +268,30 @@ def test_engine_events_after_the_screen_is_gone_are_ignored(tmp_path: Path) -> N
     app.on_run_began(RunBegan(msg.RunStarted("r", "gpt", 1, 1, 1, 10, 0, "cpu", "fp32")))
     app.on_step_reported(StepReported(msg.StepMetrics(1, 8, 1.0, 1e-3, 1.0, 1.0, 0.0, 0.1)))
     assert app.model_loading is None
+
+
+def test_a_narrow_title_bar_shortens_the_session_name_not_the_state() -> None:
+    import asyncio
+
+    from textual.app import App, ComposeResult
+
+    from tui.widgets.title_bar import TitleBar, fit
+
+    assert fit("tiny-tales-gpt", 8) == "tiny…gpt" and fit("tiny", 8) == "tiny"
+
+    class One(App[None]):
+        def compose(self) -> ComposeResult:
+            yield TitleBar()
+
+    async def scenario() -> None:
+        app = One()
+        async with app.run_test(size=(80, 3)) as pilot:
+            bar = app.query_one(TitleBar)
+            bar.session_name, bar.dirty = "a-very-long-session-name-indeed", True
+            bar.state, bar.step = "stopped", "160/2000"
+            await pilot.pause()
+            line = str(bar.render())
+            assert line.rstrip().endswith("stopped 160/2000")
+            assert "…" in line and line.count("*") == 1 and len(line) <= 80
+
+    asyncio.run(scenario())

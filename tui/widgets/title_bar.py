@@ -15,6 +15,15 @@ PANES = (("dataset", "Dataset"), ("model", "Model"), ("train", "Train"), ("prune
          ("generate", "Generate"), ("runs", "Runs"))
 
 
+def fit(text: str, room: int, least: int = 4) -> str:
+    """`text` in `room` cells (at least `least`), its middle replaced by an ellipsis."""
+    room = max(room, least)
+    if len(text) <= room:
+        return text
+    head = room // 2
+    return text[:head] + "…" + text[len(text) - (room - 1 - head):]
+
+
 class TitleBar(Widget):
     pane: reactive[str] = reactive("dataset")
     session_name: reactive[str] = reactive("")
@@ -24,26 +33,40 @@ class TitleBar(Widget):
     help_key: reactive[str] = reactive("?")
     pane_keys: reactive[dict[str, str]] = reactive(dict)  # pane -> its key, as displayed
 
-    def _pane_title(self, pane: str, title: str, style: str) -> list[str | tuple[str, str]]:
+    def _pane_title(self, pane: str, title: str, style: str,
+                    short: bool = False) -> list[str | tuple[str, str]]:
+        """The pane's name with its key underlined (`short`: the key alone)."""
         key = self.pane_keys.get(pane, "")
         at = title.lower().find(key.lower()) if len(key) == 1 else -1
+        if short:
+            return [(f" {key or title[0].lower()}", f"{style} underline"), (" ", style)]
         if at < 0:
             return [(f" {title}" + (f" ({key}) " if key else " "), style)]
         return [(f" {title[:at]}", style), (title[at], f"{style} underline"),
                 (f"{title[at + 1:]} ", style)]
 
-    def render(self) -> Content:
+    def _panes(self, short: bool) -> list[str | tuple[str, str]]:
         parts: list[str | tuple[str, str]] = [(" llmlab ", "bold $primary")]
         for pane, title in PANES:
-            style = "bold reverse $accent" if pane == self.pane else "$text-muted"
-            parts += self._pane_title(pane, title, style)
-        name = self.session_name + (" *" if self.dirty else "")
-        parts.append((" │ ", "$text-muted"))
-        parts.append((name, "bold"))
-        state = self.state + (f" {self.step}" if self.step else "")
+            current = pane == self.pane
+            style = "bold reverse $accent" if current else "$text-muted"
+            parts += self._pane_title(pane, title, style, short=short and not current)
+        return parts
+
+    def render(self) -> Content:
+        state = "  " + self.state + (f" {self.step}" if self.step else "")
+        # Narrow (a long session name, a step count): the other panes shrink to their keys.
+        parts = self._panes(short=False)
+        wanted = len(self.session_name) + 2 * self.dirty + 3 + len(state)
+        if Content.assemble(*parts).cell_length + wanted > self.size.width:
+            parts = self._panes(short=True)
         style = {"running": "$success", "paused": "$warning", "failed": "$error",
                  "preparing": "$warning", "stopping": "$warning"}.get(self.state, "$text-muted")
-        parts.append(("  " + state, style))
+        # Narrow: the session's name gives way (middle ellipsis), the engine's state does not.
+        room = self.size.width - Content.assemble(*parts).cell_length - 3 - len(state)
+        name = fit(self.session_name, room - (2 if self.dirty else 0)) + (" *" if self.dirty
+                                                                          else "")
+        parts += [(" │ ", "$text-muted"), (name, "bold"), (state, style)]
         left = Content.assemble(*parts)
         right = Content.assemble((f"{self.help_key} help ", "$text-muted"))
         width = self.size.width
