@@ -126,6 +126,17 @@ def test_pick_sample_set_model_train_change_lr_stop_save_reopen(tmp_path: Path) 
             # The run just trained is loaded for the Prune and Generate panes.
             await wait_for(pilot, lambda: app.model_source == str(run_dir), 60,
                            "the trained model loaded")
+            # Across the process boundary: prune a copy, then generate from both models.
+            await pilot.press("p")
+            prune = app.query_one("#prune")
+            await wait_for(pilot, lambda: prune.dense is not None, 60, "the dense figures")
+            await pilot.press("right", "right")
+            await wait_for(pilot, lambda: prune.candidate is not None and not prune.pruning
+                           and prune.candidate.label == "magnitude 10%", 60, "the candidate")
+            await pilot.press("g", "v", "n")
+            gen = app.query_one("#generate")
+            await wait_for(pilot, lambda: gen.generations_done == 2, 60, "both columns")
+            assert gen.column("dense").text and gen.column("compressed").text
 
             # Save (the session has no file yet: the app asks where).
             await pilot.press("ctrl+s")
