@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from engine_helpers import tiny_session
 
 import core.trainer
 from core import messages as msg
@@ -22,29 +23,12 @@ from core.checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint
 from core.engine import Engine
 from core.runs import read_metrics, read_run_info
 from core.samples import sample_dir, synthetic_entropy_rate
-from core.session import Session, validate
+from core.session import Session
 
 Hook = Callable[[Engine, msg.Event], None]
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
-def tiny_session(tmp_path: Path, arch: str = "gpt", **train) -> Session:
-    s = Session(name="t")
-    s.base_dir = tmp_path
-    s.data.corpus = "sample:synthetic"
-    m = s.model
-    m.arch, m.n_layer, m.n_embd, m.n_head, m.context = arch, 1, 32, 2, 16
-    o = s.optim
-    o.lr, o.warmup_steps, o.min_lr = 1e-2, 2, 1e-3
-    t = s.train
-    t.batch_size, t.max_steps, t.eval_iters, t.log_interval = 8, 12, 4, 1
-    t.eval_interval, t.checkpoint_interval, t.seed = 0, 0, 1
-    for key, value in train.items():
-        setattr(t, key, value)
-    assert validate(s) == []
-    return s
 
 
 def run(session: Session, hook: Hook | None = None,

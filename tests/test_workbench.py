@@ -18,12 +18,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from engine_helpers import tiny_session
 
 from core import messages as msg
 from core.engine import Engine
 from core.generate import Sampling
 from core.prune import METHODS, SWEEP_LEVELS
-from core.session import Session, validate
+from core.session import Session
 from core.workbench import Workbench
 
 Hook = Callable[[Engine, msg.Event], None]
@@ -32,19 +33,10 @@ Hook = Callable[[Engine, msg.Event], None]
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-def tiny_session(folder: Path, arch: str) -> Session:
-    s = Session(name=arch)
-    s.base_dir = folder
-    s.data.corpus = "sample:synthetic"
-    m = s.model
-    m.arch, m.n_layer, m.n_embd, m.n_head, m.context = arch, 1, 32, 2, 16
-    o = s.optim
-    o.lr, o.warmup_steps, o.min_lr = 1e-2, 2, 1e-3
-    t = s.train
-    t.batch_size, t.max_steps, t.eval_iters, t.log_interval = 8, 30, 2, 10
-    t.eval_interval, t.checkpoint_interval, t.seed = 30, 0, 1
-    assert validate(s) == []
-    return s
+def workbench_session(folder: Path, arch: str) -> Session:
+    """A 30-step run of `arch`, evaluated at its end."""
+    return tiny_session(folder, arch, name=arch, max_steps=30, eval_iters=2, log_interval=10,
+                        eval_interval=30)
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +47,7 @@ def runs(tmp_path_factory) -> dict[str, tuple[Session, Path]]:
     with pytest.MonkeyPatch.context() as mp:  # (the autouse cache fixture is per test)
         mp.setenv("LLMLAB_CACHE_DIR", str(folder / "cache"))
         for arch in ("gpt", "lstm"):
-            s = tiny_session(folder, arch)
+            s = workbench_session(folder, arch)
             events: list[msg.Event] = []
             assert Engine(s, events.append).train() == "finished", of(events, msg.Error)
             (started,) = of(events, msg.RunStarted)
@@ -498,7 +490,7 @@ def test_the_candidate_generates_with_its_masks_folded_and_the_same_text(runs):
 @pytest.mark.parametrize(("tokenizer", "vocab_size"), [("word", 0), ("bpe", 300)])
 def test_score_text_with_word_and_bpe_tokens(tmp_path, tokenizer, vocab_size):
     """Spans and ids agree for every tokenizer: one loss per token of the text."""
-    s = tiny_session(tmp_path, "gpt")
+    s = workbench_session(tmp_path, "gpt")
     s.data.corpus, s.data.tokenizer, s.data.vocab_size = "sample:tiny-tales", tokenizer, vocab_size
     s.train.max_steps, s.train.eval_interval = 5, 5
     events: list[msg.Event] = []

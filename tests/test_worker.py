@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from engine_helpers import tiny_session
 
 from core import messages as msg
 from core.runs import read_run_info
@@ -43,17 +44,10 @@ def workers():
         proc.close(timeout=10)
 
 
-def tiny_session(tmp_path: Path, max_steps: int = 100_000) -> Session:
-    s = Session(name="w")
-    s.base_dir = tmp_path
-    s.data.corpus = "sample:synthetic"
-    m = s.model
-    m.arch, m.n_layer, m.n_embd, m.n_head, m.context = "gpt", 1, 32, 2, 16
-    o = s.optim
-    o.lr, o.schedule, o.warmup_steps, o.min_lr = 1e-2, "constant", 0, 1e-3
-    t = s.train
-    t.batch_size, t.max_steps, t.eval_iters, t.log_interval = 8, max_steps, 4, 1
-    t.eval_interval, t.checkpoint_interval, t.seed = 0, 0, 1
+def worker_session(tmp_path: Path, max_steps: int = 100_000) -> Session:
+    """Trains until stopped (by default) at a constant learning rate."""
+    s = tiny_session(tmp_path, name="w", max_steps=max_steps)
+    s.optim.schedule, s.optim.warmup_steps = "constant", 0
     assert validate(s) == []
     return s
 
@@ -105,7 +99,7 @@ def no_engine_children() -> bool:
 
 
 def test_pause_sethparam_resume_stop_and_close(tmp_path, workers):
-    proc = workers(tiny_session(tmp_path))
+    proc = workers(worker_session(tmp_path))
     proc.send(msg.Start())
     events = wait_for(proc, lambda e: isinstance(e, msg.StepMetrics))
     (started,) = of(events, msg.RunStarted)
@@ -142,7 +136,7 @@ def test_pause_sethparam_resume_stop_and_close(tmp_path, workers):
 
 
 def test_a_failed_start_keeps_the_worker_alive(tmp_path, workers):
-    proc = workers(tiny_session(tmp_path, max_steps=5))
+    proc = workers(worker_session(tmp_path, max_steps=5))
     missing = tmp_path / "no-such-run"
     proc.send(msg.Start(resume=str(missing)))
     events = wait_for(proc, status("failed"))
@@ -207,7 +201,7 @@ def test_the_parent_never_imports_torch(tmp_path):
 
 
 def test_a_killed_worker_is_reported_as_an_error(tmp_path, workers):
-    proc = workers(tiny_session(tmp_path))
+    proc = workers(worker_session(tmp_path))
     proc.send(msg.Start())
     wait_for(proc, lambda e: isinstance(e, msg.StepMetrics))
     os.kill(proc.process.pid, signal.SIGKILL)
@@ -225,7 +219,7 @@ def test_a_killed_worker_is_reported_as_an_error(tmp_path, workers):
 
 
 def test_close_during_training_stops_with_a_checkpoint(tmp_path, workers):
-    proc = workers(tiny_session(tmp_path))
+    proc = workers(worker_session(tmp_path))
     proc.send(msg.Start())
     events = wait_for(proc, lambda e: isinstance(e, msg.StepMetrics) and e.step >= 3)
     run_dir = Path(of(events, msg.RunStarted)[0].run_dir)
