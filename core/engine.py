@@ -28,6 +28,15 @@ class _Cancelled(Exception):
     """A long workbench operation was cancelled by the user."""
 
 
+def _error_of(e: Exception, command: msg.Command) -> msg.Error:
+    """A non-fatal Error for `command`: a user's mistake as its one line, a bug as one line
+    with the traceback in the details."""
+    if isinstance(e, LlmlabError):
+        return msg.Error(str(e), fatal=False, **_failed(command))
+    return msg.Error(f"internal error: {type(e).__name__}: {e}", fatal=False,
+                     details={"traceback": traceback.format_exc()}, **_failed(command))
+
+
 def _failed(command: msg.Command) -> dict:
     """The Error fields that say which command failed."""
     return {"command": type(command).__name__,
@@ -170,10 +179,13 @@ class Engine:
         return self._finish("finished", checkpoint=True)
 
     def _drain_commands(self) -> None:
-        """Apply every waiting command; while paused, wait here for the next one."""
-        while self._deferred:
-            self._handle(self._deferred.pop(0))
+        """Apply every waiting command; while paused, wait here for the next one. (A command
+        handled here may defer others, e.g. a Resume that came during a generation: those
+        come first, every time round.)"""
         while True:
+            if self._deferred:
+                self._handle(self._deferred.pop(0))
+                continue
             block = self.state == "paused" and not self._stop_requested
             try:
                 command = self.commands.get(timeout=0.5) if block else self.commands.get_nowait()
@@ -186,12 +198,8 @@ class Engine:
     def _handle(self, command: msg.Command) -> None:
         try:
             self._dispatch(command)
-        except LlmlabError as e:
-            self.emit(msg.Error(str(e), fatal=False, **_failed(command)))
-        except Exception as e:  # a bug (a corrupt file torch chokes on...): keep serving
-            self.emit(msg.Error(f"internal error: {type(e).__name__}: {e}", fatal=False,
-                                details={"traceback": traceback.format_exc()},
-                                **_failed(command)))
+        except Exception as e:  # noqa: BLE001 - a bug (a file torch chokes on...): keep serving
+            self.emit(_error_of(e, command))
 
     def _dispatch(self, command: msg.Command) -> None:
         t = self.trainer
@@ -290,13 +298,6 @@ class Engine:
                 return
         except _Cancelled:
             return
-        except LlmlabError:
-            raise
-        except Exception as e:  # a bug or an unchecked value: report it and keep serving
-            self.emit(msg.Error(f"internal error: {type(e).__name__}: {e}", fatal=False,
-                                details={"traceback": traceback.format_exc()},
-                                **_failed(command)))
-            return
         self.emit(msg.Compressed(figures, wb.dense_figures(), time.perf_counter() - t0))
 
     def _sweep(self, command: msg.Sweep) -> None:
@@ -314,12 +315,18 @@ class Engine:
     def _generate(self, first: msg.Generate) -> None:
         """Stream generations, one token of each in turn: a Generate that arrives while one
         runs (side by side: the compressed model after the dense) joins it, so both columns
-        fill together. A Cancel (or Shutdown) ends them all."""
+        fill together. A Cancel (or Shutdown) ends them all; a stream that fails (a prompt its
+        tokenizer cannot encode) ends alone, with an Error naming its request."""
         streams = [_Stream.open(self.workbench, first)]
         last_poll = time.perf_counter()
         while streams:
             for stream in list(streams):
-                event = stream.advance()
+                try:
+                    event = stream.advance()
+                except Exception as e:  # noqa: BLE001 - reported, and the others go on
+                    streams.remove(stream)
+                    self.emit(_error_of(e, stream.command))
+                    continue
                 if event is not None:
                     self.emit(event)
                 if stream.done:
@@ -331,8 +338,8 @@ class Engine:
             for command in joining:
                 try:
                     streams.append(_Stream.open(self.workbench, command))
-                except LlmlabError as e:
-                    self.emit(msg.Error(str(e), fatal=False, **_failed(command)))
+                except Exception as e:  # noqa: BLE001
+                    self.emit(_error_of(e, command))
             if cancelled:
                 for stream in streams:
                     self.emit(stream.finish())
@@ -340,14 +347,15 @@ class Engine:
 
     def _poll_generation(self) -> tuple[bool, list[msg.Generate]]:
         """(whether a Cancel or Shutdown waits, the Generates asked before it); any other
-        command, and whatever comes after a Cancel, waits for the generation to end."""
+        command, and whatever comes after a Cancel, waits for the generation to end. A
+        Generate asked after another command waits too: the commands keep their order."""
         joining: list[msg.Generate] = []
         while True:
             try:
                 command = self.commands.get_nowait()
             except queue.Empty:
                 return False, joining
-            if isinstance(command, msg.Generate):
+            if isinstance(command, msg.Generate) and not self._deferred:
                 joining.append(command)
                 continue
             if isinstance(command, msg.Cancel):

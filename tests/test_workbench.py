@@ -503,3 +503,49 @@ def test_score_text_with_word_and_bpe_tokens(tmp_path, tokenizer, vocab_size):
     assert len(scored.spans) == len(scored.losses) > 5
     assert all(0 <= a < b <= len(text) for a, b in scored.spans)
     assert all(math.isfinite(x) for x in scored.losses[1:])
+
+
+def test_a_failing_stream_ends_alone_and_names_its_request(runs):
+    session, run_dir = runs["gpt"]
+    good = msg.Generate("jo", max_tokens=300, seed=1, request_id=1)
+    bad = msg.Generate("☃ is not in this vocabulary", max_tokens=5, request_id=2)
+    _, events = serve(session, msg.LoadRun(str(run_dir)), good, bad)
+    (error,) = of(events, msg.Error)
+    assert (error.command, error.request_id) == ("Generate", 2) and not error.fatal
+    done = [e for e in of(events, msg.Generated) if e.done]
+    assert [(e.request_id, e.tokens) for e in done] == [(1, 300)]
+
+
+def test_a_generate_asked_after_another_command_waits_its_turn(runs):
+    session, run_dir = runs["gpt"]
+    _, events = serve(session, msg.LoadRun(str(run_dir)),
+                      msg.Generate("jo", max_tokens=400, request_id=1),
+                      msg.PruneTo("magnitude", 0.5),
+                      msg.Generate("jo", max_tokens=5, model="compressed", request_id=2))
+    no_errors(events)
+    pruned = next(i for i, e in enumerate(events) if isinstance(e, msg.Compressed))
+    second = [i for i, e in enumerate(events) if isinstance(e, msg.Generated)
+              and e.request_id == 2]
+    assert second and min(second) > pruned  # from the candidate the PruneTo made
+
+
+def test_a_resume_that_came_during_a_generation_while_paused_is_not_lost(runs, tmp_path):
+    import threading
+
+    _, run_dir = runs["gpt"]
+    commands: queue.Queue = queue.Queue()
+    sent: list[bool] = []
+
+    def emit(event: msg.Event) -> None:
+        if isinstance(event, msg.StepMetrics) and event.step == 2 and not sent:
+            sent.append(True)
+            for command in (msg.Pause(), msg.LoadRun(str(run_dir)),
+                            msg.Generate("jo", max_tokens=300), msg.Resume()):
+                commands.put(command)
+
+    engine = Engine(tiny_session(tmp_path, max_steps=6), emit, commands)
+    thread = threading.Thread(target=engine.train, daemon=True)
+    thread.start()
+    thread.join(60)
+    assert not thread.is_alive(), "the paused training never saw its Resume"
+    assert engine.state == "finished"

@@ -367,8 +367,8 @@ class LlmlabApp(App[None]):
         except LlmlabError as e:
             self.notify(str(e), severity="error")
             return
-        if fresh and self.model_source is not None:  # keep the loaded model in the new engine
-            self.load_model(self.model_source, quiet=True)
+        if fresh:
+            self._engine_replaced()
         self.train_pane.show_hparams(self.live)
         self.refresh_bindings()
         self.call_next(self.show_pane, "train")
@@ -496,10 +496,10 @@ class LlmlabApp(App[None]):
         self.notify(f"loading {path} …", timeout=3)
 
     def _newest_run(self) -> str | None:
-        from core.runs import list_runs
+        from core.runs import newest_run
 
-        runs = list_runs(self.session.resolve(self.session.train.runs_dir), self.session.name)
-        return str(runs[0].path) if runs else None
+        path = newest_run(self.session.resolve(self.session.train.runs_dir), self.session.name)
+        return str(path) if path else None
 
     def action_pick_model(self) -> None:
         """Ask for a run folder or a compressed-model folder, and load it."""
@@ -520,14 +520,21 @@ class LlmlabApp(App[None]):
                                           start if start.is_dir() else Path.cwd(), pick="any",
                                           accept=accept), chosen)
 
+    def _engine_replaced(self) -> None:
+        """A fresh engine has no model: load the one the old engine had (or was loading)."""
+        source = self.model_source or self.model_loading
+        self.model_source = self.model_loading = None
+        if source is not None:
+            self.load_model(source, quiet=True)
+
     def on_load_model_request(self, message: LoadModelRequest) -> None:
         self.load_model(message.path)
 
     def on_engine_request(self, message: EngineRequest) -> None:
         """A pane's command for the engine's workbench."""
         try:
-            if self.client.ensure(self.session) and self.model_source is not None:
-                self.model_source = None  # a fresh engine: the model must be loaded again
+            if self.client.ensure(self.session):
+                self._engine_replaced()
             self.client.send(message.command)
         except LlmlabError as e:
             self.notify(str(e), severity="error")

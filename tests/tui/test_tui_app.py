@@ -434,3 +434,23 @@ def test_a_session_with_a_corpus_file_opens_with_the_keys_working(tmp_path: Path
             assert app.session.data.corpus == str(corpus)
 
     run(scenario())
+
+
+def test_a_load_under_way_follows_the_model_into_a_new_engine(tmp_path: Path, fake_factory,
+                                                               fake_engines) -> None:
+    """A training with an edited session takes a fresh engine: a model that was loading in
+    the old one is asked of the new one (not left "loading" for ever)."""
+
+    async def scenario() -> None:
+        app = LlmlabApp(small_session(tmp_path), None, engine_factory=fake_factory)
+        async with app.run_test(size=SIZE) as pilot:
+            app.load_model("runs/tiny/run-0")  # the scripted engine never answers it
+            assert app.model_loading == "runs/tiny/run-0"
+            app.session.model.n_embd = 64  # another session: Start needs a fresh engine
+            await pilot.press("s")
+            await wait_for(pilot, lambda: len(fake_engines) == 2, 10, "the new engine")
+            assert [type(c).__name__ for c in fake_engines[1].sent] == ["Start", "LoadRun"]
+            assert fake_engines[1].sent[1].path == "runs/tiny/run-0"
+            assert app.model_loading == "runs/tiny/run-0"
+
+    run(scenario())

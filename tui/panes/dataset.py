@@ -376,12 +376,12 @@ class DatasetPane(Vertical, can_focus=True):
     def _has_run(self) -> bool:
         """Whether the session has a run to load (the app's LoadModelRequest(None) loads the
         newest), or the app is loading a model already."""
-        from core.runs import list_runs
+        from core.runs import newest_run
 
         if getattr(self.app, "model_loading", None):
             return True
         session = self.session
-        return bool(list_runs(session.resolve(session.train.runs_dir), session.name))
+        return newest_run(session.resolve(session.train.runs_dir), session.name) is not None
 
     def update_heatmap(self, source: str | None = None) -> None:
         """Bring the heatmap up to date with the preview text and the loaded model (`source`:
