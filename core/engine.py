@@ -264,14 +264,13 @@ class Engine:
         dense = wb.dense_figures()  # (a model that cannot be measured is not loaded)
         self.workbench = wb
         from core.quantize import is_quantized
-        from core.workbench import compression_label
 
-        int8 = is_quantized(wb.model)
-        done = {**(wb.bench.compressed_meta or {}), "quantize": "int8" if int8 else "none"}
+        label = wb.loaded_label()
         self.emit(msg.ModelLoaded(str(wb.bench.source), wb.bench.session.model.arch,
                                   wb.bench.step, wb.bench.tokenizer.vocab_size,
-                                  wb.model.context, dense, compression=compression_label(done),
-                                  quantized=int8))
+                                  wb.model.context, dense,
+                                  compression="" if label == "dense" else label,
+                                  quantized=is_quantized(wb.model)))
 
     def _bench_command(self, command: msg.Command) -> None:
         wb = self.workbench

@@ -86,17 +86,18 @@ class Workbench:
     # ------------------------------------------------------------------ measuring
 
     def measure(self, model: nn.Module, label: str) -> ModelFigures:
+        # Measured as the model would be used: masks folded in (a masked model recomputes
+        # weight = weight_orig * mask at every forward, which no saved model does). The
+        # folded copy is cached: generating from the candidate next needs no other.
+        model = self._for_inference(model)
         device = self._device_of(model)
         result = evaluate_fixed(model, self.evalset.to(device))
         report = sparsity_report(model)
-        # Latency as the model would be used: masks folded in (a masked model recomputes
-        # weight = weight_orig * mask at every forward, which no saved model does).
-        timed = fold_masks(copy_model(model)) if is_masked(model) else model
         return ModelFigures(
             label=label, params=report.params, nonzero=report.nonzero_params,
             sparsity=report.sparsity, size_bytes=model_size_bytes(model), loss=result.loss,
             perplexity=result.perplexity, top1=result.top1, top5=result.top5,
-            latency_ms=latency_ms(timed, self.model.context, self.bench.tokenizer.vocab_size,
+            latency_ms=latency_ms(model, self.model.context, self.bench.tokenizer.vocab_size,
                                   reps=5, device=device),
             layers=[(layer.name, layer.sparsity) for layer in report.layers])
 
@@ -104,8 +105,9 @@ class Workbench:
         """The loaded model's figures: the baseline every candidate is compared with."""
         if self._dense is None:
             figures = self.measure(self.model, self.loaded_label())
-            if is_quantized(self.model):
-                figures = self._saved_counts(figures)
+            counts = (self.bench.compressed_meta or {}).get(COUNTS)
+            if is_quantized(self.model) and counts:
+                figures = _with_counts(figures, counts)
             self._dense = figures
         return self._dense
 
@@ -116,20 +118,6 @@ class Workbench:
             return "dense"
         int8 = "int8" if is_quantized(self.model) else "none"
         return compression_label({**meta, "quantize": int8}) or "dense"
-
-    def _saved_counts(self, figures: ModelFigures) -> ModelFigures:
-        """Packed int8 layers hide their weights from sparsity_report: a loaded int8 model's
-        parameter and zero counts are those its compressed.json recorded when it was saved
-        (counted over the stored tensors, so they differ a little from sparsity_report's)."""
-        meta = self.bench.compressed_meta or {}
-        stored = meta.get("stored") or {}
-        if "params" not in stored:
-            return figures
-        params, zeros = int(stored["params"]), float(stored.get("zero_fraction", 0.0))
-        layers = list((meta.get("layer_sparsity") or stored.get("layer_zero_fraction")
-                       or {}).items())
-        return dataclasses.replace(figures, params=params, nonzero=round(params * (1 - zeros)),
-                                   sparsity=zeros, layers=layers or figures.layers)
 
     # ------------------------------------------------------------------ compressing
 
@@ -205,24 +193,23 @@ class Workbench:
             self.candidate_meta = {k: done.get(k, v) for k, v in
                                    (("method", "none"), ("sparsity", 0.0), ("finetune_steps", 0))}
         self.candidate_meta["quantize"] = "int8"
-        figures = self.measure(self.candidate, self._label())
         # int8 keeps every zero, but packed layers hide their weights from sparsity_report:
-        # the counts are those of the model that was quantized.
-        report = sparsity_report(base)
-        return dataclasses.replace(
-            figures, params=report.params, nonzero=report.nonzero_params,
-            sparsity=report.sparsity, layers=[(x.name, x.sparsity) for x in report.layers])
+        # the counts are those of the model that was quantized, kept (and saved) with it.
+        self.candidate_meta[COUNTS] = _counts(sparsity_report(base))
+        figures = self.measure(self.candidate, self._label())
+        return _with_counts(figures, self.candidate_meta[COUNTS])
 
     def save(self, folder: str | Path | None = None) -> Path:
         """Save the candidate as a self-contained compressed model (weights, what was done,
         session and tokenizer), by default under the run's `compressed/` folder."""
         candidate = self._candidate(for_what="save")
         folder = Path(folder) if folder else self._default_folder()
-        model = candidate if is_quantized(candidate) else fold_masks(copy_model(candidate))
-        report = sparsity_report(model)
+        int8 = is_quantized(candidate)
+        model = candidate if int8 else fold_masks(copy_model(candidate))
         meta = {k: v for k, v in self.candidate_meta.items() if k != "quantize"}
-        meta.update(source=str(self.bench.source), source_step=self.bench.step,
-                    layer_sparsity={layer.name: layer.sparsity for layer in report.layers},
+        counts = meta[COUNTS] if int8 else _counts(sparsity_report(model))
+        meta.update({COUNTS: counts}, source=str(self.bench.source),
+                    source_step=self.bench.step, layer_sparsity=counts["layer_sparsity"],
                     dense_size_bytes=self.dense_figures().size_bytes)
         save_compressed(folder, model, arch_cfg=self.bench.session.model,
                         vocab_size=self.bench.tokenizer.vocab_size, meta=meta)
@@ -315,6 +302,25 @@ def _check_method(method: str) -> None:
 def _check_sparsity(sparsity: float) -> None:
     if not 0.0 <= sparsity < 1.0:
         raise LlmlabError(f"compress.sparsity: must be in [0, 1) (got {sparsity})")
+
+
+COUNTS = "counts"  # the candidate_meta / compressed.json key of an int8 model's counts
+
+
+def _counts(report) -> dict:
+    """A sparsity report as plain numbers (a compressed.json entry)."""
+    return {"params": report.params, "nonzero": report.nonzero_params,
+            "sparsity": report.sparsity,
+            "layer_sparsity": {x.name: x.sparsity for x in report.layers}}
+
+
+def _with_counts(figures: ModelFigures, counts: dict) -> ModelFigures:
+    """`figures` with the parameter and zero counts of `counts` (those of the fp32 model an
+    int8 one was made from)."""
+    return dataclasses.replace(figures, params=int(counts["params"]),
+                               nonzero=int(counts["nonzero"]),
+                               sparsity=float(counts["sparsity"]),
+                               layers=list(counts["layer_sparsity"].items()))
 
 
 def compression_label(meta: dict) -> str:

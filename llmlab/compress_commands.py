@@ -47,7 +47,7 @@ def open_workbench(spec: str, runs_dir: Path):
     """A Workbench on a compressed-model folder or on a run found by `spec`."""
     from core.runs import find_run, is_compressed_model
 
-    path = Path(spec)
+    path = Path(spec).expanduser()
     # (core.workbench imports torch: a wrong name is answered before that)
     source = path if is_compressed_model(path) else find_run(spec, runs_dir)
     from core.workbench import Workbench

@@ -549,3 +549,17 @@ def test_a_resume_that_came_during_a_generation_while_paused_is_not_lost(runs, t
     thread.join(60)
     assert not thread.is_alive(), "the paused training never saw its Resume"
     assert engine.state == "finished"
+
+
+def test_an_int8_model_has_the_same_counts_in_the_session_and_reloaded(runs, tmp_path):
+    from core.workbench import Workbench
+
+    _, run_dir = runs["gpt"]
+    wb = Workbench(run_dir)
+    wb.prune("magnitude", 0.5)
+    int8 = wb.quantize()
+    assert int8.sparsity == pytest.approx(0.5, abs=0.01) and int8.layers
+    reloaded = Workbench(wb.save(tmp_path / "m")).dense_figures()
+    assert reloaded.label == int8.label == "magnitude 50% int8"
+    assert (reloaded.params, reloaded.nonzero, reloaded.sparsity, reloaded.layers) == (
+        int8.params, int8.nonzero, int8.sparsity, int8.layers)
