@@ -711,8 +711,6 @@ class LlmlabApp(App[None]):
         focus = [Binding("tab", "", "Next field or control"),
                  Binding("shift+tab", "", "Previous field or control"),
                  Binding("enter", "", "Commit a value, open a choice")]
-        from tui.screens.confirm import ConfirmScreen as Confirm
-
         return [
             ("Anywhere (not while typing in a field)",
              [*self.BINDINGS, palette]),  # type: ignore[list-item]
@@ -723,7 +721,7 @@ class LlmlabApp(App[None]):
             ("Runs pane", list(RunsPane.BINDINGS)),
             ("Model form", [*ModelPane.BINDINGS, *NumberInput.BINDINGS,  # type: ignore[list-item]
                             Binding("plus,minus", "", "Number: step up / down"), *focus]),
-            ("Dialogs", list(Confirm.BINDINGS)),  # type: ignore[arg-type]
+            ("Dialogs", list(ConfirmScreen.BINDINGS)),  # type: ignore[arg-type]
         ]
 
     def action_help(self) -> None:

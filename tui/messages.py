@@ -59,12 +59,6 @@ class CorpusProgress(Message):
         self.fraction = fraction
 
 
-class PaneShown(Message):
-    def __init__(self, pane: str) -> None:
-        super().__init__()
-        self.pane = pane
-
-
 class EngineRequest(Message):
     """A pane asks the app to send `command` to the engine (starting the engine if needed).
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+SMOOTHING_WEIGHT = 0.6  # TensorBoard's default: the Train and Runs panes' smoothing
+
 
 def debiased_ema(values: Sequence[float], weight: float) -> list[float]:
     """TensorBoard's smoothing: EMA with bias correction; `weight` in [0, 1), 0 = none.

@@ -80,7 +80,6 @@ class GeneratePane(Vertical, can_focus=True):
         # For benchmarks and tests: the last tokens/s shown per model, generations finished.
         self.tokens_per_s: dict[str, float] = {}
         self.generations_done = 0
-        self.last_request: msg.Generate | None = None
 
     def compose(self) -> ComposeResult:
         yield Static("", id="generate-source", markup=False)
@@ -261,7 +260,6 @@ class GeneratePane(Vertical, can_focus=True):
                 stop=tuple(cfg.stop), seed=int(values["seed"]), model=model,
                 request_id=request_id)
             self.requests[request_id] = model
-            self.last_request = command
             self.column(model).begin(prompt, command.max_tokens)
             self.post_message(EngineRequest(command))
 

@@ -42,11 +42,11 @@ from tui.messages import (
 )
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.path_picker import PathPickerScreen
-from tui.smoothing import debiased_ema
+from tui.smoothing import SMOOTHING_WEIGHT, debiased_ema
+from tui.text import middle_ellipsis
 from tui.widgets.metric_plot import MetricPlot, PlotData, Series
-from tui.widgets.runs_table import RunsTable, middle_ellipsis
+from tui.widgets.runs_table import RunsTable
 
-SMOOTHING_WEIGHT = 0.6  # TensorBoard's default, as in the Train pane
 # One colour per run overlaid, in this order: the plot colours every theme defines.
 RUN_COLORS = ("plot-train", "plot-val", "plot-acc", "plot-lr", "plot-marker", "plot-smooth")
 VAL_MARKER = "·"  # the val loss: a dotted line (the train loss is braille)

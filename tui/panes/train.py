@@ -27,14 +27,13 @@ from tui.messages import (
     StepReported,
 )
 from tui.nudge import format_number
-from tui.smoothing import debiased_ema
+from tui.smoothing import SMOOTHING_WEIGHT, debiased_ema
 from tui.widgets.event_log import EventLog
 from tui.widgets.hparam_line import HparamLine
 from tui.widgets.metric_plot import MetricPlot, PlotData, Series
 from tui.widgets.progress_line import ProgressLine
 
 REDRAW_HZ = 4
-SMOOTHING_WEIGHT = 0.6  # TensorBoard's default
 
 
 class TrainPane(Vertical, can_focus=True):

@@ -17,7 +17,7 @@ from textual.message import Message
 from textual.widgets import Input, Label, Select
 
 from core.errors import SessionError
-from core.session import GenerateConfig, session_from_dict
+from core.session import GenerateConfig, field_doc, session_from_dict
 from tui.messages import SessionEdited
 from tui.nudge import format_number
 from tui.widgets.number_input import NumberInput
@@ -42,10 +42,6 @@ def check_value(name: str, value: int | float) -> str | None:
     return None
 
 
-def field_meta(name: str) -> dict[str, Any]:
-    return dict(GenerateConfig.__dataclass_fields__[name].metadata)
-
-
 class GenerateControls(Horizontal):
     class ProblemChanged(Message):
         """The first problem of the row changed (None: every value is fine)."""
@@ -63,7 +59,7 @@ class GenerateControls(Horizontal):
 
     def compose(self) -> ComposeResult:
         for name, label, integer in FIELDS:
-            meta = field_meta(name)
+            meta = field_doc(f"generate.{name}")
             yield Label(label, classes="generate-label")
             editor = NumberInput(self._shown[name], path=f"generate.{name}", meta=meta,
                                  integer=integer, id=f"generate-{name.replace('_', '-')}",

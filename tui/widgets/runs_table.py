@@ -15,6 +15,7 @@ from textual.widgets import DataTable
 
 from core.estimate import human_count
 from core.runs import RunSummary
+from tui.text import middle_ellipsis
 
 MARK = "●"
 # (label, width, right-aligned); the name column (None) takes the rest.
@@ -52,16 +53,6 @@ def fit(text: str, width: int, right: bool = False, last: bool = False) -> str:
         text = text.rjust(room) if right else text.ljust(room)
         return text if last else text + " "
     return fit(middle_ellipsis(text, room), width, right, last)
-
-
-def middle_ellipsis(text: str, width: int) -> str:
-    """`text` in at most `width` characters, an ellipsis in the middle if it must be cut."""
-    if len(text) <= width:
-        return text
-    if width < 3:
-        return text[:width]
-    left = (width - 1) // 2
-    return text[:left] + "…" + text[len(text) - (width - 1 - left):]
 
 
 def cells(run: RunSummary) -> list[str]:

@@ -11,17 +11,15 @@ from textual.content import Content
 from textual.reactive import reactive
 from textual.widget import Widget
 
+from tui.text import middle_ellipsis
+
 PANES = (("dataset", "Dataset"), ("model", "Model"), ("train", "Train"), ("prune", "Prune"),
          ("generate", "Generate"), ("runs", "Runs"))
 
 
 def fit(text: str, room: int, least: int = 4) -> str:
-    """`text` in `room` cells (at least `least`), its middle replaced by an ellipsis."""
-    room = max(room, least)
-    if len(text) <= room:
-        return text
-    head = room // 2
-    return text[:head] + "…" + text[len(text) - (room - 1 - head):]
+    """`text` in `room` cells, but never fewer than `least` (a name stays recognisable)."""
+    return middle_ellipsis(text, max(room, least))
 
 
 class TitleBar(Widget):
