@@ -19,6 +19,7 @@ from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.widgets import ContentSwitcher, Footer
 
+from core import messages as msg
 from core.errors import LlmlabError, SessionError
 from core.messages import LoadRun
 from core.session import LIVE_FIELDS, Session, load_session, save_session, validate
@@ -35,7 +36,6 @@ from tui.messages import (
     FieldError,
     HparamApplied,
     LoadModelRequest,
-    ModelReady,
     ResumeRunRequest,
     RunBegan,
     SessionEdited,
@@ -194,7 +194,8 @@ class LlmlabApp(App[None]):
             self.set_keymap(keymap)
         from tui.engine_client import quiet_engine
 
-        self.client = EngineClient(self.train_pane, self._engine_factory or quiet_engine)
+        self.client = EngineClient(self.train_pane, self._engine_factory or quiet_engine,
+                                   observe=self._engine_event_seen)
         for pane_class in (DatasetPane, *WORKBENCH_PANES):
             pane = self.query_one(pane_class)
             self.client.subscribe(pane, *pane_class.ENGINE_EVENTS)
@@ -539,9 +540,13 @@ class LlmlabApp(App[None]):
         except LlmlabError as e:
             self.notify(str(e), severity="error")
 
-    def on_model_ready(self, message: ModelReady) -> None:
-        self.model_source = message.event.source
-        if self.model_loading == message.event.source:
+    def _engine_event_seen(self, event: msg.Event) -> None:
+        """The app's record of the loaded model, kept before any pane hears of an event."""
+        if isinstance(event, msg.ModelLoaded):
+            self.model_source = event.source
+            if self.model_loading == event.source:
+                self.model_loading = None
+        elif isinstance(event, msg.Error) and event.command == "LoadRun":
             self.model_loading = None
 
     def on_run_began(self, message: RunBegan) -> None:
@@ -573,8 +578,6 @@ class LlmlabApp(App[None]):
                 text += f" (details in {path})"
             except OSError:
                 pass
-        if message.event.command == "LoadRun":
-            self.model_loading = None
         self.notify(text, title="engine error", severity="error", timeout=12)
 
     # ------------------------------------------------------------------ save / open

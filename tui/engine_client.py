@@ -57,9 +57,14 @@ def real_stdio() -> Iterator[None]:
 
 class EngineClient:
     def __init__(self, target: MessagePump,
-                 factory: Callable[[Session], EngineProcess] = quiet_engine) -> None:
+                 factory: Callable[[Session], EngineProcess] = quiet_engine,
+                 observe: Callable[[msg.Event], None] | None = None) -> None:
+        """`observe` sees every event before any widget is told of it: the app keeps its
+        record of the engine (the loaded model) there, so a pane handling its copy of an
+        event reads the app's state as the event left it."""
         self.target = target
         self.factory = factory
+        self.observe = observe
         self.engine: EngineProcess | None = None
         self.state = "idle"
         self.run_dir: str | None = None
@@ -164,6 +169,8 @@ class EngineClient:
             self.state = event.state
         elif isinstance(event, msg.RunStarted):
             self.run_dir = event.run_dir
+        if self.observe is not None:
+            self.observe(event)
         message = engine_message(event)
         self.target.post_message(message)
         for widget in self._subscribers.get(type(message), ()):

@@ -295,3 +295,26 @@ def test_a_narrow_title_bar_shortens_the_session_name_not_the_state() -> None:
             assert "…" in line and line.count("*") == 1 and len(line) <= 80
 
     asyncio.run(scenario())
+
+
+def test_the_app_sees_an_engine_event_before_any_pane() -> None:
+    from core import messages as msg
+    from tui.engine_client import EngineClient
+    from tui.messages import ModelReady
+
+    order: list[str] = []
+
+    class Pump:
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        def post_message(self, message) -> bool:
+            order.append(self.name)
+            return True
+
+    client = EngineClient(Pump("target"),  # type: ignore[arg-type]
+                          observe=lambda event: order.append(type(event).__name__))
+    client.subscribe(Pump("pane"), ModelReady)  # type: ignore[arg-type]
+    figures = msg.ModelFigures("dense", 10, 10, 0.0, 40, 1.0, 2.7, 0.5, 0.9, 1.0)
+    client._dispatch(msg.ModelLoaded("runs/a/1", "gpt", 60, 17, 32, figures))
+    assert order == ["ModelLoaded", "target", "pane"]

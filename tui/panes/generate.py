@@ -176,9 +176,6 @@ class GeneratePane(Vertical, can_focus=True):
         app: Any = self.app
         loading = getattr(app, "model_loading", None)
         source = getattr(app, "model_source", None)
-        if self.loaded is not None and loading == self.loaded.source:
-            # (this pane's copy of ModelReady can come before the app's own)
-            loading, source = None, loading
         line = self.query_one("#generate-source", Static)
         if loading:
             line.update(Content.assemble(("model ", "$text-muted"),
@@ -221,8 +218,7 @@ class GeneratePane(Vertical, can_focus=True):
     def on_model_ready(self, message: ModelReady) -> None:
         self.loaded = message.event
         self.column("compressed").set_label("")  # a new model has no candidate yet
-        # (the app records the source from its own copy of the message: read it after that)
-        self.call_after_refresh(self.show_source)
+        self.show_source()
 
     def on_candidate_measured(self, message: CandidateMeasured) -> None:
         self.column("compressed").set_label(message.event.figures.label)
@@ -307,7 +303,7 @@ class GeneratePane(Vertical, can_focus=True):
         cannot encode) comes back as an error naming its request."""
         e = message.event
         if e.command == "LoadRun":
-            self.call_after_refresh(self.show_source)
+            self.show_source()
         if e.command != "Generate" or e.request_id not in self.requests:
             return
         request_id, model = e.request_id, self.requests[e.request_id]

@@ -496,8 +496,6 @@ class PrunePane(Vertical, can_focus=True):
             return
         self._clear_requests()
         self._refresh()
-        # (the app forgets a failed load on its own copy of the message: show it after that)
-        self.set_timer(0.2, self._refresh)
 
     # ------------------------------------------------------------------ showing
 
