@@ -25,7 +25,7 @@ from core.messages import LoadRun
 from core.session import LIVE_FIELDS, Session, load_session, save_session, validate
 from tui.commands import LlmlabCommands, PaletteCommand
 from tui.engine_client import EngineClient
-from tui.keymap import bind, keys, load_user_keymap
+from tui.keymap import bind, key_display, keys, load_user_keymap
 from tui.messages import (
     CorpusFailed,
     CorpusLoaded,
@@ -353,7 +353,8 @@ class LlmlabApp(App[None]):
 
     def action_start_training(self) -> None:
         if self.client.busy:
-            self.notify("a run is already going: stop it (x) first", severity="warning")
+            self.notify(f"a run is already going: stop it ({self._key('train.stop')}) first",
+                        severity="warning")
             return
         if self._problem_notice("start training"):
             return
@@ -378,7 +379,8 @@ class LlmlabApp(App[None]):
         from core.runs import load_run_session
 
         if self.client.busy:
-            self.notify("a run is already going: stop it (x) first", severity="warning")
+            self.notify(f"a run is already going: stop it ({self._key('train.stop')}) first",
+                        severity="warning")
             return
         try:
             frozen = load_run_session(Path(message.path))
@@ -451,6 +453,10 @@ class LlmlabApp(App[None]):
                 self.notify(f"{path} needs a restart: the running training keeps its value; "
                             "it applies to the next run", severity="warning")
 
+    def _key(self, binding_id: str) -> str:
+        """A binding's key as the user's keymap has it, for messages that name it."""
+        return key_display(self, binding_id)
+
     def _title_bar(self) -> TitleBar | None:
         """The title bar; None once the screen is gone (an engine event can still arrive
         while the app shuts down)."""
@@ -482,8 +488,9 @@ class LlmlabApp(App[None]):
             path = self._newest_run()
             if path is None:
                 if not quiet:
-                    self.notify("no run of this session yet: train one (s) or pick one in "
-                                "Runs", severity="warning")
+                    self.notify(f"no run of this session yet: train one "
+                                f"({self._key('train.start')}) or pick one in Runs "
+                                f"({self._key('app.runs')})", severity="warning")
                 return
         if path == self.model_loading:
             return
@@ -655,7 +662,8 @@ class LlmlabApp(App[None]):
 
     def action_open(self) -> None:
         if self.client.busy:
-            self.notify("stop the training (x) before opening another session",
+            self.notify(f"stop the training ({self._key('train.stop')}) before opening another "
+                        "session",
                         severity="warning")
             return
         if self.dirty:

@@ -50,7 +50,8 @@ RELOAD_DELAY = 0.4  # seconds of quiet after an edit before the corpus is read a
 # ScoreText request ids of this pane start here, apart from any other pane's.
 SCORE_REQUEST_BASE = 1_000_000
 BOUNDARY_TITLE = "preview: token boundaries in alternating colours · {key}: surprise heatmap"
-NO_MODEL = "no model to score the preview with: train one (s), or load a run in the Runs pane"
+NO_MODEL = ("no model to score the preview with: train one ({start}), or load a run in the "
+            "Runs pane ({runs})")
 
 
 @dataclass
@@ -364,7 +365,9 @@ class DatasetPane(Vertical, can_focus=True):
             self.update_heatmap()
             return
         if self._model_source() is None and not self._has_run():
-            self.notify(NO_MODEL, severity="warning", timeout=8)
+            self.notify(NO_MODEL.format(start=key_display(self.app, "train.start"),
+                                        runs=key_display(self.app, "app.runs")),
+                        severity="warning", timeout=8)
             return
         self.heatmap = True
         self.heat_error = None

@@ -430,7 +430,8 @@ class PrunePane(Vertical, can_focus=True):
         """The curve of the loaded model, and the slider's position if it is not 0%."""
         self._measure_due = False
         if self.quantized:  # (an int8 model cannot be pruned: the engine would say so)
-            self.note = "int8: generate from it (g); to prune, load the run it came from"
+            self.note = (f"int8: generate from it ({self._key('app.generate')}); to prune, load "
+                         "the run it came from")
             return
         if self.percent > 0:
             self._want_prune()
