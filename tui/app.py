@@ -75,6 +75,11 @@ def set_field(session: Session, path: str, value: Any) -> bool:
     return True
 
 
+def live_values(session: Session) -> dict[str, Any]:
+    """The session's live hyperparameters (core.session.LIVE_FIELDS) by dotted path."""
+    return {name: field_value(session, name) for name in LIVE_FIELDS}
+
+
 def needs_restart(run_session: Session, path: str) -> bool:
     """Whether editing `path` during a run would change that run: not the [generate]
     settings, nor [compress] unless it prunes while training."""
@@ -207,8 +212,6 @@ class LlmlabApp(App[None]):
                            for pane in PANES}
         self.session_changed()
         self.train_pane.greet()
-        self.train_pane.show_hparams({name: field_value(self.session, name)
-                                      for name in LIVE_FIELDS})
         for problem in self.startup_problems:
             self.notify(problem, severity="warning", timeout=8)
         self.call_after_refresh(lambda: self.show_pane(self.current_pane))
@@ -320,6 +323,9 @@ class LlmlabApp(App[None]):
         for pane_class in WORKBENCH_PANES:
             self.query_one(pane_class).show_session(self.session)
         self._show_summary()
+        client = getattr(self, "client", None)
+        busy = client is not None and client.busy  # (a run shows its own live values)
+        self.train_pane.show_hparams(self.live if busy else live_values(self.session))
         title = self.query_one(TitleBar)
         title.session_name = self.session.name
         title.dirty = self.dirty
@@ -363,7 +369,7 @@ class LlmlabApp(App[None]):
     def _start(self, run_session: Session, resume: str | None) -> None:
         """Start (or resume) training; the session the run has is `run_session`."""
         self.run_session = copy.deepcopy(run_session)
-        self.live = {name: field_value(run_session, name) for name in LIVE_FIELDS}
+        self.live = live_values(run_session)
         try:
             fresh = self.client.start(self.session, resume)
         except LlmlabError as e:
@@ -419,8 +425,7 @@ class LlmlabApp(App[None]):
         self.edit("optim.lr", new)
 
     def action_edit_hparam(self) -> None:
-        current = (self.live if self.client.busy else
-                   {name: field_value(self.session, name) for name in LIVE_FIELDS})
+        current = self.live if self.client.busy else live_values(self.session)
 
         def chosen(result: tuple[str, float] | None) -> None:
             if result is None:
@@ -706,8 +711,6 @@ class LlmlabApp(App[None]):
         for row in self.query(FieldRow):
             row.clear_error()
         self.session_changed(force=True)
-        self.train_pane.show_hparams({name: field_value(session, name)
-                                      for name in LIVE_FIELDS})
         self.notify(f"opened {path}", timeout=4)
 
     # ------------------------------------------------------------------ themes, help

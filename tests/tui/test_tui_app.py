@@ -454,3 +454,16 @@ def test_a_load_under_way_follows_the_model_into_a_new_engine(tmp_path: Path, fa
             assert app.model_loading == "runs/tiny/run-0"
 
     run(scenario())
+
+
+def test_the_train_pane_shows_an_idle_edit_of_a_live_hyperparameter(tmp_path: Path) -> None:
+    from tui.widgets.hparam_line import HparamLine
+
+    async def scenario() -> None:
+        app = LlmlabApp(small_session(tmp_path), None)
+        async with app.run_test(size=SIZE) as pilot:
+            app.edit("optim.lr", 0.0042)
+            await pilot.pause()
+            assert app.query_one(HparamLine).hparams["optim.lr"] == 0.0042
+
+    run(scenario())
