@@ -428,17 +428,27 @@ class LlmlabApp(App[None]):
         current = self.live if self.client.busy else live_values(self.session)
 
         def chosen(result: tuple[str, float] | None) -> None:
-            if result is None:
-                return
-            name, value = result
-            if isinstance(field_value(self.session, name), int):
-                if not float(value).is_integer():
-                    self.notify(f"{name} must be a whole number", severity="error")
-                    return
-                value = int(value)
-            self.edit(name, value)
+            if result is not None:
+                name, value = result
+                self.edit(name, self._as_field_type(name, value))
 
-        self.push_screen(HparamEditScreen(current), chosen)
+        self.push_screen(HparamEditScreen(current, check=self._check_live), chosen)
+
+    def _as_field_type(self, name: str, value: float) -> Any:
+        return int(value) if isinstance(field_value(self.session, name), int) else value
+
+    def _check_live(self, name: str, value: float) -> str | None:
+        """Why `value` cannot be `name`, as the session's validator says (None: it can): the
+        edit dialog stays open with the line, and nothing reaches the session."""
+        if isinstance(field_value(self.session, name), int) and not float(value).is_integer():
+            return f"must be a whole number (got {value:g})"
+        trial = copy.deepcopy(self.session)
+        set_field(trial, name, self._as_field_type(name, value))
+        for line in validate(trial):
+            path, _, problem = line.partition(": ")
+            if path == name:
+                return problem
+        return None
 
     def _apply_to_run(self, path: str, value: Any) -> None:
         """A committed edit during a run: live fields go to the engine, others wait."""

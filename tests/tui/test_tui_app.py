@@ -467,3 +467,28 @@ def test_the_train_pane_shows_an_idle_edit_of_a_live_hyperparameter(tmp_path: Pa
             assert app.query_one(HparamLine).hparams["optim.lr"] == 0.0042
 
     run(scenario())
+
+
+def test_the_live_edit_dialog_keeps_a_bad_value_with_its_problem(tmp_path: Path) -> None:
+    from tui.screens.hparam_edit import HparamEditScreen
+
+    async def scenario() -> None:
+        app = LlmlabApp(small_session(tmp_path), None)
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.press("t", "e")
+            await wait_for(pilot, lambda: isinstance(app.screen, HparamEditScreen), 5,
+                           "the edit dialog")
+            lr = app.session.optim.lr
+            await pilot.press("ctrl+a", "ctrl+k")
+            await type_text(pilot, "-1")
+            await pilot.press("enter")
+            assert isinstance(app.screen, HparamEditScreen)  # still open, text kept
+            assert app.screen.query_one("#hparam-value").value == "-1"
+            assert "optim.lr:" in screen_text(app)
+            assert app.session.optim.lr == lr and not app.problem_lines
+            await pilot.press("ctrl+a", "ctrl+k")
+            await type_text(pilot, "0.002")
+            await pilot.press("enter")
+            await wait_for(pilot, lambda: app.session.optim.lr == 0.002, 5, "the new lr")
+
+    run(scenario())

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.screen import ModalScreen
@@ -13,15 +15,20 @@ from tui.nudge import format_number
 
 
 class HparamEditScreen(ModalScreen[tuple[str, float] | None]):
-    """Pick a live field, type its new value, enter: dismissed with (name, value)."""
+    """Pick a live field, type its new value, enter: dismissed with (name, value).
+
+    `check(name, value)` says why a value cannot be set (None: it can); the dialog then
+    stays open with that line and the typed text."""
 
     AUTO_FOCUS = "#hparam-value"
     BINDINGS = [bind("dialog.close", "cancel", "Cancel")]
 
-    def __init__(self, current: dict[str, float], field: str = "optim.lr") -> None:
+    def __init__(self, current: dict[str, float], field: str = "optim.lr",
+                 check: Callable[[str, float], str | None] | None = None) -> None:
         super().__init__(classes="dialog-screen")
         self.current = current
         self.field = field
+        self.check = check
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
@@ -46,6 +53,11 @@ class HparamEditScreen(ModalScreen[tuple[str, float] | None]):
             value = float(event.value)
         except ValueError:
             error.update(f"must be a number (got {event.value!r})")
+            error.display = True
+            return
+        problem = self.check(self.field, value) if self.check else None
+        if problem:
+            error.update(f"{self.field}: {problem}")
             error.display = True
             return
         self.dismiss((self.field, value))
