@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+SWEEP_LEVELS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)  # sparsities swept
+
 # --------------------------------------------------------------------------- commands
 
 
@@ -90,7 +92,7 @@ class Sweep(Command):
     """Measure loss against sparsity, one SweepPointMeasured per level."""
 
     method: str
-    levels: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
+    levels: tuple[float, ...] = SWEEP_LEVELS
 
 
 @dataclass

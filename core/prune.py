@@ -60,12 +60,12 @@ from torch.nn.utils import prune
 from core.dataset import TokenDataset
 from core.errors import LlmlabError
 from core.evaluate import EvalResult, batch_sums, eval_mode
+from core.messages import SWEEP_LEVELS
 from core.models import GPT, MLPLM, RecurrentLM
 from core.optim import build_optimizer, lr_at, set_lr
-from core.session import OptimConfig
+from core.session import OptimConfig, field_doc
 
-METHODS = ("magnitude", "global", "random", "structured")
-SWEEP_LEVELS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
+METHODS: tuple[str, ...] = tuple(field_doc("compress.method")["choices"])  # the schema's
 
 _RNN_WEIGHT = re.compile(r"weight_(ih|hh)_l\d+(_reverse)?")
 

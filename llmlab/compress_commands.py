@@ -9,9 +9,10 @@ from rich.console import Console
 from rich.table import Table
 
 from core.errors import LlmlabError
+from core.session import field_doc
 
 EXIT_OK = 0
-METHODS = ("magnitude", "global", "random", "structured")
+METHODS: tuple[str, ...] = tuple(field_doc("compress.method")["choices"])
 
 
 def add_parsers(sub) -> None:

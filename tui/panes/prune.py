@@ -50,7 +50,7 @@ SPARK = "▁▂▃▄▅▆▇█"
 LEFT_MIN, LEFT_MAX = 32, 52  # columns of the table's side
 _UNSET = object()
 ECHOED = ("compress.method", "compress.sparsity")  # fields show_session shows
-SWEEP_LEVELS: tuple[float, ...] = msg.Sweep("").levels
+SWEEP_LEVELS = msg.SWEEP_LEVELS
 # The commands whose failure ends what this pane waits for.
 PRUNE_COMMANDS = frozenset({"LoadRun", "PruneTo", "Sweep", "FineTune", "Quantize",
                             "SaveCompressed"})
