@@ -64,8 +64,6 @@ class _Stream:
         from core.generate import Sampling
         from core.session import session_from_dict
 
-        if workbench is None:
-            raise LlmlabError("no model loaded: load a run first (LoadRun)")
         # Checked like a session's [generate] (one line naming every bad field), not left to
         # fail inside the sampler.
         sampling = Sampling.from_config(session_from_dict({"generate": {
@@ -225,14 +223,21 @@ class Engine:
             self.emit(self._evaluate_bench(command.split))
         elif isinstance(command, msg.Evaluate):
             self.emit(self._loaded().evaluate(command.split))
+        elif isinstance(command, msg.LoadRun):
+            self._load_bench(command.path)
         elif isinstance(command, msg.Generate):
             from core.device import leave_a_core
 
             with leave_a_core():  # token by token: the app beside it draws on its own core
-                self._bench_command(command)
-        elif isinstance(command, (msg.LoadRun, msg.PruneTo, msg.Sweep, msg.FineTune,
-                                  msg.Quantize, msg.SaveCompressed, msg.ScoreText)):
-            self._workbench_command(command)
+                self._generate(command)
+        elif isinstance(command, (msg.PruneTo, msg.FineTune, msg.Quantize)):
+            self._compress(command)
+        elif isinstance(command, msg.Sweep):
+            self._sweep(command)
+        elif isinstance(command, msg.SaveCompressed):
+            self.emit(msg.CompressedSaved(str(self._bench().save(command.path))))
+        elif isinstance(command, msg.ScoreText):
+            self.emit(self._score_text(command))
         elif isinstance(command, msg.Cancel):
             pass  # nothing under way to cancel
         elif isinstance(command, msg.SaveCheckpoint):
@@ -246,13 +251,11 @@ class Engine:
 
     # ------------------------------------------------------------------ the workbench
 
-    def _workbench_command(self, command: msg.Command) -> None:
-        if isinstance(command, msg.LoadRun):
-            self._load_bench(command.path)
-        elif isinstance(command, msg.ScoreText):
-            self.emit(self._score_text(command))
-        else:
-            self._bench_command(command)
+    def _bench(self):
+        """The loaded workbench (core.workbench.Workbench)."""
+        if self.workbench is None:
+            raise LlmlabError("no model loaded: load a run first (LoadRun)")
+        return self.workbench
 
     def _load_bench(self, path: str) -> None:
         from core.device import place
@@ -272,31 +275,18 @@ class Engine:
                                   compression="" if label == "dense" else label,
                                   quantized=is_quantized(wb.model)))
 
-    def _bench_command(self, command: msg.Command) -> None:
-        wb = self.workbench
-        if wb is None:
-            raise LlmlabError("no model loaded: load a run first (LoadRun)")
+    def _compress(self, command: msg.PruneTo | msg.FineTune | msg.Quantize) -> None:
+        """Make (or change) the candidate and report its figures against the dense model's."""
+        wb = self._bench()
         t0 = time.perf_counter()
-        try:
-            if isinstance(command, msg.PruneTo):
-                figures = wb.prune(command.method, command.sparsity, command.seed)
-            elif isinstance(command, msg.FineTune):
-                figures = wb.finetune(
-                    command.steps, should_stop=self._cancel_requested,
-                    on_step=lambda i, loss: self.emit(msg.FinetuneStep(i, command.steps, loss)))
-            elif isinstance(command, msg.Quantize):
-                figures = wb.quantize()
-            elif isinstance(command, msg.SaveCompressed):
-                self.emit(msg.CompressedSaved(str(wb.save(command.path))))
-                return
-            elif isinstance(command, msg.Sweep):
-                self._sweep(command)
-                return
-            else:
-                self._generate(command)
-                return
-        except _Cancelled:
-            return
+        if isinstance(command, msg.PruneTo):
+            figures = wb.prune(command.method, command.sparsity, command.seed)
+        elif isinstance(command, msg.FineTune):
+            figures = wb.finetune(
+                command.steps, should_stop=self._cancel_requested,
+                on_step=lambda i, loss: self.emit(msg.FinetuneStep(i, command.steps, loss)))
+        else:
+            figures = wb.quantize()
         self.emit(msg.Compressed(figures, wb.dense_figures(), time.perf_counter() - t0))
 
     def _sweep(self, command: msg.Sweep) -> None:
@@ -309,14 +299,18 @@ class Engine:
             if self._cancel_requested():
                 raise _Cancelled
 
-        self.workbench.sweep(command.method, levels, on_point=on_point)
+        try:
+            self._bench().sweep(command.method, levels, on_point=on_point)
+        except _Cancelled:
+            pass
 
     def _generate(self, first: msg.Generate) -> None:
         """Stream generations, one token of each in turn: a Generate that arrives while one
         runs (side by side: the compressed model after the dense) joins it, so both columns
         fill together. A Cancel (or Shutdown) ends them all; a stream that fails (a prompt its
         tokenizer cannot encode) ends alone, with an Error naming its request."""
-        streams = [_Stream.open(self.workbench, first)]
+        wb = self._bench()
+        streams = [_Stream.open(wb, first)]
         last_poll = time.perf_counter()
         while streams:
             for stream in list(streams):
@@ -333,10 +327,10 @@ class Engine:
             if time.perf_counter() - last_poll < EMIT_EVERY:
                 continue
             last_poll = time.perf_counter()
-            cancelled, joining = self._poll_generation()
+            cancelled, joining = self._poll(join_generates=True)
             for command in joining:
                 try:
-                    streams.append(_Stream.open(self.workbench, command))
+                    streams.append(_Stream.open(wb, command))
                 except Exception as e:  # noqa: BLE001
                     self.emit(_error_of(e, command))
             if cancelled:
@@ -344,17 +338,18 @@ class Engine:
                     self.emit(stream.finish())
                 return
 
-    def _poll_generation(self) -> tuple[bool, list[msg.Generate]]:
-        """(whether a Cancel or Shutdown waits, the Generates asked before it); any other
-        command, and whatever comes after a Cancel, waits for the generation to end. A
-        Generate asked after another command waits too: the commands keep their order."""
+    def _poll(self, join_generates: bool = False) -> tuple[bool, list[msg.Generate]]:
+        """Read the commands that came during a long operation: (whether a Cancel or Shutdown
+        waits, the Generates that join a generation under way). Any other command, and
+        whatever comes after a Cancel, waits for the operation to end; so does a Generate
+        asked after another command (the commands keep their order)."""
         joining: list[msg.Generate] = []
         while True:
             try:
                 command = self.commands.get_nowait()
             except queue.Empty:
                 return False, joining
-            if isinstance(command, msg.Generate) and not self._deferred:
+            if join_generates and isinstance(command, msg.Generate) and not self._deferred:
                 joining.append(command)
                 continue
             if isinstance(command, msg.Cancel):
@@ -364,9 +359,7 @@ class Engine:
                 return True, joining
 
     def _score_text(self, command: msg.ScoreText) -> msg.TextScored:
-        wb = self.workbench
-        if wb is None:
-            raise LlmlabError("no model loaded: load a run first (LoadRun)")
+        wb = self._bench()
         spans, losses = wb.score_text(command.text)
         scored = [x for x in losses if x == x]  # (the first token's NaN is not a loss)
         mean = sum(scored) / len(scored) if scored else float("nan")
@@ -379,16 +372,7 @@ class Engine:
 
     def _cancel_requested(self) -> bool:
         """Whether a Cancel (or Shutdown) waits; other commands wait for the work to end."""
-        while True:
-            try:
-                command = self.commands.get_nowait()
-            except queue.Empty:
-                return False
-            if isinstance(command, msg.Cancel):
-                return True
-            self._deferred.append(command)
-            if isinstance(command, msg.Shutdown):
-                return True
+        return self._poll()[0]
 
     def _loaded(self):
         if self.trainer is None:
