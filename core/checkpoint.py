@@ -31,9 +31,11 @@ from safetensors.torch import load_model, save_model
 from torch import nn
 
 from core.errors import CheckpointError
-from core.fileio import fsync_dir, fsync_file, jsonable
+from core.fileio import fsync_dir, fsync_file, jsonable, read_small_text
 
 WEIGHTS_FILE = "model.safetensors"
+MASK_SUFFIX = "_mask"  # masks of gradual pruning, saved beside their weights
+FLOAT_DTYPES = ("F64", "F32", "F16", "BF16")  # safetensors' names; weights are never integers
 STATE_FILE = "state.pt"
 META_FILE = "meta.json"
 FILES = (WEIGHTS_FILE, STATE_FILE, META_FILE)
@@ -199,10 +201,12 @@ def load_checkpoint(path: Path, model: nn.Module,
                     device: str | torch.device = "cpu") -> tuple[dict, dict]:
     """Load the weights into `model` and return (state, meta).
 
-    Everything is read and checked before the model is touched, so a damaged checkpoint
-    raises CheckpointError (one line naming the folder and the cause) and leaves the model as
-    it was. The state is loaded on the CPU whatever `device` is: RNG states must be CPU
-    tensors, and `optimizer.load_state_dict` moves its tensors to the parameters' device.
+    Files, names, shapes and dtypes are read and checked before the model is touched, so a
+    damaged checkpoint raises CheckpointError (one line naming the folder and the cause) and
+    leaves the model as it was; NaN or infinite values are found after loading (callers load
+    into a model built for the purpose and drop it on an error). The state is loaded on the
+    CPU whatever `device` is: RNG states must be CPU tensors, and `optimizer.load_state_dict`
+    moves its tensors to the parameters' device.
     """
     path = Path(path)
     _check_files(path, FILES)
@@ -233,7 +237,7 @@ def _check_files(path: Path, names: tuple[str, ...]) -> None:
 
 def _read_meta(path: Path) -> dict[str, Any]:
     try:
-        meta = json.loads((path / META_FILE).read_text(encoding="utf-8"))
+        meta = json.loads(read_small_text(path / META_FILE))
     except (OSError, ValueError) as e:  # ValueError covers bad JSON and bad UTF-8
         raise CheckpointError(f"checkpoint {path}: {META_FILE} is not valid JSON "
                               f"({one_line(e)})") from None
@@ -271,6 +275,47 @@ def _load_weights(path: Path, file: Path, model: nn.Module, device: str | torch.
         parts = [describe_names("missing", missing), describe_names("unexpected", unexpected)]
         raise CheckpointError(f"checkpoint {path}: weights do not fit this model "
                               f"({'; '.join(p for p in parts if p)})")
+    not_finite = [name for name, t in model.state_dict().items()
+                  if t.is_floating_point() and not bool(torch.isfinite(t).all())]
+    if not_finite:  # the model was built for this load: a caller never keeps it
+        raise CheckpointError(f"checkpoint {path}: {WEIGHTS_FILE} holds NaN or infinite values "
+                              f"({not_finite[0]}{_and_more(len(not_finite))})")
+
+
+def _and_more(count: int) -> str:
+    return f" and {count - 1} more" if count > 1 else ""
+
+
+def check_parameter_claim(path: Path, expected: int, claim: str) -> None:
+    """Refuse weights that cannot be the model a config claims, before that model is built.
+
+    `expected` is `core.estimate.param_count` of the claimed config (exact for every
+    architecture, a tied weight once, as safetensors stores it); the file's header must hold
+    exactly that many numbers, masks aside. Without this, a run folder whose session.toml
+    claims n_layer=1000 beside a 0.4 MB weights file allocates gigabytes before the
+    per-tensor check in `load_model_weights` can say no. `path`: a checkpoint folder or its
+    weights file; `claim`: what made the claim, for the message.
+    """
+    path = Path(path)
+    file = path / WEIGHTS_FILE if path.is_dir() else path
+    try:
+        with safe_open(str(file), framework="pt") as f:
+            shapes = [f.get_slice(key).get_shape() for key in f.keys()
+                      if not key.endswith(MASK_SUFFIX)]
+    except Exception as e:  # truncated, not safetensors, unreadable
+        raise CheckpointError(f"checkpoint {path}: {WEIGHTS_FILE} is damaged "
+                              f"({one_line(e)})") from None
+    held = sum(_numel(shape) for shape in shapes)
+    if held != expected:
+        raise CheckpointError(f"checkpoint {path}: {claim} claims {expected:,} parameters but "
+                              f"{WEIGHTS_FILE} holds {held:,}; refused before building it")
+
+
+def _numel(shape: Iterable[int]) -> int:
+    n = 1
+    for size in shape:
+        n *= size
+    return n
 
 
 def _weights_problem(file: Path, model: nn.Module) -> str | None:
@@ -282,8 +327,14 @@ def _weights_problem(file: Path, model: nn.Module) -> str | None:
     try:
         with safe_open(str(file), framework="pt") as f:
             shapes = {key: list(f.get_slice(key).get_shape()) for key in f.keys()}
+            dtypes = {key: f.get_slice(key).get_dtype() for key in f.keys()}
     except Exception as e:  # truncated, not safetensors, unreadable
         return f"{WEIGHTS_FILE} is damaged ({one_line(e)})"
+    not_float = {key: dtype for key, dtype in dtypes.items() if dtype not in FLOAT_DTYPES}
+    if not_float:
+        key, dtype = next(iter(not_float.items()))
+        return (f"{WEIGHTS_FILE} holds {dtype} weights ({key}{_and_more(len(not_float))}); "
+                f"weights are floating point")
     state = model.state_dict()
     mismatch = names_mismatch(shapes, state)
     if mismatch:

@@ -56,6 +56,14 @@ def param_count(cfg: ModelConfig, vocab_size: int) -> int:
     raise ValueError(f"unknown model.arch {cfg.arch!r}")
 
 
+def describe_model(cfg: ModelConfig) -> str:
+    """The fields that size a model, as a user would set them: `gpt n_layer=4 n_embd=128`."""
+    sized = f"n_layer={cfg.n_layer} n_embd={cfg.n_embd}"
+    if cfg.arch in ("lstm", "gru", "mlp") and cfg.n_hidden:
+        sized += f" n_hidden={cfg.n_hidden}"
+    return f"{cfg.arch} {sized} context={cfg.context}"
+
+
 def flops_per_token(cfg: ModelConfig, vocab_size: int) -> int:
     """Forward FLOPs per token, 2 per multiply-accumulate of the matmuls (as the models
     count them: elementwise work and embedding lookups are left out)."""

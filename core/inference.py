@@ -8,8 +8,14 @@ from pathlib import Path
 
 import torch
 
-from core.checkpoint import CheckpointInfo, list_checkpoints, load_model_weights
+from core.checkpoint import (
+    CheckpointInfo,
+    check_parameter_claim,
+    list_checkpoints,
+    load_model_weights,
+)
 from core.errors import LlmlabError
+from core.estimate import describe_model, param_count
 from core.models import build_model
 from core.prune import attach_masks, fold_masks
 from core.runs import load_run_session, read_run_info
@@ -44,6 +50,8 @@ def load_run(run_dir: str | Path, which: str = "best", device: str = "cpu") -> L
     session = load_run_session(run_dir)
     tokenizer = load_tokenizer(run_dir)
     ckpt = pick_checkpoint(run_dir, which)
+    check_parameter_claim(ckpt.path, param_count(session.model, tokenizer.vocab_size),
+                          f"{run_dir / 'session.toml'} ({describe_model(session.model)})")
     model = build_model(session.model, tokenizer.vocab_size)
     if ckpt.meta.get("masked"):  # saved during gradual pruning: masks are in the file
         attach_masks(model)

@@ -29,7 +29,13 @@ else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
 from core.errors import LlmlabError
-from core.fileio import atomic_write_text, jsonable
+from core.fileio import (
+    METRICS_FILE_LIMIT,
+    atomic_write_text,
+    jsonable,
+    read_small_file,
+    read_small_text,
+)
 from core.session import Session, load_session, save_session
 from core.tokenizers import TOKENIZER_FILE, Tokenizer
 
@@ -161,11 +167,11 @@ def _after(record: dict[str, Any], step: int) -> bool:
 def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
     """Every record of metrics.jsonl; lines that do not parse (a crash mid-write) are skipped."""
     try:
-        text = (Path(run_dir) / METRICS_FILE).read_text(encoding="utf-8", errors="replace")
+        data = read_small_file(Path(run_dir) / METRICS_FILE, METRICS_FILE_LIMIT)
     except OSError:
         return []
     records = []
-    for line in text.splitlines():
+    for line in data.decode("utf-8", errors="replace").splitlines():
         try:
             record = json.loads(line)
         except ValueError:
@@ -178,7 +184,7 @@ def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
 def read_run_info(run_dir: Path) -> dict[str, Any]:
     """run.json as a dict; {} if it is missing or damaged."""
     try:
-        info = json.loads((Path(run_dir) / INFO_FILE).read_text(encoding="utf-8"))
+        info = json.loads(read_small_text(Path(run_dir) / INFO_FILE))
     except (OSError, ValueError):
         return {}
     return info if isinstance(info, dict) else {}
@@ -310,7 +316,7 @@ def _subdirs(folder: Path) -> list[Path]:
 def _frozen_session_table(run_dir: Path) -> dict[str, Any]:
     """The raw frozen session (no validation: a summary should show even an odd run)."""
     try:
-        return tomllib.loads((run_dir / SESSION_FILE).read_text(encoding="utf-8"))
+        return tomllib.loads(read_small_text(run_dir / SESSION_FILE))
     except (OSError, ValueError):
         return {}
 

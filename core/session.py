@@ -26,7 +26,7 @@ else:  # pragma: no cover - exercised on Python 3.10 only
 import tomli_w
 
 from core.errors import SessionError
-from core.fileio import atomic_write_text
+from core.fileio import UnreadableFile, atomic_write_text, read_small_text
 
 SECTIONS = ("data", "model", "optim", "train", "compress", "generate")
 
@@ -358,14 +358,16 @@ def parse_toml(text: str, source: str = "<session>") -> dict[str, Any]:
 def load_session(path: str | os.PathLike, overrides: list[str] = ()) -> Session:
     """Read, override (`section.key=value`) and validate a session file."""
     path = Path(path)
+    if path.is_dir():
+        raise SessionError([f"{path}: is a folder, not a session file"])
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_small_text(path)
     except FileNotFoundError:
         raise SessionError([f"{path}: no such session file"]) from None
-    except IsADirectoryError:
-        raise SessionError([f"{path}: is a folder, not a session file"]) from None
     except PermissionError:
         raise SessionError([f"{path}: permission denied"]) from None
+    except UnreadableFile as e:  # a FIFO, /dev/zero, a huge file
+        raise SessionError([str(e)]) from None
     except UnicodeDecodeError as e:
         raise SessionError([f"{path}: not UTF-8 text (bad byte at offset {e.start})"]) from None
     raw = parse_toml(text, str(path))

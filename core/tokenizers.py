@@ -25,9 +25,14 @@ from typing import Any
 import numpy as np
 
 from core.errors import TokenizerError
+from core.fileio import TOKENIZER_FILE_LIMIT, UnreadableFile, read_small_text
 
 UNK = "<unk>"
 TOKENIZER_FILE = "tokenizer.json"
+# The most tokens a vocabulary may hold: `vocab_size = 0` ("no cap") stops here, and a
+# tokenizer file claiming more is refused before it is built (a copied folder's 20M-word
+# tokenizer.json would otherwise take gigabytes, and the model's embedding more).
+MAX_VOCAB = 1 << 22
 KINDS = ("char", "word", "bpe", "jieba")
 
 
@@ -198,7 +203,7 @@ def _jieba():
 def _by_frequency(counts: Counter[str], vocab_size: int) -> list[str]:
     """Most frequent first, ties broken alphabetically, capped to leave room for <unk>."""
     words = sorted(counts, key=lambda w: (-counts[w], w))
-    return words[: vocab_size - 1] if vocab_size else words
+    return words[: (vocab_size or MAX_VOCAB) - 1]
 
 
 # --------------------------------------------------------------------------- bpe
@@ -290,6 +295,10 @@ def train_tokenizer(kind: str, chunks: Iterable[str], vocab_size: int = 0) -> To
 
 def tokenizer_from_dict(d: dict[str, Any]) -> Tokenizer:
     kind = d.get("kind")
+    entries = _claimed_entries(d)
+    if entries > MAX_VOCAB:
+        raise TokenizerError(f"a vocabulary of {entries:,} tokens, more than the "
+                             f"{MAX_VOCAB:,} llmlab loads")
     if kind == "char":
         return CharTokenizer(d["chars"])
     if kind in ("word", "jieba"):
@@ -301,15 +310,24 @@ def tokenizer_from_dict(d: dict[str, Any]) -> Tokenizer:
     raise TokenizerError(f"unknown tokenizer kind {kind!r}")
 
 
+def _claimed_entries(d: dict[str, Any]) -> int:
+    """How many tokens a saved tokenizer holds, counted before anything is built."""
+    if d.get("kind") == "bpe":
+        return len(d.get("hf", {}).get("model", {}).get("vocab", ()))
+    return len(d.get("chars", d.get("vocab", ())))
+
+
 def load_tokenizer(path: str | Path) -> Tokenizer:
     """Load a tokenizer saved with `save`; a damaged file gives a one-line TokenizerError."""
     path = Path(path)
     if path.is_dir():
         path = path / TOKENIZER_FILE
     try:
-        return tokenizer_from_dict(json.loads(path.read_text(encoding="utf-8")))
+        return tokenizer_from_dict(json.loads(read_small_text(path, TOKENIZER_FILE_LIMIT)))
     except FileNotFoundError:
         raise TokenizerError(f"{path}: no tokenizer file") from None
+    except UnreadableFile as e:  # a FIFO, /dev/zero, a huge file
+        raise TokenizerError(str(e)) from None
     except TokenizerError as e:
         raise TokenizerError(f"{path}: {e}") from None
     except Exception as e:  # bad JSON, missing keys, a damaged HF payload

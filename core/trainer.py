@@ -23,10 +23,16 @@ import torch
 import torch.nn.functional as F
 
 from core import messages as msg
-from core.checkpoint import CheckpointInfo, latest_checkpoint, load_checkpoint
+from core.checkpoint import (
+    CheckpointInfo,
+    check_parameter_claim,
+    latest_checkpoint,
+    load_checkpoint,
+)
 from core.dataset import TokenDataset, load_dataset
 from core.device import Placement, peak_flops, place, wrap_model
 from core.errors import LlmlabError
+from core.estimate import describe_model, param_count
 from core.evaluate import evaluate
 from core.models import build_model
 from core.optim import build_optimizer, lr_at, set_lr, set_weight_decay
@@ -114,6 +120,9 @@ class Trainer:
                 raise LlmlabError(f"{run_dir}: no complete checkpoint to resume from")
             emit(msg.Status("preparing", f"opening {session.data.corpus}"))
             dataset = load_dataset(session.data, session.base_dir)
+            check_parameter_claim(
+                ckpt.path, param_count(session.model, dataset.tokenizer.vocab_size),
+                f"{run_dir / 'session.toml'} ({describe_model(session.model)})")
             trainer = cls(session, dataset, placement, run_dir, emit, ckpt)
             trainer.writer.truncate_metrics_after(trainer.step)
             trainer.writer.update_info(status="running")  # not "stopped" while it trains again
