@@ -12,3 +12,12 @@ def middle_ellipsis(text: str, width: int) -> str:
         return text[:width]
     head = width // 2
     return text[:head] + "…" + text[len(text) - (width - 1 - head):]
+
+
+def fit_words(text: str, width: int) -> str:
+    """`text` with every word too long for a line of `width` cut in its middle (room left
+    for a short word before it, like a "✗"), so wrapping breaks only between words: a long
+    path never pushes the cause after it (`path: no such file`) off a line-limited status."""
+    if width < 12:
+        return text
+    return " ".join(middle_ellipsis(word, width - 4) for word in text.split(" "))

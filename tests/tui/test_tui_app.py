@@ -21,6 +21,7 @@ from tui_helpers import (
     small_session,
     type_text,
     wait_for,
+    wait_for_screen,
 )
 
 from core.runs import read_metrics
@@ -69,7 +70,7 @@ def test_pick_sample_set_model_train_change_lr_stop_save_reopen(tmp_path: Path) 
                            and app.corpus.data.corpus == "sample:synthetic", 30,
                            "the synthetic corpus")
             assert app.session.data.corpus == "sample:synthetic"
-            assert "vocabulary 17" in screen_text(app)
+            await wait_for_screen(pilot, "vocabulary 17")
 
             # Model: a small GPT, typed into the form.
             for path, value in [("model.n_layer", "1"), ("model.n_embd", "32"),
@@ -78,7 +79,7 @@ def test_pick_sample_set_model_train_change_lr_stop_save_reopen(tmp_path: Path) 
             m = app.session.model
             assert (m.n_layer, m.n_embd, m.n_head, m.context) == (1, 32, 2, 32)
             assert app.problem_lines == []
-            assert "params        14k" in screen_text(app)  # the live summary
+            await wait_for_screen(pilot, "params        14k")  # the live summary
 
             # Train: start and watch the loss fall in the plot's data.
             await pilot.press("escape", "s")
@@ -186,7 +187,7 @@ def test_quit_during_training_asks_saves_and_leaves_no_process(tmp_path: Path) -
             await pilot.press("ctrl+q")
             await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), 10,
                            "the quit question")
-            assert "Training is running" in screen_text(app)
+            await wait_for_screen(pilot, "Training is running")
             await pilot.press("y")
             await wait_for(pilot, lambda: app._exit, 60, "the app to exit")
         assert not app.client.alive
@@ -221,7 +222,7 @@ def test_broken_corpus_and_invalid_field_show_messages_app_stays_up(
             await wait_for(pilot, lambda: "no such file or folder" in (pane.error or ""),
                            30, "the missing-file error")
             assert pane.error == f"{tmp_path / 'missing.txt'}: no such file or folder"
-            assert "no such file or folder" in screen_text(app)
+            await wait_for_screen(pilot, "no such file or folder")
             await wait_for(pilot, lambda: app.corpus is None, 5, "the app to forget the corpus")
             # A binary file, chosen in the file picker: core's one-line error, inline.
             await pilot.press("escape", "b")
@@ -231,7 +232,7 @@ def test_broken_corpus_and_invalid_field_show_messages_app_stays_up(
             await pilot.press("enter")
             await wait_for(pilot, lambda: "binary file, not text" in (pane.error or ""), 30,
                            "the binary-file error")
-            assert "✗" in screen_text(app)
+            await wait_for_screen(pilot, "✗")
             # Back to a good corpus: stats again; the word tokenizer has an unknown rate.
             await pilot.press("escape", "tab", "enter", "home", "down", "down", "enter")
             await wait_for(pilot, lambda: app.corpus is not None, 30, "a good corpus again")
@@ -244,9 +245,9 @@ def test_broken_corpus_and_invalid_field_show_messages_app_stays_up(
             # An invalid field: the validator's message next to it; start refuses.
             await pilot.press("m")
             await set_field(pilot, "model.n_head", "5")
-            assert "must divide model.n_embd (32 % 5 != 0)" in screen_text(app)
+            await wait_for_screen(pilot, "must divide model.n_embd (32 % 5 != 0)")
             await set_field(pilot, "optim.lr", "fast")
-            assert "must be a number (got 'fast')" in screen_text(app)
+            await wait_for_screen(pilot, "must be a number (got 'fast')")
             await pilot.press("escape", "s")
             assert any("cannot start training: 2 problems" in n for n in notifications(app))
             assert not app.client.busy
@@ -358,8 +359,8 @@ def test_help_palette_theme_and_keymap(tmp_path: Path, config_dir: Path,
         async with app.run_test(size=SIZE) as pilot:
             await pilot.press("question_mark")
             await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen), 5, "help")
-            text = screen_text(app)
-            assert "f5" in text and "Start a new run" in text
+            await wait_for_screen(pilot, "Start a new run")
+            assert "f5" in screen_text(app)
             await pilot.press("escape")
             # the palette reaches a theme, and it is remembered
             await pilot.press("ctrl+p")
@@ -406,7 +407,7 @@ def test_save_never_writes_into_the_package(tmp_path: Path) -> None:
             await pilot.press("ctrl+a", "ctrl+k")
             await paste(pilot, str(default_session_path()))
             await pilot.press("enter")
-            assert "inside the llmlab package" in screen_text(app)
+            await wait_for_screen(pilot, "inside the llmlab package")
             await pilot.press("ctrl+a", "ctrl+k")
             await paste(pilot, str(tmp_path / "mine"))
             await pilot.press("enter")
@@ -484,7 +485,7 @@ def test_the_live_edit_dialog_keeps_a_bad_value_with_its_problem(tmp_path: Path)
             await pilot.press("enter")
             assert isinstance(app.screen, HparamEditScreen)  # still open, text kept
             assert app.screen.query_one("#hparam-value").value == "-1"
-            assert "optim.lr:" in screen_text(app)
+            await wait_for_screen(pilot, "optim.lr:")
             assert app.session.optim.lr == lr and not app.problem_lines
             await pilot.press("ctrl+a", "ctrl+k")
             await type_text(pilot, "0.002")

@@ -58,6 +58,17 @@ def screen_text(app) -> str:
     return console.export_text()
 
 
+def shows(app, text: str) -> bool:
+    """Whether the drawn screen shows `text`, wherever the terminal wrapped it: a long path
+    folds over lines (mid-word too), so both sides are compared without whitespace."""
+    return "".join(text.split()) in "".join(screen_text(app).split())
+
+
+async def wait_for_screen(pilot, text: str, timeout: float = 10.0) -> None:
+    """Wait until the screen shows `text` (a widget updated now is drawn on a later frame)."""
+    await wait_for(pilot, lambda: shows(pilot.app, text), timeout, f"{text!r} on the screen")
+
+
 async def paste(pilot, text: str) -> None:
     """Paste `text` into the focused widget, as a terminal's bracketed paste delivers it
     (much faster than a key press per character)."""

@@ -38,6 +38,7 @@ from tui.messages import (
     SessionEdited,
     SurpriseScored,
 )
+from tui.text import fit_words
 from tui.widgets.corpus_stats import CorpusStatsView
 from tui.widgets.field_row import FieldRow
 from tui.widgets.surprise_legend import HeatScale, SurpriseLegend, run_name
@@ -110,6 +111,7 @@ class DatasetPane(Vertical, can_focus=True):
         self.session = session
         self.view: CorpusView | None = None
         self.error: str | None = None
+        self._status: tuple[str, str] | None = None  # (text, kind), shown again on resize
         self.reading = False
         self._loaded_for: tuple[Any, ...] | None = None
         self._reload_timer: Timer | None = None
@@ -285,9 +287,15 @@ class DatasetPane(Vertical, can_focus=True):
         self.update_heatmap()
 
     def _show_status(self, text: str, kind: str) -> None:
+        self._status = (text, kind)
         status = self.query_one("#corpus-status", Static)
-        status.update(text)
+        width = status.content_size.width or self.app.size.width - 2
+        status.update(fit_words(text, width))  # (two lines at most: the cause must show)
         status.set_classes(f"-{kind}")
+
+    def on_resize(self) -> None:
+        if self._status is not None:
+            self._show_status(*self._status)
 
     # ------------------------------------------------------------------ choosing a corpus
 
