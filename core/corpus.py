@@ -91,6 +91,23 @@ def open_corpus(spec: str, base_dir: Path | None = None,
     return Corpus(label, tuple(files), n_bytes, digest.hexdigest(), encoding_errors)
 
 
+def check_corpus(spec: str, base_dir: Path | None = None) -> None:
+    """What `open_corpus` would refuse first, from cheap checks only (names, permissions and
+    each file's first bytes; no full read): raise CorpusError with the cause."""
+    if spec.startswith(SAMPLE_PREFIX):
+        sample_files(spec[len(SAMPLE_PREFIX):])
+        return
+    path = Path(spec).expanduser()
+    if not path.is_absolute():
+        path = (base_dir or Path.cwd()) / path
+    for file in _files_at(path):
+        if not os.access(file, os.R_OK):
+            raise CorpusError(f"{file}: permission denied")
+        if not _looks_like_text(file):
+            cause = "file is empty" if file.stat().st_size == 0 else "binary file, not text"
+            raise CorpusError(f"{file}: {cause}")
+
+
 def _files_at(path: Path) -> list[Path]:
     if not path.exists():
         raise CorpusError(f"{path}: no such file or folder")

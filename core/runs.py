@@ -16,6 +16,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import re
+import socket
 import statistics
 import sys
 from dataclasses import dataclass
@@ -48,6 +51,14 @@ METRICS_FILE = "metrics.jsonl"
 CHECKPOINTS_DIR = "checkpoints"
 COMPRESSED_META = "compressed.json"  # marks a compressed-model folder (core.compressed)
 RUN_ID_FORMAT = "%Y%m%d-%H%M%S"
+# A checkpoint is complete when its step folder has these files (core.checkpoint writes
+# them; it imports torch, which listing runs must not).
+CHECKPOINT_FILES = ("model.safetensors", "state.pt", "meta.json")
+_STEP_DIR = re.compile(r"step-(\d{7,})")
+# What a run says when the process writing it is gone without saying how it ended (killed,
+# a dropped SSH connection): with a checkpoint it can resume, without one only start again.
+LOST = "lost"
+LOST_NO_CHECKPOINT = "lost, no checkpoint"
 
 
 def new_run_dir(runs_root: Path, session_name: str, now: datetime | None = None) -> Path:
@@ -63,6 +74,22 @@ def new_run_dir(runs_root: Path, session_name: str, now: datetime | None = None)
             return run_dir
         except FileExistsError:
             n += 1
+
+
+def check_runs_root(runs_root: Path) -> None:
+    """Raise LlmlabError if a run could not be created under `runs_root`: it (or the nearest
+    folder above it that exists, where the missing ones would be made) must be a writable
+    folder. Cheap: nothing is created."""
+    path = Path(runs_root).absolute()
+    existing = next((p for p in (path, *path.parents) if p.exists()), None)
+    if existing is None:  # (not even the root exists: cannot happen on a real machine)
+        raise LlmlabError(f"{path}: no such folder")
+    if not existing.is_dir():
+        raise LlmlabError(f"{existing}: not a folder" if existing == path
+                          else f"{path}: cannot be created ({existing} is not a folder)")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise LlmlabError(f"{path}: not writable" if existing == path
+                          else f"{path}: cannot be created ({existing} is not writable)")
 
 
 # --------------------------------------------------------------------------- writing
@@ -87,9 +114,13 @@ class RunWriter:
             atomic_write_text(self.run_dir / TOKENIZER_FILE, text)
 
     def update_info(self, **fields: Any) -> None:
-        """Merge `fields` into run.json and rewrite it atomically."""
+        """Merge `fields` into run.json and rewrite it atomically. A run marked running also
+        gets this process's pid and host: if that process dies without a word (a dropped
+        SSH connection), readers can tell the run is lost (`run_status`)."""
         if not self.enabled:
             return
+        if fields.get("status") == "running":
+            fields.update(pid=os.getpid(), host=socket.gethostname())
         if self._info is None:
             self._info = read_run_info(self.run_dir)
         self._info.update(fields)
@@ -190,6 +221,53 @@ def read_run_info(run_dir: Path) -> dict[str, Any]:
     return info if isinstance(info, dict) else {}
 
 
+def run_status(run_dir: Path, info: dict[str, Any] | None = None) -> str:
+    """The run's status from run.json, except that a run still marked running whose writer
+    is known dead (same host, pid gone) is `LOST`, or `LOST_NO_CHECKPOINT` when it has no
+    complete checkpoint to resume from. On another host the writer cannot be checked: the
+    run stays running."""
+    info = read_run_info(run_dir) if info is None else info
+    status = str(info.get("status") or "unknown")
+    if status != "running" or _writer_alive(info) is not False:
+        return status
+    return LOST if has_checkpoint(run_dir) else LOST_NO_CHECKPOINT
+
+
+def _writer_alive(info: dict[str, Any]) -> bool | None:
+    """Whether the process that marked the run running still lives; None: cannot tell (an
+    older run without a pid, another host, or Windows, where signal 0 is not a probe)."""
+    pid = info.get("pid")
+    if (not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0 or os.name == "nt"
+            or info.get("host") != socket.gethostname()):
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, someone else's
+        return True
+    return True
+
+
+def has_checkpoint(run_dir: Path) -> bool:
+    """Whether the run has a complete checkpoint (what a resume needs), torch-free."""
+    try:
+        entries = list((Path(run_dir) / CHECKPOINTS_DIR).iterdir())
+    except OSError:
+        return False
+    return any(_STEP_DIR.fullmatch(e.name) and e.is_dir()
+               and all((e / name).is_file() for name in CHECKPOINT_FILES) for e in entries)
+
+
+def restart_session(run_dir: Path) -> Session:
+    """The run's frozen session, set up to start a new run next to it (same runs folder and
+    session name): how a run lost before its first checkpoint is started again."""
+    run_dir = Path(run_dir).absolute()
+    session = load_run_session(run_dir)
+    session.train.runs_dir = str(run_dir.parent.parent)
+    return session
+
+
 def load_run_session(run_dir: Path) -> Session:
     """The session a run was started with (its frozen copy), relative paths from the run."""
     session = load_session(Path(run_dir) / SESSION_FILE)
@@ -243,7 +321,7 @@ def summarize_run(run_dir: Path) -> RunSummary:
         max_steps=_int(info.get("max_steps") or frozen.get("train", {}).get("max_steps")),
         best_val_loss=float(best) if _is_number(best) else None,
         tokens_per_s=statistics.median(speeds) if speeds else None,
-        status=str(info.get("status") or "unknown"),
+        status=run_status(run_dir, info),
     )
 
 

@@ -164,7 +164,23 @@ def _load(args: argparse.Namespace):
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    _load(args)
+    """Validate the session, then what `train` needs before it starts, cheaply: a corpus
+    that is there and readable, a runs folder it can write."""
+    from core.corpus import check_corpus
+    from core.runs import check_runs_root
+
+    session = _load(args)
+    problems = []
+    for path, check in (("data.corpus", lambda: check_corpus(session.data.corpus,
+                                                               session.base_dir)),
+                        ("train.runs_dir", lambda: check_runs_root(
+                            session.resolve(session.train.runs_dir)))):
+        try:
+            check()
+        except LlmlabError as e:
+            problems.append(f"{path}: {e}")
+    if problems:
+        raise SessionError(problems)
     print(f"{args.session}: OK")
     return EXIT_OK
 

@@ -107,3 +107,45 @@ def test_samples_lists_shipped_corpora(run):
     assert result.returncode == 0
     for name in ("tiny-tales", "zh-tales", "synthetic", "python-stdlib"):
         assert f"sample:{name}" in result.stdout
+
+
+def test_check_refuses_what_train_would_fail_on_one_line_each(run, tmp_path):
+    """`check` said OK for a corpus that does not exist; `train` then failed."""
+    save_session(Session(name="c"), tmp_path / "c.toml")
+    (tmp_path / "blob.bin").write_bytes(b"\x00\x01binary")
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "afile").write_text("in the way")
+    cases = {
+        '"/nope.txt"': "data.corpus: /nope.txt: no such file or folder",
+        '"blob.bin"': f"data.corpus: {tmp_path / 'blob.bin'}: binary file, not text",
+        '"empty"': f"data.corpus: {tmp_path / 'empty'}: folder has no non-empty text files",
+        '"sample:nope"': "data.corpus: sample:nope: no such sample",
+    }
+    for corpus, line in cases.items():
+        result = run("check", "c.toml", "--set", f"data.corpus={corpus}")
+        assert result.returncode == 2, corpus
+        assert result.stderr.strip().startswith(line), result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
+    # Both problems at once, each on its line; nothing is created.
+    result = run("check", "c.toml", "--set", 'data.corpus="/nope.txt"',
+                 "--set", 'train.runs_dir="afile/runs"')
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "data.corpus: /nope.txt: no such file or folder",
+        f"train.runs_dir: {tmp_path / 'afile' / 'runs'}: cannot be created "
+        f"({tmp_path / 'afile'} is not a folder)"]
+    assert "Traceback" not in result.stderr
+    result = run("check", "c.toml", "--set", 'train.runs_dir="afile"')
+    assert result.stderr.strip() == f"train.runs_dir: {tmp_path / 'afile'}: not a folder"
+
+
+def test_check_ok_for_a_text_folder_and_a_runs_folder_still_to_make(run, tmp_path):
+    (tmp_path / "texts" / "sub").mkdir(parents=True)
+    (tmp_path / "texts" / "sub" / "a.txt").write_text("some text\n")
+    session = Session(name="f")
+    session.data.corpus = "texts"
+    session.train.runs_dir = "new/runs"
+    save_session(session, tmp_path / "f.toml")
+    result = run("check", "f.toml")
+    assert result.returncode == 0, result.stderr
+    assert not (tmp_path / "new").exists()
