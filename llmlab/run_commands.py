@@ -12,14 +12,19 @@ import threading
 from collections.abc import Callable, Iterator
 
 from rich.console import Console
+from rich.measure import Measurement
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
+from rich.text import Text
 
 from core.errors import LlmlabError
 from core.session import Session
 
 EXIT_OK, EXIT_INTERNAL, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 LoadSession = Callable[[argparse.Namespace], Session]
+# A line with a path in it: never wrapped (a long path stays one pasteable line) and never
+# read as markup (a folder named "[x]" is not a style).
+PLAIN = {"soft_wrap": True, "markup": False, "highlight": False}
 
 
 def cmd_train(args: argparse.Namespace, load_session: LoadSession) -> int:
@@ -30,6 +35,7 @@ def cmd_train(args: argparse.Namespace, load_session: LoadSession) -> int:
     resume = None
     if args.resume:
         resume = find_run(args.resume, session.resolve(session.train.runs_dir))
+        _check_resumable(resume)
     console = Console(stderr=True)
     view = _TrainView(console)
     # A SimpleQueue: its put() is safe to call from a signal handler.
@@ -41,7 +47,7 @@ def cmd_train(args: argparse.Namespace, load_session: LoadSession) -> int:
         if view.task is not None:  # started with the run: a run that never starts prints
             view.progress.stop()  # nothing but its error line
     for line in view.summary():
-        console.print(line)
+        console.print(line, **PLAIN)
     if final == "failed":
         print(view.error or "training failed", file=sys.stderr)
         return EXIT_INTERNAL if view.error_is_internal else EXIT_BAD_INPUT
@@ -51,6 +57,51 @@ def cmd_train(args: argparse.Namespace, load_session: LoadSession) -> int:
               file=sys.stderr)
         return EXIT_INTERRUPTED
     return EXIT_OK
+
+
+RUN_FIELDS = ("", "", "params", "steps", "best val", "tok/s", "")  # (stacked: the labels)
+RUN_COLUMNS = ("created", "model", "params", "steps", "best val", "tok/s", "status")
+
+
+def _run_row(r) -> tuple[str, list[str]]:
+    """(the run id as the other verbs take it, from the folders; its cells in RUN_COLUMNS'
+    order)."""
+    return f"{r.path.parent.name}/{r.run_id}", [
+        r.created.replace("T", " "), r.arch, f"{r.params:,}", f"{r.steps}/{r.max_steps}",
+        "-" if r.best_val_loss is None else f"{r.best_val_loss:.4f}",
+        "-" if r.tokens_per_s is None else f"{r.tokens_per_s:,.0f}", r.status]
+
+
+def _runs_table(rows: list[tuple[str, list[str]]], with_date: bool) -> Table:
+    from rich import box
+
+    table = Table(box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False)
+    first = 0 if with_date else 1
+    table.add_column("run", no_wrap=True)
+    for column in RUN_COLUMNS[first:]:
+        table.add_column(column, no_wrap=True, justify="left" if column in (
+            "created", "model", "status") else "right")
+    for name, cells in rows:
+        table.add_row(Text(name), *(Text(c) for c in cells[first:]))
+    return table
+
+
+def _check_resumable(run_dir) -> None:
+    """A run with no complete checkpoint cannot resume: say so in one line, with its status
+    (`lost, no checkpoint` when its process died) and the command that starts it again."""
+    import json
+    import shlex
+
+    from core.runs import SESSION_FILE, has_checkpoint, run_status
+
+    if has_checkpoint(run_dir):
+        return
+    status = run_status(run_dir)
+    why = status if status.endswith("no checkpoint") else f"{status}, no checkpoint"
+    runs_root = json.dumps(str(run_dir.absolute().parent.parent))  # (a TOML string)
+    again = shlex.join(["llmlab", "train", str(run_dir / SESSION_FILE),
+                        "--set", f"train.runs_dir={runs_root}"])
+    raise LlmlabError(f"{run_dir}: {why} to resume from; start it again with: {again}")
 
 
 @contextlib.contextmanager
@@ -101,7 +152,7 @@ class _TrainView:
         if isinstance(event, msg.RunStarted):
             self.run_dir = event.run_dir
             self.console.print(f"run {event.run_dir}: {event.arch}, {event.params:,} parameters,"
-                               f" {event.device} {event.precision}")
+                               f" {event.device} {event.precision}", **PLAIN)
             self.progress.start()
             self.task = self.progress.add_task("train", total=event.max_steps,
                                                completed=event.start_step, loss="-", val="-",
@@ -121,7 +172,7 @@ class _TrainView:
             self.error = event.message
             self.error_is_internal = event.message.startswith("internal error")
         elif isinstance(event, msg.Warning):
-            self.progress.console.print(f"warning: {event.message}")
+            self.progress.console.print(f"warning: {event.message}", **PLAIN)
         elif isinstance(event, msg.CheckpointSaved):
             self.step = max(self.step, event.step)
 
@@ -210,24 +261,29 @@ def _check_sampling(s) -> None:
 
 
 def cmd_runs(args: argparse.Namespace, load_session: LoadSession) -> int:
+    """The runs, newest first, in a table as wide as the terminal allows (the start date
+    goes first: the run id has it). The run id is what the other verbs take: it is never
+    cut; where even the narrow table does not fit, each run takes two lines, its id alone."""
     from core.runs import list_runs
 
     runs = list_runs(args.runs_dir, args.session)
     if not runs:
         print(f"no runs under {args.runs_dir}", file=sys.stderr)
         return EXIT_OK
-    table = Table()
-    for column in ("run", "created", "model", "params", "steps", "best val", "tok/s",
-                   "status"):
-        table.add_column(column, justify="right" if column in
-                         ("params", "steps", "best val", "tok/s") else "left")
-    for r in runs:
-        table.add_row(
-            f"{r.session}/{r.run_id}", r.created.replace("T", " "), r.arch, f"{r.params:,}",
-            f"{r.steps}/{r.max_steps}",
-            "-" if r.best_val_loss is None else f"{r.best_val_loss:.4f}",
-            "-" if r.tokens_per_s is None else f"{r.tokens_per_s:,.0f}", r.status)
-    Console().print(table)
+    console = Console()
+    rows = [_run_row(r) for r in runs]
+    for with_date in (True, False):
+        table = _runs_table(rows, with_date)
+        if Measurement.get(console, console.options.update_width(1 << 16),
+                           table).maximum <= console.width:
+            console.print(table)
+            break
+    else:
+        for name, cells in rows:
+            console.print(Text(name, style="bold"), soft_wrap=True)
+            details = [f"{k} {v}" if k else v for k, v in zip(RUN_FIELDS[1:], cells[1:],
+                                                                  strict=True)]
+            console.print(Text("  " + "  ".join(details)))
     if args.csv:
         from core.runs import export_csv
 

@@ -16,11 +16,14 @@ from core.models import build_model
 from core.runs import (
     RunWriter,
     find_run,
+    has_checkpoint,
     list_runs,
     load_run_session,
     new_run_dir,
     read_metrics,
     read_run_info,
+    restart_session,
+    run_status,
 )
 from core.session import ModelConfig, Session, save_session
 from core.tokenizers import CharTokenizer, load_tokenizer
@@ -62,7 +65,10 @@ def test_writer_files(tmp_path: Path) -> None:
     writer.write_tokenizer(CharTokenizer("héllo"))
     writer.update_info(status="running", step=0)
     writer.update_info(step=10, params=1234)
-    assert read_run_info(run_dir) == {"status": "running", "step": 10, "params": 1234}
+    info = read_run_info(run_dir)
+    assert {k: info[k] for k in ("status", "step", "params")} == {
+        "status": "running", "step": 10, "params": 1234}
+    assert set(info) == {"status", "step", "params", "pid", "host"}  # (the writer's: lost?)
     tokenizer = load_tokenizer(run_dir)
     assert tokenizer.decode(tokenizer.encode("héllo")) == "héllo"
     frozen = load_run_session(run_dir)
@@ -200,3 +206,78 @@ def test_find_run_error_is_one_line(tmp_path: Path, runs: Path, spec: str) -> No
         find_run(spec, root)
     message = str(err.value)
     assert "\n" not in message and (spec or "no run") in message
+
+
+# --------------------------------------------------------------------------- lost runs
+
+
+def dead_pid() -> int:
+    """The pid of a process that has ended (and been reaped)."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    return int(proc.stdout)
+
+
+def lost_run(runs_root: Path, pid: int, host: str | None = None) -> Path:
+    """A run folder as a training killed at step 40, before its first checkpoint, leaves it."""
+    import socket
+
+    run_dir = new_run_dir(runs_root, "tales", NOW)
+    save_session(Session(name="tales"), run_dir / "session.toml")
+    info = {"session": "tales", "arch": "gpt", "params": 1000, "max_steps": 100,
+            "created": "2025-03-01T12:30:45", "status": "running", "step": 40, "pid": pid,
+            "host": host or socket.gethostname()}
+    (run_dir / "run.json").write_text(json.dumps(info))
+    (run_dir / "metrics.jsonl").write_text(
+        "".join(json.dumps({"type": "train", "step": s, "loss": 2.0}) + "\n"
+                for s in (10, 20, 30, 40)))
+    return run_dir
+
+
+def test_writer_records_its_pid_and_host_when_the_run_starts(tmp_path: Path) -> None:
+    import os
+    import socket
+
+    run_dir = new_run_dir(tmp_path, "tales", NOW)
+    RunWriter(run_dir).update_info(status="running", step=0)
+    info = read_run_info(run_dir)
+    assert info["pid"] == os.getpid() and info["host"] == socket.gethostname()
+    assert run_status(run_dir) == "running"  # this process lives
+
+
+def test_a_running_run_whose_process_died_reads_lost(tmp_path: Path) -> None:
+    from core.runs import LOST, LOST_NO_CHECKPOINT
+
+    run_dir = lost_run(tmp_path, dead_pid())
+    assert run_status(run_dir) == LOST_NO_CHECKPOINT == "lost, no checkpoint"
+    assert [r.status for r in list_runs(tmp_path)] == [LOST_NO_CHECKPOINT]
+    assert not has_checkpoint(run_dir)
+    step = run_dir / "checkpoints" / "step-0000020"
+    step.mkdir(parents=True)
+    for name in ("model.safetensors", "state.pt"):
+        (step / name).write_text("")
+    assert run_status(run_dir) == LOST_NO_CHECKPOINT  # incomplete: no meta.json yet
+    (step / "meta.json").write_text("{}")
+    assert has_checkpoint(run_dir) and run_status(run_dir) == LOST  # `u` resumes it
+
+
+def test_a_run_written_elsewhere_or_by_a_live_process_stays_running(tmp_path: Path) -> None:
+    import os
+
+    assert run_status(lost_run(tmp_path / "a", dead_pid(), host="another-machine")) == "running"
+    assert run_status(lost_run(tmp_path / "b", os.getpid())) == "running"
+    old = lost_run(tmp_path / "c", 0)
+    info = read_run_info(old)
+    del info["pid"], info["host"]  # a run written before pids were recorded
+    (old / "run.json").write_text(json.dumps(info))
+    assert run_status(old) == "running"
+
+
+def test_restart_session_starts_next_to_the_lost_run(tmp_path: Path) -> None:
+    run_dir = lost_run(tmp_path / "runs", dead_pid())
+    session = restart_session(run_dir)
+    assert session.name == "tales"
+    assert session.resolve(session.train.runs_dir) == (tmp_path / "runs").absolute()

@@ -208,3 +208,63 @@ def test_ctrl_c_stops_with_a_checkpoint_that_resumes_exactly(tmp_path):
     lines = (other / "metrics.jsonl").read_text(encoding="utf-8").splitlines()
     final = [r for r in map(json.loads, lines) if r["type"] == "train"][-1]
     assert final["step"] == steps and final["loss"] == records[-1]["loss"]
+
+
+def test_runs_keeps_the_full_run_id_at_80_columns(trained):
+    """The id is what the other verbs take: at 80 columns it was cut ("s/20261…")."""
+    folder, run_dir, _ = trained
+    env = {**env_for(folder), "COLUMNS": "80"}
+    for session_name in ("s", "a-rather-long-session-name-for-a-sweep-of-gpt-models"):
+        other = folder / "runs" / session_name / run_dir.name
+        if session_name != "s":
+            import shutil
+
+            shutil.copytree(run_dir, other)
+        listing = subprocess.run([sys.executable, "-m", "llmlab", "runs"], cwd=folder, env=env,
+                                 capture_output=True, text=True, timeout=120)
+        assert listing.returncode == 0, listing.stderr
+        assert f"{session_name}/{run_dir.name}" in listing.stdout
+        assert "finished" in listing.stdout and "…" not in listing.stdout
+        assert max(map(len, listing.stdout.splitlines())) <= 80
+
+
+def test_a_run_lost_before_its_first_checkpoint_says_so_and_how_to_start_again(tmp_path):
+    """A training killed at step 40 with no checkpoint (a dropped SSH connection) left
+    run.json "running" forever and --resume said only "no complete checkpoint"."""
+    import socket
+
+    from core.session import load_session, save_session
+
+    assert llmlab(tmp_path, "init", "s.toml").returncode == 0
+    run_dir = tmp_path / "runs" / "s" / "20250101-120000"
+    run_dir.mkdir(parents=True)
+    frozen = load_session(tmp_path / "s.toml", [*TINY, "train.max_steps=8",
+                                                "train.eval_interval=0"])
+    save_session(frozen, run_dir / "session.toml")
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    (run_dir / "run.json").write_text(json.dumps({
+        "session": "s", "arch": "gpt", "params": 1000, "max_steps": 8, "step": 4,
+        "created": "2025-01-01T12:00:00", "status": "running", "pid": int(dead.stdout),
+        "host": socket.gethostname()}))
+
+    listing = subprocess.run([sys.executable, "-m", "llmlab", "runs"], cwd=tmp_path,
+                             env={**env_for(tmp_path), "COLUMNS": "80"}, capture_output=True,
+                             text=True, timeout=120)
+    assert "s/20250101-120000" in listing.stdout and "lost, no checkpoint" in listing.stdout
+
+    result = llmlab(tmp_path, "train", "s.toml", "--resume", "s/20250101-120000")
+    assert result.returncode == 2
+    line = one_line(result.stderr)
+    assert line.startswith(f"{run_dir}: lost, no checkpoint to resume from; start it again "
+                           "with: llmlab train ")
+    # The command it names starts a new run of the same session, next to the lost one.
+    import shlex
+
+    again = shlex.split(line.split("start it again with: ", 1)[1])
+    assert again[:2] == ["llmlab", "train"]
+    restarted = llmlab(tmp_path / "runs", *again[1:])  # (from another folder: it still works)
+    assert restarted.returncode == 0, restarted.stderr
+    new = [p for p in runs_of(tmp_path) if p != run_dir]
+    assert len(new) == 1 and read_run_info(new[0])["status"] == "finished"
+    assert read_run_info(run_dir)["status"] == "running"  # the lost run is left as it was

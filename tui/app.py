@@ -370,8 +370,8 @@ class LlmlabApp(App[None]):
         """Start (or resume) training; the session the run has is `run_session`."""
         self.run_session = copy.deepcopy(run_session)
         self.live = live_values(run_session)
-        try:
-            fresh = self.client.start(self.session, resume)
+        try:  # (a resume brings the run's own session; a new run trains run_session)
+            fresh = self.client.start(self.session if resume else run_session, resume)
         except LlmlabError as e:
             self.notify(str(e), severity="error")
             return
@@ -382,16 +382,21 @@ class LlmlabApp(App[None]):
         self.call_next(self.show_pane, "train")
 
     def on_resume_run_request(self, message: ResumeRunRequest) -> None:
-        from core.runs import load_run_session
+        from core.runs import load_run_session, restart_session
 
         if self.client.busy:
             self.notify(f"a run is already going: stop it ({self._key('train.stop')}) first",
                         severity="warning")
             return
         try:
-            frozen = load_run_session(Path(message.path))
+            frozen = (restart_session if message.fresh else load_run_session)(
+                Path(message.path))
         except LlmlabError as e:
             self.notify(str(e), severity="error")
+            return
+        if message.fresh:
+            self.notify(f"starting a new run from the session of {message.path}", timeout=4)
+            self._start(frozen, None)
             return
         self.notify(f"resuming {message.path}", timeout=4)
         self._start(frozen, message.path)

@@ -81,11 +81,13 @@ class LoadModelRequest(Message):
 
 
 class ResumeRunRequest(Message):
-    """The Runs pane asks the app to resume training a run from its latest checkpoint."""
+    """The Runs pane asks the app to resume training a run from its latest checkpoint, or,
+    `fresh`, to start a new run from its frozen session (a run with no checkpoint)."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, fresh: bool = False) -> None:
         super().__init__()
         self.path = path
+        self.fresh = fresh
 
 
 # --------------------------------------------------------------------------- engine events

@@ -28,7 +28,15 @@ from textual.content import Content
 from textual.widgets import Static
 from textual.worker import Worker, WorkerState, get_current_worker
 
-from core.runs import METRICS_FILE, RunSummary, export_csv, list_runs, read_metrics
+from core.runs import (
+    LOST_NO_CHECKPOINT,
+    METRICS_FILE,
+    RunSummary,
+    export_csv,
+    has_checkpoint,
+    list_runs,
+    read_metrics,
+)
 from core.session import Session
 from tui.commands import PaletteCommand
 from tui.keymap import bind, key_display, keys
@@ -343,10 +351,21 @@ class RunsPane(Vertical, can_focus=True):
         self.post_message(LoadModelRequest(str(run.path)))
 
     def action_resume_run(self) -> None:
+        """Resume the run from its latest checkpoint; a run that has none (lost before its
+        first one) can only start again: offer that, from its frozen session."""
         run = self._cursor_run()
         if run is None:
             return
-        self.post_message(ResumeRunRequest(str(run.path)))
+        path = str(run.path)
+        if run.status == "running" or has_checkpoint(run.path):
+            self.post_message(ResumeRunRequest(path))
+            return
+        status = run.status if run.status.endswith("no checkpoint") else (
+            f"{run.status}, no checkpoint")
+        self.app.push_screen(
+            ConfirmScreen(f"{self._label(path)}: {status} to resume from.\n"
+                          "Start a new run from its session?", yes="start again", no="cancel"),
+            lambda yes: self.post_message(ResumeRunRequest(path, fresh=True)) if yes else None)
 
     def action_refresh_runs(self) -> None:
         self.refresh_runs()
@@ -412,6 +431,7 @@ class RunsPane(Vertical, can_focus=True):
         """With nothing overlaid, the plot shows the run under the cursor."""
         run = self.table.cursor_run()
         self.preview = str(run.path) if run is not None else None
+        self._show_status()
         if self.preview is None or self.selected:
             return
         if self.preview in self.curves:
@@ -458,6 +478,15 @@ class RunsPane(Vertical, can_focus=True):
         """One line: how many runs, how many on the plot, the plot's toggles (their keys as
         the Train pane shows them), and the run loaded for Prune and Generate."""
         muted, key, value = "$text-muted", "$accent", "bold"
+        run = self.table.cursor_run() if self.runs else None
+        if run is not None and run.status == LOST_NO_CHECKPOINT:  # (what u does differs)
+            tail = f": {LOST_NO_CHECKPOINT}  {self._key('runs.resume')} starts it again"
+            name = middle_ellipsis(self._label(str(run.path)),
+                                   max(8, (self.size.width or 80) - 2 - len(tail)))
+            self.query_one("#runs-status", Static).update(Content.assemble(
+                (name, value), (f": {LOST_NO_CHECKPOINT}  ", "$error"),
+                (self._key("runs.resume"), key), (" starts it again", muted)))
+            return
         n = len(self.runs)
         parts: list[tuple[str, str]] = []
         if n:
