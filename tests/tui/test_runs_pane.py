@@ -408,3 +408,43 @@ def test_with_nothing_overlaid_the_plot_shows_the_cursor_run(real_runs) -> None:
                 f"other/{other.name} train", f"other/{other.name} val"}
 
     run(scenario())
+
+
+def test_a_run_lost_before_its_first_checkpoint_says_so_and_starts_again(
+        tmp_path: Path, fake_factory, fake_engines) -> None:
+    """A training killed before its first checkpoint left its run "running" forever, and
+    the resume key said only "no complete checkpoint"."""
+    import json
+    import subprocess
+    import sys
+
+    from tui_helpers import wait_for_screen
+
+    lost = synthetic_run(tmp_path / "runs", "tiny", "20250101-120000", "2025-01-01T12:00:00",
+                         40, 0.9, status="running")
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    info = read_run_info(lost)
+    info["pid"] = int(dead.stdout)  # (its writer has died; the host is this one)
+    (lost / "run.json").write_text(json.dumps(info))
+
+    async def scenario() -> None:
+        app = LlmlabApp(small_session(tmp_path), None, engine_factory=fake_factory)
+        async with app.run_test(size=SIZE) as pilot:
+            await show_runs(pilot, app)
+            assert table_rows(app)[0][8] == "lost"
+            await wait_for_screen(pilot, "tiny/20250101-120000: lost, no checkpoint")
+            await pilot.press("u")
+            await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), 5,
+                           "the question")
+            await wait_for_screen(pilot, "lost, no checkpoint to resume from")
+            assert not fake_engines  # nothing starts before the answer
+            await pilot.press("y")
+            await wait_for(pilot, lambda: fake_engines and fake_engines[-1].sent, 10,
+                           "a command to the engine")
+            assert fake_engines[-1].sent[0] == msg.Start(resume=None)  # a new run
+            started = fake_engines[-1].session
+            assert started.name == "tiny" and started.model.n_embd == 32  # its frozen session
+            assert started.resolve(started.train.runs_dir) == (tmp_path / "runs").absolute()
+
+    run(scenario())
