@@ -21,9 +21,14 @@ EXIT_OK, EXIT_INTERNAL, EXIT_BAD_INPUT = 0, 1, 2
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="llmlab",
-        description="A keyboard-driven terminal lab for language-model experiments.",
+        usage="llmlab [SESSION.toml]\n       llmlab COMMAND [options]",
+        description="A keyboard-driven terminal lab for language-model experiments.\n\n"
+                    "llmlab [SESSION.toml] opens the full-screen app on that session (the "
+                    "shipped default\nsession without one); a COMMAND works headless. "
+                    "'llmlab COMMAND --help' for its options.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", prog="llmlab")
 
     def session_command(name: str, help_text: str, optional: bool = False):
         p = sub.add_parser(name, help=help_text, description=help_text)
@@ -75,12 +80,17 @@ def build_parser() -> argparse.ArgumentParser:
     from llmlab.compress_commands import add_parsers as add_compress_parsers
 
     add_compress_parsers(sub)
-    runs = sub.add_parser("runs", help="list runs with their best val loss, steps, size")
+    runs = sub.add_parser("runs", help="list the runs (newest first): their full ids, model, "
+                                       "steps, best val loss, tokens/s and status")
     runs.add_argument("session", nargs="?", help="only this session's runs")
     runs.add_argument("--runs-dir", default="runs", type=Path,
                       help="where runs live (default: ./runs)")
     runs.add_argument("--csv", type=Path, metavar="FILE",
                       help="also write every metrics record of the listed runs to FILE")
+    for choice in sub._choices_actions:  # a command's own --help says what it does
+        command = sub.choices[choice.dest]
+        if command.description is None:
+            command.description = choice.help
     return parser
 
 

@@ -149,3 +149,16 @@ def test_check_ok_for_a_text_folder_and_a_runs_folder_still_to_make(run, tmp_pat
     result = run("check", "f.toml")
     assert result.returncode == 0, result.stderr
     assert not (tmp_path / "new").exists()
+
+
+def test_help_says_how_to_open_the_app_and_every_command_has_a_description(run):
+    result = run("--help")
+    assert result.returncode == 0
+    assert "llmlab [SESSION.toml] opens the full-screen app" in " ".join(result.stdout.split())
+    commands = ("check", "data", "init", "samples", "train", "eval", "sample", "prune",
+                "quantize", "runs")
+    for command in commands:
+        lines = run(command, "--help").stdout.splitlines()
+        assert lines[0].startswith(f"usage: llmlab {command} ")
+        description = lines[lines.index("") + 1]  # the paragraph after the usage
+        assert description and not description.startswith(("positional", "options")), command
