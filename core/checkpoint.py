@@ -32,15 +32,13 @@ from torch import nn
 
 from core.errors import CheckpointError
 from core.fileio import fsync_dir, fsync_file, jsonable, read_small_text
+from core.runs import CHECKPOINT_FILES, complete_checkpoints
 
-WEIGHTS_FILE = "model.safetensors"
+FILES = CHECKPOINT_FILES
+WEIGHTS_FILE, STATE_FILE, META_FILE = FILES
 MASK_SUFFIX = "_mask"  # masks of gradual pruning, saved beside their weights
 FLOAT_DTYPES = ("F64", "F32", "F16", "BF16")  # safetensors' names; weights are never integers
-STATE_FILE = "state.pt"
-META_FILE = "meta.json"
-FILES = (WEIGHTS_FILE, STATE_FILE, META_FILE)
 TMP_PREFIX = ".tmp-"
-_STEP_DIR = re.compile(r"step-(\d{7,})")
 
 
 @dataclass
@@ -142,15 +140,8 @@ def move_into_place(tmp: Path, final: Path) -> None:
 
 def list_checkpoints(ckpt_root: Path) -> list[CheckpointInfo]:
     """Complete checkpoints, oldest first; temporary and incomplete folders do not count."""
-    ckpt_root = Path(ckpt_root)
-    if not ckpt_root.is_dir():
-        return []
-    found = []
-    for entry in ckpt_root.iterdir():
-        match = _STEP_DIR.fullmatch(entry.name)
-        if match and entry.is_dir() and all((entry / name).is_file() for name in FILES):
-            found.append(CheckpointInfo(entry, int(match.group(1)), _read_meta_or_empty(entry)))
-    return sorted(found, key=lambda info: info.step)
+    return [CheckpointInfo(path, step, _read_meta_or_empty(path))
+            for step, path in complete_checkpoints(ckpt_root)]
 
 
 def latest_checkpoint(ckpt_root: Path) -> CheckpointInfo | None:

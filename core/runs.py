@@ -51,8 +51,8 @@ METRICS_FILE = "metrics.jsonl"
 CHECKPOINTS_DIR = "checkpoints"
 COMPRESSED_META = "compressed.json"  # marks a compressed-model folder (core.compressed)
 RUN_ID_FORMAT = "%Y%m%d-%H%M%S"
-# A checkpoint is complete when its step folder has these files (core.checkpoint writes
-# them; it imports torch, which listing runs must not).
+# A checkpoint is complete when its step folder has these files: weights, optimizer/RNG
+# state, metadata (core.checkpoint writes them; listing runs must not import torch).
 CHECKPOINT_FILES = ("model.safetensors", "state.pt", "meta.json")
 _STEP_DIR = re.compile(r"step-(\d{7,})")
 # What a run says when the process writing it is gone without saying how it ended (killed,
@@ -250,13 +250,24 @@ def _writer_alive(info: dict[str, Any]) -> bool | None:
 
 
 def has_checkpoint(run_dir: Path) -> bool:
-    """Whether the run has a complete checkpoint (what a resume needs), torch-free."""
+    """Whether the run has a complete checkpoint (what a resume needs)."""
+    return bool(complete_checkpoints(Path(run_dir) / CHECKPOINTS_DIR))
+
+
+def complete_checkpoints(ckpt_root: Path) -> list[tuple[int, Path]]:
+    """(step, folder) of the complete checkpoints under `ckpt_root`, oldest first: step
+    folders with every file; temporary and half-written ones do not count. Torch-free (what
+    core.checkpoint lists, for the UI process)."""
     try:
-        entries = list((Path(run_dir) / CHECKPOINTS_DIR).iterdir())
+        entries = list(Path(ckpt_root).iterdir())
     except OSError:
-        return False
-    return any(_STEP_DIR.fullmatch(e.name) and e.is_dir()
-               and all((e / name).is_file() for name in CHECKPOINT_FILES) for e in entries)
+        return []
+    found = []
+    for entry in entries:
+        match = _STEP_DIR.fullmatch(entry.name)
+        if match and entry.is_dir() and all((entry / f).is_file() for f in CHECKPOINT_FILES):
+            found.append((int(match.group(1)), entry))
+    return sorted(found)
 
 
 def restart_session(run_dir: Path) -> Session:
