@@ -120,7 +120,8 @@ class RunWriter:
         if not self.enabled:
             return
         if fields.get("status") == "running":
-            fields.update(pid=os.getpid(), host=socket.gethostname())
+            fields.update(pid=os.getpid(), host=socket.gethostname(),
+                          pid_start=_process_start(os.getpid()))
         if self._info is None:
             self._info = read_run_info(self.run_dir)
         self._info.update(fields)
@@ -234,8 +235,9 @@ def run_status(run_dir: Path, info: dict[str, Any] | None = None) -> str:
 
 
 def _writer_alive(info: dict[str, Any]) -> bool | None:
-    """Whether the process that marked the run running still lives; None: cannot tell (an
-    older run without a pid, another host, or Windows, where signal 0 is not a probe)."""
+    """Whether the process that marked the run running still lives (the pid is there and
+    started when that one did); None: cannot tell (an older run without a pid, another
+    host, or Windows, where signal 0 is not a probe)."""
     pid = info.get("pid")
     if (not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0 or os.name == "nt"
             or info.get("host") != socket.gethostname()):
@@ -244,9 +246,20 @@ def _writer_alive(info: dict[str, Any]) -> bool | None:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:  # alive, someone else's
-        return True
-    return True
+    except PermissionError:  # a process of someone else's has the pid
+        pass
+    started = info.get("pid_start")
+    return not (isinstance(started, int) and _process_start(pid) not in (None, started))
+
+
+def _process_start(pid: int) -> int | None:
+    """When process `pid` started (clock ticks after boot, Linux's /proc), so that a later
+    process given the same pid is not taken for the run's writer; None where unknown."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
+        return int(stat.rsplit(")", 1)[1].split()[19])  # field 22; the name may hold ")"
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def has_checkpoint(run_dir: Path) -> bool:

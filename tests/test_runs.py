@@ -68,7 +68,7 @@ def test_writer_files(tmp_path: Path) -> None:
     info = read_run_info(run_dir)
     assert {k: info[k] for k in ("status", "step", "params")} == {
         "status": "running", "step": 10, "params": 1234}
-    assert set(info) == {"status", "step", "params", "pid", "host"}  # (the writer's: lost?)
+    assert set(info) == {"status", "step", "params", "pid", "host", "pid_start"}  # lost?
     tokenizer = load_tokenizer(run_dir)
     assert tokenizer.decode(tokenizer.encode("héllo")) == "héllo"
     frozen = load_run_session(run_dir)
@@ -268,7 +268,16 @@ def test_a_run_written_elsewhere_or_by_a_live_process_stays_running(tmp_path: Pa
     import os
 
     assert run_status(lost_run(tmp_path / "a", dead_pid(), host="another-machine")) == "running"
-    assert run_status(lost_run(tmp_path / "b", os.getpid())) == "running"
+    alive = lost_run(tmp_path / "b", os.getpid())
+    assert run_status(alive) == "running"
+    # ... unless the live process only reuses the pid of the dead writer (a later start).
+    RunWriter(alive).update_info(status="running")
+    info = read_run_info(alive)
+    assert run_status(alive) == "running"
+    if isinstance(info["pid_start"], int):  # (Linux)
+        info["pid_start"] -= 1
+        (alive / "run.json").write_text(json.dumps(info))
+        assert run_status(alive) == "lost, no checkpoint"
     old = lost_run(tmp_path / "c", 0)
     info = read_run_info(old)
     del info["pid"], info["host"]  # a run written before pids were recorded
