@@ -10,6 +10,8 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.measure import Measurement
@@ -19,6 +21,9 @@ from rich.text import Text
 
 from core.errors import LlmlabError
 from core.session import Session
+
+if TYPE_CHECKING:
+    from core.runs import RunSummary
 
 EXIT_OK, EXIT_INTERNAL, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 LoadSession = Callable[[argparse.Namespace], Session]
@@ -59,34 +64,7 @@ def cmd_train(args: argparse.Namespace, load_session: LoadSession) -> int:
     return EXIT_OK
 
 
-RUN_FIELDS = ("", "", "params", "steps", "best val", "tok/s", "")  # (stacked: the labels)
-RUN_COLUMNS = ("created", "model", "params", "steps", "best val", "tok/s", "status")
-
-
-def _run_row(r) -> tuple[str, list[str]]:
-    """(the run id as the other verbs take it, from the folders; its cells in RUN_COLUMNS'
-    order)."""
-    return f"{r.path.parent.name}/{r.run_id}", [
-        r.created.replace("T", " "), r.arch, f"{r.params:,}", f"{r.steps}/{r.max_steps}",
-        "-" if r.best_val_loss is None else f"{r.best_val_loss:.4f}",
-        "-" if r.tokens_per_s is None else f"{r.tokens_per_s:,.0f}", r.status]
-
-
-def _runs_table(rows: list[tuple[str, list[str]]], with_date: bool) -> Table:
-    from rich import box
-
-    table = Table(box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False)
-    first = 0 if with_date else 1
-    table.add_column("run", no_wrap=True)
-    for column in RUN_COLUMNS[first:]:
-        table.add_column(column, no_wrap=True, justify="left" if column in (
-            "created", "model", "status") else "right")
-    for name, cells in rows:
-        table.add_row(Text(name), *(Text(c) for c in cells[first:]))
-    return table
-
-
-def _check_resumable(run_dir) -> None:
+def _check_resumable(run_dir: Path) -> None:
     """A run with no complete checkpoint cannot resume: say so in one line, with its status
     (`lost, no checkpoint` when its process died) and the command that starts it again."""
     import json
@@ -97,6 +75,8 @@ def _check_resumable(run_dir) -> None:
     if has_checkpoint(run_dir):
         return
     status = run_status(run_dir)
+    if status == "running":
+        raise LlmlabError(f"{run_dir}: still running, no checkpoint yet to resume from")
     why = status if status.endswith("no checkpoint") else f"{status}, no checkpoint"
     runs_root = json.dumps(str(run_dir.absolute().parent.parent))  # (a TOML string)
     again = shlex.join(["llmlab", "train", str(run_dir / SESSION_FILE),
@@ -281,8 +261,8 @@ def cmd_runs(args: argparse.Namespace, load_session: LoadSession) -> int:
     else:
         for name, cells in rows:
             console.print(Text(name, style="bold"), soft_wrap=True)
-            details = [f"{k} {v}" if k else v for k, v in zip(RUN_FIELDS[1:], cells[1:],
-                                                                  strict=True)]
+            details = [f"{c} {v}" if c in NAMED else v
+                       for c, v in zip(RUN_COLUMNS[1:], cells[1:], strict=True)]
             console.print(Text("  " + "  ".join(details)))
     if args.csv:
         from core.runs import export_csv
@@ -290,3 +270,30 @@ def cmd_runs(args: argparse.Namespace, load_session: LoadSession) -> int:
         rows = export_csv([r.path for r in runs], args.csv)
         print(f"wrote {rows} metrics records of {len(runs)} runs to {args.csv}")
     return EXIT_OK
+
+
+RUN_COLUMNS = ("created", "model", "params", "steps", "best val", "tok/s", "status")
+NAMED = ("params", "steps", "best val", "tok/s")  # two lines a run: these say what they are
+
+
+def _run_row(r: RunSummary) -> tuple[str, list[str]]:
+    """(the run id as the other verbs take it, from the folders; its cells in RUN_COLUMNS'
+    order)."""
+    return f"{r.path.parent.name}/{r.run_id}", [
+        r.created.replace("T", " "), r.arch, f"{r.params:,}", f"{r.steps}/{r.max_steps}",
+        "-" if r.best_val_loss is None else f"{r.best_val_loss:.4f}",
+        "-" if r.tokens_per_s is None else f"{r.tokens_per_s:,.0f}", r.status]
+
+
+def _runs_table(rows: list[tuple[str, list[str]]], with_date: bool) -> Table:
+    from rich import box
+
+    table = Table(box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False)
+    first = 0 if with_date else 1
+    table.add_column("run", no_wrap=True)
+    for column in RUN_COLUMNS[first:]:
+        table.add_column(column, no_wrap=True, justify="left" if column in (
+            "created", "model", "status") else "right")
+    for name, cells in rows:
+        table.add_row(Text(name), *(Text(c) for c in cells[first:]))
+    return table
