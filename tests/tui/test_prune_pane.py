@@ -15,7 +15,16 @@ from pathlib import Path
 
 import pytest
 from textual_slider import Slider
-from tui_helpers import FakeEngine, _palette_has, paste, screen_text, small_session, wait_for
+from tui_helpers import (
+    FakeEngine,
+    _palette_has,
+    paste,
+    screen_text,
+    shows,
+    small_session,
+    wait_for,
+    wait_for_screen,
+)
 
 from core import messages as msg
 from core.messages import ModelFigures
@@ -80,6 +89,7 @@ def test_slider_prunes_a_copy_and_the_trained_model_stays_dense(trained, thread_
         app = LlmlabApp(copy.deepcopy(session), None, engine_factory=thread_factory)
         async with app.run_test(size=SIZE) as pilot:
             pane = await show_loaded(pilot)
+            await wait_for_screen(pilot, run_dir.name)
             text = screen_text(app)
             assert run_dir.name in text and "step 60" in text
             assert "dense" in text and "val loss" in text
@@ -105,7 +115,7 @@ def test_slider_prunes_a_copy_and_the_trained_model_stays_dense(trained, thread_
             assert table.column("candidate")["sparsity"] == "50.0%"
             assert table.column("candidate")["val loss"] == f"{pane.candidate.loss:.3f}"
             assert pane.shown_loss == pane.candidate.loss and pane.candidate.loss > loss_10
-            assert "magnitude 50%" in screen_text(app)
+            await wait_for_screen(pilot, "magnitude 50%")
             # Held keys never queue one evaluation each: at most one per position.
             prunes = sent(thread_engines[-1], msg.PruneTo)
             assert prunes[-1].sparsity == 0.5 and len(prunes) <= 10
@@ -142,7 +152,7 @@ def test_quantize_fine_tune_and_write(trained, thread_factory, thread_engines) -
             assert pane.candidate.label == "magnitude 30% +100 steps"
             status = pane.status_text()
             assert "fine-tuned 100 steps" in status and f"{pane.candidate.loss:.3f}" in status
-            assert "fine-tuned 100 steps" in screen_text(app)
+            await wait_for_screen(pilot, "fine-tuned 100 steps")
 
             await pilot.press("i")
             await wait_for(pilot, lambda: pane.int8 is not None, 30, "the int8 column")
@@ -151,6 +161,7 @@ def test_quantize_fine_tune_and_write(trained, thread_factory, thread_engines) -
             assert pane.int8.sparsity == pytest.approx(pane.candidate.sparsity)
             cells = table.cells()
             assert cells["int8"]["file size"][1].startswith("-")  # smaller than dense
+            await wait_for_screen(pilot, table.column("int8")["file size"])
             text = screen_text(app)
             assert "int8" in text and table.column("int8")["file size"] in text
             assert app.session.compress.quantize == "int8"
@@ -162,7 +173,7 @@ def test_quantize_fine_tune_and_write(trained, thread_factory, thread_engines) -
             assert (folder / "compressed.json").is_file()
             meta = json.loads((folder / "compressed.json").read_text())
             assert json.dumps(meta)  # readable
-            assert folder.name in screen_text(app)
+            await wait_for_screen(pilot, folder.name)
 
             # The written model loads again, by the palette's folder picker; a folder that
             # is neither a run nor a compressed model is refused in the dialog.
@@ -175,13 +186,14 @@ def test_quantize_fine_tune_and_write(trained, thread_factory, thread_engines) -
             await pilot.press("enter")
             await pilot.pause()
             assert isinstance(app.screen, PathPickerScreen)
-            assert "not a run folder nor a compressed model" in screen_text(app)
+            await wait_for_screen(pilot, "not a run folder nor a compressed model")
             await pilot.press("ctrl+a", "ctrl+k")
             await paste(pilot, str(folder))
             await pilot.press("enter")
             await wait_for(pilot, lambda: app.model_source == str(folder), 30,
                            "the compressed model loaded")
             await wait_for(pilot, lambda: pane.source == str(folder), 10, "the pane's source")
+            await wait_for_screen(pilot, f"compressed/{folder.name}")
             text = screen_text(app)
             assert f"compressed/{folder.name}" in text
             assert "magnitude 30% +100 steps" in text  # (what was done to it)
@@ -209,11 +221,12 @@ def test_layers_view_palette_and_sweep_again(trained, thread_factory, thread_eng
             await wait_for(pilot, lambda: pane.candidate is not None and not pane.pruning
                            and pane.candidate.label == "magnitude 20%", 10, "the candidate")
             await pilot.press("v")
+            await wait_for_screen(pilot, "h.0.attn.c_attn")
             text = screen_text(app)
             assert "h.0.attn.c_attn" in text and "20%" in text
             assert "val loss vs sparsity" not in text
             await pilot.press("v")
-            assert "val loss vs sparsity" in screen_text(app)
+            await wait_for_screen(pilot, "val loss vs sparsity")
 
             await pilot.press("ctrl+p")
             await paste(pilot, "Prune: per-layer sparsity")
@@ -340,7 +353,7 @@ def test_held_keys_send_only_the_newest_position(tmp_path: Path, scripted,
             assert pane.percent == 40
             prunes = sent(engine, msg.PruneTo)
             assert [p.sparsity for p in prunes] == [0.05]  # the rest wait for its answer
-            assert "measuring magnitude 40% …" in screen_text(app)
+            await wait_for_screen(pilot, "measuring magnitude 40% …")
             engine.pending += workbench.held  # the first answer arrives ...
             workbench.held = []
             await wait_for(pilot, lambda: len(sent(engine, msg.PruneTo)) == 2, 5,
@@ -351,7 +364,7 @@ def test_held_keys_send_only_the_newest_position(tmp_path: Path, scripted,
             assert pane.candidate.label == "magnitude 40%"
             assert pane.measured == 2
             assert len(sent(engine, msg.PruneTo)) == 2
-            assert "measuring" not in screen_text(app)
+            await wait_for(pilot, lambda: not shows(app, "measuring"), 5, "measuring gone")
 
     run(main())
 
@@ -410,7 +423,7 @@ def test_method_change_sweeps_again_and_the_session_records_the_choices(
             assert len(pane.sweep_points) == 11
 
             await pilot.press("a")
-            assert "applied: global 15% is the compressed model" in screen_text(app)
+            await wait_for_screen(pilot, "applied: global 15% is the compressed model")
             compress = app.session.compress
             assert (compress.method, compress.sparsity) == ("global", pytest.approx(0.15))
             assert (compress.finetune_steps, compress.quantize) == (0, "none")
@@ -423,8 +436,8 @@ def test_method_change_sweeps_again_and_the_session_records_the_choices(
             await wait_for(pilot, lambda: pane.int8 is not None, 5, "the int8 column")
             assert app.session.compress.quantize == "int8"
             await pilot.press("a")
-            assert "applied: global 15% +3 steps int8 is the compressed model" \
-                in screen_text(app)
+            await wait_for_screen(pilot,
+                                  "applied: global 15% +3 steps int8 is the compressed model")
             assert (compress.finetune_steps, compress.quantize) == (3, "int8")
             # A fresh copy: no int8 column, nothing fine-tuned.
             await pilot.press("right")
@@ -477,8 +490,8 @@ def test_session_shows_without_pruning_or_editing_back(tmp_path: Path, scripted,
         async with app.run_test(size=SIZE) as pilot:
             await pilot.press("p")
             pane = pane_of(app)
-            assert "No model loaded. Train one (s), or open a run in the Runs pane (r, then o)" \
-                in screen_text(app)
+            await wait_for_screen(
+                pilot, "No model loaded. Train one (s), or open a run in the Runs pane (r, then o)")
             await pilot.press("f")
             assert any("No model loaded" in n for n in notifications(app))
 
@@ -488,7 +501,8 @@ def test_session_shows_without_pruning_or_editing_back(tmp_path: Path, scripted,
             await pilot.pause()
             assert (pane.method, pane.percent) == ("random", 30)
             assert app.query_one(Slider).value == 30
-            assert "30%" in screen_text(app) and "random" in screen_text(app)
+            await wait_for_screen(pilot, "30%")
+            await wait_for_screen(pilot, "random")
             assert not app.dirty  # nothing posted back
             assert all(not sent(e, msg.PruneTo) for e in fake_engines)
 
@@ -519,18 +533,19 @@ def test_cancel_fine_tuning_and_errors_clear_measuring(tmp_path: Path, scripted,
             await pilot.press("f")
             await wait_for(pilot, lambda: len(pane.finetune_losses) == 3, 5, "the losses")
             assert sent(fake_engines[-1], msg.FineTune)[-1].steps == 40
+            await wait_for_screen(pilot, "fine-tuning 3/40 loss 2.200")
             text = screen_text(app)
             assert "fine-tuning 3/40 loss 2.200" in text and sparkline([2.4, 2.3, 2.2]) in text
             await pilot.press("c")
             assert isinstance(fake_engines[-1].sent[-1], msg.Cancel)
             await wait_for(pilot, lambda: not pane.finetuning, 5, "the stopped fine-tuning")
             assert pane.candidate.label == "magnitude 10% +3 steps"
-            assert "fine-tuned 3 steps: train loss 2.400 → 2.200" in screen_text(app)
+            await wait_for_screen(pilot, "fine-tuned 3 steps: train loss 2.400 → 2.200")
 
             workbench.fail = True
             await pilot.press("right")
             await wait_for(pilot, lambda: not pane.pruning, 5, "the error")
-            assert "measuring" not in screen_text(app)
+            await wait_for(pilot, lambda: not shows(app, "measuring"), 5, "measuring gone")
             assert pane.candidate.label == "magnitude 10% +3 steps"  # (as it was)
             workbench.fail = False
             await pilot.press("right")

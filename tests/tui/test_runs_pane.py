@@ -12,7 +12,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from tui_helpers import _palette_has, paste, screen_text, small_session, wait_for
+from tui_helpers import _palette_has, paste, screen_text, small_session, wait_for, wait_for_screen
 
 from core import messages as msg
 from core.runs import RunWriter, read_metrics, read_run_info
@@ -123,6 +123,7 @@ def test_table_lists_runs_with_steps_and_best_val_loss(real_runs) -> None:
                 assert row[5] == "60/60"
                 assert row[6] == f"{info['best_val_loss']:.3f}"
                 assert row[3] == "gpt" and row[8] == "finished"
+            await wait_for_screen(pilot, "2 runs  ⏎ plotted 0")
             text = screen_text(app)
             assert f"tiny/{tiny.name}" in text and "2 runs  ⏎ plotted 0" in text
             assert isinstance(app.focused, RunsTable)
@@ -157,6 +158,7 @@ def test_no_runs_says_how_to_make_one(tmp_path: Path) -> None:
         async with app.run_test(size=SIZE) as pilot:
             await show_runs(pilot, app)
             await pilot.pause()
+            await wait_for_screen(pilot, "Press s to train the session")
             text = " ".join(screen_text(app).split())
             assert "No runs yet" in text and "Press s to train the session" in text
             await pilot.press("o")
@@ -195,7 +197,7 @@ def test_select_two_runs_overlays_their_curves_smoothing_and_log(real_runs) -> N
             assert tiny_train.values == pytest.approx(debiased_ema(raw, SMOOTHING_WEIGHT))
             vals = [r["val_loss"] for r in read_metrics(tiny) if r["type"] == "eval"]
             assert by_label[f"tiny/{tiny.name} val"].values == pytest.approx(vals)
-            assert "plotted 2" in screen_text(app)
+            await wait_for_screen(pilot, "plotted 2")
             # The marks: a coloured dot in the first column of both rows.
             assert [row[0] for row in table_rows(app)] == ["●", "●"]
 
@@ -204,7 +206,7 @@ def test_select_two_runs_overlays_their_curves_smoothing_and_log(real_runs) -> N
             off = {s.label: s for s in pane.plot_data().series}
             assert off[f"tiny/{tiny.name} train"].values == pytest.approx(raw)
             assert off[f"tiny/{tiny.name} train"].values != tiny_train.values
-            assert "a smooth off" in screen_text(app)
+            await wait_for_screen(pilot, "a smooth off")
             await pilot.press("l")
             assert pane.plot_data().log_y and pane.plot.data.log_y
 
@@ -338,7 +340,7 @@ def test_open_loads_the_run_for_prune_and_generate(real_runs, thread_factory) ->
             await wait_for(pilot, lambda: app.model_source == str(other), 60, "the load")
             assert isinstance(app.client.engine.sent[-1], msg.LoadRun)
             await wait_for(pilot, lambda: pane.loaded == str(other), 10, "the pane's word")
-            assert f"loaded other/{other.name}" in screen_text(app)
+            await wait_for_screen(pilot, f"loaded other/{other.name}")
             assert any("Prune (p) and Generate (g) panes use it" in n
                        for n in notifications(app))
 
@@ -418,7 +420,6 @@ def test_a_run_lost_before_its_first_checkpoint_says_so_and_starts_again(
     import subprocess
     import sys
 
-    from tui_helpers import wait_for_screen
 
     lost = synthetic_run(tmp_path / "runs", "tiny", "20250101-120000", "2025-01-01T12:00:00",
                          40, 0.9, status="running")

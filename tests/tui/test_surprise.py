@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from tui_helpers import FakeEngine, screen_text, small_session, wait_for
+from tui_helpers import FakeEngine, screen_text, shows, small_session, wait_for, wait_for_screen
 
 from core import messages as msg
 from core.session import Session, save_session
@@ -82,7 +82,7 @@ async def _heatmap_on_off(app: LlmlabApp, run_dir: Path) -> None:
         preview = _preview(app)
         assert not preview.heat_shown
         boundaries = preview.render()
-        assert "token boundaries" in screen_text(app)
+        await wait_for_screen(pilot, "token boundaries")
 
         await pilot.press("h")
         await wait_for(pilot, lambda: preview.heat_shown, 60, "the heatmap")
@@ -105,6 +105,7 @@ async def _heatmap_on_off(app: LlmlabApp, run_dir: Path) -> None:
         assert content.spans != boundaries.spans
         # the legend: the scale in nats, the mean loss of the span and the model
         await pilot.pause()
+        await wait_for_screen(pilot, f"mean {scored.mean_loss:.3f} nats")
         text = screen_text(app)
         assert f"mean {scored.mean_loss:.3f} nats" in text
         assert f"{scored.mean_loss / math.log(2):.2f} bits/tok" in text
@@ -115,8 +116,8 @@ async def _heatmap_on_off(app: LlmlabApp, run_dir: Path) -> None:
         await pilot.pause()
         assert not preview.heat_shown
         assert preview.render().spans == boundaries.spans
-        assert "token boundaries" in screen_text(app)
-        assert "each token's loss" not in screen_text(app)
+        await wait_for_screen(pilot, "token boundaries")
+        await wait_for(pilot, lambda: not shows(app, "each token's loss"), 5, "no legend")
 
         # on again: the same text and model, shown at once without scoring again
         await pilot.press("h")
@@ -133,8 +134,7 @@ async def _heatmap_on_off(app: LlmlabApp, run_dir: Path) -> None:
         assert "not in the vocabulary" in pane.heat_error
         assert not preview.heat_shown and preview.text.startswith(app.corpus.preview[:20])
         await pilot.pause()
-        text = screen_text(app)
-        assert "✗ surprise: text has characters not in the vocabulary" in text
+        await wait_for_screen(pilot, "✗ surprise: text has characters not in the vocabulary")
         assert len(preview.render().spans) > 100  # the token boundaries
         assert app.focused is pane
 
@@ -143,7 +143,7 @@ async def _heatmap_on_off(app: LlmlabApp, run_dir: Path) -> None:
         await wait_for(pilot, lambda: preview.heat_shown and app.corpus.data.corpus
                        == "sample:synthetic", 60, "the heatmap of the synthetic corpus")
         assert pane.heat_error is None
-        assert f"mean {pane.scored.mean_loss:.3f} nats" in screen_text(app)
+        await wait_for_screen(pilot, f"mean {pane.scored.mean_loss:.3f} nats")
 
 
 # --------------------------------------------------------------------------- scripted engine
@@ -234,7 +234,7 @@ def test_h_without_any_run_says_how_to_get_a_model(tmp_path: Path) -> None:
             await pilot.pause()
             assert any("train one (s)" in n and "Runs" in n for n in notifications(app))
             assert not app.dataset_pane.heatmap and not _preview(app).heat_shown
-            assert "token boundaries" in screen_text(app)
+            await wait_for_screen(pilot, "token boundaries")
             assert not any(isinstance(c, msg.ScoreText) for e in engines for c in e.sent)
 
     asyncio.run(scenario())
@@ -256,14 +256,14 @@ def test_another_model_scores_again_and_stale_answers_are_ignored(tmp_path: Path
             first = pane.scored
             _, losses, mean = scripted_losses(preview.text)
             assert preview.losses[1:] == losses[1:] and first.mean_loss == mean
-            assert "tiny/20250101-120000 (step 60)" in screen_text(app)
+            await wait_for_screen(pilot, "tiny/20250101-120000 (step 60)")
 
             # Another model is loaded (as the Runs pane asks for one): scored again under it.
             other.mkdir(parents=True)
             app.post_message(LoadModelRequest(str(other)))
             await wait_for(pilot, lambda: pane.scored is not first, 10, "the second scoring")
             assert pane.scored.source == str(other)
-            assert "tiny/20250202-120000" in screen_text(app)
+            await wait_for_screen(pilot, "tiny/20250202-120000")
             scores = [c for c in engines[-1].sent if isinstance(c, msg.ScoreText)]
             assert len(scores) == 2 and scores[0].request_id != scores[1].request_id
 
