@@ -19,8 +19,9 @@ def render_stats(console: Console, ds: TokenDataset) -> None:
     summary = Table.grid(padding=(0, 2))
     summary.add_column(style="bold")
     summary.add_column()
-    summary.add_row("corpus", f"{st.source} ({st.n_files} file{'s' * (st.n_files != 1)}, "
-                              f"{st.n_bytes:,} bytes)")
+    # (Text: a path or token from the corpus is shown as it is, never read as markup)
+    summary.add_row("corpus", Text(f"{st.source} ({st.n_files} file"
+                                   f"{'s' * (st.n_files != 1)}, {st.n_bytes:,} bytes)"))
     summary.add_row("tokenizer", f"{st.tokenizer}, vocabulary {st.vocab_size:,} ({cache})")
     summary.add_row("characters", f"{st.n_chars:,}")
     summary.add_row("tokens", f"{st.n_tokens:,} ({st.chars_per_token:.2f} chars/token)")
@@ -34,7 +35,7 @@ def render_stats(console: Console, ds: TokenDataset) -> None:
     top.add_column("count", justify="right")
     top.add_column("share", justify="right")
     for token, count in st.top_tokens:
-        top.add_row(repr(token), f"{count:,}", f"{count / st.n_tokens:.1%}")
+        top.add_row(Text(repr(token)), f"{count:,}", f"{count / st.n_tokens:.1%}")
     hist = Table(title="token length (chars)", title_justify="left")
     hist.add_column("len", justify="right")
     hist.add_column("share")

@@ -162,3 +162,18 @@ def test_help_says_how_to_open_the_app_and_every_command_has_a_description(run):
         assert lines[0].startswith(f"usage: llmlab {command} ")
         description = lines[lines.index("") + 1]  # the paragraph after the usage
         assert description and not description.startswith(("positional", "options")), command
+
+
+def test_data_shows_a_corpus_path_and_tokens_with_brackets_as_they_are(run, tmp_path):
+    """A folder named "[draft]" was read as Rich markup: the line said "/tmp/.../ (1 file"."""
+    (tmp_path / "[draft]").mkdir()
+    (tmp_path / "[draft]" / "a.txt").write_text("[b] [b] [b] cat\n" * 20)
+    session = Session(name="m")
+    session.data.corpus = "[draft]"
+    session.data.tokenizer = "word"
+    save_session(session, tmp_path / "m.toml")
+    result = run("data", "m.toml", "--preview", "0")
+    assert result.returncode == 0, result.stderr
+    squeezed = "".join(result.stdout.split())  # (wherever a long tmp path was folded)
+    assert "".join(f"{tmp_path / '[draft]'} (1 file".split()) in squeezed
+    assert "'[b]'" in result.stdout
