@@ -11,6 +11,11 @@ from core.stats import corpus_stats, token_preview
 
 # Two alternating backgrounds that stay distinct on a 256-colour terminal.
 TOKEN_STYLES = ("on grey23", "on dark_blue")
+# Control characters from a file, printed raw, would drive the terminal (ESC starts a colour
+# or a cursor move): each is shown as its symbol (␛), one character for one, so token
+# boundaries stay where they were; C1 controls as U+FFFD.
+VISIBLE_CONTROLS = {c: 0x2400 + c for c in range(32) if chr(c) not in "\n\t"}
+VISIBLE_CONTROLS |= {0x7F: 0x2421} | {c: 0xFFFD for c in range(0x80, 0xA0)}
 
 
 def render_stats(console: Console, ds: TokenDataset) -> None:
@@ -50,12 +55,13 @@ def render_stats(console: Console, ds: TokenDataset) -> None:
 
 def render_preview(console: Console, ds: TokenDataset, n_chars: int) -> None:
     text = ds.corpus.head(n_chars)
+    shown = text.translate(VISIBLE_CONTROLS)  # (same length: the spans of `text` hold)
     out = Text()
     last = 0
     for i, span in enumerate(token_preview(ds.tokenizer, text)):
-        out.append(text[last:span.start])
-        out.append(span.text, style=TOKEN_STYLES[i % 2])
+        out.append(shown[last:span.start])
+        out.append(shown[span.start:span.end], style=TOKEN_STYLES[i % 2])
         last = span.end
-    out.append(text[last:])
+    out.append(shown[last:])
     console.rule("preview (token boundaries in alternating colours)")
     console.print(out)

@@ -177,3 +177,12 @@ def test_data_shows_a_corpus_path_and_tokens_with_brackets_as_they_are(run, tmp_
     squeezed = "".join(result.stdout.split())  # (wherever a long tmp path was folded)
     assert "".join(f"{tmp_path / '[draft]'} (1 file".split()) in squeezed
     assert "'[b]'" in result.stdout
+
+
+def test_data_preview_never_prints_control_characters_from_the_corpus(run, tmp_path):
+    (tmp_path / "esc.txt").write_text("hello \x1b[31mred\x1b[0m world\x07\n" * 5)
+    save_session(Session(name="e"), tmp_path / "e.toml")
+    result = run("data", "e.toml", "--set", 'data.corpus="esc.txt"', "--preview", "60")
+    assert result.returncode == 0, result.stderr
+    assert "\x1b" not in result.stdout and "\x07" not in result.stdout
+    assert "hello ␛[31mred␛[0m world␇" in result.stdout
