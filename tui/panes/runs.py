@@ -29,6 +29,7 @@ from textual.widgets import Static
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from core.runs import (
+    LOST,
     LOST_NO_CHECKPOINT,
     METRICS_FILE,
     RunSummary,
@@ -476,16 +477,18 @@ class RunsPane(Vertical, can_focus=True):
 
     def _show_status(self) -> None:
         """One line: how many runs, how many on the plot, the plot's toggles (their keys as
-        the Train pane shows them), and the run loaded for Prune and Generate."""
+        the Train pane shows them), and the run loaded for Prune and Generate; or, on a run
+        whose training was lost, that and what the resume key does with it."""
         muted, key, value = "$text-muted", "$accent", "bold"
         run = self.table.cursor_run() if self.runs else None
-        if run is not None and run.status == LOST_NO_CHECKPOINT:  # (what u does differs)
-            tail = f": {LOST_NO_CHECKPOINT}  {self._key('runs.resume')} starts it again"
+        if run is not None and run.status in (LOST, LOST_NO_CHECKPOINT):
+            does = " starts it again" if run.status == LOST_NO_CHECKPOINT else " resumes it"
+            tail = f": {run.status}  {self._key('runs.resume')}{does}"
             name = middle_ellipsis(self._label(str(run.path)),
                                    max(8, (self.size.width or 80) - 2 - len(tail)))
             self.query_one("#runs-status", Static).update(Content.assemble(
-                (name, value), (f": {LOST_NO_CHECKPOINT}  ", "$error"),
-                (self._key("runs.resume"), key), (" starts it again", muted)))
+                (name, value), (f": {run.status}  ", "$error"),
+                (self._key("runs.resume"), key), (does, muted)))
             return
         n = len(self.runs)
         parts: list[tuple[str, str]] = []
