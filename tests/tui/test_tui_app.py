@@ -216,13 +216,14 @@ def test_broken_corpus_and_invalid_field_show_messages_app_stays_up(
             await wait_for(pilot, lambda: app.corpus is not None, 30, "the corpus")
             # A missing file, typed into the corpus path.
             await pilot.press("tab", "tab")
-            await paste(pilot, str(tmp_path / "missing.txt"))
+            missing = tmp_path / "missing [b]1[/b].txt"  # (a name is shown, never markup)
+            await paste(pilot, str(missing))
             await pilot.press("enter")
             pane = app.dataset_pane
             await wait_for(pilot, lambda: "no such file or folder" in (pane.error or ""),
                            30, "the missing-file error")
-            assert pane.error == f"{tmp_path / 'missing.txt'}: no such file or folder"
-            await wait_for_screen(pilot, "no such file or folder")
+            assert pane.error == f"{missing}: no such file or folder"
+            await wait_for_screen(pilot, "[b]1[/b].txt: no such file or folder")
             await wait_for(pilot, lambda: app.corpus is None, 5, "the app to forget the corpus")
             # A binary file, chosen in the file picker: core's one-line error, inline.
             await pilot.press("escape", "b")

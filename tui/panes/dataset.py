@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 from textual import work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
+from textual.content import Content
 from textual.timer import Timer
 from textual.widgets import Input, Label, Select, Static
 from textual.worker import get_current_worker
@@ -290,7 +291,8 @@ class DatasetPane(Vertical, can_focus=True):
         self._status = (text, kind)
         status = self.query_one("#corpus-status", Static)
         width = status.content_size.width or self.app.size.width - 2
-        status.update(fit_words(text, width))  # (two lines at most: the cause must show)
+        # (two lines at most: the cause must show; Content: a path is never markup)
+        status.update(Content(fit_words(text, width)))
         status.set_classes(f"-{kind}")
 
     def on_resize(self) -> None:
