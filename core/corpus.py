@@ -100,12 +100,13 @@ def check_corpus(spec: str, base_dir: Path | None = None) -> None:
     path = Path(spec).expanduser()
     if not path.is_absolute():
         path = (base_dir or Path.cwd()) / path
-    for file in _files_at(path):
+    files = _files_at(path)  # (a folder's: already sniffed, only its text files)
+    for file in files:
         if not os.access(file, os.R_OK):
             raise CorpusError(f"{file}: permission denied")
-        if not _looks_like_text(file):
-            cause = "file is empty" if file.stat().st_size == 0 else "binary file, not text"
-            raise CorpusError(f"{file}: {cause}")
+    if path.is_file() and not _looks_like_text(path):
+        cause = "file is empty" if path.stat().st_size == 0 else "binary file, not text"
+        raise CorpusError(f"{path}: {cause}")
 
 
 def _files_at(path: Path) -> list[Path]:

@@ -114,12 +114,14 @@ def test_check_refuses_what_train_would_fail_on_one_line_each(run, tmp_path):
     save_session(Session(name="c"), tmp_path / "c.toml")
     (tmp_path / "blob.bin").write_bytes(b"\x00\x01binary")
     (tmp_path / "empty").mkdir()
+    (tmp_path / "nothing.txt").write_text("")
     (tmp_path / "afile").write_text("in the way")
     cases = {
         '"/nope.txt"': "data.corpus: /nope.txt: no such file or folder",
         '"blob.bin"': f"data.corpus: {tmp_path / 'blob.bin'}: binary file, not text",
         '"empty"': f"data.corpus: {tmp_path / 'empty'}: folder has no non-empty text files",
         '"sample:nope"': "data.corpus: sample:nope: no such sample",
+        '"nothing.txt"': f"data.corpus: {tmp_path / 'nothing.txt'}: file is empty",
     }
     for corpus, line in cases.items():
         result = run("check", "c.toml", "--set", f"data.corpus={corpus}")
