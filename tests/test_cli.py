@@ -188,3 +188,20 @@ def test_data_preview_never_prints_control_characters_from_the_corpus(run, tmp_p
     assert result.returncode == 0, result.stderr
     assert "\x1b" not in result.stdout and "\x07" not in result.stdout
     assert "hello ␛[31mred␛[0m world␇" in result.stdout
+
+
+def _readme_command(marker: str) -> str:
+    """The command after `<!-- marker -->` in README.md, as .ci/run reads it."""
+    lines = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8").splitlines()
+    start = lines.index(f"<!-- {marker} -->")
+    fence = next(i for i in range(start, len(lines)) if lines[i].startswith("```"))
+    return lines[fence + 1]
+
+
+def test_readme_main_command_gets_the_cpu_torch_before_llmlab():
+    """`pip install -e . && llmlab` pulled the 5.5 GB CUDA build of torch on a CPU machine."""
+    main = _readme_command("main-command")
+    steps = [step.strip() for step in main.split("&&")]
+    assert steps[0] == "pip install torch --index-url https://download.pytorch.org/whl/cpu"
+    assert steps[1:] == ["pip install -e .", "llmlab"]
+    assert _readme_command("test-command") == "pip install -e '.[test]' && python -m pytest -q"
