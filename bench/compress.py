@@ -111,10 +111,12 @@ def int8_table(wb) -> None:
     both = wb.quantize()
     print(f"{'model':<24}{'file MB':>9}{'size':>7}{'val loss':>10}{'delta':>9}"
           f"{'latency ms':>12}{'speed':>7}")
-    for f in (dense, int8, both):
+    for f in (dense, int8, both):  # (a latency too noisy to trust is "–", and no speed)
+        trusted = f.latency_ms is not None and dense.latency_ms is not None
         print(f"{f.label:<24}{f.size_bytes / 1e6:>9.2f}{f.size_bytes / dense.size_bytes:>6.2f}x"
-              f"{f.loss:>10.4f}{f.loss - dense.loss:>+9.4f}{f.latency_ms:>12.2f}"
-              f"{dense.latency_ms / f.latency_ms:>6.2f}x")
+              f"{f.loss:>10.4f}{f.loss - dense.loss:>+9.4f}"
+              f"{'–' if f.latency_ms is None else f'{f.latency_ms:.2f}':>12}"
+              f"{f'{dense.latency_ms / f.latency_ms:.2f}x' if trusted else '–':>7}")
 
 
 def main() -> None:

@@ -235,7 +235,7 @@ class ModelFigures:
     perplexity: float
     top1: float
     top5: float
-    latency_ms: float  # one forward of a full context window, batch 1
+    latency_ms: float | None  # one forward of a full context window, batch 1; None: untrusted
     layers: list[tuple[str, float]] = field(default_factory=list)  # (layer, sparsity)
 
 

@@ -25,8 +25,6 @@ Notes on the families:
 from __future__ import annotations
 
 import io
-import statistics
-import time
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -232,30 +230,3 @@ def state_dict_bytes(model: nn.Module) -> int:
     with _quiet():
         torch.save(unwrap(model).state_dict(), buffer)
     return buffer.tell()
-
-
-def latency_ms(model: nn.Module, context: int, vocab: int, batch: int = 1, reps: int = 20,
-               warmup: int = 3, device: str = "cpu") -> float:
-    """Median wall time in milliseconds of one forward pass over a `[batch, context]` window
-    of random tokens (fixed seed), after `warmup` untimed passes."""
-    from core.evaluate import eval_mode
-
-    if reps < 1:
-        raise ValueError(f"latency_ms needs reps >= 1 (got {reps})")
-    generator = torch.Generator().manual_seed(0)
-    idx = torch.randint(vocab, (batch, context), generator=generator).to(device)
-    times = []
-    with eval_mode(model):
-        for i in range(warmup + reps):
-            _sync(device)
-            start = time.perf_counter()
-            model(idx)
-            _sync(device)
-            if i >= warmup:
-                times.append(time.perf_counter() - start)
-    return 1000.0 * statistics.median(times)
-
-
-def _sync(device: str) -> None:
-    if str(device).startswith("cuda"):
-        torch.cuda.synchronize()

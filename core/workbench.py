@@ -25,6 +25,7 @@ from core.dataset import TokenDataset, load_dataset
 from core.errors import LlmlabError
 from core.generate import Sampling, generate_text
 from core.inference import load_run
+from core.latency import latency_ms
 from core.messages import ModelFigures
 from core.prune import (
     METHODS,
@@ -40,7 +41,7 @@ from core.prune import (
     sparsity_report,
     sweep,
 )
-from core.quantize import is_quantized, latency_ms, model_size_bytes, quantize_int8
+from core.quantize import is_quantized, model_size_bytes, quantize_int8
 from core.report import EvalReport, evaluation_report
 from core.runs import is_compressed_model
 from core.session import Session, save_session
@@ -88,7 +89,10 @@ class Workbench:
     def measure(self, model: nn.Module, label: str) -> ModelFigures:
         # Measured as the model would be used: masks folded in (a masked model recomputes
         # weight = weight_orig * mask at every forward, which no saved model does). The
-        # folded copy is cached: generating from the candidate next needs no other.
+        # folded copy is cached: generating from the candidate next needs no other. The
+        # latency is timed last, when the work before it (pruning, fine-tuning, evaluating)
+        # is over, with the same threads for every model (see core.latency); None when the
+        # timings cannot be trusted.
         model = self._for_inference(model)
         device = self._device_of(model)
         result = evaluate_fixed(model, self.evalset.to(device))
@@ -98,7 +102,7 @@ class Workbench:
             sparsity=report.sparsity, size_bytes=model_size_bytes(model), loss=result.loss,
             perplexity=result.perplexity, top1=result.top1, top5=result.top5,
             latency_ms=latency_ms(model, self.model.context, self.bench.tokenizer.vocab_size,
-                                  reps=5, device=device),
+                                  device=device),
             layers=[(layer.name, layer.sparsity) for layer in report.layers])
 
     def dense_figures(self) -> ModelFigures:

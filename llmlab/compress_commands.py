@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import time
 from pathlib import Path
 
 from rich.console import Console
+from rich.live import Live
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
+from rich.text import Text
 
 from core.errors import LlmlabError
+from core.latency import format_latency
 from core.session import field_doc
 
 EXIT_OK = 0
@@ -76,20 +81,22 @@ def cmd_prune(args: argparse.Namespace) -> int:
         raise LlmlabError(f"--sparsity: must be in [0, 1) (got {args.sparsity})")
     if args.finetune < 0:
         raise LlmlabError(f"--finetune: must be >= 0 (got {args.finetune})")
-    with console.status("loading the model and a fixed val sample ..."):
+    with Doing("loading the model and a fixed val sample ...") as doing:
         wb = open_workbench(args.run, args.runs_dir)
-    if args.sweep:
-        _print_sweep(console, wb, METHODS if args.method == "all" else (args.method,))
-        return EXIT_OK
-    columns = [wb.dense_figures()]
-    with console.status(f"pruning ({args.method} {args.sparsity:.0%}) ..."):
+        if args.sweep:
+            doing.stop()
+            _print_sweep(console, wb, METHODS if args.method == "all" else (args.method,))
+            return EXIT_OK
+        doing.say("measuring the dense model ...")
+        columns = [wb.dense_figures()]
+        doing.say(f"pruning ({args.method} {args.sparsity:.0%}) ...")
         columns.append(wb.prune(args.method, args.sparsity))
-    if args.finetune:
-        with console.status(f"fine-tuning {args.finetune} steps ...") as status:
-            columns.append(wb.finetune(args.finetune, on_step=lambda i, loss: status.update(
-                f"fine-tuning: step {i}/{args.finetune}, loss {loss:.4f}")))
-    if args.int8:
-        with console.status("quantizing to int8 ..."):
+        if args.finetune:
+            doing.say(f"fine-tuning {args.finetune} steps ...")
+            columns.append(wb.finetune(args.finetune, on_step=lambda i, loss: doing.say(
+                f"fine-tuning: step {i}/{args.finetune}, loss {loss:.4f}", every=0.1)))
+        if args.int8:
+            doing.say("quantizing to int8 ...")
             columns.append(wb.quantize())
     print_figures(console, columns)
     _print_saved(console, wb.save(args.out))
@@ -98,13 +105,43 @@ def cmd_prune(args: argparse.Namespace) -> int:
 
 def cmd_quantize(args: argparse.Namespace) -> int:
     console = Console()
-    with console.status("loading ..."):
+    with Doing("loading ...") as doing:
         wb = open_workbench(args.run, args.runs_dir)
-    with console.status("quantizing to int8 ..."):
+        doing.say("quantizing to int8 ...")
         columns = [wb.dense_figures(), wb.quantize()]
     print_figures(console, columns)
     _print_saved(console, wb.save(args.out))
     return EXIT_OK
+
+
+class Doing:
+    """What a command is doing, as one line on stderr, redrawn only when it changes.
+
+    Unlike Rich's `status` there is no refresh thread (and no spinner): the workbench times
+    forward passes meanwhile, and a thread waking up to draw is other work in the process that
+    the timings would include (see core.latency)."""
+
+    def __init__(self, text: str) -> None:
+        self.live = Live(Text(text), console=Console(stderr=True), auto_refresh=False,
+                         transient=True)
+        self._drawn = 0.0
+
+    def __enter__(self) -> Doing:
+        self.live.start(refresh=True)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def say(self, text: str, every: float = 0.0) -> None:
+        """Show `text` (at most once per `every` seconds)."""
+        now = time.monotonic()
+        if now - self._drawn >= every:
+            self._drawn = now
+            self.live.update(Text(text), refresh=True)
+
+    def stop(self) -> None:
+        self.live.stop()
 
 
 def _print_saved(console: Console, path: Path) -> None:
@@ -113,14 +150,29 @@ def _print_saved(console: Console, path: Path) -> None:
 
 
 def _print_sweep(console: Console, wb, methods: tuple[str, ...]) -> None:
+    """The sweep's table on stdout, after a progress bar on stderr (one step per level)."""
+    from core.prune import SWEEP_LEVELS
+
     table = Table(title=f"loss / top-1 against sparsity ({wb.bench.source}, fixed val sample)")
     table.add_column("sparsity", justify="right")
     rows: dict[float, list[str]] = {}
-    for method in methods:
-        table.add_column(method, justify="right")
-        with console.status(f"sweeping {method} ..."):
-            for p in wb.sweep(method):
+    progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(),
+                        TextColumn("{task.completed}/{task.total} levels"),
+                        TimeElapsedColumn(), TimeRemainingColumn(),
+                        console=Console(stderr=True), auto_refresh=False, transient=False)
+    with progress:
+        task = progress.add_task("sweep", total=len(methods) * len(SWEEP_LEVELS))
+        for method in methods:
+            table.add_column(method, justify="right")
+            progress.update(task, description=f"sweeping {method}", refresh=True)
+
+            def on_point(p, method=method) -> None:
                 rows.setdefault(p.sparsity, []).append(f"{p.loss:.3f} / {p.top1:.1%}")
+                progress.update(task, advance=1,
+                                description=f"sweeping {method}: {p.sparsity:.0%} done",
+                                refresh=True)
+
+            wb.sweep(method, on_point=on_point)
     for level, cells in rows.items():
         table.add_row(f"{level:.0%}", *cells)
     console.print(table)
@@ -142,8 +194,15 @@ def print_figures(console: Console, columns) -> None:
         ("perplexity", lambda c: f"{c.perplexity:.2f}"),
         ("top-1", lambda c: f"{c.top1:.1%}"),
         ("top-5", lambda c: f"{c.top5:.1%}"),
-        ("latency", lambda c: f"{c.latency_ms:.2f} ms ({dense.latency_ms / c.latency_ms:.2f}x)"),
+        ("latency", lambda c: _latency_cell(c, dense)),
     ]
     for name, cell in rows:
         table.add_row(name, *(cell(c) for c in columns))
     console.print(table)
+
+
+def _latency_cell(c, dense) -> str:
+    """"1.23 ms (1.05x)": the speed-up against dense only when both figures are trusted."""
+    if c.latency_ms is None or dense.latency_ms is None:
+        return format_latency(c.latency_ms)
+    return f"{c.latency_ms:.2f} ms ({dense.latency_ms / c.latency_ms:.2f}x)"

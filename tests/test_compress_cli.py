@@ -27,11 +27,17 @@ from core.workbench import Workbench
 from llmlab import cli, compress_commands
 
 
-def llmlab(cwd: Path, *args: str, columns: int = 160) -> subprocess.CompletedProcess:
+def llmlab(cwd: Path, *args: str, columns: int = 160, threads: bool = False,
+           **env_vars: str) -> subprocess.CompletedProcess:
     """Wide enough by default that no table cell wraps; the report of `eval` is tested at 80
-    columns, what Rich uses when the output is not a terminal."""
-    env = {**os.environ, "LLMLAB_CACHE_DIR": str(cwd / "cache"), "OMP_NUM_THREADS": "1",
-           "COLUMNS": str(columns)}
+    columns, what Rich uses when the output is not a terminal. One OpenMP thread unless
+    `threads` (then torch's default)."""
+    env = {**os.environ, "LLMLAB_CACHE_DIR": str(cwd / "cache"), "COLUMNS": str(columns),
+           **env_vars}
+    if threads:
+        env.pop("OMP_NUM_THREADS", None)
+    else:
+        env["OMP_NUM_THREADS"] = "1"
     return subprocess.run([sys.executable, "-m", "llmlab", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=120)
 
@@ -139,6 +145,41 @@ def test_sweep_of_every_method_is_one_table(folder):
             levels.append(int(match.group(1)))
     assert levels == [round(100 * x) for x in SWEEP_LEVELS]  # 11 rows, 4 cells each
     assert "saved" not in stdout  # a sweep measures; it saves nothing
+
+
+def latencies(stdout: str) -> list[tuple[float, float] | None]:
+    """The latency row's cells: (ms, speed-up against dense), or None for "–"."""
+    cells = re.split(r"\s*│\s*", row(stdout, "latency").strip(" │"))[1:]
+    out: list[tuple[float, float] | None] = []
+    for text in cells:
+        match = re.fullmatch(r"(\d+\.\d+) ms \((\d+\.\d+)x\)", text)
+        assert match or text == "–", cells
+        out.append((float(match[1]), float(match[2])) if match else None)
+    return out
+
+
+def test_latency_after_fine_tuning_is_the_models_or_a_dash(folder):
+    """The case of the issue: `prune --sparsity 0.3 --finetune N` printed the dense model at
+    205 ms and the candidate at 1.45 ms ("141x"), on a machine where another process kept a
+    core busy. Here too: torch's own threads, and a busy process beside it for the duration.
+
+    The dense model, the pruned copy and the fine-tuned copy do the same work per forward
+    (unstructured zeros are multiplied like any weight), so their trusted latencies differ by
+    noise only: a factor 3 either way is far outside what the spread rule lets through (an
+    interquartile range within half the median) and far inside the 140x that was printed.
+    A figure that could not be trusted is "–", and then no speed-up is claimed."""
+    busy = subprocess.Popen([sys.executable, "-c",
+                             "import time\nend = time.time() + 90\nwhile time.time() < end: pass"])
+    try:
+        result = llmlab(folder, "prune", "s", "--sparsity", "0.3", "--finetune", "10",
+                        "--out", str(folder / "latency-check"), threads=True)
+    finally:
+        busy.kill()
+        busy.wait()
+    dense, pruned, tuned = latencies(ok(result))
+    for cell in (pruned, tuned):
+        if cell is not None and dense is not None:
+            assert 1 / 3 <= cell[1] <= 3, row(result.stdout, "latency")
 
 
 def test_quantize_prints_and_saves(folder):

@@ -20,7 +20,6 @@ from core.models import build_model
 from core.quantize import (
     int8_tensors,
     is_quantized,
-    latency_ms,
     model_size_bytes,
     quantize_int8,
     quantized_modules,
@@ -279,11 +278,3 @@ def test_set_int8_tensors_rejects_what_does_not_fit(trained) -> None:
         set_int8_tensors(q.lm_head, {**tensors, "weight": tensors["weight"][1:]})
     with pytest.raises(ValueError, match="int8"):
         set_int8_tensors(q.lm_head, {**tensors, "weight": tensors["weight"].float()})
-
-
-def test_latency_ms_is_a_positive_median(trained) -> None:
-    model = trained("gpt")
-    ms = latency_ms(model, CONTEXT, model.vocab_size, batch=2, reps=3, warmup=1)
-    assert ms > 0
-    with pytest.raises(ValueError):
-        latency_ms(model, CONTEXT, model.vocab_size, reps=0)

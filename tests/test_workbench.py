@@ -136,7 +136,8 @@ def test_every_method_prunes_a_copy_to_half_and_leaves_the_run_alone(runs, arch)
     assert loaded.context == 16
     dense = loaded.dense
     assert dense.label == "dense" and dense.sparsity == 0.0 and dense.nonzero == dense.params
-    assert dense.params > 0 and dense.size_bytes > 0 and dense.latency_ms > 0
+    assert dense.params > 0 and dense.size_bytes > 0
+    assert dense.latency_ms is None or dense.latency_ms > 0  # (None: too noisy to show)
     assert 0 < dense.loss < 3 and 0 < dense.top1 <= dense.top5 <= 1
     assert dense.layers and all(sparsity == 0.0 for _, sparsity in dense.layers)
 

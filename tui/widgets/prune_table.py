@@ -13,6 +13,7 @@ from rich.table import Table
 from rich.text import Text
 from textual.widgets import Static
 
+from core.latency import format_latency
 from core.messages import ModelFigures
 
 ROWS = ("non-zero", "sparsity", "file size", "val loss", "perplexity", "top-1", "latency")
@@ -77,7 +78,7 @@ def cell(row: str, f: ModelFigures, dense: ModelFigures | None) -> Cell:
         d = (f.top1 - base.top1) * 100 if base else 0.0
         return (f"{f.top1:.1%}", *judged(d, f"{d:+.1f}" if abs(d) >= 0.05 else "", False))
     if row == "latency":
-        return f"{f.latency_ms:.2f} ms", "", 0  # (noisy: no delta)
+        return format_latency(f.latency_ms), "", 0  # (noisy: no delta; "–" untrusted)
     raise KeyError(row)
 
 
