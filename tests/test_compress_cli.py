@@ -147,6 +147,20 @@ def test_sweep_of_every_method_is_one_table(folder):
     assert "saved" not in stdout  # a sweep measures; it saves nothing
 
 
+def test_sweep_shows_a_progress_bar_on_stderr(folder):
+    """A sweep takes a while (30 s for a small model): a bar on stderr, as training has, moves
+    level by level while the table for stdout is made."""
+    result = llmlab(folder, "prune", "s", "--sweep", TTY_INTERACTIVE="1", TTY_COMPATIBLE="1")
+    stdout = ok(result)
+    frames = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", result.stderr).replace("\r", "\n")
+    total = len(SWEEP_LEVELS)
+    seen = [int(m) for m in re.findall(rf"(\d+)/{total} levels", frames)]
+    assert seen[0] == 0 and seen[-1] == total, frames[-300:]
+    assert set(range(total + 1)) <= set(seen)  # one frame per level at least
+    assert "sweeping magnitude" in frames and "━" in frames  # (the bar itself)
+    assert "levels" not in stdout  # the table alone on stdout
+
+
 def latencies(stdout: str) -> list[tuple[float, float] | None]:
     """The latency row's cells: (ms, speed-up against dense), or None for "–"."""
     cells = re.split(r"\s*│\s*", row(stdout, "latency").strip(" │"))[1:]
