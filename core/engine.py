@@ -235,7 +235,8 @@ class Engine:
         elif isinstance(command, msg.Sweep):
             self._sweep(command)
         elif isinstance(command, msg.SaveCompressed):
-            self.emit(msg.CompressedSaved(str(self._bench().save(command.path))))
+            self.emit(msg.CompressedSaved(str(self._bench().save(command.path)),
+                                          command.request_id))
         elif isinstance(command, msg.ScoreText):
             self.emit(self._score_text(command))
         elif isinstance(command, msg.Cancel):
@@ -284,10 +285,12 @@ class Engine:
         elif isinstance(command, msg.FineTune):
             figures = wb.finetune(
                 command.steps, should_stop=self._cancel_requested,
-                on_step=lambda i, loss: self.emit(msg.FinetuneStep(i, command.steps, loss)))
+                on_step=lambda i, loss: self.emit(msg.FinetuneStep(i, command.steps, loss,
+                                                                   command.request_id)))
         else:
             figures = wb.quantize()
-        self.emit(msg.Compressed(figures, wb.dense_figures(), time.perf_counter() - t0))
+        self.emit(msg.Compressed(figures, wb.dense_figures(), time.perf_counter() - t0,
+                                 command.request_id))
 
     def _sweep(self, command: msg.Sweep) -> None:
         levels = list(command.levels)
@@ -295,7 +298,8 @@ class Engine:
         def on_point(p) -> None:
             self.emit(msg.SweepPointMeasured(command.method, p.sparsity, p.real_sparsity,
                                              p.loss, p.perplexity, p.top1, p.top5,
-                                             last=p.sparsity == levels[-1]))
+                                             last=p.sparsity == levels[-1],
+                                             request_id=command.request_id))
             if self._cancel_requested():
                 raise _Cancelled
 

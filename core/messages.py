@@ -85,6 +85,7 @@ class PruneTo(Command):
     method: str
     sparsity: float
     seed: int = 0
+    request_id: int = 0  # carried by its answer (Compressed)
 
 
 @dataclass
@@ -93,6 +94,7 @@ class Sweep(Command):
 
     method: str
     levels: tuple[float, ...] = SWEEP_LEVELS
+    request_id: int = 0  # carried by every SweepPointMeasured of it
 
 
 @dataclass
@@ -100,11 +102,14 @@ class FineTune(Command):
     """Fine-tune the pruned candidate for `steps` (pruned weights stay zero)."""
 
     steps: int
+    request_id: int = 0  # carried by its FinetuneSteps and its answer (Compressed)
 
 
 @dataclass
 class Quantize(Command):
     """Quantize the candidate (or the dense model) to int8."""
+
+    request_id: int = 0  # carried by its answer (Compressed)
 
 
 @dataclass
@@ -112,6 +117,7 @@ class SaveCompressed(Command):
     """Save the candidate; `path` None puts it in the run's compressed/ folder."""
 
     path: str | None = None
+    request_id: int = 0  # carried by its answer (CompressedSaved)
 
 
 @dataclass
@@ -258,6 +264,7 @@ class Compressed(Event):
     figures: ModelFigures
     dense: ModelFigures
     seconds: float  # how long compressing and measuring took
+    request_id: int = 0  # of the PruneTo, FineTune or Quantize it answers
 
 
 @dataclass
@@ -270,6 +277,7 @@ class SweepPointMeasured(Event):
     top1: float
     top5: float
     last: bool = False
+    request_id: int = 0  # of the Sweep
 
 
 @dataclass
@@ -277,11 +285,13 @@ class FinetuneStep(Event):
     step: int
     steps: int
     loss: float
+    request_id: int = 0  # of the FineTune
 
 
 @dataclass
 class CompressedSaved(Event):
     path: str
+    request_id: int = 0  # of the SaveCompressed
 
 
 @dataclass

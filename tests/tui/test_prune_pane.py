@@ -268,12 +268,15 @@ SOURCE = "runs/tiny/run-1"
 
 
 class ScriptedWorkbench:
-    """Answers the workbench's commands as the engine would, with fixed numbers. While
-    `hold` is set, PruneTo answers wait in `held`; a FineTune's answer waits for a Cancel
-    when `hold_finetune` is set. `fail` answers PruneTo with an error."""
+    """Answers the workbench's commands as the engine would, with fixed numbers and the
+    request ids of the commands. While `hold` is set, PruneTo answers wait in `held`; while
+    `hold_all` is set, every answer does (in order, as the engine would give them once a long
+    measurement ends); a FineTune's answer waits for a Cancel when `hold_finetune` is set.
+    `fail` answers PruneTo with an error."""
 
     def __init__(self) -> None:
         self.hold = False
+        self.hold_all = False
         self.hold_finetune = False
         self.fail = False
         self.held: list[msg.Event] = []
@@ -281,14 +284,23 @@ class ScriptedWorkbench:
         self._finetune: list[msg.Event] = []
 
     def __call__(self, command: msg.Command) -> list[msg.Event]:
+        events = self.answer(command)
+        if self.hold_all:
+            self.held += events
+            return []
+        return events
+
+    def answer(self, command: msg.Command) -> list[msg.Event]:
+        rid = getattr(command, "request_id", 0)
         if isinstance(command, msg.LoadRun):
             return [msg.ModelLoaded(SOURCE, "gpt", 60, 17, 32, DENSE)]
         if isinstance(command, msg.PruneTo):
             if self.fail:
-                return [msg.Error("internal error: scripted", fatal=False, command="PruneTo")]
+                return [msg.Error("internal error: scripted", fatal=False, command="PruneTo",
+                                  request_id=rid)]
             s = command.sparsity
             self.candidate = figures(f"{command.method} {s:.0%}", s, loss_at(s))
-            events: list[msg.Event] = [msg.Compressed(self.candidate, DENSE, 0.01)]
+            events: list[msg.Event] = [msg.Compressed(self.candidate, DENSE, 0.01, rid)]
             if self.hold:
                 self.held += events
                 return []
@@ -296,16 +308,17 @@ class ScriptedWorkbench:
         if isinstance(command, msg.Sweep):
             levels = command.levels
             return [msg.SweepPointMeasured(command.method, x, x, loss_at(x), 1.0, 0.4, 0.9,
-                                           last=x == levels[-1]) for x in levels]
+                                           last=x == levels[-1], request_id=rid)
+                    for x in levels]
         if isinstance(command, msg.Quantize):
             c = self.candidate
             return [msg.Compressed(figures(f"{c.label} int8", c.sparsity, c.loss + 0.004,
-                                           size=16012), DENSE, 0.02)]
+                                           size=16012), DENSE, 0.02, rid)]
         if isinstance(command, msg.FineTune):
-            steps = [msg.FinetuneStep(i, command.steps, 2.5 - i / 10) for i in (1, 2, 3)]
+            steps = [msg.FinetuneStep(i, command.steps, 2.5 - i / 10, rid) for i in (1, 2, 3)]
             c = self.candidate
             self.candidate = figures(f"{c.label} +3 steps", c.sparsity, c.loss - 0.05)
-            done = msg.Compressed(self.candidate, DENSE, 0.1)
+            done = msg.Compressed(self.candidate, DENSE, 0.1, rid)
             if self.hold_finetune:
                 self._finetune = [done]
                 return steps
@@ -314,7 +327,7 @@ class ScriptedWorkbench:
             out, self._finetune = self._finetune, []
             return out
         if isinstance(command, msg.SaveCompressed):
-            return [msg.CompressedSaved(f"{SOURCE}/compressed/magnitude-50")]
+            return [msg.CompressedSaved(f"{SOURCE}/compressed/magnitude-50", rid)]
         return []
 
 
@@ -551,6 +564,56 @@ def test_cancel_fine_tuning_and_errors_clear_measuring(tmp_path: Path, scripted,
             await pilot.press("right")
             await wait_for(pilot, lambda: pane.candidate.label == "magnitude 20%", 5,
                            "pruning again after the error")
+
+    run(main())
+
+
+def test_fine_tune_pressed_while_measuring_keeps_the_fine_tuned_result(
+        tmp_path: Path, scripted, fake_engines) -> None:
+    """The issue's case: → and then f at once while "measuring ... 50%" runs. The log said
+    "fine-tuned 100 steps ... val loss 3.712" and the table kept the un-fine-tuned 3.916: the
+    fine-tuning went to the engine before the newest position's PruneTo, and that PruneTo's
+    answer overwrote the fine-tuned result. The engine answers in order; here it answers
+    once the measurement in flight is over, all at once."""
+    workbench, factory = scripted
+
+    async def main() -> None:
+        app = LlmlabApp(small_session(tmp_path), None, engine_factory=factory)
+        async with app.run_test(size=SIZE) as pilot:
+            pane = await load_scripted(pilot)
+            engine = fake_engines[-1]
+            await pilot.press("right")
+            await wait_for(pilot, lambda: pane.candidate is not None and not pane.pruning, 5,
+                           "the candidate at 5%")
+            workbench.hold_all = True  # the engine is busy measuring from here on
+            await pilot.press("right", "right")  # 10% in flight, 15% waits for its answer
+            assert "measuring magnitude 15% …" in screen_text(app)
+            await pilot.press("f")  # at once: for the copy at 15%
+            kinds = [(type(c).__name__, getattr(c, "sparsity", None)) for c in engine.sent]
+            assert kinds[-3:] == [("PruneTo", 0.10), ("PruneTo", 0.15), ("FineTune", None)]
+            workbench.hold_all = False
+            engine.pending += workbench.held  # the answers, in the order asked
+            workbench.held = []
+            await wait_for(pilot, lambda: not pane.finetuning and not pane.pruning, 5,
+                           "every answer")
+            await pilot.pause()
+            assert pane.candidate.label == "magnitude 15% +3 steps"
+            fine_tuned = pane.candidate
+            assert table_cells(DENSE, fine_tuned, None)["candidate"]["val loss"][0] in \
+                screen_text(app)
+            assert "fine-tuned 3 steps" in screen_text(app)
+            await pilot.press("a")
+            assert app.session.compress.finetune_steps == 3
+            assert app.session.compress.sparsity == pytest.approx(0.15)
+
+            # A stale answer (an older request's, arriving late) changes nothing shown.
+            first = sent(engine, msg.PruneTo)[0]
+            engine.pending.append(msg.Compressed(figures("magnitude 5%", 0.05, 9.9), DENSE,
+                                                 0.01, first.request_id))
+            engine.pending.append(msg.SweepPointMeasured("magnitude", 0.5, 0.5, 9.9, 1.0, 0.1,
+                                                         0.2, request_id=first.request_id))
+            await pilot.pause(0.2)
+            assert pane.candidate is fine_tuned and pane.sweep_points[50.0] != 9.9
 
     run(main())
 

@@ -6,14 +6,18 @@ The engine's workbench does the work; the pane only sends requests (`EngineReque
 the answers. The trained weights are never touched: every PruneTo prunes a copy.
 
 Moving the slider fast never queues evaluations: while one PruneTo is in flight the pane only
-remembers the newest position wanted, and sends it when the answer arrives. The engine answers
-in the order it was asked, so the pane keeps the kinds of the requests that answer with a
-`Compressed` event in a queue (`_pending`) to know what each answer was for.
+remembers the newest position wanted, and sends it when the answer arrives, or at once when
+another request (fine-tune, int8, write) is made meanwhile: that request is for the copy at
+the newest position, so it must reach the engine after it. Every request carries an id that
+its answers carry back (`request_id`): the pane knows what each answer is for, drops answers
+to requests it no longer waits for (made before another model was loaded, a cancelled
+sweep's), and never lets an older result overwrite a newer one on the table.
 """
 
 from __future__ import annotations
 
-from collections import deque
+import dataclasses
+import itertools
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -116,10 +120,14 @@ class PrunePane(Vertical, can_focus=True):
         # What the candidate is: (method, sparsity %, fine-tuning steps), as apply records it.
         self.candidate_of: tuple[str, int, int] | None = None
         self.sweep_points: dict[float, float] = {}  # sparsity % -> loss, of self.method
-        # Requests under way.
-        self._pending: deque[str] = deque()  # "prune" | "finetune" | "quantize", in order
-        self._in_flight: tuple[str, int] | None = None  # the PruneTo in flight
+        # Requests under way, by request id: (kind, what), kind "prune" (what: the (method,
+        # percent) asked), "finetune" (steps), "quantize" or "save".
+        self._ids = itertools.count(1)
+        self._requests: dict[int, tuple[str, Any]] = {}
+        self._shown_id = 0  # the request whose answer the table shows: older ones never do
         self._wanted: tuple[str, int] | None = None  # the newest position asked meanwhile
+        self._sweep_ids: set[int] = set()  # the sweeps of this method whose points to show
+        self._finetune_id = 0
         self.sweeping = False
         self.finetuning = False
         self.finetune_losses: list[float] = []
@@ -274,21 +282,38 @@ class PrunePane(Vertical, can_focus=True):
     def _request(self, command: msg.Command) -> None:
         self.post_message(EngineRequest(command))
 
-    def _want_prune(self) -> None:
-        """Prune a copy to the slider's position: now, or when the one in flight answers."""
+    def _send(self, kind: str, command: msg.Command, what: Any = None) -> int:
+        """Send `command` with a fresh request id, remembered as `kind` until answered."""
+        request_id = next(self._ids)
+        if kind != "sweep":
+            self._requests[request_id] = (kind, what)
+        self._request(dataclasses.replace(command, request_id=request_id))
+        return request_id
+
+    def _prunes(self) -> list[tuple[str, int]]:
+        """The positions of the PruneTo requests in flight, oldest first."""
+        return [what for kind, what in self._requests.values() if kind == "prune"]
+
+    def _want_prune(self, now: bool = False) -> None:
+        """Prune a copy to the slider's position: when the one in flight answers, or `now`."""
         if self.dense is None or self._refuse_int8():
             return
         wanted = (self.method, self.percent)
-        if self._in_flight is not None:
-            self._wanted = wanted if wanted != self._in_flight else None
+        in_flight = self._prunes()
+        if in_flight and (not now or wanted == in_flight[-1]):
+            self._wanted = None if wanted == in_flight[-1] else wanted
             return
         self._wanted = None
-        self._in_flight = wanted
         levels_left = self._interrupt_sweep()
-        self._pending.append("prune")
-        self._request(msg.PruneTo(wanted[0], wanted[1] / 100))
+        self._send("prune", msg.PruneTo(wanted[0], wanted[1] / 100), wanted)
         if levels_left:
-            self._request(msg.Sweep(self.method, levels_left))
+            self._sweep_ids.add(self._send("sweep", msg.Sweep(self.method, levels_left)))
+
+    def _send_wanted(self) -> None:
+        """The position waiting for the PruneTo in flight, asked now: a request made after it
+        (fine-tune, int8, write) is for the copy at that position."""
+        if self._wanted is not None:
+            self._want_prune(now=True)
 
     def _interrupt_sweep(self) -> tuple[float, ...]:
         """Cancel the sweep under way, so that a slider move is answered within a second and
@@ -314,7 +339,7 @@ class PrunePane(Vertical, can_focus=True):
             self._request(msg.Cancel())
         self.sweeping = True
         self.sweep_points = {}
-        self._request(msg.Sweep(self.method))
+        self._sweep_ids = {self._send("sweep", msg.Sweep(self.method))}
 
     def _no_model(self) -> bool:
         """Say so (True) when no model is loaded."""
@@ -343,7 +368,7 @@ class PrunePane(Vertical, can_focus=True):
     def action_finetune(self) -> None:
         if self._no_model():
             return
-        if self.candidate is None:
+        if self.candidate is None and not self.pruning:
             self.notify(f"nothing to fine-tune: prune a copy first ({self._key('prune.more')})",
                         severity="warning")
             return
@@ -355,8 +380,8 @@ class PrunePane(Vertical, can_focus=True):
         self.finetuning = True
         self.finetune_losses = []
         self._finetune_at = (0, steps)
-        self._pending.append("finetune")
-        self._request(msg.FineTune(steps))
+        self._send_wanted()
+        self._finetune_id = self._send("finetune", msg.FineTune(steps), steps)
         self._refresh()
 
     def action_quantize(self) -> None:
@@ -366,8 +391,8 @@ class PrunePane(Vertical, can_focus=True):
             self.notify("already int8: move the slider to prune a fresh copy",
                         severity="warning")
             return
-        self._pending.append("quantize")
-        self._request(msg.Quantize())
+        self._send_wanted()
+        self._send("quantize", msg.Quantize())
         self._refresh()
 
     def action_save(self) -> None:
@@ -378,7 +403,8 @@ class PrunePane(Vertical, can_focus=True):
                         severity="warning")
             return
         self.saving = True
-        self._request(msg.SaveCompressed())
+        self._send_wanted()
+        self._send("save", msg.SaveCompressed())
         self._refresh()
 
     def action_toggle_layers(self) -> None:
@@ -407,8 +433,10 @@ class PrunePane(Vertical, can_focus=True):
     # ------------------------------------------------------------------ engine events
 
     def _clear_requests(self) -> None:
-        self._pending.clear()
-        self._in_flight = self._wanted = None
+        """Wait for no answer any more (those that still come are dropped)."""
+        self._requests.clear()
+        self._sweep_ids.clear()
+        self._wanted = None
         self.sweeping = self.finetuning = self.saving = False
 
     def on_model_ready(self, message: ModelReady) -> None:
@@ -439,26 +467,32 @@ class PrunePane(Vertical, can_focus=True):
 
     def on_candidate_measured(self, message: CandidateMeasured) -> None:
         e = message.event
-        kind = self._pending.popleft() if self._pending else ""
-        self.dense = e.dense
+        request = self._requests.pop(e.request_id, None)
+        if request is None:
+            return  # no request of this pane's (one made before this model was loaded)
+        kind, what = request
         self.measured += 1
         self.engine_seconds = e.seconds
         figures = e.figures
-        if figures.label.endswith("int8"):
-            self.int8 = figures
-            self._post_edit("compress.quantize", "int8")
-            self.note = f"quantized: {figures.label}, {e.seconds:.1f} s"
-        else:
-            self.candidate, self.int8 = figures, None
-            self.shown_loss = figures.loss
+        newest = e.request_id > self._shown_id  # an older result never overwrites a newer one
+        if newest:
+            self._shown_id = e.request_id
+            self.dense = e.dense
+            if figures.label.endswith("int8"):
+                self.int8 = figures
+                self._post_edit("compress.quantize", "int8")
+                self.note = f"quantized: {figures.label}, {e.seconds:.1f} s"
+            else:
+                self.candidate, self.int8 = figures, None
+                self.shown_loss = figures.loss
         if kind == "prune":
-            self.candidate_of = (*self._in_flight, 0) if self._in_flight else None
-            self._in_flight = None
-            if self._wanted is not None:
+            if newest:
+                self.candidate_of = (*what, 0)
+            if self._wanted is not None and not self._prunes():
                 self._want_prune()
         elif kind == "finetune":
             self.finetuning = False
-            if self.candidate_of is not None:
+            if newest and self.candidate_of is not None:
                 method, percent, steps = self.candidate_of
                 self.candidate_of = (method, percent, steps + self._finetune_at[0])
             losses = self.finetune_losses
@@ -470,8 +504,8 @@ class PrunePane(Vertical, can_focus=True):
 
     def on_sweep_point_reported(self, message: SweepPointReported) -> None:
         e = message.event
-        if e.method != self.method:
-            return  # a sweep of the method before (cancelled)
+        if e.request_id not in self._sweep_ids:
+            return  # a sweep of the method before, or of the model before
         self.sweep_points[round(e.sparsity * 100, 1)] = e.loss
         if e.last:
             self.sweeping = False
@@ -479,11 +513,15 @@ class PrunePane(Vertical, can_focus=True):
 
     def on_finetune_reported(self, message: FinetuneReported) -> None:
         e = message.event
+        if e.request_id != self._finetune_id or not self.finetuning:
+            return
         self.finetune_losses.append(e.loss)
         self._finetune_at = (e.step, e.steps)
         self._refresh_status()
 
     def on_compressed_written(self, message: CompressedWritten) -> None:
+        if self._requests.pop(message.event.request_id, None) is None:
+            return
         self.saving = False
         self.saved_path = message.event.path
         self.note = f"written: {source_name(message.event.path)}"
@@ -491,11 +529,22 @@ class PrunePane(Vertical, can_focus=True):
         self._refresh()
 
     def on_engine_failed(self, message: EngineFailed) -> None:
-        """The app shows the error; here nothing is being measured any more (another pane's
-        failure, a Generate or a ScoreText, changes nothing here)."""
-        if message.event.command not in PRUNE_COMMANDS:
+        """The app shows the error; here the failed request is no longer waited for
+        (another pane's failure, a Generate or a ScoreText, changes nothing here)."""
+        e = message.event
+        if e.command not in PRUNE_COMMANDS:
             return
-        self._clear_requests()
+        if e.request_id in self._sweep_ids:
+            self.sweeping = False
+            self._sweep_ids.clear()
+        elif e.request_id in self._requests:
+            kind, _what = self._requests.pop(e.request_id)
+            if kind == "prune":
+                self._wanted = None  # (the next position would most likely fail the same way)
+            self.finetuning &= kind != "finetune"
+            self.saving &= kind != "save"
+        elif not e.request_id:  # (a LoadRun, or a request without an id: nothing is left)
+            self._clear_requests()
         self._refresh()
 
     # ------------------------------------------------------------------ showing
@@ -515,12 +564,13 @@ class PrunePane(Vertical, can_focus=True):
     @property
     def pruning(self) -> bool:
         """Whether a PruneTo is in flight."""
-        return self._in_flight is not None
+        return bool(self._prunes())
 
     def _measuring(self) -> str:
-        if self._in_flight is None:
+        in_flight = self._prunes()
+        if not in_flight:
             return ""
-        method, percent = self._wanted or self._in_flight
+        method, percent = self._wanted or in_flight[-1]
         return f"{method} {percent}%"
 
     def status_text(self) -> str:
@@ -530,9 +580,9 @@ class PrunePane(Vertical, can_focus=True):
             loss = f" loss {self.finetune_losses[-1]:.3f} " if self.finetune_losses else " "
             parts.append(f"fine-tuning {step}/{steps}{loss}{sparkline(self.finetune_losses)}"
                          f" ({self._key('prune.cancel')} stops)")
-        if self._in_flight is not None:
+        if self.pruning:
             parts.append(f"measuring {self._measuring()} …")
-        if "quantize" in self._pending:
+        if any(kind == "quantize" for kind, _ in self._requests.values()):
             parts.append("quantizing …")
         if self.saving:
             parts.append("writing …")
@@ -550,7 +600,7 @@ class PrunePane(Vertical, can_focus=True):
         """The curve: the sweep's points and the candidate at the slider's position."""
         xs = sorted(self.sweep_points)
         series = [Series("sweep", xs, [self.sweep_points[x] for x in xs], "plot-val")]
-        if self.candidate is not None and self._in_flight is None:
+        if self.candidate is not None and not self.pruning:
             series.append(Series("candidate", [float(self.percent)], [self.candidate.loss],
                                  "plot-train", marker="dot"))
         return PlotData(series, markers=[float(self.percent)] if self.dense else [])
