@@ -44,6 +44,16 @@ def _failed(command: msg.Command) -> dict:
 
 
 EMIT_EVERY = 0.03  # seconds between Generated events of a stream: the screen needs no more
+# Workbench commands a training in the same engine waits for, as the Train pane names them.
+WORKBENCH_WORK: dict[type[msg.Command], str] = {
+    msg.LoadRun: "loading a model", msg.PruneTo: "pruning", msg.Sweep: "pruning sweep",
+    msg.FineTune: "fine-tuning", msg.Quantize: "quantizing",
+    msg.SaveCompressed: "writing the compressed model", msg.Generate: "generating",
+    msg.ScoreText: "scoring text"}
+# Commands for the training that are taken at once during workbench work (between a sweep's
+# levels, a fine-tuning's steps, a generation's tokens), not after it.
+TRAINING_CONTROLS = (msg.Pause, msg.Resume, msg.Stop, msg.SetHparam)
+TRAINING_STATES = ("running", "paused", "stopping")
 
 
 class _Stream:
@@ -120,6 +130,7 @@ class Engine:
         self._stop_requested = False
         self._stop_checkpoint = True
         self._shutdown = False
+        self._waiting = ""  # the workbench work a training waits for ("" none)
 
     # ------------------------------------------------------------------ worker main loop
 
@@ -194,10 +205,19 @@ class Engine:
             self._handle(command)
 
     def _handle(self, command: msg.Command) -> None:
+        what = WORKBENCH_WORK.get(type(command), "")
+        waits = bool(what) and self.state in TRAINING_STATES and not self._waiting
+        if waits:  # the training stands still meanwhile: say so, and say when it goes on
+            self._waiting = what
+            self.emit(msg.TrainingWaits(what))
         try:
             self._dispatch(command)
         except Exception as e:  # noqa: BLE001 - a bug (a file torch chokes on...): keep serving
             self.emit(_error_of(e, command))
+        finally:
+            if waits:
+                self._waiting = ""
+                self.emit(msg.TrainingWaits(""))
 
     def _dispatch(self, command: msg.Command) -> None:
         t = self.trainer
@@ -295,11 +315,17 @@ class Engine:
     def _sweep(self, command: msg.Sweep) -> None:
         levels = list(command.levels)
 
+        done = 0
+
         def on_point(p) -> None:
+            nonlocal done
+            done += 1
             self.emit(msg.SweepPointMeasured(command.method, p.sparsity, p.real_sparsity,
                                              p.loss, p.perplexity, p.top1, p.top5,
                                              last=p.sparsity == levels[-1],
                                              request_id=command.request_id))
+            if self._waiting:
+                self.emit(msg.TrainingWaits(self._waiting, done, len(levels)))
             if self._cancel_requested():
                 raise _Cancelled
 
@@ -344,15 +370,20 @@ class Engine:
 
     def _poll(self, join_generates: bool = False) -> tuple[bool, list[msg.Generate]]:
         """Read the commands that came during a long operation: (whether a Cancel or Shutdown
-        waits, the Generates that join a generation under way). Any other command, and
-        whatever comes after a Cancel, waits for the operation to end; so does a Generate
-        asked after another command (the commands keep their order)."""
+        waits, the Generates that join a generation under way). A pause, resume, stop or live
+        hyperparameter for a training waiting meanwhile is taken at once (its answer shows
+        now; the training itself goes on, or stops, when the operation ends). Any other
+        command, and whatever comes after a Cancel, waits for the operation to end; so does a
+        Generate asked after another command (the commands keep their order)."""
         joining: list[msg.Generate] = []
         while True:
             try:
                 command = self.commands.get_nowait()
             except queue.Empty:
                 return False, joining
+            if isinstance(command, TRAINING_CONTROLS) and self.state in TRAINING_STATES:
+                self._handle(command)
+                continue
             if join_generates and isinstance(command, msg.Generate) and not self._deferred:
                 joining.append(command)
                 continue

@@ -319,6 +319,18 @@ class TextScored(Event):
 
 
 @dataclass
+class TrainingWaits(Event):
+    """A training in the same engine waits while the workbench works (a sweep, a fine-tuning,
+    a generation ...): `what` it waits for, with `done` of `total` parts when counted (a
+    sweep's levels); `what` "" when the training goes on again. Pause, Resume, Stop and live
+    hyperparameters are still taken between the parts (a sweep's levels)."""
+
+    what: str
+    done: int = 0
+    total: int = 0
+
+
+@dataclass
 class Warning(Event):  # noqa: A001 - the event's name in the API
     message: str
 

@@ -349,6 +349,50 @@ def test_pause_holds_training_until_resume(tmp_path):
         timer.join()
 
 
+def test_a_sweep_during_training_says_training_waits_and_takes_stop_between_levels(tmp_path):
+    """Workbench work in the engine of a running training holds the training: the engine says
+    so (TrainingWaits, with the sweep's levels done), and a Pause or Stop sent meanwhile is
+    answered after the level in progress, not after the whole sweep."""
+    _, final, events = run(tiny_session(tmp_path / "a", name="a", max_steps=6))
+    assert final == "finished"
+    model_run = run_dir_of(events)
+    levels = (0.0, 0.3, 0.6, 0.9)
+
+    def hook(engine: Engine, event: msg.Event) -> None:
+        if isinstance(event, msg.StepMetrics) and event.step == 2:
+            engine.commands.put(msg.LoadRun(str(model_run)))
+            engine.commands.put(msg.Sweep("magnitude", levels, request_id=7))
+        elif isinstance(event, msg.SweepPointMeasured) and event.sparsity == 0.3:
+            engine.commands.put(msg.Pause())
+            engine.commands.put(msg.Stop())
+
+    s = tiny_session(tmp_path / "b", name="b", max_steps=40)
+    _, final, events = run(s, hook)
+    assert final == "stopped"
+    kinds = [(type(e).__name__, getattr(e, "what", getattr(e, "state", None)),
+              getattr(e, "sparsity", None)) for e in events]
+    start = kinds.index(("TrainingWaits", "loading a model", None))
+    assert ("TrainingWaits", "pruning sweep", None) in kinds[start:]
+    waits = [(e.what, e.done, e.total) for e in of(events, msg.TrainingWaits)]
+    assert [w for w in waits if w[0] == "pruning sweep" and w[2]] == [
+        ("pruning sweep", i, len(levels)) for i in range(1, len(levels) + 1)]
+    assert waits.count(("", 0, 0)) == 2  # the training goes on after each command
+    # Pause and Stop, sent while the level 0.3 was measured, answered right after it: before
+    # the levels left, not after the whole sweep.
+    second = kinds.index(("SweepPointMeasured", None, 0.3))
+    assert kinds[second + 1:second + 6] == [
+        ("TrainingWaits", "pruning sweep", None), ("Status", "paused", None),
+        ("Status", "stopping", None), ("SweepPointMeasured", None, 0.6),
+        ("TrainingWaits", "pruning sweep", None)]
+    points = of(events, msg.SweepPointMeasured)
+    assert [p.sparsity for p in points] == list(levels) and points[-1].last  # (whole sweep)
+    assert {p.request_id for p in points} == {7}
+    # No training step while the sweep ran; the run then stopped with a checkpoint.
+    i_first, i_last = (events.index(p) for p in (points[0], points[-1]))
+    assert not of(events[i_first:i_last], msg.StepMetrics)
+    assert of(events, msg.CheckpointSaved)
+
+
 # --------------------------------------------------------------------------- checkpoints
 
 

@@ -407,10 +407,10 @@ def test_an_error_names_the_command_and_request_that_failed(runs):
     session, run_dir = runs["gpt"]
     _, events = serve(session, msg.ScoreText("abc", 41), msg.LoadRun(str(run_dir)),
                       msg.Generate("ab", max_tokens=3, model="compressed", request_id=42),
-                      msg.PruneTo("magnitude", 1.5))
+                      msg.PruneTo("magnitude", 1.5, request_id=43), msg.LoadRun("/nope"))
     errors = of(events, msg.Error)
     assert [(e.command, e.request_id) for e in errors] == [
-        ("ScoreText", 41), ("Generate", 42), ("PruneTo", None)]
+        ("ScoreText", 41), ("Generate", 42), ("PruneTo", 43), ("LoadRun", None)]
     assert all(not e.fatal and "\n" not in e.message for e in errors)
 
 

@@ -405,8 +405,10 @@ class LlmlabApp(App[None]):
         try:
             if self.client.state == "running":
                 self.client.pause()
+                self.train_pane.acknowledge("pause")
             elif self.client.state == "paused":
                 self.client.resume()
+                self.train_pane.acknowledge("resume")
             else:
                 self.notify("no training is running", severity="warning")
         except LlmlabError as e:
@@ -418,6 +420,7 @@ class LlmlabApp(App[None]):
             return
         try:
             self.client.stop()
+            self.train_pane.acknowledge("stop")
         except LlmlabError as e:
             self.notify(str(e), severity="warning")
 

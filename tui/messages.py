@@ -169,6 +169,10 @@ class SparsityReported(EngineMessage):
     event: msg.SparsityChanged
 
 
+class TrainingWaiting(EngineMessage):
+    event: msg.TrainingWaits
+
+
 _BY_EVENT: dict[type[msg.Event], type[EngineMessage]] = {
     msg.Status: EngineStatus,
     msg.RunStarted: RunBegan,
@@ -186,6 +190,7 @@ _BY_EVENT: dict[type[msg.Event], type[EngineMessage]] = {
     msg.Generated: TextGenerated,
     msg.TextScored: SurpriseScored,
     msg.SparsityChanged: SparsityReported,
+    msg.TrainingWaits: TrainingWaiting,
 }
 
 

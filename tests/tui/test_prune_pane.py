@@ -618,6 +618,52 @@ def test_fine_tune_pressed_while_measuring_keeps_the_fine_tuned_result(
     run(main())
 
 
+def test_training_shows_when_it_waits_for_workbench_work(tmp_path: Path, fake_factory,
+                                                         fake_engines) -> None:
+    """A sweep in the engine of a running training holds the training: the progress line
+    says so (no ETA), the title says "waiting", and a stop pressed meanwhile is acknowledged
+    at once, not 95 s later when the sweep is over."""
+    from tui.widgets.progress_line import ProgressLine
+    from tui.widgets.title_bar import TitleBar
+
+    async def main() -> None:
+        app = LlmlabApp(small_session(tmp_path), None, engine_factory=fake_factory)
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.press("t", "s")
+            pane = app.train_pane
+            await wait_for(pilot, lambda: len(pane.history.train_loss) == 60, 10, "the steps")
+            line = app.query_one(ProgressLine)
+            assert "ETA" in str(line.render())
+            engine = fake_engines[-1]
+            engine.pending += [msg.TrainingWaits("pruning sweep"),
+                               msg.TrainingWaits("pruning sweep", 3, 11)]
+            await wait_for(pilot, lambda: "training waits: pruning sweep (3/11)"
+                           in screen_text(app), 5, "the wait on screen")
+            text = screen_text(app)
+            assert "ETA" not in text and "tok/s" not in str(line.render())
+            assert "60/200" in str(line.render())  # where the training stands
+            assert "waiting" in str(app.query_one(TitleBar).render())
+            await pilot.press("space")
+            assert "pause queued: after the sweep level in progress" in notifications(app)
+            assert sent(engine, msg.Pause)
+            engine.pending.append(msg.TrainingWaits(""))
+            await wait_for(pilot, lambda: not line.waiting, 5, "the training going on")
+            assert "waiting" not in str(app.query_one(TitleBar).render())
+            texts = pane.event_log.texts
+            assert texts.count("training waits: pruning sweep") == 1  # once, not per level
+            assert texts[-1] == "training goes on"
+
+            engine.pending.append(msg.TrainingWaits("fine-tuning"))
+            await wait_for(pilot, lambda: line.waiting, 5, "a fine-tuning")
+            await pilot.press("x")
+            assert "stop queued: after the fine-tuning step in progress" in notifications(app)
+            assert sent(engine, msg.Stop)
+            # (the scripted engine stops at once: a training that ended waits for nothing)
+            await wait_for(pilot, lambda: not line.waiting, 5, "the stopped training")
+
+    run(main())
+
+
 def test_prune_pane_snapshot(snap_compare, tmp_path: Path, scripted) -> None:
     _workbench, factory = scripted
     app = LlmlabApp(small_session(tmp_path), None, engine_factory=factory)

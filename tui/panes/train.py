@@ -25,6 +25,7 @@ from tui.messages import (
     RunBegan,
     SparsityReported,
     StepReported,
+    TrainingWaiting,
 )
 from tui.nudge import format_number
 from tui.smoothing import SMOOTHING_WEIGHT, debiased_ema
@@ -32,8 +33,13 @@ from tui.widgets.event_log import EventLog
 from tui.widgets.hparam_line import HparamLine
 from tui.widgets.metric_plot import MetricPlot, PlotData, Series
 from tui.widgets.progress_line import ProgressLine
+from tui.widgets.title_bar import TitleBar
 
 REDRAW_HZ = 4
+# What a key pressed while the training waits is taken after (core.engine polls between these).
+WAIT_PARTS = {"pruning sweep": "the sweep level in progress",
+              "fine-tuning": "the fine-tuning step in progress",
+              "generating": "the token in progress"}
 
 
 class TrainPane(Vertical, can_focus=True):
@@ -56,6 +62,7 @@ class TrainPane(Vertical, can_focus=True):
         self.smoothing = True
         self.log_scale = False
         self.state = "idle"
+        self.waiting_for = ""  # the workbench work the training waits for, if any
         self._dirty = False
         self.redraws = 0
 
@@ -97,6 +104,10 @@ class TrainPane(Vertical, can_focus=True):
     def on_engine_status(self, message: EngineStatus) -> None:
         self.state = message.event.state
         self.query_one(ProgressLine).state = self.state
+        if self.state not in ("running", "paused", "stopping"):  # (no training to wait)
+            self.query_one(ProgressLine).waiting = self.waiting_for = ""
+            if title := next(iter(self.app.query(TitleBar)), None):
+                title.waiting = False
         detail = f" ({message.event.detail})" if message.event.detail else ""
         self.event_log.add(f"{self.state}{detail}")
 
@@ -142,6 +153,30 @@ class TrainPane(Vertical, can_focus=True):
         e = message.event
         self.event_log.add(f"step {e.step}: pruned to {e.sparsity:.1%} "
                            f"(schedule {e.target:.1%})")
+
+    def on_training_waiting(self, message: TrainingWaiting) -> None:
+        """The engine does workbench work (a sweep ...) and the training stands still: say
+        so on the progress line (no ETA meanwhile), once in the log, and in the title."""
+        e = message.event
+        what = f"{e.what} ({e.done}/{e.total})" if e.total else e.what
+        progress = self.query_one(ProgressLine)
+        if what and not progress.waiting:
+            self.event_log.add(f"training waits: {e.what}", "warning")
+        elif not what and progress.waiting:
+            self.event_log.add("training goes on")
+        progress.waiting = what
+        self.waiting_for = e.what
+        if title := next(iter(self.app.query(TitleBar)), None):
+            title.waiting = bool(what)
+
+    def acknowledge(self, key_action: str) -> None:
+        """A pause, resume or stop asked while the training waits for workbench work: say at
+        once when it is taken (the engine takes it between a sweep's levels, a fine-tuning's
+        steps, a generation's tokens; after a quick piece of work as a whole)."""
+        if not self.waiting_for:
+            return
+        after = WAIT_PARTS.get(self.waiting_for, self.waiting_for)
+        self.app.notify(f"{key_action} queued: after {after}", timeout=6)
 
     def on_engine_warning(self, message: EngineWarning) -> None:
         self.event_log.add(message.event.message, "warning")

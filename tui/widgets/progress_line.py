@@ -23,6 +23,9 @@ class ProgressLine(Widget):
     state: reactive[str] = reactive("idle")
     metrics: reactive[msg.StepMetrics | None] = reactive(None, always_update=True)
     max_steps: reactive[int] = reactive(0)
+    # What a training waits for while the engine does workbench work ("" when it trains):
+    # shown instead of the speed and the ETA, which mean nothing meanwhile.
+    waiting: reactive[str] = reactive("")
 
     ICONS = {"running": "▶", "paused": "⏸", "preparing": "…", "stopping": "■",
              "stopped": "■", "finished": "✓", "failed": "✗", "idle": "·"}
@@ -31,6 +34,8 @@ class ProgressLine(Widget):
         icon = self.ICONS.get(self.state, "·")
         m = self.metrics
         head = Content.assemble((f"{icon} {self.state:<9}", "bold"))
+        if m is None and self.waiting:
+            return Content.assemble(head, (f"training waits: {self.waiting}", "$warning"))
         if m is None:
             return Content.assemble(head, ("step 0", "$text-muted"))
         total = max(self.max_steps or m.max_steps, 1)
@@ -38,6 +43,9 @@ class ProgressLine(Widget):
         width = 12
         filled = int(round(frac * width))
         bar = Content.assemble(("━" * filled, "$accent"), ("━" * (width - filled), "$panel"))
+        if self.waiting:
+            return Content.assemble(head, f"{m.step}/{total} ", bar, f" {frac:4.0%}",
+                                    (f"  training waits: {self.waiting}", "$warning"))
         rate = m.step / m.elapsed if m.elapsed > 0 else 0.0
         eta = (total - m.step) / rate if rate > 0 else float("inf")
         return Content.assemble(

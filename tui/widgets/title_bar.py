@@ -28,6 +28,7 @@ class TitleBar(Widget):
     dirty: reactive[bool] = reactive(False)
     state: reactive[str] = reactive("idle")
     step: reactive[str] = reactive("")
+    waiting: reactive[bool] = reactive(False)  # a training stands still for workbench work
     help_key: reactive[str] = reactive("?")
     pane_keys: reactive[dict[str, str]] = reactive(dict)  # pane -> its key, as displayed
 
@@ -52,14 +53,16 @@ class TitleBar(Widget):
         return parts
 
     def render(self) -> Content:
-        state = "  " + self.state + (f" {self.step}" if self.step else "")
+        shown = "waiting" if self.waiting and self.state == "running" else self.state
+        state = "  " + shown + (f" {self.step}" if self.step else "")
         # Narrow (a long session name, a step count): the other panes shrink to their keys.
         parts = self._panes(short=False)
         wanted = len(self.session_name) + 2 * self.dirty + 3 + len(state)
         if Content.assemble(*parts).cell_length + wanted > self.size.width:
             parts = self._panes(short=True)
         style = {"running": "$success", "paused": "$warning", "failed": "$error",
-                 "preparing": "$warning", "stopping": "$warning"}.get(self.state, "$text-muted")
+                 "preparing": "$warning", "stopping": "$warning",
+                 "waiting": "$warning"}.get(shown, "$text-muted")
         # Narrow: the session's name gives way (middle ellipsis), the engine's state does not.
         room = self.size.width - Content.assemble(*parts).cell_length - 3 - len(state)
         name = fit(self.session_name, room - (2 if self.dirty else 0)) + (" *" if self.dirty
