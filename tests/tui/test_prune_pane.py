@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import dataclasses
 import hashlib
 import json
 from pathlib import Path
@@ -693,6 +694,9 @@ def test_table_cells_and_formats() -> None:
     assert cells["candidate"]["non-zero"] == ("6,976", "-50%", 1)
     assert cells["candidate"]["top-1"][1:] == ("-10.0", -1)
     assert cells["dense"]["val loss"][1:] == ("", 0)
+    assert cells["candidate"]["latency"] == ("0.50 ms", "", 0)
+    untrusted = dataclasses.replace(cand, latency_ms=None)  # (timings too spread to show)
+    assert table_cells(DENSE, untrusted, None)["candidate"]["latency"] == ("–", "", 0)
     assert compact_count(13952) == "13,952" and compact_count(1_234_567) == "1.23M"
     assert human_bytes(56640) == "55.3 KB" and human_bytes(512) == "512 B"
     assert short_name("transformer.h.0.mlp.c_fc.weight") == "h.0.mlp.c_fc"
