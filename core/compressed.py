@@ -36,7 +36,7 @@ from core.checkpoint import (
     unwrap,
 )
 from core.errors import CheckpointError, SessionError
-from core.fileio import fsync_file, jsonable
+from core.fileio import fsync_file, jsonable, read_small_text
 from core.quantize import (
     SCALE,
     ZERO_POINT,
@@ -210,6 +210,18 @@ def load_compressed(folder: str | os.PathLike,
     except Exception as e:  # truncated, not safetensors, unreadable
         raise fail(f"{WEIGHTS_FILE} is damaged ({one_line(e)})") from None
 
+    # Names and shapes against the claimed architecture, on the meta device, before anything
+    # is allocated: a compressed.json claiming n_layer=1000 beside a small file stops here.
+    int8_layers = info.get("int8_layers")
+    try:
+        mismatch = _arch_mismatch(cfg, vocab_size, tensors,
+                                  int8_layers if isinstance(int8_layers, list) else [])
+    except ValueError as e:
+        raise fail(f"{META_FILE}: cannot build the model ({one_line(e)})") from None
+    if mismatch:
+        raise fail(f"weights do not fit this model as {META_FILE} describes it ({mismatch}); "
+                   "refused before building it")
+
     from core.models import build_model
 
     try:
@@ -226,7 +238,7 @@ def load_compressed(folder: str | os.PathLike,
 
 def _read_info(path: Path, fail) -> dict[str, Any]:
     try:
-        info = json.loads(path.read_text(encoding="utf-8"))
+        info = json.loads(read_small_text(path))
     except (OSError, ValueError) as e:  # ValueError covers bad JSON and bad UTF-8
         raise fail(f"{META_FILE} is not valid JSON ({one_line(e)})") from None
     if not isinstance(info, dict):

@@ -7,6 +7,7 @@ import json
 import os
 import re
 import resource
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -64,8 +65,6 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def copy_of(run_dir: Path, tmp_path: Path):
     """A copy of the trained run to damage (the module's run stays intact)."""
     def make() -> Path:
-        import shutil
-
         dest = tmp_path / "runs" / "t" / run_dir.name
         shutil.copytree(run_dir, dest)
         return dest
@@ -129,6 +128,20 @@ def test_a_session_claiming_a_huge_model_beside_small_weights_is_refused_before_
     for args in (("eval", str(run)), ("sample", str(run), "--prompt", "ab", "--tokens", "2")):
         line = one_line_exit_2(llmlab(*args, cwd=run.parents[2], limit_memory=True))
         assert "n_layer=1000 n_embd=8192" in line and "refused before building it" in line
+
+
+def test_a_compressed_model_claiming_a_huge_model_is_refused_before_building(
+        run_dir: Path, tmp_path: Path) -> None:
+    result = llmlab("quantize", str(run_dir), cwd=run_dir.parents[2], timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    (model,) = (run_dir / "compressed").iterdir()
+    bomb = tmp_path / "bomb"
+    shutil.copytree(model, bomb)
+    info = json.loads((bomb / "compressed.json").read_text())
+    info["arch"].update(n_layer=1000, n_embd=8192)
+    (bomb / "compressed.json").write_text(json.dumps(info))
+    line = one_line_exit_2(llmlab("eval", str(bomb), cwd=tmp_path, limit_memory=True))
+    assert "compressed.json describes it" in line and "refused before building it" in line
 
 
 def test_resuming_a_run_whose_session_claims_another_model_is_refused(copy_of) -> None:
