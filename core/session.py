@@ -33,14 +33,15 @@ SECTIONS = ("data", "model", "optim", "train", "compress", "generate")
 
 def knob(default: Any, doc: str, *, choices: tuple | None = None, lo: float | None = None,
          hi: float | None = None, lo_open: bool = False, hi_open: bool = False,
-         live: bool = False) -> Any:
+         live: bool = False, archs: tuple[str, ...] | None = None) -> Any:
     """A session field with its documentation and the values it accepts.
 
     `lo`/`hi` bound numbers (inclusive unless `*_open`); `live` marks the fields a running
-    training can change at its next step (the others need a restart).
+    training can change at its next step (the others need a restart); `archs` names the
+    model families that read the field (None: every one), so a form can hide the others'.
     """
     meta = {"doc": doc, "choices": choices, "lo": lo, "hi": hi, "lo_open": lo_open,
-            "hi_open": hi_open, "live": live}
+            "hi_open": hi_open, "live": live, "archs": archs}
     if isinstance(default, list):
         return field(default_factory=lambda: list(default), metadata=meta)
     return field(default=default, metadata=meta)
@@ -63,14 +64,14 @@ class ModelConfig:
     arch: str = knob("gpt", "model family", choices=("mlp", "lstm", "gru", "gpt"))
     n_layer: int = knob(4, "number of layers (transformer blocks, recurrent or hidden layers)",
                         lo=1)
-    n_head: int = knob(4, "attention heads (gpt only)", lo=1)
+    n_head: int = knob(4, "attention heads (gpt only)", lo=1, archs=("gpt",))
     n_embd: int = knob(128, "embedding width", lo=1)
     n_hidden: int = knob(0, "hidden width for mlp/lstm/gru; 0 = 4*n_embd (mlp), n_embd (rnn)",
-                         lo=0)
+                         lo=0, archs=("mlp", "lstm", "gru"))
     context: int = knob(64, "tokens of context the model sees", lo=1)
     dropout: float = knob(0.0, "dropout probability", lo=0.0, hi=1.0, hi_open=True)
-    activation: str = knob("gelu", "activation function",
-                           choices=("relu", "gelu", "tanh", "sigmoid"))
+    activation: str = knob("gelu", "activation function (mlp, gpt; an lstm/gru has its own)",
+                           choices=("relu", "gelu", "tanh", "sigmoid"), archs=("mlp", "gpt"))
     bias: bool = knob(False, "bias in linear layers and norms")
     tie_embeddings: bool = knob(True, "share the input embedding with the output layer")
 
@@ -448,6 +449,17 @@ def field_doc(dotted: str) -> dict[str, Any]:
     f = cls.__dataclass_fields__[key]
     default = f.default if f.default is not MISSING else f.default_factory()
     return {**f.metadata, "default": default}
+
+
+def field_applies(session: Session, dotted: str) -> bool:
+    """Whether `section.field` means anything for the session's model family (n_head does
+    not for an lstm); fields without `archs` always apply."""
+    section, _, key = dotted.partition(".")
+    cls = _SECTION_CLASSES.get(section)
+    if cls is None or key not in cls.__dataclass_fields__:
+        return True
+    archs = cls.__dataclass_fields__[key].metadata.get("archs")
+    return archs is None or session.model.arch in archs
 
 
 LIVE_FIELDS = tuple(

@@ -53,6 +53,7 @@ from tui.screens.hparam_edit import HparamEditScreen
 from tui.screens.path_picker import PathPickerScreen
 from tui.settings import DEFAULT_THEME, Settings, load_settings, save_settings
 from tui.themes import VARIABLE_DEFAULTS, load_themes
+from tui.widgets.cycle_select import CycleSelect
 from tui.widgets.field_row import FieldRow
 from tui.widgets.number_input import NumberInput
 from tui.widgets.title_bar import TitleBar
@@ -212,6 +213,7 @@ class LlmlabApp(App[None]):
                            for pane in PANES}
         self.session_changed()
         self.train_pane.greet()
+        self.train_pane.show_newest_run(self.session)
         for problem in self.startup_problems:
             self.notify(problem, severity="warning", timeout=8)
         self.call_after_refresh(lambda: self.show_pane(self.current_pane))
@@ -430,17 +432,37 @@ class LlmlabApp(App[None]):
                         severity="warning")
             return
         new = float(f"{self.live['optim.lr'] * factor:.6g}")
-        self.edit("optim.lr", new)
+        self.set_live("optim.lr", new)
 
     def action_edit_hparam(self) -> None:
-        current = self.live if self.client.busy else live_values(self.session)
+        """During a run the change goes to the run only (its run.json and metrics record
+        it); with no run going it edits the session, as the Model form would."""
+        busy = self.client.busy
+        current = self.live if busy else live_values(self.session)
 
         def chosen(result: tuple[str, float] | None) -> None:
             if result is not None:
                 name, value = result
-                self.edit(name, self._as_field_type(name, value))
+                value = self._as_field_type(name, value)
+                if self.client.busy:
+                    self.set_live(name, value)
+                else:
+                    self.edit(name, value)
 
         self.push_screen(HparamEditScreen(current, check=self._check_live), chosen)
+
+    def set_live(self, path: str, value: Any) -> None:
+        """Change a live hyperparameter of the running training, and of the run only: the
+        session (what the next run starts with) and its saved state are left alone."""
+        if value == self.live.get(path):
+            return
+        try:
+            self.client.set_hparam(path, float(value))
+        except LlmlabError as e:
+            self.notify(str(e), severity="warning")
+            return
+        self.live[path] = value
+        self.train_pane.show_hparams(self.live)
 
     def _as_field_type(self, name: str, value: float) -> Any:
         return int(value) if isinstance(field_value(self.session, name), int) else value
@@ -464,13 +486,7 @@ class LlmlabApp(App[None]):
             if path in self.problems:
                 self.notify(f"{path}: {self.problems[path]} (not sent)", severity="error")
                 return
-            if value != self.live.get(path):
-                try:
-                    self.client.set_hparam(path, float(value))
-                except LlmlabError as e:
-                    self.notify(str(e), severity="warning")
-                    return
-                self.live[path] = value
+            self.set_live(path, value)
         elif self.run_session is not None and needs_restart(self.run_session, path):
             if field_value(self.run_session, path) != value:
                 self.notify(f"{path} needs a restart: the running training keeps its value; "
@@ -729,6 +745,7 @@ class LlmlabApp(App[None]):
         for row in self.query(FieldRow):
             row.clear_error()
         self.session_changed(force=True)
+        self.train_pane.show_newest_run(session)
         self.notify(f"opened {path}", timeout=4)
 
     # ------------------------------------------------------------------ themes, help
@@ -740,9 +757,10 @@ class LlmlabApp(App[None]):
     def help_groups(self) -> list[tuple[str, list[Binding]]]:
         palette = Binding(self.COMMAND_PALETTE_BINDING, "command_palette",
                           "Command palette: any action by name")
-        focus = [Binding("tab", "", "Next field or control"),
-                 Binding("shift+tab", "", "Previous field or control"),
-                 Binding("enter", "", "Commit a value, open a choice")]
+        focus = [Binding("enter", "", "Commit a value (in Generate: and generate)"),
+                 Binding("tab", "", "Next field or control (after escape: back to the "
+                                    "field left)"),
+                 Binding("shift+tab", "", "Previous field or control")]
         return [
             ("Anywhere (not while typing in a field)",
              [*self.BINDINGS, palette]),  # type: ignore[list-item]
@@ -751,8 +769,9 @@ class LlmlabApp(App[None]):
             ("Prune pane", list(PrunePane.BINDINGS)),
             ("Generate pane", list(GeneratePane.BINDINGS)),
             ("Runs pane", list(RunsPane.BINDINGS)),
-            ("Model form", [*ModelPane.BINDINGS, *NumberInput.BINDINGS,  # type: ignore[list-item]
-                            Binding("plus,minus", "", "Number: step up / down"), *focus]),
+            ("Forms and dialogs (Model, Generate, the live edit)",
+             [*FieldRow.BINDINGS, *NumberInput.BINDINGS,  # type: ignore[list-item]
+              CycleSelect.BINDINGS[0], ModelPane.BINDINGS[0], *focus]),
             ("Dialogs", list(ConfirmScreen.BINDINGS)),  # type: ignore[arg-type]
         ]
 

@@ -48,6 +48,16 @@ def keys(binding_id: str) -> str:
     return default_keymap()[binding_id]
 
 
+def current_keys(app: Any, binding_id: str) -> set[str]:
+    """The keys of a binding as the user's keymap has them now, in Textual's long names
+    ("plus", "minus"): for a widget that must tell a bound key from a typed character."""
+    from textual.keys import _character_to_key
+
+    key = (getattr(app, "_keymap", None) or {}).get(binding_id, keys(binding_id))
+    return {_character_to_key(k.strip()) if len(k.strip()) == 1 else k.strip()
+            for k in key.split(",") if k.strip()}
+
+
 def key_display(app: Any, binding_id: str) -> str:
     """The first key of a binding as the user's keymap has it, as the footer shows it
     ("^r", "⏎", "h"): for hints like "h: surprise heatmap"."""

@@ -75,18 +75,23 @@ async def set_number(pilot, value: str) -> None:
     await pilot.press("enter")
 
 
+async def replace_text(pilot, value: str) -> None:
+    await pilot.press("ctrl+a", "ctrl+k")
+    await type_text(pilot, value)
+
+
 async def settings_by_keys(pilot, prompt: str, temperature: str, max_tokens: str,
                            seed: str) -> None:
-    """e edits the prompt, tab walks the controls (temp, top-k, top-p, max, seed)."""
+    """e edits the prompt, tab walks the controls (temp, top-k, top-p, max, seed); leaving
+    a field commits it (enter would also generate)."""
     await pilot.press("e")
-    await pilot.press("ctrl+a", "ctrl+k")
-    await type_text(pilot, prompt)
+    await replace_text(pilot, prompt)
     await pilot.press("tab")
-    await set_number(pilot, temperature)
+    await replace_text(pilot, temperature)
     await pilot.press("tab", "tab", "tab")
-    await set_number(pilot, max_tokens)
+    await replace_text(pilot, max_tokens)
     await pilot.press("tab")
-    await set_number(pilot, seed)
+    await replace_text(pilot, seed)
     await pilot.press("escape")
 
 
@@ -208,7 +213,7 @@ async def test_chinese_text_wraps_by_cell_width(tmp_path: Path, thread_factory) 
         await paste(pilot, "小鹿")
         assert pane.prompt_input.value == "小鹿"
         await pilot.press("tab", "tab", "tab", "tab")
-        await set_number(pilot, "60")
+        await replace_text(pilot, "60")  # (leaving commits; enter would generate)
         await pilot.press("escape", "v", "n")
         await wait_for(pilot, lambda: pane.generations_done == 2, 60, "both columns")
         await pilot.pause()
@@ -253,7 +258,7 @@ async def test_chinese_words_with_jieba(tmp_path: Path, thread_factory) -> None:
         await pilot.press("e", "ctrl+a", "ctrl+k")
         await paste(pilot, "小鹿")
         await pilot.press("tab", "tab", "tab", "tab")
-        await set_number(pilot, "12")
+        await replace_text(pilot, "12")
         await pilot.press("escape", "n")
         await wait_for(pilot, lambda: pane.done, 60, "the generation")
         expected = reference(run_dir, "小鹿", max_tokens=12, temperature=0.8)
@@ -297,6 +302,24 @@ def scripted_app(tmp_path: Path, engines: list[FakeEngine] | None = None,
 
 
 @sync
+async def test_enter_in_a_sampling_control_generates(tmp_path: Path) -> None:
+    """Enter in temperature only committed it; only the prompt's enter generated."""
+    engines: list[FakeEngine] = []
+    app = scripted_app(tmp_path, engines)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("g")
+        app.post_message(LoadModelRequest("runs/tiny/run-1"))
+        await wait_for(pilot, lambda: app.model_source, 10, "the scripted model")
+        await pilot.press("e", "tab")  # the prompt, then temperature
+        await set_number(pilot, "0.5")
+        await wait_for(pilot, lambda: any(isinstance(c, msg.Generate) for c in engines[0].sent),
+                       5, "a Generate")
+        (sent,) = [c for c in engines[0].sent if isinstance(c, msg.Generate)]
+        assert sent.temperature == 0.5 and app.session.generate.temperature == 0.5
+        assert app.focused is pane_of(app)  # single keys again: c stops it
+
+
+@sync
 async def test_no_model_says_how_to_get_one(tmp_path: Path) -> None:
     engines: list[FakeEngine] = []
     app = scripted_app(tmp_path, engines)
@@ -320,8 +343,8 @@ async def test_session_values_by_keys_and_restored(tmp_path: Path) -> None:
         await settings_by_keys(pilot, "a fox", "1.3", "64", "11")
         g = app.session.generate
         assert (g.prompt, g.temperature, g.max_tokens, g.seed) == ("a fox", 1.3, 64, 11)
-        # a nudge commits too: up in top-k
-        await pilot.press("e", "tab", "tab", "up")
+        # a nudge commits too: + in top-k
+        await pilot.press("e", "tab", "tab", "plus")
         assert app.session.generate.top_k == 1
         # a bad value: one line, not in the session, and n sends nothing
         await pilot.press("tab")

@@ -166,7 +166,8 @@ def test_pick_sample_set_model_train_change_lr_stop_save_reopen(tmp_path: Path) 
             assert app.session == reopened
             assert (reopened.data.corpus, reopened.model.n_embd, reopened.model.n_layer,
                     reopened.train.batch_size) == ("sample:synthetic", 32, 1, 16)
-            assert reopened.optim.lr == pytest.approx(2 * old_lr)  # the live edit is kept
+            # the live edit stayed in the run (run.json, metrics): not in the session
+            assert reopened.optim.lr == pytest.approx(old_lr)
             assert not app.dirty
             await app.client.shutdown()
 
@@ -258,13 +259,13 @@ def test_broken_corpus_and_invalid_field_show_messages_app_stays_up(
             await set_field(pilot, "model.n_head", "4")
             await set_field(pilot, "optim.lr", "0.002")
             assert app.problem_lines == []
-            # Numbers nudge: + doubles a size, the down arrow halves it.
+            # Numbers nudge: + doubles a size, - halves it (the arrows move between fields).
             await pilot.press("plus")  # lr 0.002 -> 0.004 (a rate doubles too)
             assert app.session.optim.lr == pytest.approx(0.004)
             await set_field(pilot, "model.n_embd", "32")
             await pilot.press("plus")
             assert app.session.model.n_embd == 64
-            await pilot.press("down", "down")
+            await pilot.press("minus", "minus")
             assert app.session.model.n_embd == 16
             await pilot.press("escape", "t")
             assert app.current_pane == "train"
@@ -336,11 +337,13 @@ def test_train_keys_send_commands_and_plots_follow_events(tmp_path: Path, fake_f
             await pilot.press("e")
             await wait_for(pilot, lambda: app.screen.__class__.__name__ == "HparamEditScreen",
                            5, "the edit dialog")
-            await pilot.press("shift+tab", "enter", "down", "enter")
+            await pilot.press("enter", "down", "enter")  # the list: lr -> weight decay
             await pilot.press("ctrl+a", "ctrl+k")
             await type_text(pilot, "0.05")
             await pilot.press("enter")
-            await wait_for(pilot, lambda: app.session.optim.weight_decay == 0.05, 5, "wd")
+            await wait_for(pilot, lambda: app.live["optim.weight_decay"] == 0.05, 5, "wd")
+            # run-time changes stay in the run: the session is not edited
+            assert app.session.optim.weight_decay == 0.1 and not app.dirty
             assert any(isinstance(c, msg.SetHparam) and c.name == "optim.weight_decay"
                        and c.value == 0.05 for c in engine.sent)
             await pilot.press("x")
@@ -481,6 +484,7 @@ def test_the_live_edit_dialog_keeps_a_bad_value_with_its_problem(tmp_path: Path)
             await wait_for(pilot, lambda: isinstance(app.screen, HparamEditScreen), 5,
                            "the edit dialog")
             lr = app.session.optim.lr
+            await pilot.press("down")  # from the parameter (lr) to its value
             await pilot.press("ctrl+a", "ctrl+k")
             await type_text(pilot, "-1")
             await pilot.press("enter")

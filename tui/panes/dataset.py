@@ -144,9 +144,13 @@ class DatasetPane(Vertical, can_focus=True):
             for name in ("tokenizer", "vocab_size", "encoding_errors"):
                 path = f"data.{name}"
                 kind = {"vocab_size": int}.get(name, str)
+                # vocab_size is a cap (0: none), not the vocabulary: it reads "cap  no cap",
+                # and the real size follows once the corpus is read
                 yield FieldRow(path, kind, field_doc(path), getattr(data, name),
-                               label={"vocab_size": "vocab", "encoding_errors": "utf-8"}.get(
-                                   name, name), id_prefix="dataset", problem_text=False)
+                               label={"vocab_size": "cap", "encoding_errors": "utf-8"}.get(
+                                   name, name), id_prefix="dataset", problem_text=False,
+                               zero_text="no cap" if name == "vocab_size" else None)
+            yield Static("", id="vocab-in-use", markup=False)
         yield Static("", id="corpus-status")
         yield CorpusStatsView(id="corpus-stats")
         yield Label(BOUNDARY_TITLE.format(key=keys("dataset.heatmap")), id="preview-title")
@@ -270,6 +274,7 @@ class DatasetPane(Vertical, can_focus=True):
         self._show_status(f"✓ {view.stats.n_tokens:,} tokens, vocabulary "
                           f"{view.stats.vocab_size:,} ({cache})", "ok")
         self.query_one(CorpusStatsView).show(view.stats, view.cache_hit)
+        self.query_one("#vocab-in-use", Static).update(f"vocab {view.stats.vocab_size:,}")
         self.query_one(TokenPreview).show(view.preview, view.spans)
         self.heat_error = None  # (new text: score it again, whatever failed before)
         self.update_heatmap()
@@ -284,6 +289,7 @@ class DatasetPane(Vertical, can_focus=True):
         self.error = message
         self._show_status(f"✗ {message}", "error")
         self.query_one(CorpusStatsView).clear()
+        self.query_one("#vocab-in-use", Static).update("")
         self.query_one(TokenPreview).show("", [])
         self.update_heatmap()
 

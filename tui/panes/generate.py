@@ -51,7 +51,8 @@ IN_FLIGHT = ("waiting", "generating", "stopping")
 class GeneratePane(Vertical, can_focus=True):
     BINDINGS: ClassVar[list[Binding]] = [
         bind("generate.generate", "generate", "Generate",
-             help="Generate from the prompt with these settings (in the prompt: enter)"),
+             help="Generate from the prompt with these settings (in the prompt or a "
+                  "sampling control: enter)"),
         bind("generate.stop", "stop", "Stop", help="Stop the generation under way"),
         bind("generate.compare", "toggle_compare", "Side by side",
              help="Dense and compressed side by side, same prompt and seed (on/off)"),
@@ -61,6 +62,8 @@ class GeneratePane(Vertical, can_focus=True):
              help="Edit the prompt (tab reaches the sampling controls; escape leaves)"),
         bind("pane.leave_field", "leave_field", "Leave field",
              help="Leave the field being edited (single keys work again)"),
+        bind("pane.next_field", "move_field(1)", "Next field", show=False),
+        bind("pane.previous_field", "move_field(-1)", "Previous field", show=False),
     ]
     # Engine messages this pane wants (the app subscribes it to them on mount).
     ENGINE_EVENTS: ClassVar[tuple[type[EngineMessage], ...]] = (
@@ -77,6 +80,7 @@ class GeneratePane(Vertical, can_focus=True):
         self._ids = itertools.count(1)
         self._stopping = False
         self._engine = 0  # which engine the requests went to (EngineClient.spawned)
+        self.text_source: str | None = None  # the model the text shown was generated from
         # For benchmarks and tests: the last tokens/s shown per model, generations finished.
         self.tokens_per_s: dict[str, float] = {}
         self.generations_done = 0
@@ -144,11 +148,13 @@ class GeneratePane(Vertical, can_focus=True):
             self.post_message(SessionEdited("generate.prompt", prompt, final=True))
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
+        """Enter in the prompt or in a sampling control (whose good value the controls
+        committed and let through) generates."""
+        event.stop()
         if event.input is self.prompt_input:
-            event.stop()
             self._commit_prompt()
-            self.focus()  # single keys again: c stops what this starts
-            self.action_generate()
+        self.focus()  # single keys again: c stops what this starts
+        self.action_generate()
 
     def on_descendant_blur(self, event: events.DescendantBlur) -> None:
         if event.widget is self.prompt_input:
@@ -218,6 +224,12 @@ class GeneratePane(Vertical, can_focus=True):
     def on_model_ready(self, message: ModelReady) -> None:
         self.loaded = message.event
         self.column("compressed").set_label("")  # a new model has no candidate yet
+        if self.text_source not in (None, message.event.source) and not self.requests:
+            for model in MODELS:  # (text of the previous model must not pass for this one's)
+                self.column(model).clear()
+            self.text_source = None
+            self.app.notify(f"model changed to {self._short(message.event.source)}: the "
+                            "previous model's text was cleared", timeout=4)
         self.show_source()
 
     def on_candidate_measured(self, message: CandidateMeasured) -> None:
@@ -245,6 +257,8 @@ class GeneratePane(Vertical, can_focus=True):
         cfg = self.generate_config
         self.requests = {}
         self._stopping = False
+        self.text_source = getattr(app, "model_source", None) or getattr(app, "model_loading",
+                                                                         None)
         client = getattr(app, "client", None)
         self._engine = client.spawned if client is not None else 0
         for model in self.shown_models():
@@ -341,12 +355,19 @@ class GeneratePane(Vertical, can_focus=True):
         self.prompt_input.focus()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action == "leave_field":
+        if action in ("leave_field", "move_field"):  # (only from inside a field)
             return self.screen.focused is not self
         return True
 
     def action_leave_field(self) -> None:
         self.focus()
+
+    def action_move_field(self, direction: int) -> None:
+        """Up/down: the previous/next field, as in every form."""
+        if direction > 0:
+            self.screen.focus_next()
+        else:
+            self.screen.focus_previous()
 
     # ------------------------------------------------------------------ palette
 

@@ -8,6 +8,7 @@ from typing import Any, get_type_hints
 
 from textual import events
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Label, Static
 
@@ -17,6 +18,7 @@ from core.session import (
     OptimConfig,
     Session,
     TrainConfig,
+    field_applies,
     field_doc,
 )
 from tui.keymap import bind
@@ -49,13 +51,16 @@ def field_value(session: Session, path: str) -> Any:
 
 
 class ModelPane(Horizontal, can_focus=True):
+    """The keys inside the form are FieldRow's (up/down between fields, +/- nudge); the pane
+    adds escape (leave the field, so single keys work) and, once left, the way back: tab or
+    an arrow returns to the field that was left, not to the top of the form."""
+
     BINDINGS = [
         bind("pane.leave_field", "leave_field", "Leave field",
              help="Leave the field being edited (single keys work again)"),
-        bind("pane.next_field", "app.focus_next", "Next field", show=False,
-             help="Next field (in a number field: step down)"),
-        bind("pane.previous_field", "app.focus_previous", "Previous field", show=False,
-             help="Previous field (in a number field: step up)"),
+        bind("pane.next_field", "return_to_field", "Back to the field", show=False),
+        bind("pane.previous_field", "return_to_field", "Back to the field", show=False),
+        Binding("tab", "return_to_field", "Back to the field", show=False),
     ]
 
     def __init__(self, session: Session, **kwargs: Any) -> None:
@@ -64,6 +69,7 @@ class ModelPane(Horizontal, can_focus=True):
         self.problems: dict[str, str] = {}
         self.built = False
         self._rows: dict[str, FieldRow] = {}
+        self.last_field: str | None = None  # the field the cursor was in last
 
     def compose(self) -> ComposeResult:
         yield VerticalScroll(id="form", can_focus=False)
@@ -101,6 +107,7 @@ class ModelPane(Horizontal, can_focus=True):
         for path, row in self._rows.items():
             row.set_value(field_value(session, path), force=force)
             row.set_problem(problems.get(path))
+            row.display = field_applies(session, path)  # (no n_head for an lstm)
 
     def show_summary(self, vocab_size: int | None, train_tokens: int | None,
                      n_problems: int) -> None:
@@ -114,6 +121,7 @@ class ModelPane(Horizontal, can_focus=True):
         if node is None:
             help_text.update("")
             return
+        self.last_field = node.path
         meta = node.meta
         lines = [f"{node.path}", meta.get("doc", "")]
         if meta.get("choices"):
@@ -125,7 +133,17 @@ class ModelPane(Horizontal, can_focus=True):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "leave_field":
             return self.screen.focused is not self
+        if action == "return_to_field":  # (in a field, tab and the arrows are the form's)
+            return self.screen.focused is self and bool(self._rows)
         return True
+
+    def action_return_to_field(self) -> None:
+        """Back into the form at the field left with escape (the first one if none was)."""
+        row = self._rows.get(self.last_field or "")
+        if row is None or not row.display:
+            row = next((r for r in self._rows.values() if r.display), None)
+        if row is not None:
+            row.editor.focus()
 
     def action_leave_field(self) -> None:
         self.focus()

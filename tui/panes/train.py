@@ -8,11 +8,16 @@ the screen. The keys call app actions: the app owns the engine bridge.
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
+from textual import work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.worker import get_current_worker
 
+from core.session import Session
 from tui.history import TrainHistory
 from tui.keymap import bind, key_display
 from tui.messages import (
@@ -28,6 +33,7 @@ from tui.messages import (
     TrainingWaiting,
 )
 from tui.nudge import format_number
+from tui.saved_run import SavedRun, newest_saved_run
 from tui.smoothing import SMOOTHING_WEIGHT, debiased_ema
 from tui.widgets.event_log import EventLog
 from tui.widgets.hparam_line import HparamLine
@@ -40,6 +46,7 @@ REDRAW_HZ = 4
 WAIT_PARTS = {"pruning sweep": "the sweep level in progress",
               "fine-tuning": "the fine-tuning step in progress",
               "generating": "the token in progress"}
+RUN_GOING = ("preparing", "running", "paused", "stopping")
 
 
 class TrainPane(Vertical, can_focus=True):
@@ -65,6 +72,7 @@ class TrainPane(Vertical, can_focus=True):
         self.waiting_for = ""  # the workbench work the training waits for, if any
         self._dirty = False
         self.redraws = 0
+        self.saved_run: str | None = None  # the run folder shown, read back (no run went here)
 
     def compose(self) -> ComposeResult:
         yield ProgressLine(id="progress-line")
@@ -99,6 +107,39 @@ class TrainPane(Vertical, can_focus=True):
     def show_hparams(self, hparams: dict[str, float]) -> None:
         self.query_one(HparamLine).hparams = dict(hparams)
 
+    # ------------------------------------------------------------------ a reopened session
+
+    class SavedRunRead(Message):
+        """The session's newest run, read back off the UI thread (None: it has none)."""
+
+        def __init__(self, saved: SavedRun | None) -> None:
+            super().__init__()
+            self.saved = saved
+
+    def show_newest_run(self, session: Session) -> None:
+        """Show the curves of the session's newest run (a session opened, the app started):
+        read in a thread worker, shown unless a run goes here by then."""
+        self._read_newest_run(copy.deepcopy(session))
+
+    @work(thread=True, exclusive=True, group="saved-run")
+    def _read_newest_run(self, session: Session) -> None:
+        saved = newest_saved_run(session)
+        if not get_current_worker().is_cancelled:
+            self.post_message(self.SavedRunRead(saved))
+
+    def on_train_pane_saved_run_read(self, message: SavedRunRead) -> None:
+        message.stop()
+        if self.state in RUN_GOING:
+            return  # the run going here is what the pane shows
+        saved = message.saved
+        self.saved_run = saved.run_dir if saved else None
+        self.history = saved.history if saved else type(self.history)()
+        if saved is not None:
+            self.event_log.add(f"the newest run of this session: {saved.run_dir} "
+                               f"({saved.status or 'no status'}, step {saved.last_step}); "
+                               f"{self._key('train.start')} starts a new one")
+        self._changed()
+
     # ------------------------------------------------------------------ engine events
 
     def on_engine_status(self, message: EngineStatus) -> None:
@@ -114,6 +155,7 @@ class TrainPane(Vertical, can_focus=True):
     def on_run_began(self, message: RunBegan) -> None:
         e = message.event
         self.history.started(e)
+        self.saved_run = None
         progress = self.query_one(ProgressLine)
         progress.metrics = None
         progress.max_steps = e.max_steps

@@ -35,6 +35,10 @@ def key_table(app, groups: list[tuple[str, list[Binding]]]) -> Content:
 
 
 class HelpScreen(ModalScreen[None]):
+    """The list scrolls at once: it has the focus from the start, so up/down, page up/down,
+    home and end move it (at 80x24 it shows only part of the keys)."""
+
+    AUTO_FOCUS = "#help-keys"
     BINDINGS = [
         bind("dialog.close", "dismiss_help", "Close"),
         Binding("question_mark,q", "dismiss_help", "Close", show=False),
@@ -46,7 +50,7 @@ class HelpScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog", id="help-dialog"):
-            yield Static("Keys  (esc closes; ctrl+p finds any action by name)",
+            yield Static("Keys  (↑/↓ PgUp/PgDn scroll · esc closes · ctrl+p finds any action)",
                          classes="dialog-title")
             with VerticalScroll(id="help-keys"):
                 yield Static(key_table(self.app, self.groups), id="help-table")

@@ -9,8 +9,10 @@ from textual.containers import Vertical
 from textual.widget import Widget
 from textual.widgets import Checkbox, Input, Label, Select, Static
 
+from tui.keymap import bind
 from tui.messages import FieldError, SessionEdited
 from tui.nudge import format_number
+from tui.widgets.cycle_select import CycleSelect
 from tui.widgets.number_input import NumberInput
 
 
@@ -33,11 +35,22 @@ class FieldRow(Vertical):
 
     Posts `SessionEdited` for each valid value (final on enter, leaving the field, a nudge
     or a choice) and `FieldError` for text that is no value of the field.
+
+    The keys are the app's one scheme: up/down go to the previous/next field (bound here,
+    so that neither the scrolling form around the row nor the editor takes them), `+`/`-`
+    step a number or a choice, enter commits, escape leaves (the pane's binding).
     """
+
+    BINDINGS = [
+        bind("pane.next_field", "app.focus_next", "Next field", show=False,
+             help="A form or dialog: the next field"),
+        bind("pane.previous_field", "app.focus_previous", "Previous field", show=False,
+             help="A form or dialog: the previous field"),
+    ]
 
     def __init__(self, path: str, kind: type, meta: dict[str, Any], value: Any,
                  label: str | None = None, id_prefix: str = "field",
-                 problem_text: bool = True) -> None:
+                 problem_text: bool = True, zero_text: str | None = None) -> None:
         super().__init__(classes="field-row", id=f"{id_prefix}-{path.replace('.', '-')}")
         self.path = path
         self.kind = kind
@@ -50,6 +63,7 @@ class FieldRow(Vertical):
         self.problem_text = problem_text  # False: only the label turns red (a pane that
         # shows the message elsewhere)
         self._ready = False  # children mounted: before that, values are only remembered
+        self.zero_text = zero_text  # a number field whose 0 means "off": what 0 shows as
 
     # ------------------------------------------------------------------ building
 
@@ -57,15 +71,18 @@ class FieldRow(Vertical):
         value, meta = self._initial, self.meta
         if meta.get("choices"):
             options = [(choice, choice) for choice in meta["choices"]]
-            return Select(options, value=value, allow_blank=False, compact=True,
-                          classes="field-editor")
+            return CycleSelect(options, value=value, allow_blank=False, compact=True,
+                               classes="field-editor")
         if self.kind is bool:
             return Checkbox(_on_off(value), value=bool(value), compact=True,
                             classes="field-editor")
         if self.kind in (int, float):
             return NumberInput(value, path=self.path, meta=meta, integer=self.kind is int,
-                               classes="field-editor")
-        return Input(format_value(value), compact=True, classes="field-editor")
+                               zero_text=self.zero_text, classes="field-editor")
+        # (select_on_focus off: arriving by arrow or tab never arms the next key to replace
+        # the whole text)
+        return Input(format_value(value), compact=True, select_on_focus=False,
+                     classes="field-editor")
 
     def compose(self) -> ComposeResult:
         # One grid (label | editor, then the problem across both) keeps the widget count,
@@ -134,7 +151,8 @@ class FieldRow(Vertical):
                 same = False
             if not same:
                 with editor.prevent(Input.Changed):
-                    editor.value = format_value(value)
+                    editor.value = (editor.text_of(value) if isinstance(editor, NumberInput)
+                                    else format_value(value))
                 self._set_error(None)
 
     def set_problem(self, problem: str | None) -> None:

@@ -2,9 +2,10 @@
 model to generate from, in one compact row.
 
 The numbers are the session's `[generate]` fields. A value is committed (posted as
-`SessionEdited`, final) on enter, a nudge (+/-, up/down) or leaving the field after typing in
-it; it is checked as the session checks it first, and a bad one is not sent: the row keeps it
-and `problem` names it in one line (`ProblemChanged`).
+`SessionEdited`, final) on enter, a nudge (+/-) or leaving the field after typing in it; it is
+checked as the session checks it first, and a bad one is not sent: the row keeps it and
+`problem` names it in one line (`ProblemChanged`). Enter on a good value goes on to the pane,
+which generates (enter generates from any field of the pane, as in the prompt).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from core.errors import SessionError
 from core.session import GenerateConfig, field_doc, session_from_dict
 from tui.messages import SessionEdited
 from tui.nudge import format_number
+from tui.widgets.cycle_select import CycleSelect
 from tui.widgets.number_input import NumberInput
 
 # (field of [generate], label, whole number)
@@ -66,8 +68,8 @@ class GenerateControls(Horizontal):
                                  classes="generate-number")
             editor.tooltip = f"generate.{name}: {meta['doc']}"
             yield editor
-        yield Select([(m, m) for m in MODELS], value="dense", allow_blank=False, compact=True,
-                     id="generate-model", tooltip="the model to generate from")
+        yield CycleSelect([(m, m) for m in MODELS], value="dense", allow_blank=False,
+                          compact=True, id="generate-model", tooltip="the model to generate from")
 
     # ------------------------------------------------------------------ reading, showing
 
@@ -168,8 +170,8 @@ class GenerateControls(Horizontal):
         name = self._name_of(event.input)
         if name is None:
             return
-        event.stop()
-        self.commit(name)
+        if not self.commit(name):
+            event.stop()  # (a bad value: its problem shows, nothing is generated)
 
     def on_number_input_nudged(self, event: NumberInput.Nudged) -> None:
         name = self._name_of(event.number_input)

@@ -79,6 +79,13 @@ class GenerateColumn(Vertical):
         self.message = message
         self._show(follow=self._at_end())
 
+    def clear(self) -> None:
+        """Forget the text shown (it came from a model no longer loaded): back to the hint."""
+        self.prompt = self.text = self.message = ""
+        self.tokens, self.tokens_per_s, self.max_tokens = 0, 0.0, 0
+        self.state = "idle"
+        self._show(follow=False)
+
     def set_state(self, state: str) -> None:
         self.state = state
         self._show(follow=False)
