@@ -320,6 +320,25 @@ async def test_enter_in_a_sampling_control_generates(tmp_path: Path) -> None:
 
 
 @sync
+async def test_another_model_clears_the_previous_models_text(tmp_path: Path) -> None:
+    """The pane kept the previous model's text under the new model's name."""
+    app = scripted_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("g")
+        pane = pane_of(app)
+        app.post_message(LoadModelRequest("runs/tiny/run-1"))
+        await wait_for(pilot, lambda: app.model_source, 10, "the scripted model")
+        await pilot.press("n")
+        await wait_for(pilot, lambda: pane.done, 10, "the generation")
+        assert "little fox" in screen(app)
+        app.post_message(LoadModelRequest("runs/tiny/run-2"))
+        await wait_for(pilot, lambda: app.model_source == "runs/tiny/run-2", 10, "run-2")
+        await pilot.pause()
+        assert pane.column("dense").text == "" and "little fox" not in screen(app)
+        assert "run-2" in screen(app)
+
+
+@sync
 async def test_no_model_says_how_to_get_one(tmp_path: Path) -> None:
     engines: list[FakeEngine] = []
     app = scripted_app(tmp_path, engines)
