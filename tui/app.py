@@ -167,6 +167,7 @@ class LlmlabApp(App[None]):
         self.startup_problems: list[str] = []
         self._engine_factory = engine_factory
         self._quitting = False
+        self._kept_changes: dict[str, Any] = {}  # the last run's live changes, offered
         self.settings: Settings = load_settings()
         themes, problems = load_themes()
         self.startup_problems += problems
@@ -467,6 +468,42 @@ class LlmlabApp(App[None]):
     def _as_field_type(self, name: str, value: float) -> Any:
         return int(value) if isinstance(field_value(self.session, name), int) else value
 
+    def run_changes(self) -> dict[str, Any]:
+        """The live values the run going (or just ended) was changed to, that the session
+        does not have: offered to the session, never copied without asking."""
+        if self.run_session is None:
+            return {}
+        started = live_values(self.run_session)
+        return {path: value for path, value in self.live.items()
+                if value != started.get(path) and value != field_value(self.session, path)}
+
+    def _offer_run_changes(self) -> None:
+        changes = self.run_changes()
+        if changes:
+            self._kept_changes = changes
+            shown = ", ".join(f"{path} {value:g}" for path, value in changes.items())
+            self.notify(f"the run changed {shown}; the session keeps its values (palette: "
+                        "\"Train: keep the run's live values\" copies them)", timeout=10)
+
+    def action_keep_run_changes(self) -> None:
+        """Copy the live values the last run was changed to into the session, if the user
+        says so."""
+        changes = self.run_changes() or self._kept_changes
+        if not changes:
+            self.notify("no live value of the run differs from the session", timeout=4)
+            return
+        shown = ", ".join(f"{path} = {value:g}" for path, value in changes.items())
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                for path, value in changes.items():
+                    self.edit(path, value, final=False)
+                self._kept_changes = {}
+
+        self.push_screen(ConfirmScreen(f"Put the run's live values into the session?\n"
+                                       f"{shown}", yes="keep them", no="leave the session"),
+                         answered)
+
     def _check_live(self, name: str, value: float) -> str | None:
         """Why `value` cannot be `name`, as the session's validator says (None: it can): the
         edit dialog stays open with the line, and nothing reaches the session."""
@@ -512,6 +549,7 @@ class LlmlabApp(App[None]):
             return
         title.state = message.event.state
         if message.event.state in ("finished", "stopped", "failed"):
+            self._offer_run_changes()
             self.run_session = None
         if message.event.state in ("finished", "stopped") and self.client.run_dir:
             # The run just trained is the model to prune, sample from and score text with.
@@ -810,6 +848,8 @@ class LlmlabApp(App[None]):
               partial(self.action_scale_lr, 0.5)),
             c("Train: edit a live hyperparameter", "lr, weight decay, grad clip, eval interval",
               self.action_edit_hparam),
+            c("Train: keep the run's live values", "copy the lr etc. the run was changed to "
+              "into the session (asks first)", self.action_keep_run_changes),
             c("Plot: toggle smoothing", "TensorBoard's debiased EMA of the train loss",
               train.action_toggle_smoothing),
             c("Plot: toggle log scale", "logarithmic loss and lr axes",

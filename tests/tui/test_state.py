@@ -13,6 +13,7 @@ from tui_helpers import jump_to_field, screen_text, small_session, wait_for
 
 from core.session import save_session
 from tui.app import LlmlabApp
+from tui.screens.confirm import ConfirmScreen
 
 SIZE = (80, 24)
 
@@ -89,6 +90,17 @@ def test_a_live_lr_change_stays_in_the_run_not_in_the_session(tmp_path: Path, fa
                                               for c in fake_engines[-1].sent), 5, "SetHparam")
             assert app.live["optim.lr"] == pytest.approx(4e-3)  # the run's 2e-3, doubled
             assert app.session.optim.lr == lr and not app.dirty
+            # when the run ends the change is offered, and copied only when the user says so
+            await pilot.press("x")
+            await wait_for(pilot, lambda: any("the run changed optim.lr 0.004" in n.message
+                                              for n in app._notifications), 5, "the offer")
+            assert app.session.optim.lr == lr and not app.dirty
+            app.action_keep_run_changes()
+            await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), 5, "asked")
+            await pilot.press("y")
+            await wait_for(pilot, lambda: app.session.optim.lr == pytest.approx(4e-3), 5,
+                           "the kept lr")
+            assert app.dirty
 
     run(scenario())
 
