@@ -284,7 +284,11 @@ class LlmlabApp(App[None]):
         """Show the Model pane with the cursor in the field `path` (e.g. "model.n_embd")."""
         await self.show_pane("model")
         row = self.model_pane.rows().get(path)
-        if row is not None:
+        if row is not None and not row.display:  # (a field this model family does not read)
+            archs = ", ".join(row.meta.get("archs") or ())
+            self.notify(f"{path}: only for {archs} (model.arch is {self.session.model.arch})",
+                        severity="warning", timeout=5)
+        elif row is not None:
             self.call_after_refresh(row.editor.focus)
 
     # ------------------------------------------------------------------ the session

@@ -140,5 +140,9 @@ def test_the_form_hides_the_fields_the_model_family_does_not_read(tmp_path: Path
             from tui_helpers import _focused_field
 
             assert _focused_field(app) == "model.n_hidden"
+            await app.focus_field("model.n_head")  # (the palette's "Field: model.n_head")
+            await wait_for(pilot, lambda: any(
+                "model.n_head: only for gpt (model.arch is gru)" in n.message
+                for n in app._notifications), 5, "the notice")
 
     run(scenario())
