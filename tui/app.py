@@ -454,7 +454,8 @@ class LlmlabApp(App[None]):
                 else:
                     self.edit(name, value)
 
-        self.push_screen(HparamEditScreen(current, check=self._check_live), chosen)
+        self.push_screen(HparamEditScreen(current, check=self._check_live, running=busy),
+                         chosen)
 
     def set_live(self, path: str, value: Any) -> None:
         """Change a live hyperparameter of the running training, and of the run only: the

@@ -59,7 +59,8 @@ class GeneratePane(Vertical, can_focus=True):
         bind("generate.model", "toggle_model", "Model",
              help="Generate from the dense or the compressed model (Prune pane's candidate)"),
         bind("generate.prompt", "edit_prompt", "Prompt",
-             help="Edit the prompt (tab reaches the sampling controls; escape leaves)"),
+             help="Edit the prompt (↓ or tab reaches the sampling controls, enter "
+                  "generates, escape leaves)"),
         bind("pane.leave_field", "leave_field", "Leave field",
              help="Leave the field being edited (single keys work again)"),
         bind("pane.next_field", "move_field(1)", "Next field", show=False),

@@ -33,15 +33,18 @@ class HparamEditScreen(ModalScreen[tuple[str, float] | None]):
     ]
 
     def __init__(self, current: dict[str, float], field: str = "optim.lr",
-                 check: Callable[[str, float], str | None] | None = None) -> None:
+                 check: Callable[[str, float], str | None] | None = None,
+                 running: bool = False) -> None:
         super().__init__(classes="dialog-screen")
+        self.running = running  # a run goes: the change is the run's, not the session's
         self.current = current
         self.field = field
         self.check = check
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
-            yield Static("Change a live hyperparameter (applies at the next step)",
+            yield Static("Change a live value of the run (from its next step; not the session)"
+                         if self.running else "Edit a live hyperparameter of the session",
                          classes="dialog-title")
             yield CycleSelect([(name, name) for name in LIVE_FIELDS], value=self.field,
                               allow_blank=False, compact=True, id="hparam-name")
