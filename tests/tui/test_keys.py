@@ -20,6 +20,15 @@ def run(coro) -> None:
     asyncio.run(coro)
 
 
+async def settle(pilot) -> None:
+    """Let the Model form (mounted just after the first frame) finish mounting before the
+    test ends: a Select still mounting while the app shuts down fails in Textual."""
+    pane = pilot.app.model_pane
+    await wait_for(pilot, lambda: pane.rows() and all(
+        row.editor.is_mounted for row in pane.rows().values()), 20, "the form")
+    await pilot.pause()
+
+
 def test_down_in_a_text_field_goes_to_the_next_field_and_keeps_the_text(tmp_path: Path) -> None:
     """It scrolled the form and left the name selected: the next key replaced it."""
 
@@ -33,6 +42,7 @@ def test_down_in_a_text_field_goes_to_the_next_field_and_keeps_the_text(tmp_path
             assert _focused_field(app) == "name"
             await type_text(pilot, "x")
             await wait_for(pilot, lambda: app.session.name == "tinyx", 5, "the name typed on")
+            await settle(pilot)
 
     run(scenario())
 
@@ -50,6 +60,7 @@ def test_escape_then_tab_or_an_arrow_returns_to_the_field_left(tmp_path: Path) -
             assert _focused_field(app) == "optim.lr"
             await pilot.press("escape", "down")
             assert _focused_field(app) == "optim.lr"
+            await settle(pilot)
 
     run(scenario())
 
@@ -68,6 +79,7 @@ def test_arrows_move_between_number_fields_and_plus_minus_change_them(tmp_path: 
             assert app.session.model.context == 16
             await pilot.press("plus", "plus")
             assert app.session.model.context == 64
+            await settle(pilot)
 
     run(scenario())
 
@@ -86,6 +98,7 @@ def test_a_choice_moves_on_with_the_arrows_and_steps_with_plus_minus(tmp_path: P
             assert app.session.model.arch == "gru"
             await pilot.press("plus")
             assert app.session.model.arch == "gpt"
+            await settle(pilot)
 
     run(scenario())
 
@@ -106,6 +119,8 @@ def test_the_help_scrolls_at_once(tmp_path: Path) -> None:
             before = scroll.scroll_y
             await pilot.press("down")
             await wait_for(pilot, lambda: scroll.scroll_y > before, 5, "a line down")
+            await pilot.press("escape")
+            await settle(pilot)
 
     run(scenario())
 
@@ -133,5 +148,34 @@ def test_the_live_edit_dialog_chooses_the_parameter_before_enter_applies(tmp_pat
             await pilot.press("enter")
             await wait_for(pilot, lambda: app.session.optim.weight_decay == 0.05, 5, "the wd")
             assert app.session.optim.lr == lr and wd != 0.05
+            await settle(pilot)
+
+    run(scenario())
+
+
+def test_the_dataset_pane_keeps_the_same_scheme(tmp_path: Path) -> None:
+    """The corpus choice opened its list on an arrow; +/- did nothing there."""
+    from core.samples import SAMPLE_PREFIX, SAMPLES
+
+    async def scenario() -> None:
+        app = LlmlabApp(small_session(tmp_path), None)
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.press("d", "tab")
+            source = app.dataset_pane.query_one("#corpus-source")
+            assert app.focused is source
+            names = list(SAMPLES)
+            following = names[(names.index("synthetic") + 1) % len(names)]
+            await pilot.press("plus")
+            await wait_for(pilot, lambda: app.session.data.corpus == SAMPLE_PREFIX + following,
+                           5, "the next sample")
+            await pilot.press("down")
+            assert app.focused is app.dataset_pane.query_one("#corpus-path")
+            await pilot.press("down")
+            assert _focused_field(app) == "data.tokenizer"
+            await pilot.press("escape")
+            assert app.focused is app.dataset_pane
+            await pilot.press("down")  # on the pane an arrow enters no field
+            assert app.focused is app.dataset_pane
+            await settle(pilot)
 
     run(scenario())

@@ -22,6 +22,15 @@ def run(coro) -> None:
     asyncio.run(coro)
 
 
+async def settle(pilot) -> None:
+    """Let the Model form (mounted just after the first frame) finish mounting before the
+    test ends: a Select still mounting while the app shuts down fails in Textual."""
+    pane = pilot.app.model_pane
+    await wait_for(pilot, lambda: pane.rows() and all(
+        row.editor.is_mounted for row in pane.rows().values()), 20, "the form")
+    await pilot.pause()
+
+
 def write_run(runs_root: Path, session: str, run_id: str, steps: int) -> Path:
     """A finished run's folder as the engine leaves it (run.json, metrics.jsonl), by hand."""
     run_dir = runs_root / session / run_id
@@ -68,6 +77,7 @@ def test_a_reopened_session_shows_its_newest_run_on_the_train_pane(tmp_path: Pat
             await wait_for(pilot, lambda: len(pane.history.train_loss) == 0, 10,
                            "the curves cleared")
             assert pane.saved_run is None
+            await settle(pilot)
 
     run(scenario())
 
@@ -101,6 +111,7 @@ def test_a_live_lr_change_stays_in_the_run_not_in_the_session(tmp_path: Path, fa
             await wait_for(pilot, lambda: app.session.optim.lr == pytest.approx(4e-3), 5,
                            "the kept lr")
             assert app.dirty
+            await settle(pilot)
 
     run(scenario())
 
@@ -118,6 +129,7 @@ def test_the_tokenizer_row_says_no_cap_and_the_real_vocabulary(tmp_path: Path) -
             app.edit("data.vocab_size", 8)
             await wait_for(pilot, lambda: app.dataset_pane.query_one(
                 "#dataset-data-vocab_size").editor.value == "8", 5, "the cap shown")
+            await settle(pilot)
 
     run(scenario())
 
@@ -144,5 +156,6 @@ def test_the_form_hides_the_fields_the_model_family_does_not_read(tmp_path: Path
             await wait_for(pilot, lambda: any(
                 "model.n_head: only for gpt (model.arch is gru)" in n.message
                 for n in app._notifications), 5, "the notice")
+            await settle(pilot)
 
     run(scenario())

@@ -41,6 +41,7 @@ from tui.messages import (
 )
 from tui.text import fit_words
 from tui.widgets.corpus_stats import CorpusStatsView
+from tui.widgets.cycle_select import CycleSelect
 from tui.widgets.field_row import FieldRow
 from tui.widgets.surprise_legend import HeatScale, SurpriseLegend, run_name
 from tui.widgets.token_preview import TokenPreview
@@ -105,6 +106,8 @@ class DatasetPane(Vertical, can_focus=True):
              help="Preview coloured by each token's loss under the model (on/off)"),
         bind("pane.leave_field", "leave_field", "Leave field", show=False,
              help="Leave the field being edited (single keys work again)"),
+        bind("pane.next_field", "move_field(1)", "", show=False),
+        bind("pane.previous_field", "move_field(-1)", "", show=False),
     ]
 
     def __init__(self, session: Session, **kwargs: Any) -> None:
@@ -136,8 +139,11 @@ class DatasetPane(Vertical, can_focus=True):
         is_sample = data.corpus.startswith(SAMPLE_PREFIX) and data.corpus in dict(options)
         with Horizontal(id="corpus-line"):
             yield Label("corpus", classes="field-label")
-            yield Select(options, value=data.corpus if is_sample else TYPED_PATH,
-                         allow_blank=False, compact=True, id="corpus-source")
+            # (+/- step through the shipped samples; the typed path and browse… are in the
+            # list, which enter opens)
+            yield CycleSelect(options, value=data.corpus if is_sample else TYPED_PATH,
+                              cycle=[value for _, value in options[:len(SAMPLES)]],
+                              allow_blank=False, compact=True, id="corpus-source")
             yield Input("" if is_sample else data.corpus, compact=True, id="corpus-path",
                         placeholder="a file or folder; enter to use it")
         with Horizontal(id="tokenizer-line"):
@@ -363,6 +369,15 @@ class DatasetPane(Vertical, can_focus=True):
 
     def action_leave_field(self) -> None:
         self.focus()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "move_field":  # (from inside a field only: on the pane, keys act)
+            return self.screen.focused is not self
+        return True
+
+    def action_move_field(self, direction: int) -> None:
+        """Up/down: the previous/next field, as in every form."""
+        (self.screen.focus_next if direction > 0 else self.screen.focus_previous)()
 
     # ------------------------------------------------------------------ surprise heatmap
 

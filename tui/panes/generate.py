@@ -63,8 +63,8 @@ class GeneratePane(Vertical, can_focus=True):
                   "generates, escape leaves)"),
         bind("pane.leave_field", "leave_field", "Leave field",
              help="Leave the field being edited (single keys work again)"),
-        bind("pane.next_field", "move_field(1)", "Next field", show=False),
-        bind("pane.previous_field", "move_field(-1)", "Previous field", show=False),
+        bind("pane.next_field", "move_field(1)", "", show=False),
+        bind("pane.previous_field", "move_field(-1)", "", show=False),
     ]
     # Engine messages this pane wants (the app subscribes it to them on mount).
     ENGINE_EVENTS: ClassVar[tuple[type[EngineMessage], ...]] = (
@@ -365,10 +365,7 @@ class GeneratePane(Vertical, can_focus=True):
 
     def action_move_field(self, direction: int) -> None:
         """Up/down: the previous/next field, as in every form."""
-        if direction > 0:
-            self.screen.focus_next()
-        else:
-            self.screen.focus_previous()
+        (self.screen.focus_next if direction > 0 else self.screen.focus_previous)()
 
     # ------------------------------------------------------------------ palette
 

@@ -25,10 +25,13 @@ class CycleSelect(Select[Any], inherit_bindings=False):
              help="A choice: the previous one"),
     ]
 
-    def __init__(self, options: Iterable[tuple[Any, Any]], **kwargs: Any) -> None:
+    def __init__(self, options: Iterable[tuple[Any, Any]], *,
+                 cycle: Iterable[Any] | None = None, **kwargs: Any) -> None:
+        """`cycle`: the choices +/- step through, when not every one (a choice that opens a
+        dialog is reached from the list only)."""
         options = list(options)
         super().__init__(options, **kwargs)
-        self.choices = [value for _, value in options]
+        self.choices = list(cycle) if cycle is not None else [value for _, value in options]
         self.cycled_to: Any = None  # the value the last +/- stepped to (not picked from the list)
 
     def action_cycle(self, direction: int) -> None:
