@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from tui_helpers import _focused_field, jump_to_field, small_session, type_text, wait_for
+from tui_helpers import _focused_field, jump_to_field, settle, small_session, type_text, wait_for
 
 from tui.app import LlmlabApp
 from tui.screens.help import HelpScreen
@@ -18,15 +18,6 @@ SIZE = (80, 24)
 
 def run(coro) -> None:
     asyncio.run(coro)
-
-
-async def settle(pilot) -> None:
-    """Let the Model form (mounted just after the first frame) finish mounting before the
-    test ends: a Select still mounting while the app shuts down fails in Textual."""
-    pane = pilot.app.model_pane
-    await wait_for(pilot, lambda: pane.rows() and all(
-        row.editor.is_mounted for row in pane.rows().values()), 20, "the form")
-    await pilot.pause()
 
 
 def test_down_in_a_text_field_goes_to_the_next_field_and_keeps_the_text(tmp_path: Path) -> None:

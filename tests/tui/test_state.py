@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 
 import pytest
-from tui_helpers import jump_to_field, screen_text, small_session, wait_for
+from tui_helpers import jump_to_field, screen_text, settle, small_session, wait_for
 
 from core.session import save_session
 from tui.app import LlmlabApp
@@ -20,15 +20,6 @@ SIZE = (80, 24)
 
 def run(coro) -> None:
     asyncio.run(coro)
-
-
-async def settle(pilot) -> None:
-    """Let the Model form (mounted just after the first frame) finish mounting before the
-    test ends: a Select still mounting while the app shuts down fails in Textual."""
-    pane = pilot.app.model_pane
-    await wait_for(pilot, lambda: pane.rows() and all(
-        row.editor.is_mounted for row in pane.rows().values()), 20, "the form")
-    await pilot.pause()
 
 
 def write_run(runs_root: Path, session: str, run_id: str, steps: int) -> Path:

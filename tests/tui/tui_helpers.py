@@ -69,6 +69,15 @@ async def wait_for_screen(pilot, text: str, timeout: float = 10.0) -> None:
     await wait_for(pilot, lambda: shows(pilot.app, text), timeout, f"{text!r} on the screen")
 
 
+async def settle(pilot) -> None:
+    """Let the Model form (mounted just after the first frame) finish mounting before a
+    test ends: a Select still mounting while the app shuts down fails in Textual."""
+    pane = pilot.app.model_pane
+    await wait_for(pilot, lambda: pane.rows() and all(
+        row.editor.is_mounted for row in pane.rows().values()), 20, "the form")
+    await pilot.pause()
+
+
 async def paste(pilot, text: str) -> None:
     """Paste `text` into the focused widget, as a terminal's bracketed paste delivers it
     (much faster than a key press per character)."""
