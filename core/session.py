@@ -28,20 +28,33 @@ import tomli_w
 from core.errors import SessionError
 from core.fileio import UnreadableFile, atomic_write_text, read_small_text
 
+# Upper bounds of the sizes and counts: far beyond any model or run this lab makes, and low
+# enough that a typo (n_layer = 1e21) is refused by `check` instead of hanging `train`.
+MAX_LAYERS = 4096
+MAX_WIDTH = 1 << 17  # n_embd, n_hidden, n_head
+MAX_CONTEXT = 1 << 20
+MAX_VOCAB = 1 << 22  # as core.tokenizers.MAX_VOCAB: the most tokens a vocabulary holds
+MAX_BATCH = 1 << 20  # batch_size, grad_accum, eval_iters
+MAX_STEPS = 10**12  # steps, intervals
+MAX_SEED = 2**62  # seeds get small offsets added (rank, stream) and must stay a 64-bit int
+
 SECTIONS = ("data", "model", "optim", "train", "compress", "generate")
 
 
 def knob(default: Any, doc: str, *, choices: tuple | None = None, lo: float | None = None,
          hi: float | None = None, lo_open: bool = False, hi_open: bool = False,
-         live: bool = False, archs: tuple[str, ...] | None = None) -> Any:
+         cap: int | None = None, live: bool = False,
+         archs: tuple[str, ...] | None = None) -> Any:
     """A session field with its documentation and the values it accepts.
 
-    `lo`/`hi` bound numbers (inclusive unless `*_open`); `live` marks the fields a running
-    training can change at its next step (the others need a restart); `archs` names the
-    model families that read the field (None: every one), so a form can hide the others'.
+    `lo`/`hi` bound numbers (inclusive unless `*_open`); `cap` is a sanity limit on a size or
+    count (checked after the bounds, so a 0 still reads "must be >= 1"); `live` marks the
+    fields a running training can change at its next step (the others need a restart);
+    `archs` names the model families that read the field (None: every one), so a form can
+    hide the others'.
     """
     meta = {"doc": doc, "choices": choices, "lo": lo, "hi": hi, "lo_open": lo_open,
-            "hi_open": hi_open, "live": live, "archs": archs}
+            "hi_open": hi_open, "cap": cap, "live": live, "archs": archs}
     if isinstance(default, list):
         return field(default_factory=lambda: list(default), metadata=meta)
     return field(default=default, metadata=meta)
@@ -53,7 +66,7 @@ class DataConfig:
     tokenizer: str = knob("char", "how text becomes tokens",
                           choices=("char", "word", "bpe", "jieba"))
     vocab_size: int = knob(0, "vocabulary cap for word/bpe/jieba; 0 = no cap (bpe needs one)",
-                           lo=0)
+                           lo=0, cap=MAX_VOCAB)
     split: list[float] = knob([0.9, 0.1, 0.0], "train, val, test fractions (sum to 1)")
     encoding_errors: str = knob("strict", "invalid UTF-8: stop with an error, or replace it",
                                 choices=("strict", "replace"))
@@ -63,12 +76,12 @@ class DataConfig:
 class ModelConfig:
     arch: str = knob("gpt", "model family", choices=("mlp", "lstm", "gru", "gpt"))
     n_layer: int = knob(4, "number of layers (transformer blocks, recurrent or hidden layers)",
-                        lo=1)
-    n_head: int = knob(4, "attention heads (gpt only)", lo=1, archs=("gpt",))
-    n_embd: int = knob(128, "embedding width", lo=1)
+                        lo=1, cap=MAX_LAYERS)
+    n_head: int = knob(4, "attention heads (gpt only)", lo=1, cap=MAX_WIDTH, archs=("gpt",))
+    n_embd: int = knob(128, "embedding width", lo=1, cap=MAX_WIDTH)
     n_hidden: int = knob(0, "hidden width for mlp/lstm/gru; 0 = 4*n_embd (mlp), n_embd (rnn)",
-                         lo=0, archs=("mlp", "lstm", "gru"))
-    context: int = knob(64, "tokens of context the model sees", lo=1)
+                         lo=0, cap=MAX_WIDTH, archs=("mlp", "lstm", "gru"))
+    context: int = knob(64, "tokens of context the model sees", lo=1, cap=MAX_CONTEXT)
     dropout: float = knob(0.0, "dropout probability", lo=0.0, hi=1.0, hi_open=True)
     activation: str = knob("gelu", "activation function (mlp, gpt; an lstm/gru has its own)",
                            choices=("relu", "gelu", "tanh", "sigmoid"), archs=("mlp", "gpt"))
@@ -88,21 +101,23 @@ class OptimConfig:
     grad_clip: float = knob(1.0, "clip the gradient norm to this; 0 = off", lo=0.0, live=True)
     schedule: str = knob("cosine", "learning-rate schedule after warmup",
                          choices=("constant", "cosine", "linear"))
-    warmup_steps: int = knob(100, "linear warmup steps", lo=0)
+    warmup_steps: int = knob(100, "linear warmup steps", lo=0, cap=MAX_STEPS)
     min_lr: float = knob(1e-4, "learning-rate floor for cosine/linear", lo=0.0)
 
 
 @dataclass
 class TrainConfig:
-    batch_size: int = knob(12, "sequences per micro-batch", lo=1)
-    grad_accum: int = knob(1, "micro-batches per optimizer step", lo=1)
-    max_steps: int = knob(2000, "optimizer steps to train", lo=1)
-    eval_interval: int = knob(250, "evaluate every N steps; 0 = never", lo=0, live=True)
-    eval_iters: int = knob(20, "batches per evaluation", lo=1)
-    log_interval: int = knob(10, "log train metrics every N steps", lo=1)
-    checkpoint_interval: int = knob(500, "checkpoint every N steps; 0 = only at the end", lo=0)
-    keep_last: int = knob(3, "checkpoints to keep (besides the best)", lo=1)
-    seed: int = knob(1337, "random seed")
+    batch_size: int = knob(12, "sequences per micro-batch", lo=1, cap=MAX_BATCH)
+    grad_accum: int = knob(1, "micro-batches per optimizer step", lo=1, cap=MAX_BATCH)
+    max_steps: int = knob(2000, "optimizer steps to train", lo=1, cap=MAX_STEPS)
+    eval_interval: int = knob(250, "evaluate every N steps; 0 = never", lo=0, cap=MAX_STEPS,
+                              live=True)
+    eval_iters: int = knob(20, "batches per evaluation", lo=1, cap=MAX_BATCH)
+    log_interval: int = knob(10, "log train metrics every N steps", lo=1, cap=MAX_STEPS)
+    checkpoint_interval: int = knob(500, "checkpoint every N steps; 0 = only at the end", lo=0,
+                                    hi=MAX_STEPS)
+    keep_last: int = knob(3, "checkpoints to keep (besides the best)", lo=1, cap=MAX_BATCH)
+    seed: int = knob(1337, "random seed", lo=-MAX_SEED, hi=MAX_SEED)
     device: str = knob("auto", "where to train", choices=("auto", "cpu", "cuda", "mps"))
     precision: str = knob("fp32", "numeric precision (autocast)", choices=("fp32", "bf16", "fp16"))
     compile: bool = knob(False, "torch.compile the model")
@@ -114,28 +129,28 @@ class CompressConfig:
     method: str = knob("magnitude", "pruning method",
                        choices=("magnitude", "global", "random", "structured"))
     sparsity: float = knob(0.0, "fraction of weights to prune", lo=0.0, hi=1.0, hi_open=True)
-    finetune_steps: int = knob(0, "steps of fine-tuning after pruning", lo=0)
+    finetune_steps: int = knob(0, "steps of fine-tuning after pruning", lo=0, cap=MAX_STEPS)
     quantize: str = knob("none", "quantization", choices=("none", "int8"))
     schedule: str = knob("oneshot", "oneshot: prune a trained model; gradual: prune while "
                          "training (cubic schedule, Zhu & Gupta 2017)",
                          choices=("oneshot", "gradual"))
-    begin_step: int = knob(0, "gradual: step of the first pruning", lo=0)
+    begin_step: int = knob(0, "gradual: step of the first pruning", lo=0, cap=MAX_STEPS)
     end_step: int = knob(0, "gradual: step that reaches the sparsity; 0 = 3/4 of max_steps",
-                         lo=0)
-    prune_every: int = knob(50, "gradual: steps between mask updates", lo=1)
+                         lo=0, cap=MAX_STEPS)
+    prune_every: int = knob(50, "gradual: steps between mask updates", lo=1, cap=MAX_STEPS)
 
 
 @dataclass
 class GenerateConfig:
     prompt: str = knob("", "text to start from")
-    max_tokens: int = knob(200, "tokens to generate", lo=1)
+    max_tokens: int = knob(200, "tokens to generate", lo=1, cap=MAX_CONTEXT)
     temperature: float = knob(0.8, "sampling temperature; 0 = greedy", lo=0.0)
-    top_k: int = knob(0, "sample from the k most likely tokens; 0 = off", lo=0)
+    top_k: int = knob(0, "sample from the k most likely tokens; 0 = off", lo=0, cap=MAX_VOCAB)
     top_p: float = knob(1.0, "nucleus sampling mass", lo=0.0, hi=1.0, lo_open=True)
     repetition_penalty: float = knob(1.0, "divide logits of tokens already seen; 1 = off",
                                      lo=0.0, lo_open=True)
     stop: list[str] = knob([], "stop when any of these strings is generated")
-    seed: int = knob(0, "sampling seed")
+    seed: int = knob(0, "sampling seed", lo=-MAX_SEED, hi=MAX_SEED)
 
 
 @dataclass
@@ -197,7 +212,8 @@ def _range_problem(value: float, meta: dict) -> str | None:
     too_low = lo is not None and (value <= lo if meta["lo_open"] else value < lo)
     too_high = hi is not None and (value >= hi if meta["hi_open"] else value > hi)
     if not (too_low or too_high):
-        return None
+        cap = meta.get("cap")
+        return f"must be <= {cap:,}" if cap is not None and value > cap else None
     if lo is not None and hi is not None:
         left, right = ("(" if meta["lo_open"] else "["), (")" if meta["hi_open"] else "]")
         return f"must be in {left}{lo}, {hi}{right}"

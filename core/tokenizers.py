@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from core import session
 from core.errors import TokenizerError
 from core.fileio import TOKENIZER_FILE_LIMIT, UnreadableFile, read_small_text
 
@@ -32,7 +33,7 @@ TOKENIZER_FILE = "tokenizer.json"
 # The most tokens a vocabulary may hold: `vocab_size = 0` ("no cap") stops here, and a
 # tokenizer file claiming more is refused before it is built (a copied folder's 20M-word
 # tokenizer.json would otherwise take gigabytes, and the model's embedding more).
-MAX_VOCAB = 1 << 22
+MAX_VOCAB = session.MAX_VOCAB
 KINDS = ("char", "word", "bpe", "jieba")
 
 

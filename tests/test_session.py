@@ -260,3 +260,32 @@ def test_default_session_keeps_runs_out_of_the_package(tmp_path, monkeypatch):
     session = load_default_session(["train.max_steps=500"])
     assert session.resolve(session.train.runs_dir) == tmp_path / "runs"
     assert session.train.max_steps == 500
+
+
+def test_every_integer_field_is_bounded_both_ways() -> None:
+    """A typo like n_layer = 1e21 must be refused by check, not hang train: no int is open."""
+    from dataclasses import fields as dc_fields
+    from typing import get_type_hints
+
+    from core.session import SECTIONS
+
+    session = Session()
+    for section in SECTIONS:
+        part = getattr(session, section)
+        hints = get_type_hints(type(part))
+        for f in dc_fields(part):
+            if hints[f.name] is int:
+                top = f.metadata["hi"] if f.metadata["hi"] is not None else f.metadata["cap"]
+                assert f.metadata["lo"] is not None and top is not None, f"{section}.{f.name}"
+
+
+@pytest.mark.parametrize("path, value, problem", [
+    ("model.n_layer", 10**21, "model.n_layer: must be <= 4,096"),
+    ("train.seed", 99999999999999999999, "train.seed: must be in ["),
+    ("train.max_steps", 10**13, "train.max_steps: must be <= 1,000,000,000,000"),
+])
+def test_absurd_sizes_and_seeds_are_refused(path: str, value: int, problem: str) -> None:
+    session = Session()
+    section, key = path.split(".")
+    setattr(getattr(session, section), key, value)
+    assert any(p.startswith(problem) for p in validate(session)), validate(session)
