@@ -96,7 +96,8 @@ class OptimConfig:
     betas: list[float] = knob([0.9, 0.99], "Adam/AdamW betas")
     momentum: float = knob(0.9, "SGD momentum", lo=0.0, hi=1.0, hi_open=True)
     nesterov: bool = knob(False, "SGD Nesterov momentum")
-    weight_decay: float = knob(0.1, "decoupled weight decay (skips biases, norms, embeddings)",
+    weight_decay: float = knob(0.1, "decoupled for every optimizer: each step w -= lr*wd*w "
+                               "(not biases, norms, embeddings)",
                                lo=0.0, live=True)
     grad_clip: float = knob(1.0, "clip the gradient norm to this; 0 = off", lo=0.0, live=True)
     schedule: str = knob("cosine", "learning-rate schedule after warmup",

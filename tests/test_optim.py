@@ -147,21 +147,54 @@ def test_fused_adamw_steps_like_the_plain_one() -> None:
         torch.testing.assert_close(p, q)
 
 
-def test_adam_decay_is_coupled_and_adamw_decoupled() -> None:
-    """With zero gradients, AdamW shrinks the decay group by lr*wd; Adam normalises the L2."""
-    for name, expected in [("adamw", 1 - 0.1 * 0.5), ("adam", None)]:
-        model = tiny("gpt")
-        w = model.transformer.h[0].attn.c_attn.weight
-        start = w.detach().clone()
-        opt = build_optimizer(model, OptimConfig(name=name, lr=0.1, weight_decay=0.5))
+@pytest.mark.parametrize("name", ["sgd", "adam", "adamw", "adadelta"])
+def test_weight_decay_is_decoupled_for_every_optimizer(name: str) -> None:
+    """With zero gradients only the decay moves anything: the decay group shrinks by exactly
+    lr*wd, the rest stays. (torch's SGD/Adam/Adadelta would add wd*w to the gradient: Adam's
+    first step then moves every weight by ~lr, SGD by lr*wd*w with momentum on top.)"""
+    model = tiny("gpt")
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    opt = build_optimizer(model, OptimConfig(name=name, lr=0.1, weight_decay=0.5))
+    for _ in range(2):  # a second step: SGD's momentum must not carry any decay either
         for p in model.parameters():
             p.grad = torch.zeros_like(p)
         opt.step()
-        if expected is not None:
-            torch.testing.assert_close(w.detach(), start * expected)
-        else:  # Adam's first step moves every weight by about lr, whatever its size
-            torch.testing.assert_close((start - w).abs(), torch.full_like(w, 0.1), rtol=0,
-                                       atol=1e-3)
+    groups = group_names(model, opt)
+    for n, p in model.named_parameters():
+        factor = (1 - 0.1 * 0.5) ** 2 if groups[n] == "decay" else 1.0
+        torch.testing.assert_close(p.detach(), before[n] * factor)
+    assert [g["weight_decay"] for g in opt.param_groups] == [0.5, 0.0]  # restored after step
+
+
+@pytest.mark.parametrize("name", ["sgd", "adam", "adamw", "adadelta"])
+def test_decoupled_decay_follows_the_scheduled_lr(name: str) -> None:
+    model = tiny("mlp")
+    opt = build_optimizer(model, OptimConfig(name=name, lr=0.1, weight_decay=0.5))
+    set_lr(opt, 0.02)
+    w = opt.param_groups[0]["params"][0]
+    start = w.detach().clone()
+    for p in model.parameters():
+        p.grad = torch.zeros_like(p)
+    opt.step()
+    torch.testing.assert_close(w.detach(), start * (1 - 0.02 * 0.5))
+
+
+def test_an_old_l2_adam_state_resumes_decoupled() -> None:
+    """A checkpoint from before decay was decoupled holds Adam groups with
+    decoupled_weight_decay = False: loading it, then set_weight_decay (as a resume does),
+    must not bring the L2 term back."""
+    model = tiny("gpt")
+    old = torch.optim.Adam(param_groups(model, 0.1), lr=0.1)  # torch's default: L2
+    opt = build_optimizer(model, OptimConfig(name="adam", lr=0.1, weight_decay=0.1))
+    opt.load_state_dict(old.state_dict())
+    assert opt.param_groups[0]["decoupled_weight_decay"] is False
+    set_weight_decay(opt, 0.5)
+    w = opt.param_groups[0]["params"][0]
+    start = w.detach().clone()
+    for p in model.parameters():
+        p.grad = torch.zeros_like(p)
+    opt.step()
+    torch.testing.assert_close(w.detach(), start * (1 - 0.1 * 0.5))
 
 
 def test_unknown_optimizer() -> None:
