@@ -1,6 +1,7 @@
 """Training throughput and quality on nanoGPT's "baby" shakespeare_char configuration.
 
     python bench/train.py [CORPUS] [--iters 2000] [--precisions fp32,bf16] [--baseline-iters 300]
+    python bench/train.py [CORPUS] --contention [--iters 60] [--runs 3]
 
 Trains through llmlab's engine (char tokens, 4 layers, 4 heads, 128 wide, context 64, batch 12,
 AdamW lr 1e-3 beta2 0.99, weight decay 0.1, warmup 100, cosine to 1e-4, dropout 0, clip 1.0,
@@ -12,6 +13,12 @@ The baseline, measured in the same run: a nanoGPT-style loop over the same model
 `torch.optim.AdamW`, batches stacked from a memmap with `torch.stack`, lr set by hand), fp32,
 median ms/iter over `--baseline-iters` iterations. nanoGPT itself measured 46 ms/iter and val
 loss 1.886 at iter 2000 on this machine (figures from the issue).
+
+--contention: tokens/s of `llmlab train` (the same configuration, fp32, headless, as a user
+runs it) alone and beside one competing busy process (a spinning python), alternating, each in
+a fresh process; the median of `--runs` of each and their ratio. On a shared 2-core machine the
+ratio fell to ~2 % (45x slower) while torch's threads spun for a core the other process held;
+the goal is >= 40 %. (To measure an older llmlab, run this script with PYTHONPATH at its code.)
 """
 
 from __future__ import annotations
@@ -131,6 +138,52 @@ def run_baseline(corpus: Path, iters: int) -> dict:
     return {"ms_per_iter": statistics.median(times[10:]) * 1000}
 
 
+def cli_tokens_per_s(session_path: Path) -> float:
+    """Train with `llmlab train` in a fresh process; the median tokens/s of its log windows
+    (the first, which includes start-up, left out)."""
+    from core.runs import read_metrics
+
+    runs = session_path.parent / "runs"
+    before = set(runs.glob("*/*"))
+    out = subprocess.run([sys.executable, "-m", "llmlab", "train", str(session_path)],
+                         capture_output=True, text=True, env={**os.environ, "COLUMNS": "120"})
+    if out.returncode != 0:
+        sys.exit(f"llmlab train failed: {out.stderr.strip()}")
+    (run_dir,) = set(runs.glob("*/*")) - before
+    speeds = [r["tokens_per_s"] for r in read_metrics(run_dir)
+              if r.get("type") == "train" and r["step"] > 1]
+    return statistics.median(speeds[1:] or speeds)
+
+
+def contention(corpus: Path, iters: int, runs: int) -> None:
+    from core.session import save_session
+
+    print(f"contention: nanoGPT baby config, {iters} iters a run, {runs} runs each, "
+          f"corpus {corpus}")
+    print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} at start")
+    solo, busy = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        session = baby_session(corpus, iters, "fp32", "runs")
+        session.train.eval_interval = 0
+        session.optim.warmup_steps = min(session.optim.warmup_steps, iters // 2)
+        path = Path(tmp) / "contention.toml"
+        save_session(session, path)
+        for i in range(runs):
+            solo.append(cli_tokens_per_s(path))
+            spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+            try:
+                busy.append(cli_tokens_per_s(path))
+            finally:
+                spinner.kill()
+                spinner.wait()
+            print(f"  run {i + 1}: alone {solo[-1]:,.0f} tokens/s, "
+                  f"beside a busy process {busy[-1]:,.0f} tokens/s")
+    ratio = statistics.median(busy) / statistics.median(solo)
+    print(f"median alone {statistics.median(solo):,.0f} tokens/s, beside a busy process "
+          f"{statistics.median(busy):,.0f} tokens/s: {ratio:.0%} of alone (goal >= 40 %)")
+    print(f"load average {os.getloadavg()[0]:.2f} at the end")
+
+
 def in_subprocess(*args: str) -> dict:
     out = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True)
     if out.returncode != 0:
@@ -141,13 +194,20 @@ def in_subprocess(*args: str) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("corpus", nargs="?", type=Path, default=DEFAULT_CORPUS)
-    parser.add_argument("--iters", type=int, default=2000)
+    parser.add_argument("--iters", type=int)
     parser.add_argument("--precisions", default="fp32,bf16")
     parser.add_argument("--baseline-iters", type=int, default=300)
+    parser.add_argument("--contention", action="store_true",
+                        help="tokens/s alone vs beside one busy process (default 60 iters)")
+    parser.add_argument("--runs", type=int, default=3, help="--contention: runs of each")
     parser.add_argument("--child", choices=("llmlab", "baseline"), help=argparse.SUPPRESS)
     parser.add_argument("--precision", default="fp32", help=argparse.SUPPRESS)
     args = parser.parse_args()
     os.environ.setdefault("LLMLAB_CACHE_DIR", str(Path(tempfile.gettempdir()) / "llmlab-bench"))
+    if args.contention:
+        contention(args.corpus, args.iters or 60, args.runs)
+        return
+    args.iters = args.iters or 2000
     if args.child == "llmlab":
         print(json.dumps(run_llmlab(args.corpus, args.iters, args.precision)))
         return

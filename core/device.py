@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import torch
 
 from core.errors import LlmlabError
+from core.threads import CpuMeter, choose_threads, explicit_threads
 
 _AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -58,6 +59,10 @@ def place(device: str, precision: str) -> Placement:
     world_size = int(os.environ.get("WORLD_SIZE", 1))
     resolved = _resolve_device(device, local_rank)
     _check_precision(precision, resolved)
+    # A run that collapses towards zero weights makes denormal floats, which the CPU handles
+    # in microcode: ~45x slower steps on top of the collapse. Flushing them to 0 costs nothing.
+    torch.set_flush_denormal(True)
+    fit_threads()
     if world_size > 1 and not torch.distributed.is_initialized():
         backend = "nccl" if resolved.startswith("cuda") else "gloo"
         torch.distributed.init_process_group(backend=backend)
@@ -100,6 +105,34 @@ def wrap_model(model: torch.nn.Module, placement: Placement, compile: bool) -> t
     return model
 
 
+# --------------------------------------------------------------------------- CPU threads
+
+_meter: CpuMeter | None = None
+# What torch had when this module was loaded, then what fit_threads last gave it: a different
+# count found later was set by someone else (a script, a test), and is left alone.
+_threads_given = torch.get_num_threads()
+
+
+def fit_threads() -> int:
+    """Give torch one thread per core that other processes leave free now (core.threads).
+
+    The user's choice wins: LLMLAB_THREADS / OMP_NUM_THREADS, or their own
+    `torch.set_num_threads` (made after importing core)."""
+    global _meter, _threads_given
+    current = torch.get_num_threads()
+    if current != _threads_given:
+        return current
+    explicit = explicit_threads()
+    if _meter is None:
+        _meter = CpuMeter()
+    busy = 0.0 if explicit is not None else _meter.busy_elsewhere()
+    threads = choose_threads(len(_meter.cpus), busy, explicit)
+    if threads != current:
+        torch.set_num_threads(threads)
+    _threads_given = threads
+    return threads
+
+
 # --------------------------------------------------------------------------- peak FLOP/s
 
 # Dense peak (tensor cores, no sparsity) in FLOP/s for GPUs people train on.
@@ -114,7 +147,7 @@ _GPU_PEAKS = {
 
 def peak_flops(placement: Placement) -> float:
     """The FLOP/s that 100% MFU means here: a table for known GPUs; on a CPU (or an unknown
-    GPU) the speed of a large matmul, measured once and cached per machine and precision."""
+    GPU) the speed of a large matmul, the best ever measured on this machine (cached)."""
     if placement.device_type == "cuda":
         name = torch.cuda.get_device_name(placement.local_rank)
         for key, peaks in _GPU_PEAKS.items():
@@ -123,49 +156,89 @@ def peak_flops(placement: Placement) -> float:
     return _measured_peak(placement)
 
 
+def observe_flops(placement: Placement, achieved: float, peak: float) -> float:
+    """The peak to divide by from now on, given that a run just achieved `achieved` FLOP/s.
+
+    A measured peak can only be too low (a matmul timed while other work ran): when a run goes
+    faster than it, the run's speed is the better figure, and it is cached for later runs."""
+    if achieved <= peak:
+        return peak
+    key = _peak_key(placement)
+    if key in _peak_cache:  # a measured peak (a GPU's table figure is not re-cached)
+        _store_peak(key, achieved)
+    return achieved
+
+
+def mfu(achieved: float, peak: float) -> float:
+    """Model FLOP utilisation: `achieved` over `peak` FLOP/s, never above 1 (100 %)."""
+    return min(1.0, achieved / peak) if peak > 0 else 0.0
+
+
+def matmul_flops(n: int, seconds: list[float]) -> float:
+    """FLOP/s of an n x n matmul from several timings of it: the fastest counts, since other
+    work on the machine only ever makes a run slower than the hardware can go."""
+    return 2 * n**3 / min(seconds)
+
+
 _peak_cache: dict[str, float] = {}
 
 
+def _peak_key(placement: Placement) -> str:
+    """The machine, device, precision and torch; not the thread count: 100 % means what the
+    whole machine can do, whatever share of it a run gets (core.threads)."""
+    return f"{platform.processor() or platform.machine()}|{placement.device}|" \
+           f"{placement.precision}|{torch.__version__}"
+
+
 def _measured_peak(placement: Placement) -> float:
-    """Measured once per process; the highest figure any process saw is kept on disk, since a
-    busy machine only ever makes a matmul look slower than the hardware can go."""
+    """Measured once per process (best of several timings); the highest figure any process
+    measured or observed (`observe_flops`) is kept on disk and never lowered."""
+    key = _peak_key(placement)
+    if key not in _peak_cache:
+        _store_peak(key, matmul_flops(1024, _time_matmul(placement, 1024)))
+    return _peak_cache[key]
+
+
+def _store_peak(key: str, flops: float) -> None:
+    """Cache max(`flops`, the figure on disk) for `key`, in this process and on disk."""
     from core.dataset import cache_root
     from core.fileio import atomic_write_text
 
-    key = f"{platform.processor() or platform.machine()}|{placement.device}|" \
-          f"{placement.precision}|{torch.get_num_threads()}|{torch.__version__}"
-    if key in _peak_cache:
-        return _peak_cache[key]
     path = cache_root() / "peak_flops.json"
     try:
         table = json.loads(path.read_text())
     except (OSError, ValueError):
         table = {}
-    measured = _time_matmul(placement)
-    table[key] = max(measured, float(table.get(key, 0.0)))
+    if not isinstance(table, dict):
+        table = {}
+    try:
+        known = float(table.get(key, 0.0))
+    except (TypeError, ValueError):
+        known = 0.0
+    table[key] = max(flops, known, _peak_cache.get(key, 0.0))
+    _peak_cache[key] = table[key]
     try:
         atomic_write_text(path, json.dumps(table, indent=1))
     except OSError:
         pass  # a read-only cache only costs the best-of-history figure
-    _peak_cache[key] = table[key]
-    return table[key]
 
 
-def _time_matmul(placement: Placement, n: int = 1024, reps: int = 6) -> float:
+def _time_matmul(placement: Placement, n: int = 1024, reps: int = 8) -> list[float]:
+    """Seconds taken by each of `reps` n x n matmuls (after a warm-up)."""
     dtype = torch.float32 if placement.precision == "fp32" else _AUTOCAST_DTYPES[
         placement.precision]
     local = torch.Generator().manual_seed(0)  # leave the global RNG (the run's seed) alone
     a = torch.randn(n, n, generator=local).to(placement.device, dtype)
     b = torch.randn(n, n, generator=local).to(placement.device, dtype)
     a @ b  # warm up
-    best = float("inf")
+    times = []
     for _ in range(reps):
         t = time.perf_counter()
         a @ b
         if placement.device_type == "cuda":
             torch.cuda.synchronize()
-        best = min(best, time.perf_counter() - t)
-    return 2 * n**3 / best
+        times.append(time.perf_counter() - t)
+    return times
 
 
 @contextlib.contextmanager

@@ -183,6 +183,8 @@ class Engine:
                 self.emit(t.prune_step())
             if t.eval_due():
                 self.emit(t.evaluate())
+                if (warning := t.collapse_warning()) is not None:
+                    self.emit(warning)
             if t.checkpoint_due():
                 self.emit(t.save_checkpoint())
         return self._finish("finished", checkpoint=True)

@@ -29,8 +29,9 @@ from core.checkpoint import (
     latest_checkpoint,
     load_checkpoint,
 )
+from core.collapse import CollapseWatch
 from core.dataset import TokenDataset, load_dataset
-from core.device import Placement, peak_flops, place, wrap_model
+from core.device import Placement, fit_threads, mfu, observe_flops, peak_flops, place, wrap_model
 from core.errors import LlmlabError
 from core.estimate import describe_model, param_count
 from core.evaluate import evaluate
@@ -41,6 +42,9 @@ from core.runs import RunWriter, load_run_session, new_run_dir
 from core.session import LIVE_FIELDS, Session
 
 Emit = Callable[[msg.Event], None]
+
+
+THREADS_EVERY = 10.0  # seconds between fittings of torch's threads to the free cores
 
 
 class NonFiniteError(LlmlabError):
@@ -99,10 +103,13 @@ class Trainer:
         self.tokens = 0
         self.elapsed = 0.0
         self.last_val_loss: float | None = None
+        self.last_grad_norm: float | None = None  # the latest step's, before clipping
+        self.collapse = CollapseWatch(dataset.tokenizer.vocab_size)
         self.writer = RunWriter(run_dir, enabled=placement.is_main)
         self.flops_per_token = self.model.flops_per_token()
         self._peak = peak_flops(placement)
         self._window = _Window()
+        self._threads_fitted = time.monotonic()
         if resume_from is not None:
             self._restore(resume_from)
 
@@ -165,6 +172,7 @@ class Trainer:
         set_lr(self.optimizer, lr)
         loss = self._forward_backward()
         grad_norm = self._clip_and_check(loss)
+        self.last_grad_norm = grad_norm
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.optimizer.zero_grad(set_to_none=True)
@@ -174,6 +182,9 @@ class Trainer:
         self.elapsed += spent
         self._window.busy += spent
         self._window.tokens += self.tokens_per_step
+        if time.monotonic() - self._threads_fitted >= THREADS_EVERY:
+            fit_threads()  # other work on the machine came or went
+            self._threads_fitted = time.monotonic()
         if self.step % self.session.train.log_interval and self.step not in (1, self.max_steps):
             return None
         return self._log_step(loss, lr, grad_norm)
@@ -210,14 +221,16 @@ class Trainer:
     def _log_step(self, loss: float, lr: float, grad_norm: float) -> msg.StepMetrics:
         w = self._window
         tokens_per_s = w.tokens / w.busy if w.busy > 0 else 0.0
-        mfu = 3 * self.flops_per_token * tokens_per_s / self._peak
+        achieved = 3 * self.flops_per_token * tokens_per_s  # forward + backward
+        self._peak = observe_flops(self.placement, achieved, self._peak)
+        utilisation = mfu(achieved, self._peak)
         self._window = _Window()
         event = msg.StepMetrics(step=self.step, tokens=self.tokens, loss=loss, lr=lr,
-                                grad_norm=grad_norm, tokens_per_s=tokens_per_s, mfu=mfu,
+                                grad_norm=grad_norm, tokens_per_s=tokens_per_s, mfu=utilisation,
                                 elapsed=self.elapsed, max_steps=self.max_steps)
         self.writer.log({"type": "train", "step": self.step, "tokens": self.tokens,
                          "loss": loss, "lr": lr, "grad_norm": grad_norm,
-                         "tokens_per_s": tokens_per_s, "mfu": mfu, "elapsed": self.elapsed,
+                         "tokens_per_s": tokens_per_s, "mfu": utilisation, "elapsed": self.elapsed,
                          "time": time.time()})
         return event
 
@@ -265,6 +278,18 @@ class Trainer:
                          "time": time.time()})
         return msg.EvalMetrics(self.step, split, result.loss, result.perplexity, result.top1,
                                result.top5)
+
+    def collapse_warning(self) -> msg.Warning | None:
+        """After a scheduled val evaluation: a Warning (also kept in metrics.jsonl) when the
+        run has collapsed to uniform predictions with vanishing gradients (core.collapse)."""
+        if self.last_val_loss is None:
+            return None
+        text = self.collapse.observe(self.step, self.last_val_loss, self.last_grad_norm)
+        if text is None:
+            return None
+        self.writer.log({"type": "warning", "step": self.step, "message": text,
+                         "time": time.time()})
+        return msg.Warning(text)
 
     # ------------------------------------------------------------------ live changes
 
