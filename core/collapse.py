@@ -43,7 +43,7 @@ class CollapseWatch:
         if self.streak < self.patience or self.flagged:
             return None
         self.flagged = True
-        return (f"step {step}: the run has collapsed: val loss {val_loss:.4f} is ln(vocab "
-                f"{self.vocab_size}) = {math.log(self.vocab_size):.4f}, uniform guessing, and "
-                f"the gradient norm is {grad_norm:.1e} for {self.streak} evaluations; it will "
-                "not learn any more (too much optim.weight_decay or optim.lr?)")
+        return (f"step {step}: collapsed: val loss {val_loss:.4f} = ln(vocab "
+                f"{self.vocab_size}), uniform guessing, and gradient norm {grad_norm:.1e} for "
+                f"{self.streak} evals; it will not learn (optim.weight_decay or optim.lr too "
+                "high?)")

@@ -4,6 +4,9 @@ collapses a word-level LSTM (issue 10, item 1)."""
 from __future__ import annotations
 
 import math
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,7 +16,7 @@ from core import messages as msg
 from core.collapse import CollapseWatch
 from core.engine import Engine
 from core.runs import read_metrics
-from core.session import Session
+from core.session import Session, save_session
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -36,7 +39,7 @@ def test_uniform_loss_with_vanishing_gradients_for_two_evals_is_flagged_once() -
     assert watch.observe(0, uniform, None) is None  # the evaluation before any step
     assert watch.observe(100, uniform, 1e-16) is None  # one evaluation is not a trend
     text = watch.observe(150, uniform, 1e-16)
-    assert text is not None and "collapsed" in text and "8.9872" in text
+    assert text is not None and "collapsed" in text and "loss 8.9872 = ln(vocab 8000)" in text
     assert "\n" not in text
     assert watch.observe(200, uniform, 1e-16) is None  # told once per collapse
 
@@ -111,3 +114,20 @@ def test_adam_with_the_default_decay_learns_like_adam_without_decay(tmp_path) ->
     assert final["decayed"] < 0.9 * math.log(vocab), final  # it learned
     assert final["decayed"] == pytest.approx(final["plain"], rel=0.02), final
     assert not of(decayed, msg.Warning)
+
+
+def test_headless_training_prints_the_collapse_warning(tmp_path) -> None:
+    settings = {"data.corpus": "sample:synthetic", "model.arch": "lstm", "model.n_layer": 1,
+                "model.n_embd": 32, "model.n_hidden": 48, "model.bias": "false",
+                "model.context": 16, "optim.name": "sgd", "optim.lr": 1e-2,
+                "optim.momentum": 0, "optim.weight_decay": 50, "optim.schedule": "constant",
+                "optim.warmup_steps": 2, "train.max_steps": 40, "train.eval_interval": 10,
+                "train.batch_size": 8, "train.eval_iters": 4, "train.seed": 1}
+    args = [a for k, v in settings.items() for a in ("--set", f"{k}={v}")]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "COLUMNS": "300",
+           "LLMLAB_CACHE_DIR": str(tmp_path / "cache")}
+    save_session(Session(name="s"), tmp_path / "s.toml")
+    out = subprocess.run([sys.executable, "-m", "llmlab", "train", "s.toml", *args], cwd=tmp_path,
+                         env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "warning: step 30: collapsed: val loss 2.8332 = ln(vocab 17)" in out.stdout + out.stderr
