@@ -148,6 +148,12 @@ class Engine:
 
     def train(self, resume: str | Path | None = None) -> str:
         """Train until max_steps, Stop, Shutdown or failure; return the final state."""
+        from core.device import denormals_flushed
+
+        with denormals_flushed():  # (a collapsing run would crawl: core.device)
+            return self._train(resume)
+
+    def _train(self, resume: str | Path | None) -> str:
         from core.trainer import Trainer
 
         self._stop_requested = False

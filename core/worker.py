@@ -33,6 +33,9 @@ def _serve(session_dict: dict, base_dir: str | None, commands, events,
                      name="llmlab-parent-watch", daemon=True).start()
     prepare_openmp()  # before torch loads: idle OpenMP threads sleep (core.threads)
     try:
+        from core.device import flush_denormals
+
+        flush_denormals()  # before torch's thread pool exists: its threads inherit it
         from core.engine import Engine
 
         session = session_from_dict(session_dict, Path(base_dir) if base_dir else None)

@@ -154,6 +154,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         return cmd_init(args)
     if args.command == "samples":
         return cmd_samples()
+    if args.command in ("train", "eval", "sample", "prune", "quantize"):
+        from core.device import flush_denormals
+
+        flush_denormals()  # before torch's thread pool exists: its threads inherit it
     if args.command in ("prune", "quantize"):
         from llmlab import compress_commands
 

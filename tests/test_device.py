@@ -134,12 +134,59 @@ def test_fit_threads_leaves_a_users_torch_setting_alone(monkeypatch) -> None:
         torch.set_num_threads(before)
 
 
-def test_placing_a_run_flushes_denormal_floats() -> None:
-    """A collapsing run's weights and gradients shrink into denormals, ~45x slower on a CPU."""
-    torch.set_flush_denormal(False)
-    try:
-        assert (torch.tensor([1e-39]) * 1.5).item() != 0.0
-        device.place("cpu", "fp32")
-        assert (torch.tensor([1e-39]) * 1.5).item() == 0.0
-    finally:
-        torch.set_flush_denormal(False)
+def denormal_survives() -> bool:
+    return (torch.tensor([1e-39]) * 1.5).item() != 0.0
+
+
+def test_a_training_flushes_denormals_while_it_runs(tmp_path, one_torch_thread) -> None:
+    """A collapsing run's weights and gradients shrink into denormals, ~50x slower on a CPU;
+    after the run the process computes as before (IEEE)."""
+    from engine_helpers import tiny_session
+
+    from core import messages as msg
+    from core.engine import Engine
+
+    seen: list[bool] = []
+
+    def emit(event: msg.Event) -> None:
+        if isinstance(event, msg.StepMetrics):
+            seen.append(denormal_survives())
+
+    assert denormal_survives()
+    Engine(tiny_session(tmp_path, max_steps=3), emit).train()
+    assert seen and not any(seen)
+    assert denormal_survives()
+
+
+PARALLEL_DENORMALS = """
+import sys, torch
+from core.device import flush_denormals
+if sys.argv[1] == "start":
+    flush_denormals()
+torch.set_num_threads(2)
+eye, x = torch.eye(1024) * 1.5, torch.full((1024, 1024), 1e-39)
+x @ eye  # torch's thread pool exists from here on
+if sys.argv[1] == "late":
+    flush_denormals()
+print(int(((x @ eye) != 0).sum()))  # rows computed by threads that keep denormals
+"""
+
+
+@pytest.mark.skipif(len(threads.affinity_cpus()) < 2, reason="needs 2 CPUs for a thread pool")
+def test_flushing_at_process_start_reaches_torchs_pool_threads(tmp_path) -> None:
+    """The setting is per thread and inherited at thread creation: set where a process starts
+    (the CLI, the engine worker), every pool thread flushes; set after the pool exists, the
+    pool threads do not (what a flush inside the training alone would give)."""
+    import os
+    import subprocess
+    import sys
+
+    def survivors(when: str) -> int:
+        env = {**os.environ, "OMP_NUM_THREADS": "", "LLMLAB_THREADS": ""}
+        out = subprocess.run([sys.executable, "-c", PARALLEL_DENORMALS, when], env=env,
+                             capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stderr
+        return int(out.stdout.strip())
+
+    assert survivors("start") == 0
+    assert survivors("late") > 0
