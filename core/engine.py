@@ -154,6 +154,7 @@ class Engine:
             return self._train(resume)
 
     def _train(self, resume: str | Path | None) -> str:
+        from core.optim import decay_warning
         from core.trainer import Trainer
 
         self._stop_requested = False
@@ -163,6 +164,8 @@ class Engine:
             self._set_state("preparing")
             self.trainer = Trainer.create(self.session, self.emit, resume)
             self.emit(self.trainer.started_event(self.trainer.step))
+            if (line := decay_warning(self.trainer.session.optim)) is not None:
+                self.emit(msg.Warning(line))
             self._set_state("running")
             final = self._loop()
         except KeyboardInterrupt:

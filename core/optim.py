@@ -147,6 +147,21 @@ def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
         group["lr"] = lr
 
 
+STRONG_DECAY = 0.01  # a step's decay from this on (AdamW's default: 1e-4) is worth a warning
+
+
+def decay_warning(cfg: OptimConfig) -> str | None:
+    """A line when the decay shrinks weights by 1 % or more a step at the peak lr: an
+    AdamW-sized weight_decay kept when switching to an optimizer with a much larger lr (SGD at
+    0.1, Adadelta at 1.0) would otherwise drag every weight towards zero, silently."""
+    per_step = cfg.lr * cfg.weight_decay
+    if per_step < STRONG_DECAY * (1 - 1e-9):  # (0.1 * 0.1 is 0.010000000000000002)
+        return None
+    return (f"optim.weight_decay {cfg.weight_decay:g} with optim.lr {cfg.lr:g} ({cfg.name}) "
+            f"shrinks the weights by {min(per_step, 1):.0%} a step (decay is decoupled: lr * "
+            f"weight_decay); about {1e-4 / cfg.lr:.1g} gives AdamW's usual 1e-4")
+
+
 def set_weight_decay(optimizer: torch.optim.Optimizer, wd: float) -> None:
     """Use weight decay `wd` from the next step on; the "no_decay" group stays at 0.
 

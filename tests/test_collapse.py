@@ -83,6 +83,9 @@ def test_a_run_driven_to_collapse_is_flagged_in_events_and_metrics(tmp_path) -> 
     events = train(collapsing_lstm(tmp_path, weight_decay=50.0))
     warnings = [w.message for w in of(events, msg.Warning) if "collapsed" in w.message]
     assert len(warnings) == 1, [e for e in events if not isinstance(e, msg.StepMetrics)]
+    decay = [w.message for w in of(events, msg.Warning) if "a step" in w.message]
+    assert len(decay) == 1 and "shrinks the weights by 50% a step" in decay[0]
+    assert events.index(of(events, msg.Warning)[0]) < events.index(of(events, msg.StepMetrics)[0])
     run_dir = Path(of(events, msg.RunStarted)[0].run_dir)
     records = [r for r in read_metrics(run_dir) if r.get("type") == "warning"]
     assert [r["message"] for r in records] == warnings

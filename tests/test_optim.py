@@ -10,7 +10,14 @@ from torch import nn
 
 from core.errors import LlmlabError
 from core.models import build_model
-from core.optim import build_optimizer, lr_at, param_groups, set_lr, set_weight_decay
+from core.optim import (
+    build_optimizer,
+    decay_warning,
+    lr_at,
+    param_groups,
+    set_lr,
+    set_weight_decay,
+)
 from core.session import ModelConfig, OptimConfig
 
 VOCAB = 11
@@ -195,6 +202,21 @@ def test_an_old_l2_adam_state_resumes_decoupled() -> None:
         p.grad = torch.zeros_like(p)
     opt.step()
     torch.testing.assert_close(w.detach(), start * (1 - 0.1 * 0.5))
+
+
+@pytest.mark.parametrize(("name", "lr", "wd", "warned"), [
+    ("adamw", 1e-3, 0.1, None),  # the defaults: 1e-4 a step
+    ("adam", 3e-3, 0.1, None),
+    ("sgd", 0.1, 5e-4, None),  # SGD's classic decay
+    ("sgd", 0.1, 0.1, "1%"),  # AdamW's 0.1 kept on a switch to SGD at lr 0.1
+    ("adadelta", 1.0, 0.1, "10%"),  # ... or to Adadelta at lr 1
+])
+def test_a_decay_of_a_percent_or_more_a_step_is_announced(name, lr, wd, warned) -> None:
+    line = decay_warning(OptimConfig(name=name, lr=lr, weight_decay=wd))
+    if warned is None:
+        assert line is None
+    else:
+        assert line is not None and f"by {warned} a step" in line and "\n" not in line
 
 
 def test_unknown_optimizer() -> None:
