@@ -1,17 +1,16 @@
-"""How many CPU threads torch should use on a machine it shares, and how they wait.
+"""How many CPU threads torch should use on a machine it shares.
 
 An SSH lab runs on a shared machine: other users' jobs, the app's own drawing, a second
-training. torch starts as many threads as there are cores, and OpenMP's threads spin while
-they wait for work (OMP_WAIT_POLICY=ACTIVE behaviour). With one other busy process on 2 cores,
-every parallel op then waits for a thread the kernel has descheduled, and a training ran 45x
-slower (31,000 -> 680 tokens/s). Two things fix it:
+training. torch starts as many threads as there are cores; with one other busy process on 2
+cores, every parallel op then waits for a thread the kernel has descheduled, and a training ran
+45x slower (31,000 -> 680 tokens/s). So torch gets the cores of our CPU affinity that other
+processes leave free (`choose_threads`), measured from /proc/stat minus our own CPU time
+(`CpuMeter`), and re-measured while a run goes, as other work comes and goes.
 
-- OMP_WAIT_POLICY=PASSIVE: an idle OpenMP thread sleeps instead of holding its core. libgomp
-  reads it once, when torch is loaded, so `prepare_openmp` runs where a process starts (the
-  CLI, the engine worker), before anything imports torch.
-- threads = the cores of our CPU affinity that other processes leave free (`choose_threads`),
-  measured from /proc/stat minus our own CPU time (`CpuMeter`), and re-measured while a run
-  goes, as other work comes and goes.
+OpenMP's wait policy is left as the user (or OpenMP) has it. Measured on 2 cores with the
+baby GPT (`bench/train.py --contention`), fitted threads: alone 27,500 tokens/s with OpenMP's
+default, 16,600 with OMP_WAIT_POLICY=PASSIVE; beside a busy process 15,700 and 15,800. A
+sleeping pool costs 40 % alone and buys nothing once the thread count fits the free cores.
 
 A user who sets OMP_NUM_THREADS (or LLMLAB_THREADS) chooses; this module then stays out.
 Torch-free on purpose: the CLI imports it before torch.
@@ -21,14 +20,9 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Mapping
 
 _THREAD_VARS = ("LLMLAB_THREADS", "OMP_NUM_THREADS")
-
-
-def prepare_openmp(env: MutableMapping[str, str] = os.environ) -> None:
-    """Let idle OpenMP threads sleep, unless the user chose a policy. Call before torch loads."""
-    env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 def explicit_threads(env: Mapping[str, str] = os.environ) -> int | None:

@@ -19,7 +19,6 @@ from pathlib import Path
 
 from core import messages as msg
 from core.session import Session, session_from_dict
-from core.threads import prepare_openmp
 
 
 def _serve(session_dict: dict, base_dir: str | None, commands, events,
@@ -31,7 +30,6 @@ def _serve(session_dict: dict, base_dir: str | None, commands, events,
         _redirect_output(Path(log_path))
     threading.Thread(target=_watch_parent, args=(os.getppid(), commands, events),
                      name="llmlab-parent-watch", daemon=True).start()
-    prepare_openmp()  # before torch loads: idle OpenMP threads sleep (core.threads)
     try:
         from core.device import flush_denormals
 

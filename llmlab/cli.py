@@ -14,7 +14,6 @@ import traceback
 from pathlib import Path
 
 from core.errors import LlmlabError, SessionError
-from core.threads import prepare_openmp
 
 EXIT_OK, EXIT_INTERNAL, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -115,7 +114,6 @@ def _subcommands() -> set[str]:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    prepare_openmp()  # before anything imports torch (and for the engine process it spawns)
     wants_app, session_path = _app_session(argv)
     if wants_app:
         from tui.app import run_app

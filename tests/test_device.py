@@ -9,7 +9,7 @@ import torch
 
 from core import device, threads
 from core.device import Placement, matmul_flops, mfu, observe_flops, peak_flops
-from core.threads import CpuMeter, choose_threads, explicit_threads, prepare_openmp
+from core.threads import CpuMeter, choose_threads, explicit_threads
 
 CPU = Placement("cpu", "fp32")
 
@@ -106,15 +106,6 @@ def test_the_users_thread_setting_is_read_from_the_environment() -> None:
     assert explicit_threads({"OMP_NUM_THREADS": "junk"}) is None
     assert explicit_threads({"OMP_NUM_THREADS": "0"}) is None
     assert explicit_threads({"LLMLAB_THREADS": "2", "OMP_NUM_THREADS": "6"}) == 2
-
-
-def test_openmp_waits_passively_unless_the_user_chose() -> None:
-    env: dict[str, str] = {}
-    prepare_openmp(env)
-    assert env == {"OMP_WAIT_POLICY": "PASSIVE"}
-    env = {"OMP_WAIT_POLICY": "ACTIVE"}
-    prepare_openmp(env)
-    assert env == {"OMP_WAIT_POLICY": "ACTIVE"}
 
 
 def test_the_meter_counts_other_processes_not_our_own_work(monkeypatch) -> None:
