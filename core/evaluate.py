@@ -4,6 +4,11 @@ Evaluation draws its batches from its own generator seeded with `seed`, so two e
 the same model give the same figures (curves compare like with like), and evaluating in the
 middle of training neither consumes the training batch stream nor touches torch's global RNG:
 a run gives the same result whatever its eval_interval.
+
+`iters=None` evaluates the whole split instead: consecutive windows of `model.context`
+tokens, each token of the split predicted exactly once (the last window may be shorter).
+A figure a user quotes is this one; the sampled form is the cheap estimate the training
+loop plots.
 """
 
 from __future__ import annotations
@@ -13,11 +18,13 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from core.dataset import TokenDataset
+from core.errors import LlmlabError
 
 # Logits computed at once by per_token_loss, in numbers (float32: 64 MiB).
 _LOGITS_BUDGET = 1 << 24
@@ -25,7 +32,7 @@ _LOGITS_BUDGET = 1 << 24
 
 @dataclass
 class EvalResult:
-    """Figures over every predicted token of `iters` batches of a split."""
+    """Figures over every predicted token of a split (all of it, or `iters` batches)."""
 
     split: str
     loss: float  # mean cross-entropy per token, in nats
@@ -48,40 +55,72 @@ def eval_mode(model: nn.Module) -> Iterator[None]:
             module.training = training
 
 
-def evaluate(model: nn.Module, dataset: TokenDataset, split: str, iters: int, batch_size: int,
-             seed: int, device: str = "cpu",
+def evaluate(model: nn.Module, dataset: TokenDataset, split: str, iters: int | None,
+             batch_size: int, seed: int, device: str = "cpu",
              autocast: Callable[[], AbstractContextManager] | None = None) -> EvalResult:
-    """Loss, perplexity, top-1 and top-5 accuracy over `iters` random batches of `split`.
+    """Loss, perplexity, top-1 and top-5 accuracy over `iters` random batches of `split`
+    (`iters=None`: over the whole split).
 
     `autocast` makes a fresh context for the forward pass (e.g. bf16 autocast); the loss is
     computed in float32 whatever the logits' precision.
     """
-    sums = [batch_sums(logits, y) for logits, y in
-            eval_batches(model, dataset, split, iters, batch_size, seed, device, autocast)]
-    tokens = iters * batch_size * model.context
+    sums, tokens = [], 0
+    for logits, y in eval_batches(model, dataset, split, iters, batch_size, seed, device,
+                                  autocast):
+        sums.append(batch_sums(logits, y))
+        tokens += y.numel()
     loss, top1, top5 = (torch.stack(sums).cpu().double().sum(0) / tokens).tolist()
     return EvalResult(split, loss, math.exp(loss), top1, top5, tokens)
 
 
-def eval_batches(model: nn.Module, dataset: TokenDataset, split: str, iters: int,
+def eval_batches(model: nn.Module, dataset: TokenDataset, split: str, iters: int | None,
                  batch_size: int, seed: int, device: str = "cpu",
                  autocast: Callable[[], AbstractContextManager] | None = None,
                  ) -> Iterator[tuple[Tensor, Tensor]]:
-    """(float32 logits, targets) of `iters` batches of `split`, the model in eval mode.
+    """(float32 logits, targets) of `iters` batches of `split`, the model in eval mode;
+    `iters=None`: of the whole split (`split_windows`).
 
-    Batches come from a generator seeded with `seed`, so every evaluation with the same seed
-    sees the same tokens, and neither the global RNG nor the training batch stream moves.
+    Sampled batches come from a generator seeded with `seed`, so every evaluation with the
+    same seed sees the same tokens, and neither the global RNG nor the training batch stream
+    moves.
     """
-    if iters < 1:
-        raise ValueError(f"evaluation needs iters >= 1 (got {iters})")
-    generator = torch.Generator().manual_seed(seed)
+    if iters is None:
+        batches = split_windows(dataset, split, batch_size, model.context)
+    else:
+        if iters < 1:
+            raise ValueError(f"evaluation needs iters >= 1 (got {iters})")
+        generator = torch.Generator().manual_seed(seed)
+        batches = (dataset.get_batch(split, batch_size, model.context, generator)
+                   for _ in range(iters))
     with eval_mode(model):
-        for _ in range(iters):
-            x, y = dataset.get_batch(split, batch_size, model.context, generator)
+        for x, y in batches:
             x, y = x.to(device), y.to(device)
             with (autocast or nullcontext)():
                 logits = model(x)
             yield logits.float(), y
+
+
+def split_windows(dataset: TokenDataset, split: str, batch_size: int, context: int
+                  ) -> Iterator[tuple[Tensor, Tensor]]:
+    """The whole split as (x, y) batches of consecutive, non-overlapping windows: every token
+    after the split's first is a target exactly once. The tail that does not fill a window
+    comes last, as a batch of one shorter window."""
+    data = dataset.split_tokens(split)
+    n = len(data) - 1  # targets
+    if n < 1:
+        raise LlmlabError(f"data.split: the {split} split has {len(data)} tokens; "
+                          "evaluating it needs at least 2")
+    full = n // context
+    for first in range(0, full, batch_size):
+        rows = min(batch_size, full - first)
+        start = first * context
+        block = torch.from_numpy(data[start:start + rows * context + 1].astype(np.int64))
+        x = block[:-1].view(rows, context)
+        y = block[1:].view(rows, context)
+        yield x, y
+    if n % context:
+        tail = torch.from_numpy(data[full * context:].astype(np.int64))
+        yield tail[None, :-1], tail[None, 1:]
 
 
 def batch_sums(logits: Tensor, y: Tensor) -> Tensor:

@@ -1,8 +1,9 @@
 """An evaluation report: every figure the before/after tables show, from one pass over a split.
 
 `evaluation_report` draws the same batches as `core.evaluate.evaluate` with the same seed (its
-own `torch.Generator`, never the global RNG), so its loss, perplexity, top-1 and top-5 are
-exactly `evaluate`'s, and adds:
+own `torch.Generator`, never the global RNG), or the whole split with `iters=None` (the
+default of `llmlab eval` and the app's Evaluate: a sample is an estimate, the split is the
+figure), so its loss, perplexity, top-1 and top-5 are exactly `evaluate`'s, and adds:
 
 - bits per token: loss / ln 2.
 - bits per character. With the `char` tokenizer a token is a character, so it is bits per
@@ -37,7 +38,7 @@ from core.evaluate import batch_sums, eval_batches
 
 @dataclass
 class EvalReport:
-    """Figures over every predicted token of `iters` batches of a split."""
+    """Figures over every predicted token of a split: all of it, or `batches` sampled."""
 
     split: str
     loss: float  # mean cross-entropy per token, in nats
@@ -51,30 +52,57 @@ class EvalReport:
     f1_classes: int  # token ids the macro-F1 averages over
     tokens: int  # tokens predicted
     tokenizer: str  # the tokenizer kind; bits_per_char is exact only for "char"
+    batches: int | None = None  # random batches evaluated; None: the whole split
 
     @property
     def bits_per_char_exact(self) -> bool:
         return self.tokenizer == "char"
 
+    @property
+    def scope(self) -> str:
+        """What was evaluated, in words: "full val split: 12,345 tokens" or "sampled 20
+        batches of the val split: 7,680 tokens"."""
+        if self.batches is None:
+            return f"full {self.split} split: {self.tokens:,} tokens"
+        n = self.batches
+        return f"sampled {n} batch{'es' * (n != 1)} of the {self.split} split: " \
+               f"{self.tokens:,} tokens"
+
+    def rows(self) -> list[tuple[str, str, str]]:
+        """(figure, value, note) lines, as `llmlab eval` and the app's Train pane show them."""
+        exact = self.bits_per_char_exact
+        return [
+            ("loss", f"{self.loss:.4f}", "nats per token"),
+            ("perplexity", f"{self.perplexity:.2f}", ""),
+            ("bits/token", f"{self.bits_per_token:.4f}", ""),
+            ("bits/char" if exact else "bits/char (est.)", f"{self.bits_per_char:.4f}",
+             "" if exact else f"{self.tokenizer} tokens, {self.chars_per_token:.2f} chars/token"),
+            ("top-1", f"{self.top1:.2%}", "next-token accuracy"),
+            ("top-5", f"{self.top5:.2%}", ""),
+            ("macro-F1", f"{self.macro_f1:.4f}", f"over {self.f1_classes} token ids"),
+        ]
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def evaluation_report(model: nn.Module, dataset: TokenDataset, split: str, iters: int,
+def evaluation_report(model: nn.Module, dataset: TokenDataset, split: str, iters: int | None,
                       batch_size: int, seed: int, device: str = "cpu",
                       autocast: Callable[[], AbstractContextManager] | None = None
                       ) -> EvalReport:
     """Loss, perplexity, bits per token and character, top-1/top-5 and macro-F1 over `iters`
-    random batches of `split`, drawn from a generator seeded with `seed`."""
+    random batches of `split`, drawn from a generator seeded with `seed`; over the whole
+    split with `iters=None`."""
     sums = []  # per batch: loss sum, top-1 hits, top-5 hits
     counts: Tensor | None = None  # per token id: true positives, predictions, targets
+    tokens = 0
     for logits, y in eval_batches(model, dataset, split, iters, batch_size, seed, device,
                                   autocast):
         sums.append(batch_sums(logits, y))
         batch_counts = class_counts(logits, y)
         counts = batch_counts if counts is None else counts + batch_counts
+        tokens += y.numel()
     assert counts is not None
-    tokens = iters * batch_size * model.context
     loss, top1, top5 = (torch.stack(sums).cpu().double().sum(0) / tokens).tolist()
     f1, classes = macro_f1(*counts.cpu())
     kind = dataset.tokenizer.kind
@@ -83,7 +111,7 @@ def evaluation_report(model: nn.Module, dataset: TokenDataset, split: str, iters
     return EvalReport(split=split, loss=loss, perplexity=math.exp(loss), bits_per_token=bits,
                       bits_per_char=bits / chars_per_token, chars_per_token=chars_per_token,
                       top1=top1, top5=top5, macro_f1=f1, f1_classes=classes, tokens=tokens,
-                      tokenizer=kind)
+                      tokenizer=kind, batches=iters)
 
 
 def class_counts(logits: Tensor, targets: Tensor) -> Tensor:

@@ -250,10 +250,12 @@ class Workbench:
             return self._candidate(for_what="generate from")
         raise LlmlabError(f"model {which!r}: choose dense or compressed")
 
-    def evaluate(self, split: str = "val", iters: int = 0, which: str = "dense") -> EvalReport:
+    def evaluate(self, split: str = "val", iters: int | None = None,
+                 which: str = "dense") -> EvalReport:
+        """The evaluation report over the whole split, or over `iters` sampled batches."""
         s = self.bench.session
         model = self.model_for(which)
-        return evaluation_report(model, self.bench.dataset, split, iters or s.train.eval_iters,
+        return evaluation_report(model, self.bench.dataset, split, iters,
                                  s.train.batch_size, seed=s.train.seed + 7,
                                  device=self._device_of(model))
 

@@ -65,8 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev = run_command("eval", "evaluate a run's best checkpoint or a compressed model: loss, "
                              "perplexity, bits per character, top-1/top-5, macro-F1", model=True)
     ev.add_argument("--split", choices=("val", "test", "train"), default="val")
-    ev.add_argument("--iters", type=int, default=0,
-                    help="batches to evaluate (default: the run's train.eval_iters)")
+    ev.add_argument("--iters", type=int, default=None, metavar="N",
+                    help="sample N random batches instead (default: the whole split)")
     sample = run_command("sample", "generate text from a run's best checkpoint or a "
                                    "compressed model, streamed", model=True)
     sample.add_argument("--prompt", default=None, help="text to continue")

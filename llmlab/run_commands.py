@@ -164,34 +164,24 @@ class _TrainView:
 
 
 def cmd_eval(args: argparse.Namespace, load_session: LoadSession) -> int:
-    """The full evaluation report of a run's best checkpoint or of a compressed model."""
+    """The full evaluation report of a run's best checkpoint or of a compressed model: over
+    the whole split, or over `--iters` sampled batches, and the output says which."""
     from llmlab.compress_commands import describe_source, open_workbench
 
-    if args.iters < 0:
-        raise LlmlabError(f"--iters: must be >= 1, or 0 for the run's eval_iters "
+    if args.iters is not None and args.iters < 1:
+        raise LlmlabError(f"--iters: must be >= 1, or left out for the whole split "
                           f"(got {args.iters})")
     wb = open_workbench(args.run, args.runs_dir)
     r = wb.evaluate(args.split, args.iters)
     console = Console()
     # A plain line, not a table title: a title would be wrapped to the table's width.
-    console.print(f"{describe_source(wb)}, {args.split} split, {r.tokens:,} tokens",
+    console.print(f"{describe_source(wb)}, {r.scope}",
                   soft_wrap=True, markup=False, highlight=False)
     table = Table(show_header=False, box=None, padding=(0, 2))
     table.add_column(no_wrap=True)
     table.add_column(justify="right", no_wrap=True)
     table.add_column(no_wrap=True)
-    exact = r.bits_per_char_exact
-    rows = [
-        ("loss", f"{r.loss:.4f}", "nats per token"),
-        ("perplexity", f"{r.perplexity:.2f}", ""),
-        ("bits/token", f"{r.bits_per_token:.4f}", ""),
-        ("bits/char" if exact else "bits/char (est.)", f"{r.bits_per_char:.4f}",
-         "" if exact else f"{r.tokenizer} tokens, {r.chars_per_token:.2f} chars/token"),
-        ("top-1", f"{r.top1:.2%}", "next-token accuracy"),
-        ("top-5", f"{r.top5:.2%}", ""),
-        ("macro-F1", f"{r.macro_f1:.4f}", f"over {r.f1_classes} token ids"),
-    ]
-    for row in rows:
+    for row in r.rows():
         table.add_row(*row)
     console.print(table)
     return EXIT_OK

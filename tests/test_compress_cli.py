@@ -235,8 +235,8 @@ def test_eval_of_a_run_reports_every_figure(folder, monkeypatch, capsys):
     assert cli.main(["eval", "s", "--iters", "3"]) == 0
     stdout = capsys.readouterr().out
     (run_dir,) = (folder / "runs" / "s").iterdir()
-    assert stdout.startswith(f"run {run_dir.relative_to(folder)} (checkpoint step 30), val "
-                             f"split, {3 * 8 * 16:,} tokens")
+    assert stdout.startswith(f"run {run_dir.relative_to(folder)} (checkpoint step 30), "
+                             f"sampled 3 batches of the val split: {3 * 8 * 16:,} tokens")
     for name in ("loss", "perplexity", "bits/token", "bits/char", "top-1", "top-5", "macro-F1"):
         row(stdout, name)
     loss, bits = (float(row(stdout, name).split()[1]) for name in ("loss", "bits/char"))

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from core.dataset import TokenDataset, load_dataset
-from core.evaluate import EvalResult, evaluate, per_token_loss
+from core.evaluate import EvalResult, evaluate, per_token_loss, split_windows
 from core.models import build_model
 from core.session import DataConfig, ModelConfig
 
@@ -174,3 +174,27 @@ def test_per_token_loss_matches_an_mlp_reading_everything_at_once(
     tokens = dataset.split_tokens("train")[:6 * CONTEXT]  # a read-only memmap slice
     ids = torch.tensor(tokens, dtype=torch.long)
     torch.testing.assert_close(per_token_loss(model, tokens), direct_loss(model, ids))
+
+
+def test_the_whole_split_predicts_every_token_once(dataset: TokenDataset) -> None:
+    """iters=None: consecutive windows over the split (a shorter last one), each target once,
+    and the loss is the mean of the per-window losses a plain loop computes."""
+    data = dataset.split_tokens("val")
+    assert (len(data) - 1) % CONTEXT  # the corpus leaves a tail: the short window is tested
+    windows = list(split_windows(dataset, "val", batch_size=5, context=CONTEXT))
+    targets = torch.cat([y.flatten() for _, y in windows])
+    assert targets.tolist() == data[1:].tolist()
+    assert windows[-1][1].shape == (1, (len(data) - 1) % CONTEXT)
+
+    model = gpt(dataset.tokenizer.vocab_size, dropout=0.0)
+    result = evaluate(model, dataset, "val", None, batch_size=5, seed=0)
+    assert result.tokens == len(data) - 1
+    ids = torch.tensor(data.astype("int64"))
+    total = 0.0
+    with torch.no_grad():
+        for start in range(0, len(ids) - 1, CONTEXT):
+            x = ids[start:start + CONTEXT][None]
+            y = ids[start + 1:start + CONTEXT + 1][None]
+            x = x[:, :y.size(1)]
+            total += F.cross_entropy(model(x)[0], y[0], reduction="sum").item()
+    assert result.loss == pytest.approx(total / (len(ids) - 1), rel=1e-5)

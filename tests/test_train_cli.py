@@ -101,14 +101,36 @@ def test_runs_exports_every_metrics_record_to_csv(trained):
 
 def test_eval_prints_the_best_checkpoint_figures(trained):
     folder, run_dir, _ = trained
-    result = llmlab(folder, "eval", "s")
+    result = llmlab(folder, "eval", "s", "--iters", "4")
     assert result.returncode == 0, result.stderr
     for column in ("loss", "perplexity", "top-1", "top-5"):
         assert column in result.stdout
     info = read_run_info(run_dir)
     assert f"checkpoint step {info['best_step']}" in result.stdout
-    # The same batches (the run's eval seed) and the same weights: the same loss as training saw.
+    assert "sampled 4 batches of the val split: 512 tokens" in result.stdout  # 4 x 8 x 16
+    # The same batches (the run's eval seed, its eval_iters) and the same weights: the same
+    # loss as training saw.
     assert f"{info['best_val_loss']:.4f}" in result.stdout
+
+
+def test_eval_evaluates_the_whole_split_by_default_and_says_so(trained):
+    folder, run_dir, _ = trained
+    full = llmlab(folder, "eval", "s")
+    assert full.returncode == 0, full.stderr
+    from core.dataset import load_dataset
+    from core.runs import load_run_session
+
+    session = load_run_session(run_dir)
+    ds = load_dataset(session.data, session.base_dir, cache_dir=folder / "cache")
+    first = full.stdout.splitlines()[0]
+    # Every token of the split after its first is a target once.
+    assert f"full val split: {len(ds.split_tokens('val')) - 1:,} tokens" in first
+    assert "sampled" not in first
+    sampled = llmlab(folder, "eval", "s", "--iters", "2")
+    assert sampled.returncode == 0, sampled.stderr
+    line = sampled.stdout.splitlines()[0]
+    assert "sampled 2 batches of the val split: 256 tokens" in line and "full" not in line
+    assert full.stdout.splitlines()[1:] != sampled.stdout.splitlines()[1:]
 
 
 def test_eval_of_an_empty_test_split_is_one_clear_line(trained):
