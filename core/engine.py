@@ -250,10 +250,8 @@ class Engine:
             if not running:
                 raise LlmlabError(f"{command.name}: no training is running; edit the session")
             self.emit(t.set_hparam(command.name, command.value))
-        elif isinstance(command, msg.Evaluate) and self.trainer is None and self.workbench:
-            self.emit(self._evaluate_bench(command.split))
         elif isinstance(command, msg.Evaluate):
-            self.emit(self._loaded().evaluate(command.split))
+            self.emit(self._evaluate(command, running))
         elif isinstance(command, msg.LoadRun):
             self._load_bench(command.path)
         elif isinstance(command, msg.Generate):
@@ -411,10 +409,19 @@ class Engine:
         mean = sum(scored) / len(scored) if scored else float("nan")
         return msg.TextScored(command.request_id, str(wb.bench.source), spans, losses, mean)
 
-    def _evaluate_bench(self, split: str) -> msg.EvalMetrics:
-        r = self.workbench.evaluate(split)
-        return msg.EvalMetrics(self.workbench.bench.step, split, r.loss, r.perplexity, r.top1,
-                               r.top5)
+    def _evaluate(self, command: msg.Evaluate, running: bool) -> msg.Evaluated:
+        """The report of the model training now, else of the loaded one, else of the last
+        run trained (its final weights)."""
+        if running or (self.workbench is None and self.trainer is not None):
+            t = self.trainer
+            report = t.report(command.split, command.iters)
+            source, step = str(t.run_dir), t.step
+        else:
+            wb = self._bench()
+            report = wb.evaluate(command.split, command.iters)
+            source, step = str(wb.bench.source), wb.bench.step
+        return msg.Evaluated(source, step, command.split, report.scope, report.rows(),
+                             report.to_dict())
 
     def _cancel_requested(self) -> bool:
         """Whether a Cancel (or Shutdown) waits; other commands wait for the work to end."""

@@ -58,7 +58,12 @@ class SetHparam(Command):
 
 @dataclass
 class Evaluate(Command):
+    """The evaluation report (core.report) of the running training's model, else of the
+    loaded one (LoadRun), else of the last run trained: over the whole split, or over `iters`
+    sampled batches. Answered by `Evaluated`."""
+
     split: str = "val"
+    iters: int | None = None
 
 
 @dataclass
@@ -202,6 +207,19 @@ class EvalMetrics(Event):
     perplexity: float
     top1: float
     top5: float
+
+
+@dataclass
+class Evaluated(Event):
+    """The answer to Evaluate: what was evaluated, and the report as (figure, value, note)
+    lines (core.report.EvalReport.rows) and as numbers (its fields)."""
+
+    source: str  # the run folder or compressed model evaluated
+    step: int  # its training step
+    split: str
+    scope: str  # "full val split: 12,345 tokens" / "sampled 20 batches of the val split: ..."
+    rows: list[tuple[str, str, str]]
+    figures: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass

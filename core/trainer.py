@@ -38,6 +38,7 @@ from core.evaluate import evaluate
 from core.models import build_model
 from core.optim import build_optimizer, lr_at, set_lr, set_weight_decay
 from core.prune import attach_masks, cubic_sparsity, is_masked, sparsity_report, update_masks
+from core.report import EvalReport, evaluation_report
 from core.runs import RunWriter, load_run_session, new_run_dir
 from core.session import LIVE_FIELDS, Session
 
@@ -290,6 +291,14 @@ class Trainer:
         self.writer.log({"type": "warning", "step": self.step, "message": text,
                          "time": time.time()})
         return msg.Warning(text)
+
+    def report(self, split: str = "val", iters: int | None = None) -> EvalReport:
+        """The full evaluation report of the model as it is now (core.report): the whole
+        split, or `iters` batches drawn as the periodic evaluation draws them."""
+        t = self.session.train
+        return evaluation_report(self.model, self.dataset, split, iters, t.batch_size,
+                                 seed=t.seed + 7, device=self.placement.device,
+                                 autocast=self.placement.autocast)
 
     # ------------------------------------------------------------------ live changes
 

@@ -159,10 +159,15 @@ def test_every_method_prunes_a_copy_to_half_and_leaves_the_run_alone(runs, arch)
     assert file_hashes(run_dir / "checkpoints") == checkpoints
     assert not (run_dir / "compressed").exists()  # nothing saved unless asked
 
-    # Evaluate with a loaded workbench and no training: the dense model's val figures.
-    (metrics,) = of(events, msg.EvalMetrics)
-    assert metrics.split == "val" and metrics.step == 30
-    assert 0 < metrics.loss < 3 and metrics.top1 <= metrics.top5
+    # Evaluate with a loaded workbench and no training: the dense model's report over the
+    # whole val split.
+    (report,) = of(events, msg.Evaluated)
+    assert report.split == "val" and report.step == 30 and Path(report.source) == run_dir
+    assert report.scope.startswith("full val split: ") and report.figures["batches"] is None
+    f = report.figures
+    assert 0 < f["loss"] < 3 and f["top1"] <= f["top5"] and 0 < f["macro_f1"] <= 1
+    assert [name for name, _, _ in report.rows][:2] == ["loss", "perplexity"]
+    assert any(name.startswith("bits/char") for name, _, _ in report.rows)
 
 
 def test_a_sweep_reports_every_level_and_starts_at_the_dense_loss(runs):

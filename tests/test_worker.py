@@ -152,10 +152,11 @@ def test_a_failed_start_keeps_the_worker_alive(tmp_path, workers):
     run_dir = Path(of(events, msg.RunStarted)[0].run_dir)
     assert read_run_info(run_dir)["status"] == "finished"
 
-    proc.send(msg.Evaluate("val"))  # the finished run's model stays loaded
-    (evaluation,) = of(wait_for(proc, lambda e: isinstance(e, msg.EvalMetrics)),
-                       msg.EvalMetrics)
-    assert evaluation.step == 5 and evaluation.loss > 0
+    proc.send(msg.Evaluate("val", iters=2))  # the finished run's model stays loaded
+    (evaluation,) = of(wait_for(proc, lambda e: isinstance(e, msg.Evaluated)),
+                       msg.Evaluated)
+    assert evaluation.step == 5 and evaluation.figures["loss"] > 0
+    assert evaluation.scope.startswith("sampled 2 batches of the val split")
 
     proc.send(msg.Start(resume=str(missing)))
     wait_for(proc, status("failed"))

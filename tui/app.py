@@ -522,6 +522,25 @@ class LlmlabApp(App[None]):
                 return problem
         return None
 
+    def action_evaluate(self, split: str = "val") -> None:
+        """The evaluation report of the model training now, else of the loaded model, else
+        of this session's newest run (loaded first), shown in the Train pane. The engine
+        computes it; the screen only says it is under way."""
+        if not self.client.busy and self.model_source is None and self.model_loading is None:
+            self.load_model(None)  # (says so if the session has no run yet)
+            if self.model_loading is None:
+                return
+        try:
+            if self.client.ensure(self.session):
+                self._engine_replaced()
+            self.client.send(msg.Evaluate(split))
+        except LlmlabError as e:
+            self.notify(str(e), severity="error")
+            return
+        self.train_pane.evaluating(split)
+        if self.current_pane != "train":
+            self.call_next(self.show_pane, "train")
+
     def _apply_to_run(self, path: str, value: Any) -> None:
         """A committed edit during a run: live fields go to the engine, others wait."""
         if path in LIVE_FIELDS:
@@ -855,6 +874,10 @@ class LlmlabApp(App[None]):
               self.action_edit_hparam),
             c("Train: keep the run's live values", "copy the lr etc. the run was changed to "
               "into the session (asks first)", self.action_keep_run_changes),
+            c("Train: evaluate (val split)", "loss, perplexity, bits/char, top-1/5, macro-F1 "
+              "over the whole val split", partial(self.action_evaluate, "val")),
+            c("Train: evaluate (test split)", "the same over the whole test split",
+              partial(self.action_evaluate, "test")),
             c("Plot: toggle smoothing", "TensorBoard's debiased EMA of the train loss",
               train.action_toggle_smoothing),
             c("Plot: toggle log scale", "logarithmic loss and lr axes",

@@ -173,6 +173,10 @@ class TrainingWaiting(EngineMessage):
     event: msg.TrainingWaits
 
 
+class EvaluationReported(EngineMessage):
+    event: msg.Evaluated
+
+
 _BY_EVENT: dict[type[msg.Event], type[EngineMessage]] = {
     msg.Status: EngineStatus,
     msg.RunStarted: RunBegan,
@@ -191,6 +195,7 @@ _BY_EVENT: dict[type[msg.Event], type[EngineMessage]] = {
     msg.TextScored: SurpriseScored,
     msg.SparsityChanged: SparsityReported,
     msg.TrainingWaits: TrainingWaiting,
+    msg.Evaluated: EvaluationReported,
 }
 
 

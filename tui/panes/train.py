@@ -26,6 +26,7 @@ from tui.messages import (
     EngineStatus,
     EngineWarning,
     EvalReported,
+    EvaluationReported,
     HparamApplied,
     RunBegan,
     SparsityReported,
@@ -35,6 +36,7 @@ from tui.messages import (
 from tui.nudge import format_number
 from tui.saved_run import SavedRun, newest_saved_run
 from tui.smoothing import SMOOTHING_WEIGHT, debiased_ema
+from tui.widgets.eval_report import EvalReportView
 from tui.widgets.event_log import EventLog
 from tui.widgets.hparam_line import HparamLine
 from tui.widgets.metric_plot import MetricPlot, PlotData, Series
@@ -61,6 +63,11 @@ class TrainPane(Vertical, can_focus=True):
              help="Plots: smoothing of the train loss (debiased EMA) on/off"),
         bind("train.log_scale", "toggle_log_scale", "Log", show=False,
              help="Plots: logarithmic loss and lr axes on/off"),
+        bind("train.evaluate", "app.evaluate('val')", "Eval",
+             help="Evaluate the model (the training one, else the loaded or newest run) on "
+                  "the whole val split: loss, perplexity, bits/char, top-1/5, macro-F1"),
+        bind("train.evaluate_test", "app.evaluate('test')", "Eval test", show=False,
+             help="The same evaluation on the test split"),
     ]
 
     def __init__(self, **kwargs: Any) -> None:
@@ -82,6 +89,7 @@ class TrainPane(Vertical, can_focus=True):
             with Vertical(id="plots-side"):
                 yield MetricPlot("val top-1 accuracy", id="plot-acc")
                 yield MetricPlot("learning rate", id="plot-lr")
+        yield EvalReportView(id="eval-report")
         yield EventLog(id="event-log")
 
     def on_mount(self) -> None:
@@ -177,6 +185,17 @@ class TrainPane(Vertical, can_focus=True):
                      f"top-1 {e.top1:.1%}, top-5 {e.top5:.1%}")
         self._changed()
 
+    def evaluating(self, split: str) -> None:
+        """An Evaluate was sent: say so at once (the answer may take a while)."""
+        self.query_one(EvalReportView).evaluating(split)
+        self.event_log.add(f"evaluating the {split} split …")
+
+    def on_evaluation_reported(self, message: EvaluationReported) -> None:
+        e = message.event
+        self.query_one(EvalReportView).show_report(e)
+        figures = ", ".join(f"{name} {value}" for name, value, _ in e.rows)
+        self.event_log.add(f"evaluated {e.scope}: {figures}")
+
     def on_checkpoint_reported(self, message: CheckpointReported) -> None:
         e = message.event
         best = " (best so far)" if e.best else ""
@@ -225,6 +244,8 @@ class TrainPane(Vertical, can_focus=True):
 
     def on_engine_failed(self, message: EngineFailed) -> None:
         self.event_log.add(message.event.message, "error")
+        if message.event.command == "Evaluate":
+            self.query_one(EvalReportView).failed()
 
     # ------------------------------------------------------------------ plots
 
