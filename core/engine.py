@@ -180,7 +180,7 @@ class Engine:
     def _loop(self) -> str:
         t = self.trainer
         if t.step == 0 and t.eval_due():
-            self.emit(t.evaluate())
+            self._evaluate_periodic()
         while not t.done:
             self._drain_commands()
             if self._stop_requested:
@@ -191,12 +191,19 @@ class Engine:
             if t.prune_due():
                 self.emit(t.prune_step())
             if t.eval_due():
-                self.emit(t.evaluate())
-                if (warning := t.collapse_warning()) is not None:
-                    self.emit(warning)
+                self._evaluate_periodic()
             if t.checkpoint_due():
                 self.emit(t.save_checkpoint())
         return self._finish("finished", checkpoint=True)
+
+    def _evaluate_periodic(self) -> None:
+        """The periodic evaluation: its figures, a warning if the run has collapsed (not
+        before the first step), then a short sample of the model's text."""
+        t = self.trainer
+        self.emit(t.evaluate())
+        if t.step > 0 and (warning := t.collapse_warning()) is not None:
+            self.emit(warning)
+        self.emit(t.eval_sample())
 
     def _drain_commands(self) -> None:
         """Apply every waiting command; while paused, wait here for the next one. (A command

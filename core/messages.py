@@ -7,6 +7,7 @@ dataclasses, so the same API works in-process and across a spawned worker proces
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -207,6 +208,32 @@ class EvalMetrics(Event):
     perplexity: float
     top1: float
     top5: float
+
+
+@dataclass
+class EvalSample(Event):
+    """Text the model wrote at an evaluation: a continuation of the val split's first tokens
+    (the session's [generate] settings, a few tokens), so a user sees what the loss means."""
+
+    step: int
+    prompt: str
+    text: str
+
+    def line(self) -> str:
+        """Prompt and continuation on one line, safe to print: line breaks as ↵, tabs as →,
+        every other control character as "�" (the text comes from a corpus file)."""
+        return f"{one_line(self.prompt)}│{one_line(self.text)}"
+
+
+def one_line(text: str) -> str:
+    """`text` with no control characters: ↵ for a line break, → for a tab, � for the rest
+    (and for the bidirectional overrides that would reorder what follows on the line)."""
+    return "".join(_SHOWN.get(c, "\ufffd" if unicodedata.category(c) == "Cc" or c in _BIDI
+                              else c) for c in text)
+
+
+_SHOWN = {"\n": "↵", "\r": "", "\t": "→"}
+_BIDI = set("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
 
 @dataclass

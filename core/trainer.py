@@ -13,6 +13,7 @@ N straight steps and N/2 + resume + N/2 end at the same loss.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Callable
@@ -35,6 +36,7 @@ from core.device import Placement, fit_threads, mfu, observe_flops, peak_flops, 
 from core.errors import LlmlabError
 from core.estimate import describe_model, param_count
 from core.evaluate import evaluate
+from core.generate import Sampling, generate_text
 from core.models import build_model
 from core.optim import build_optimizer, lr_at, set_lr, set_weight_decay
 from core.prune import attach_masks, cubic_sparsity, is_masked, sparsity_report, update_masks
@@ -46,6 +48,8 @@ Emit = Callable[[msg.Event], None]
 
 
 THREADS_EVERY = 10.0  # seconds between fittings of torch's threads to the free cores
+SAMPLE_PROMPT_TOKENS = 8  # the eval sample continues this many tokens of the val split
+SAMPLE_TOKENS = 32  # and writes at most this many
 
 
 class NonFiniteError(LlmlabError):
@@ -291,6 +295,22 @@ class Trainer:
         self.writer.log({"type": "warning", "step": self.step, "message": text,
                          "time": time.time()})
         return msg.Warning(text)
+
+    def eval_sample(self) -> msg.EvalSample:
+        """A few tokens the model writes after the val split's first ones, with the session's
+        [generate] settings. Cheap (SAMPLE_TOKENS tokens), and it draws from the sampler's own
+        seeded generator: the training RNG, and so an exact resume, are untouched."""
+        g = self.session.generate
+        sampling = dataclasses.replace(Sampling.from_config(g),
+                                       max_tokens=min(g.max_tokens, SAMPLE_TOKENS))
+        split = "val" if len(self.dataset.split_tokens("val")) else "train"
+        ids = self.dataset.split_tokens(split)[:SAMPLE_PROMPT_TOKENS].tolist()
+        prompt = self.dataset.tokenizer.decode(ids)
+        text = "".join(generate_text(self.model, self.dataset.tokenizer, prompt, sampling,
+                                     device=self.placement.device))
+        self.writer.log({"type": "sample", "step": self.step, "prompt": prompt, "text": text,
+                         "time": time.time()})
+        return msg.EvalSample(self.step, prompt, text)
 
     def report(self, split: str = "val", iters: int | None = None) -> EvalReport:
         """The full evaluation report of the model as it is now (core.report): the whole

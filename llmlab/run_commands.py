@@ -148,6 +148,9 @@ class _TrainView:
             self.progress.console.print(
                 f"step {event.step}: {event.split} loss {event.loss:.4f}, "
                 f"ppl {event.perplexity:.2f}, top-1 {event.top1:.1%}, top-5 {event.top5:.1%}")
+        elif isinstance(event, msg.EvalSample) and self.task is not None:
+            self.progress.console.print(f"step {event.step} sample: {event.line()}",
+                                        markup=False, highlight=False)
         elif isinstance(event, msg.Error):
             self.error = event.message
             self.error_is_internal = event.message.startswith("internal error")

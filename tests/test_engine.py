@@ -454,3 +454,34 @@ def test_resume_after_a_crash_repairs_metrics_and_finishes(tmp_path):
     assert not stray.exists()
     assert latest_checkpoint(ckpt_root).step == 20
     assert read_run_info(run_dir)["status"] == "finished"
+
+
+def test_each_eval_emits_and_records_a_short_sample_of_the_models_text(tmp_path):
+    s = tiny_session(tmp_path, max_steps=8, eval_interval=4)
+    s.generate.temperature, s.generate.max_tokens = 0.0, 500  # greedy; capped to a few
+    engine, final, events = run(s)
+    assert final == "finished"
+    samples = of(events, msg.EvalSample)
+    assert [e.step for e in samples] == [0, 4, 8]  # one per evaluation
+    evals = [i for i, e in enumerate(events) if isinstance(e, msg.EvalMetrics)]
+    assert [events[i + 1] for i in evals] == samples  # each right after its figures
+    val = engine.trainer.dataset.split_tokens("val")[:8].tolist()
+    prompt = engine.trainer.dataset.tokenizer.decode(val)
+    for sample in samples:
+        assert sample.prompt == prompt and 0 < len(sample.text) <= 32  # char tokens
+    records = [r for r in read_metrics(run_dir_of(events)) if r["type"] == "sample"]
+    assert [(r["step"], r["prompt"], r["text"]) for r in records] == \
+        [(e.step, e.prompt, e.text) for e in samples]
+
+
+def test_eval_samples_leave_an_exact_resume_exact(tmp_path):
+    """Sampling at evaluations draws from its own generator: with and without evaluations,
+    the training's losses are the same."""
+    with_evals = run(tiny_session(tmp_path / "a", max_steps=8, eval_interval=2))[2]
+    without = run(tiny_session(tmp_path / "b", max_steps=8, eval_interval=0))[2]
+    s = tiny_session(tmp_path / "c", max_steps=8, eval_interval=2)
+    s.generate.temperature = 1.0  # sampling, not greedy
+    sampled = run(s)[2]
+    losses = [[e.loss for e in of(events, msg.StepMetrics)]
+              for events in (with_evals, without, sampled)]
+    assert losses[0] == losses[1] == losses[2]

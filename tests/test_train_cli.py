@@ -72,6 +72,14 @@ def test_train_runs_to_the_end_and_runs_lists_it(trained):
     assert info["status"] == "finished" and info["step"] == 60
     steps = [r["step"] for r in read_metrics(run_dir) if r.get("type") == "train"]
     assert steps == [1, 10, 20, 30, 40, 50, 60]
+    # Each evaluation writes a sample of the model's text, and headless output shows it.
+    samples = [r for r in read_metrics(run_dir) if r.get("type") == "sample"]
+    assert [r["step"] for r in samples] == [0, 20, 40, 60]
+    shown = [line for line in (result.stdout + result.stderr).splitlines() if " sample: " in line]
+    assert [line.split(" sample: ")[0] for line in shown] == [
+        "step 0", "step 20", "step 40", "step 60"]
+    assert all("\n" not in r["text"] or "↵" in line for r, line in zip(samples, shown,
+                                                                        strict=True))
 
     listing = llmlab(folder, "runs")
     assert listing.returncode == 0, listing.stderr
