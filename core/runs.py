@@ -114,17 +114,18 @@ class RunWriter:
             atomic_write_text(self.run_dir / TOKENIZER_FILE, text)
 
     def update_info(self, **fields: Any) -> None:
-        """Merge `fields` into run.json and rewrite it atomically. A run marked running also
-        gets this process's pid and host: if that process dies without a word (a dropped
-        SSH connection), readers can tell the run is lost (`run_status`)."""
+        """Merge `fields` into run.json and rewrite it atomically. The file is read again
+        first: a user may have named the run or written notes (`set_run_label`) meanwhile.
+        A run marked running also gets this process's pid and host: if that process dies
+        without a word (a dropped SSH connection), readers can tell the run is lost
+        (`run_status`)."""
         if not self.enabled:
             return
         if fields.get("status") == "running":
             fields.update(pid=os.getpid(), host=socket.gethostname(),
                           pid_start=_process_start(os.getpid()))
-        if self._info is None:
-            self._info = read_run_info(self.run_dir)
-        self._info.update(fields)
+        on_disk = read_run_info(self.run_dir)  # ({} if missing or damaged: keep ours)
+        self._info = {**(on_disk or self._info or {}), **fields}
         atomic_write_text(self.run_dir / INFO_FILE,
                           json.dumps(self._info, indent=2, default=jsonable) + "\n")
 
@@ -292,6 +293,59 @@ def restart_session(run_dir: Path) -> Session:
     return session
 
 
+def set_run_label(run_dir: Path, name: str | None = None, notes: str | None = None
+                  ) -> dict[str, Any]:
+    """Give a run a name and/or notes (None leaves one as it is; "" clears it), kept in its
+    run.json, rewritten atomically (a running training's writer reads them back before each
+    of its own updates). Returns the new run.json."""
+    run_dir = Path(run_dir)
+    if not is_run_dir(run_dir):
+        raise LlmlabError(f"{run_dir}: not a run folder (no run.json nor session.toml)")
+    info = read_run_info(run_dir)
+    for key, value in (("name", name), ("notes", notes)):
+        if value is None:
+            continue
+        value = " ".join(value.split()) if key == "name" else value.strip()
+        if value:
+            info[key] = value
+        else:
+            info.pop(key, None)
+    atomic_write_text(run_dir / INFO_FILE, json.dumps(info, indent=2, default=jsonable) + "\n")
+    return info
+
+
+def hparam_diff(run_dirs: list[Path]) -> list[tuple[str, list[Any]]]:
+    """The session fields whose values differ between the runs (their frozen sessions, every
+    default filled in, so a field one file leaves out is not a difference): (dotted field,
+    one value per run), in the session's order. A run whose session cannot be read has None
+    for every field."""
+    tables = [_flat_session(Path(d)) for d in run_dirs]
+    diff = []
+    for key in dict.fromkeys(key for table in tables for key in table):
+        values = [table.get(key) for table in tables]
+        if len({json.dumps(v, sort_keys=True, default=str) for v in values}) > 1:
+            diff.append((key, values))
+    return diff
+
+
+def _flat_session(run_dir: Path) -> dict[str, Any]:
+    try:
+        table = load_run_session(run_dir).to_dict()
+    except LlmlabError:
+        table = _frozen_session_table(run_dir)
+    return _flatten(table)
+
+
+def _flatten(table: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in table.items():
+        if isinstance(value, dict):
+            out.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
 def load_run_session(run_dir: Path) -> Session:
     """The session a run was started with (its frozen copy), relative paths from the run."""
     session = load_session(Path(run_dir) / SESSION_FILE)
@@ -323,6 +377,8 @@ class RunSummary:
     best_val_loss: float | None
     tokens_per_s: float | None
     status: str
+    name: str = ""  # the user's name for the run (run.json), "" if none
+    notes: str = ""  # the user's notes on the run (run.json)
 
 
 def summarize_run(run_dir: Path) -> RunSummary:
@@ -346,6 +402,8 @@ def summarize_run(run_dir: Path) -> RunSummary:
         best_val_loss=float(best) if _is_number(best) else None,
         tokens_per_s=statistics.median(speeds) if speeds else None,
         status=run_status(run_dir, info),
+        name=str(info.get("name") or ""),
+        notes=str(info.get("notes") or ""),
     )
 
 

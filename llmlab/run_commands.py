@@ -233,6 +233,15 @@ def _check_sampling(s) -> None:
         raise LlmlabError("; ".join(problems))
 
 
+def _label(run: RunSummary) -> str:
+    """The run's name and the first line of its notes (a user's words: shown without control
+    characters), "" if it has neither."""
+    from core.messages import one_line
+
+    note = run.notes.splitlines()[0] if run.notes else ""
+    return one_line(" - ".join(x for x in (run.name, note) if x))
+
+
 def cmd_runs(args: argparse.Namespace, load_session: LoadSession) -> int:
     """The runs, newest first, in a table as wide as the terminal allows (the start date
     goes first: the run id has it). The run id is what the other verbs take: it is never
@@ -252,11 +261,13 @@ def cmd_runs(args: argparse.Namespace, load_session: LoadSession) -> int:
             console.print(table)
             break
     else:
-        for name, cells in rows:
+        for name, cells, label in rows:
             console.print(Text(name, style="bold"), soft_wrap=True)
             details = [f"{c} {v}" if c in NAMED else v
                        for c, v in zip(RUN_COLUMNS[1:], cells[1:], strict=True)]
             console.print(Text("  " + "  ".join(details)))
+            if label:
+                console.print(Text("  " + label), soft_wrap=True)
     if args.csv:
         from core.runs import export_csv
 
@@ -269,16 +280,16 @@ RUN_COLUMNS = ("created", "model", "params", "steps", "best val", "tok/s", "stat
 NAMED = ("params", "steps", "best val", "tok/s")  # two lines a run: these say what they are
 
 
-def _run_row(r: RunSummary) -> tuple[str, list[str]]:
+def _run_row(r: RunSummary) -> tuple[str, list[str], str]:
     """(the run id as the other verbs take it, from the folders; its cells in RUN_COLUMNS'
-    order)."""
+    order; its name and notes, `_label`)."""
     return f"{r.path.parent.name}/{r.run_id}", [
         r.created.replace("T", " "), r.arch, f"{r.params:,}", f"{r.steps}/{r.max_steps}",
         "-" if r.best_val_loss is None else f"{r.best_val_loss:.4f}",
-        "-" if r.tokens_per_s is None else f"{r.tokens_per_s:,.0f}", r.status]
+        "-" if r.tokens_per_s is None else f"{r.tokens_per_s:,.0f}", r.status], _label(r)
 
 
-def _runs_table(rows: list[tuple[str, list[str]]], with_date: bool) -> Table:
+def _runs_table(rows: list[tuple[str, list[str], str]], with_date: bool) -> Table:
     from rich import box
 
     table = Table(box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False)
@@ -287,6 +298,9 @@ def _runs_table(rows: list[tuple[str, list[str]]], with_date: bool) -> Table:
     for column in RUN_COLUMNS[first:]:
         table.add_column(column, no_wrap=True, justify="left" if column in (
             "created", "model", "status") else "right")
-    for name, cells in rows:
-        table.add_row(Text(name), *(Text(c) for c in cells[first:]))
+    for name, cells, label in rows:
+        # The name and notes under the id, never wider than it: the id sets the column.
+        shown = label if len(label) <= len(name) else label[:len(name) - 1] + "…"
+        table.add_row(Text(name + (f"\n{shown}" if label else "")),
+                      *(Text(c) for c in cells[first:]))
     return table
