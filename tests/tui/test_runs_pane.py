@@ -20,6 +20,7 @@ from tui.app import LlmlabApp
 from tui.panes.runs import RUN_COLORS, SMOOTHING_WEIGHT, RunsPane
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.path_picker import PathPickerScreen
+from tui.screens.run_label import RunLabelScreen
 from tui.smoothing import debiased_ema
 from tui.widgets.runs_table import RunsTable
 
@@ -235,7 +236,10 @@ def test_palette_reaches_the_runs_commands(tmp_path: Path) -> None:
             titles = [c.title for c in pane.palette_commands()]
             assert titles == ["Runs: overlay/select", "Runs: open for pruning and generation",
                               "Runs: resume training", "Runs: export CSV", "Runs: refresh",
-                              "Runs: toggle smoothing", "Runs: toggle log scale"]
+                              "Runs: toggle smoothing", "Runs: toggle log scale",
+                              "Runs: x-axis by step / tokens / wall time",
+                              "Runs: plot loss / gradient norm", "Runs: name and notes",
+                              "Runs: hyperparameter diff"]
 
     run(scenario())
 
@@ -447,5 +451,101 @@ def test_a_run_lost_before_its_first_checkpoint_says_so_and_starts_again(
             started = fake_engines[-1].session
             assert started.name == "tiny" and started.model.n_embd == 32  # its frozen session
             assert started.resolve(started.train.runs_dir) == (tmp_path / "runs").absolute()
+
+
+# --------------------------------------------------------------------------- W&B-like
+
+
+def test_legend_x_axis_and_grad_norm_of_the_overlay(real_runs) -> None:
+    base, (tiny, other) = real_runs
+
+    async def scenario() -> None:
+        app = LlmlabApp(small_session(base), None)
+        async with app.run_test(size=SIZE) as pilot:
+            pane = await show_runs(pilot, app)
+            await pilot.press("enter", "down", "enter")
+            await wait_for(pilot, lambda: len(pane.plot_data().series) == 4, 20, "the curves")
+            # The legend: which colour is which run, on screen.
+            assert pane.legend() == [(f"tiny/{tiny.name}", RUN_COLORS[0]),
+                                     (f"other/{other.name}", RUN_COLORS[1])]
+            for shown in (f"● tiny/{tiny.name}  ● other/{other.name}",
+                          "loss: train (line), val (dots) by step"):
+                await wait_for(pilot, lambda s=shown: s in screen_text(app), 5, shown)
+
+            train = [r for r in read_metrics(tiny) if r["type"] == "train"]
+            evals = [r for r in read_metrics(tiny) if r["type"] == "eval"]
+            await pilot.press("a")  # smoothing off: the raw values
+            for key, field, title in (("b", "tokens", "by tokens"),
+                                      ("b", "elapsed", "by wall time (s)")):
+                await pilot.press(key)
+                series = {s.label: s for s in pane.plot_data().series}
+                assert series[f"tiny/{tiny.name} train"].steps == [r[field] for r in train]
+                assert series[f"tiny/{tiny.name} val"].steps == [r[field] for r in evals]
+                await wait_for(pilot, lambda t=title: t in screen_text(app), 5, title)
+            # tokens = step x batch x context here (the records say so too)
+            assert [r["tokens"] for r in train] == [r["step"] * 8 * 32 for r in train]
+            await pilot.press("b")
+            assert pane.x_axis == "step"
+
+            await pilot.press("y")  # the gradient norm, per run
+            series = {s.label: s for s in pane.plot_data().series}
+            assert set(series) == {f"tiny/{tiny.name} grad norm",
+                                   f"other/{other.name} grad norm"}
+            assert series[f"tiny/{tiny.name} grad norm"].values == pytest.approx(
+                [r["grad_norm"] for r in train])
+            await wait_for(pilot, lambda: "gradient norm by step" in screen_text(app), 5,
+                           "the grad norm plot")
+
+    run(scenario())
+
+
+def test_name_notes_and_hyperparameter_diff(real_runs, tmp_path: Path) -> None:
+    base, _ = real_runs
+    copy = tmp_path / "copy"  # (the runs are renamed: a copy, the module's stay as they are)
+    shutil.copytree(base / "runs", copy / "runs")
+    tiny, other = (next((copy / "runs" / s).iterdir()) for s in ("tiny", "other"))
+
+    async def scenario() -> None:
+        app = LlmlabApp(small_session(copy), None)
+        async with app.run_test(size=SIZE) as pilot:
+            pane = await show_runs(pilot, app)
+            await pilot.press("h")  # the diff, with fewer than two runs overlaid: how to
+            await wait_for(pilot, lambda: "overlay two runs or more" in screen_text(app), 5,
+                           "the hint")
+            await pilot.press("enter", "down", "enter")
+            await wait_for(pilot, lambda: len(pane.plot_data().series) == 4, 20, "the curves")
+            diff = dict(pane.diff_rows())
+            assert diff["name"] == ["tiny", "other"] and diff["optim.lr"] == [1e-3, 3e-3]
+            assert "model.n_embd" not in diff  # only what differs
+            await wait_for(pilot, lambda: "optim.lr" in screen_text(app), 5, "the diff")
+            lr_line = next(line for line in screen_text(app).splitlines() if "optim.lr" in line)
+            assert "0.001" in lr_line and "0.003" in lr_line
+            await pilot.press("h")
+            await wait_for(pilot, lambda: "optim.lr" not in screen_text(app), 5, "diff off")
+
+            # Name and notes of the run under the cursor (other): n, type, enter.
+            await pilot.press("n")
+            await wait_for(pilot, lambda: isinstance(app.screen, RunLabelScreen), 5, "dialog")
+            await paste(pilot, "high lr")
+            await pilot.press("down")
+            await paste(pilot, "3x the lr of tiny")
+            await pilot.press("enter")
+            await wait_for(pilot, lambda: read_run_info(other).get("notes"), 10, "run.json")
+            assert read_run_info(other)["name"] == "high lr"
+            assert read_run_info(other)["status"] == "finished"  # the rest kept
+            await wait_for(pilot, lambda: any(r.name == "high lr" for r in pane.runs), 20,
+                           "the runs read again")
+            await wait_for(pilot, lambda: [r[1] for r in table_rows(app)] == [
+                f"tiny/{tiny.name}", "high lr"], 5, "the name in the table")
+            for shown in (f"● tiny/{tiny.name}  ● high lr",  # the legend
+                          "notes 3x the lr of tiny"):  # the cursor run's notes
+                await wait_for(pilot, lambda s=shown: s in screen_text(app), 5, shown)
+            assert pane.legend()[1] == ("high lr", RUN_COLORS[1])
+
+            await pilot.press("n")  # esc leaves them as they were
+            await wait_for(pilot, lambda: isinstance(app.screen, RunLabelScreen), 5, "dialog")
+            await pilot.press("ctrl+a", "ctrl+k", "escape")
+            await wait_for(pilot, lambda: not isinstance(app.screen, RunLabelScreen), 5, "closed")
+            assert read_run_info(other)["name"] == "high lr"
 
     run(scenario())

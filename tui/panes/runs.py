@@ -8,26 +8,34 @@ on the refresh key and when a training run ends; a run's curves are read once an
 only when its metrics file changed.
 
 The plot shows, per run and in the run's colour, the train loss (a line; TensorBoard's
-debiased EMA of it with smoothing on, as in the Train pane) and the validation loss (dots).
-With no run overlaid it shows the run under the cursor, so the pane never opens on an empty
-plot.
+debiased EMA of it with smoothing on, as in the Train pane) and the validation loss (dots), or
+the gradient norm; against the step, the tokens seen or the wall time (a key cycles each). A
+legend above it names each run in its colour. With no run overlaid it shows the run under the
+cursor, so the pane never opens on an empty plot.
+
+Runs can be named and annotated (kept in their run.json by `core.runs.set_run_label`); a
+panel lists the session fields that differ between the runs overlaid (`core.runs.hparam_diff`)
+and the notes of the run under the cursor.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
 from textual import work
 from textual.app import ComposeResult
+from textual.color import Color, ColorParseError
 from textual.containers import Vertical
 from textual.content import Content
 from textual.widgets import Static
 from textual.worker import Worker, WorkerState, get_current_worker
 
+from core.errors import LlmlabError
+from core.messages import one_line
 from core.runs import (
     LOST,
     LOST_NO_CHECKPOINT,
@@ -35,8 +43,11 @@ from core.runs import (
     RunSummary,
     export_csv,
     has_checkpoint,
+    hparam_diff,
     list_runs,
+    load_run_session,
     read_metrics,
+    set_run_label,
 )
 from core.session import Session
 from tui.commands import PaletteCommand
@@ -49,8 +60,10 @@ from tui.messages import (
     ModelReady,
     ResumeRunRequest,
 )
+from tui.nudge import format_number
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.path_picker import PathPickerScreen
+from tui.screens.run_label import RunLabelScreen
 from tui.smoothing import SMOOTHING_WEIGHT, debiased_ema
 from tui.text import middle_ellipsis
 from tui.widgets.metric_plot import MetricPlot, PlotData, Series
@@ -62,15 +75,44 @@ VAL_MARKER = "·"  # the val loss: a dotted line (the train loss is braille)
 ENDED = ("finished", "stopped", "failed")
 
 
+AXES = ("step", "tokens", "time")  # what the x-axis can be, in the order a key cycles them
+AXIS_NAMES = {"step": "step", "tokens": "tokens", "time": "wall time (s)"}
+METRICS = ("loss", "grad_norm")  # what the plot can show, in the order a key cycles them
+METRIC_TITLES = {"loss": "loss: train (line), val (dots)", "grad_norm": "gradient norm"}
+DIFF_ROWS = 4  # fields of the hyperparameter diff shown (then "and N more")
+
+
+@dataclass
+class Points:
+    """One metric of a run: each value with where it lies on every x-axis (None where the run
+    did not record it: the point is left off that axis)."""
+
+    step: list[float] = field(default_factory=list)
+    tokens: list[float | None] = field(default_factory=list)
+    time: list[float | None] = field(default_factory=list)
+    values: list[float] = field(default_factory=list)
+
+    def add(self, x: tuple[float, float | None, float | None], value: float) -> None:
+        self.step.append(x[0])
+        self.tokens.append(x[1])
+        self.time.append(x[2])
+        self.values.append(value)
+
+    def on(self, axis: str) -> tuple[list[float], list[float]]:
+        """(xs, values) against `axis`."""
+        pairs = [(x, v) for x, v in zip(getattr(self, axis), self.values, strict=True)
+                 if x is not None]
+        return [float(x) for x, _ in pairs], [v for _, v in pairs]
+
+
 @dataclass
 class RunCurves:
-    """A run's loss curves, and the metrics file's (mtime, size) they were read at."""
+    """A run's curves, and the metrics file's (mtime, size) they were read at."""
 
     stamp: tuple[int, int]
-    train_steps: list[float]
-    train_loss: list[float]
-    val_steps: list[float]
-    val_loss: list[float]
+    train_loss: Points = field(default_factory=Points)
+    val_loss: Points = field(default_factory=Points)
+    grad_norm: Points = field(default_factory=Points)
 
 
 def metrics_stamp(run_dir: Path) -> tuple[int, int]:
@@ -82,24 +124,60 @@ def metrics_stamp(run_dir: Path) -> tuple[int, int]:
 
 
 def read_curves(run_dir: Path) -> RunCurves:
-    """The train loss ("train" records) and validation loss ("eval" records of the val split,
-    `val_loss`) of a run, by step."""
-    stamp = metrics_stamp(run_dir)
-    curves = RunCurves(stamp, [], [], [], [])
-    for record in read_metrics(run_dir):
+    """The train loss and gradient norm ("train" records) and validation loss ("eval" records
+    of the val split, `val_loss`) of a run, each point placed by step, tokens seen (the
+    record's `tokens`, else step x batch x context x grad_accum of the frozen session) and
+    seconds of training (the record's `elapsed`, else its `time` since the first record)."""
+    curves = RunCurves(metrics_stamp(run_dir))
+    records = read_metrics(run_dir)
+    per_step = _tokens_per_step(run_dir)
+    t0 = next((r["time"] for r in records if _number(r.get("time"))), None)
+    for record in records:
         step = record.get("step")
         if not _number(step):
             continue
+        x = (float(step), _tokens(record, step, per_step), _seconds(record, t0))
         kind = record.get("type")
         if kind == "train" and _number(record.get("loss")):
-            curves.train_steps.append(float(step))
-            curves.train_loss.append(float(record["loss"]))
+            curves.train_loss.add(x, float(record["loss"]))
+            if _number(record.get("grad_norm")):
+                curves.grad_norm.add(x, float(record["grad_norm"]))
         elif kind == "eval" and record.get("split", "val") == "val":
             loss = record.get("val_loss", record.get("loss"))
             if _number(loss):
-                curves.val_steps.append(float(step))
-                curves.val_loss.append(float(loss))
+                curves.val_loss.add(x, float(loss))
     return curves
+
+
+def _tokens_per_step(run_dir: Path) -> int | None:
+    try:
+        s = load_run_session(run_dir)
+    except (LlmlabError, OSError):
+        return None
+    return s.train.batch_size * s.train.grad_accum * s.model.context
+
+
+def _tokens(record: dict[str, Any], step: float, per_step: int | None) -> float | None:
+    if _number(record.get("tokens")):
+        return float(record["tokens"])
+    return float(step) * per_step if per_step else None
+
+
+def _seconds(record: dict[str, Any], t0: float | None) -> float | None:
+    if _number(record.get("elapsed")):
+        return float(record["elapsed"])
+    if t0 is not None and _number(record.get("time")):
+        return float(record["time"]) - t0
+    return None
+
+
+def _shown(value: Any) -> str:
+    """A session value in a few characters: numbers as the form shows them."""
+    if isinstance(value, float):
+        return format_number(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_shown(v) for v in value) + "]"
+    return one_line(str(value))
 
 
 def _number(value: Any) -> bool:
@@ -124,6 +202,14 @@ class RunsPane(Vertical, can_focus=True):
              help="Plot: smoothing of the train loss (debiased EMA) on/off"),
         bind("runs.log_scale", "toggle_log_scale", "Log", show=False,
              help="Plot: logarithmic loss axis on/off"),
+        bind("runs.x_axis", "cycle_x_axis", "X-axis", show=False,
+             help="Plot: x-axis by step, tokens seen or wall time"),
+        bind("runs.metric", "cycle_metric", "Metric", show=False,
+             help="Plot: the loss (train and val) or the gradient norm"),
+        bind("runs.label", "label_run", "Name", show=False,
+             help="Name the run under the cursor and write notes on it (kept in run.json)"),
+        bind("runs.diff", "toggle_diff", "Diff", show=False,
+             help="The session fields that differ between the runs overlaid, on/off"),
     ]
     # Engine messages this pane wants (the app subscribes it to them on mount).
     ENGINE_EVENTS: ClassVar[tuple[type[EngineMessage], ...]] = (EngineStatus, ModelReady,
@@ -138,6 +224,9 @@ class RunsPane(Vertical, can_focus=True):
         self.curves: dict[str, RunCurves] = {}
         self.smoothing = True
         self.log_scale = False
+        self.x_axis = AXES[0]
+        self.metric = METRICS[0]
+        self.show_diff = False
         self.scans = 0  # runs folder reads shown so far (tests wait on it)
         self.scanned = False
         self.opening: str | None = None  # a run this pane asked the app to load
@@ -149,7 +238,9 @@ class RunsPane(Vertical, can_focus=True):
         yield RunsTable(id="runs-table")
         yield Static("", id="runs-empty")
         yield Static("", id="runs-status")
-        yield MetricPlot("loss: train (line), val (dots)", id="runs-plot")
+        yield Static("", id="runs-details")
+        yield Static("", id="runs-legend")
+        yield MetricPlot(METRIC_TITLES["loss"], id="runs-plot")
 
     def on_mount(self) -> None:
         self.app.theme_changed_signal.subscribe(self, self._theme_changed)
@@ -265,6 +356,7 @@ class RunsPane(Vertical, can_focus=True):
         self._show_rows()
         self._show_empty()
         self._show_status()
+        self._show_details()
         self.redraw()
         if had_focus and self.runs:
             self.table.focus()
@@ -282,6 +374,7 @@ class RunsPane(Vertical, can_focus=True):
         empty.display = none
         self.table.display = not none
         self.plot.display = not none
+        self.query_one("#runs-legend").display = not none
         if none and self.session is not None:
             empty.update(f"No runs yet in {self.session.train.runs_dir}. Press "
                          f"{self._key('train.start')} to train the session "
@@ -341,6 +434,7 @@ class RunsPane(Vertical, can_focus=True):
             self._read_curves(path)
         self._show_rows()
         self._show_status()
+        self._show_details()
         self.redraw()
 
     def action_open_run(self) -> None:
@@ -380,6 +474,40 @@ class RunsPane(Vertical, can_focus=True):
         self.log_scale = not self.log_scale
         self._show_status()
         self.redraw()
+
+    def action_cycle_x_axis(self) -> None:
+        """The next x-axis (the plot's title names it)."""
+        self.x_axis = AXES[(AXES.index(self.x_axis) + 1) % len(AXES)]
+        self.redraw()
+
+    def action_cycle_metric(self) -> None:
+        """The next metric (the plot's title names it)."""
+        self.metric = METRICS[(METRICS.index(self.metric) + 1) % len(METRICS)]
+        self.redraw()
+
+    def action_toggle_diff(self) -> None:
+        self.show_diff = not self.show_diff
+        self._show_details()
+
+    def action_label_run(self) -> None:
+        run = self._cursor_run()
+        if run is None:
+            return
+        path = run.path
+
+        def chosen(result: tuple[str, str] | None) -> None:
+            if result is None:
+                return
+            try:
+                set_run_label(path, name=result[0], notes=result[1])
+            except (LlmlabError, OSError) as e:
+                reason = e.strerror or str(e) if isinstance(e, OSError) else str(e)
+                self.notify(f"{path}: could not keep the name ({reason})", severity="error")
+                return
+            self.refresh_runs()
+
+        self.app.push_screen(RunLabelScreen(self._label(str(path)), run.name, run.notes),
+                             chosen)
 
     def export_paths(self) -> list[str]:
         """The runs to export: those overlaid (in the table's order), else the cursor's."""
@@ -433,6 +561,7 @@ class RunsPane(Vertical, can_focus=True):
         run = self.table.cursor_run()
         self.preview = str(run.path) if run is not None else None
         self._show_status()
+        self._show_details()
         if self.preview is None or self.selected:
             return
         if self.preview in self.curves:
@@ -448,24 +577,102 @@ class RunsPane(Vertical, can_focus=True):
 
     def plot_data(self) -> PlotData:
         """What the plot shows now (the data a test can read back): per run overlaid (or the
-        cursor's, when none is), its train loss (smoothed or not) and its val loss, in the
-        run's colour."""
+        cursor's, when none is), in the run's colour, its train loss (smoothed or not) and val
+        loss, or its gradient norm, against the chosen x-axis."""
         series: list[Series] = []
         for path, color in self.plotted().items():
             curves = self.curves.get(path)
             if curves is None:
                 continue
             name = self._label(path)
-            losses = curves.train_loss
-            if self.smoothing and len(losses) > 1:
-                losses = debiased_ema(losses, SMOOTHING_WEIGHT)
-            series.append(Series(f"{name} train", list(curves.train_steps), list(losses), color))
-            series.append(Series(f"{name} val", list(curves.val_steps), list(curves.val_loss),
-                                 color, marker=VAL_MARKER))
-        return PlotData(series, log_y=self.log_scale)
+            if self.metric == "loss":
+                series.append(Series(f"{name} train",
+                                     *self._smoothed(curves.train_loss.on(self.x_axis)), color))
+                series.append(Series(f"{name} val", *curves.val_loss.on(self.x_axis), color,
+                                     marker=VAL_MARKER))
+            else:
+                series.append(Series(f"{name} grad norm",
+                                     *self._smoothed(curves.grad_norm.on(self.x_axis)), color))
+        title = f"{METRIC_TITLES[self.metric]} by {AXIS_NAMES[self.x_axis]}"
+        return PlotData(series, log_y=self.log_scale, title=title)
+
+    def _smoothed(self, curve: tuple[list[float], list[float]]
+                  ) -> tuple[list[float], list[float]]:
+        xs, values = curve
+        if self.smoothing and len(values) > 1:
+            values = debiased_ema(values, SMOOTHING_WEIGHT)
+        return list(xs), list(values)
+
+    def legend(self) -> list[tuple[str, str]]:
+        """(what names the run, its colour variable) of each run on the plot: the run's name
+        if it has one, else session/run-id."""
+        return [(self._display_name(path), color) for path, color in self.plotted().items()]
 
     def redraw(self) -> None:
         self.plot.show(self.plot_data())
+        self._show_legend()
+
+    def _show_legend(self) -> None:
+        parts: list[tuple[str, str] | str] = []
+        for name, color in self.legend():
+            parts += [("● ", self._color(color)), (one_line(name), "bold"), "  "]
+        if parts and self.metric == "loss":
+            parts.append(("line train, dots val", "$text-muted"))
+        self.query_one("#runs-legend", Static).update(Content.assemble(*parts))
+
+    def _color(self, variable: str) -> str:
+        """A theme colour variable as a style Content takes."""
+        value = self.app.theme_variables.get(variable) or self.app.theme_variables["primary"]
+        try:
+            return Color.parse(value).hex
+        except ColorParseError:
+            return ""
+
+    # ------------------------------------------------------------------ details
+
+    def diff_rows(self) -> list[tuple[str, list[Any]]]:
+        """The session fields that differ between the runs overlaid (in the table's order)."""
+        paths = [Path(r.path) for r in self.runs if str(r.path) in self.selected]
+        return hparam_diff(paths) if len(paths) > 1 else []
+
+    def _show_details(self) -> None:
+        """The panel under the status line: the hyperparameter diff (when asked for) and the
+        notes of the run under the cursor (when it has some); hidden when it has neither."""
+        muted = "$text-muted"
+        lines: list[Content] = []
+        if self.show_diff:
+            lines += self._diff_lines()
+        run = self.table.cursor_run() if self.runs else None
+        if run is not None and run.notes:
+            lines.append(Content.assemble(("notes ", muted), one_line(run.notes)))
+        details = self.query_one("#runs-details", Static)
+        details.display = bool(lines)
+        details.update(Content("\n").join(lines))
+
+    def _diff_lines(self) -> list[Content]:
+        muted = "$text-muted"
+        colors = [self.selected[str(r.path)] for r in self.runs if str(r.path) in self.selected]
+        if len(colors) < 2:
+            return [Content.styled(f"overlay two runs or more ({self._key('runs.select')}) to "
+                                   "see the settings that differ", muted)]
+        rows = self.diff_rows()
+        if not rows:
+            return [Content.styled("the runs overlaid have the same settings", muted)]
+        width = max(len(name) for name, _ in rows[:DIFF_ROWS])
+        lines = []
+        for name, values in rows[:DIFF_ROWS]:
+            parts: list[tuple[str, str] | str] = [(name.ljust(width) + " ", muted)]
+            for value, color in zip(values, colors, strict=True):
+                parts += [(middle_ellipsis(_shown(value), 18), self._color(color)), "  "]
+            lines.append(Content.assemble(*parts))
+        if len(rows) > DIFF_ROWS:
+            lines.append(Content.styled(f"and {len(rows) - DIFF_ROWS} more fields differ",
+                                        muted))
+        return lines
+
+    def _display_name(self, path: str) -> str:
+        run = next((r for r in self.runs if str(r.path) == path), None)
+        return run.name if run is not None and run.name else self._label(path)
 
     # ------------------------------------------------------------------ text
 
@@ -532,6 +739,14 @@ class RunsPane(Vertical, can_focus=True):
               self._in_pane(self.action_toggle_smoothing)),
             c("Runs: toggle log scale", "logarithmic loss axis",
               self._in_pane(self.action_toggle_log_scale)),
+            c("Runs: x-axis by step / tokens / wall time", "cycle the plot's x-axis",
+              self._in_pane(self.action_cycle_x_axis)),
+            c("Runs: plot loss / gradient norm", "cycle what the plot shows",
+              self._in_pane(self.action_cycle_metric)),
+            c("Runs: name and notes", "of the run under the cursor, kept in its run.json",
+              self._in_pane(self.action_label_run)),
+            c("Runs: hyperparameter diff", "the session fields that differ between the runs "
+              "overlaid", self._in_pane(self.action_toggle_diff)),
         ]
 
     def _in_pane(self, action: Callable[[], Any]) -> Callable[[], Any]:

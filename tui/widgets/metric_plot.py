@@ -25,6 +25,7 @@ class PlotData:
     series: list[Series] = field(default_factory=list)
     markers: list[float] = field(default_factory=list)  # steps of vertical lines
     log_y: bool = False
+    title: str = ""  # the plot's title for this data ("" keeps the one it was made with)
 
 
 def nice_ticks(lo: float, hi: float, most: int = 5) -> list[float]:
@@ -105,7 +106,7 @@ class MetricPlot(PlotextPlot):
         plt = self.plt
         plt.clear_data()
         plt.clear_figure()
-        plt.title(self.title)
+        plt.title(self.data.title or self.title)
         width = max(10, self.size.width)
         log_y = self.data.log_y
         drawn = False
