@@ -882,6 +882,8 @@ class LlmlabApp(App[None]):
               train.action_toggle_smoothing),
             c("Plot: toggle log scale", "logarithmic loss and lr axes",
               train.action_toggle_log_scale),
+            c("Plot: learning rate / gradient norm", "what the Train pane's lower side plot "
+              "shows", train.action_toggle_side_plot),
             c("Session: save", "write the session TOML (ctrl+s)", self.action_save),
             c("Session: save as", "write the session TOML to a new path", self.action_save_as),
             c("Session: open", "open a session TOML (ctrl+o)", self.action_open),

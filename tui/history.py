@@ -46,6 +46,7 @@ class TrainHistory:
     val_loss: Curve = field(default_factory=Curve)
     val_top1: Curve = field(default_factory=Curve)
     lr: Curve = field(default_factory=Curve)
+    grad_norm: Curve = field(default_factory=Curve)
     markers: list[Marker] = field(default_factory=list)
     last_step: msg.StepMetrics | None = None
     last_eval: msg.EvalMetrics | None = None
@@ -59,6 +60,7 @@ class TrainHistory:
     def step(self, event: msg.StepMetrics) -> None:
         self.train_loss.add(event.step, event.loss)
         self.lr.add(event.step, event.lr)
+        self.grad_norm.add(event.step, event.grad_norm)
         self.last_step = event
         if event.max_steps:
             self.max_steps = event.max_steps

@@ -177,6 +177,10 @@ class EvaluationReported(EngineMessage):
     event: msg.Evaluated
 
 
+class SampleReported(EngineMessage):
+    event: msg.EvalSample
+
+
 _BY_EVENT: dict[type[msg.Event], type[EngineMessage]] = {
     msg.Status: EngineStatus,
     msg.RunStarted: RunBegan,
@@ -196,6 +200,7 @@ _BY_EVENT: dict[type[msg.Event], type[EngineMessage]] = {
     msg.SparsityChanged: SparsityReported,
     msg.TrainingWaits: TrainingWaiting,
     msg.Evaluated: EvaluationReported,
+    msg.EvalSample: SampleReported,
 }
 
 

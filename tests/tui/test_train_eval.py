@@ -75,3 +75,44 @@ def test_report_lines_fit_the_width() -> None:
         for line in lines:
             assert len("  ".join(f"{n} {v}" for n, v in line)) <= width
     assert len(figure_lines(rows, 76)) == 2  # at 80 columns: two lines of figures
+
+
+def test_grad_norm_plot_and_eval_samples_in_the_log(session: Session) -> None:
+    """n turns the lower side plot into the gradient norm of the run; each evaluation's
+    sample is a line of the log, its line breaks and control characters made harmless."""
+    from tui_helpers import FakeEngine, fake_run
+
+    def script(command: msg.Command) -> list[msg.Event]:
+        if not isinstance(command, msg.Start):
+            return []
+        events: list[msg.Event] = []
+        for event in fake_run():
+            if isinstance(event, msg.StepMetrics):
+                event.grad_norm = 10.0 / event.step
+            events.append(event)
+            if isinstance(event, msg.EvalMetrics):
+                events.append(msg.EvalSample(event.step, "To be",
+                                             f" or\nnot\x1b[2J {event.step}"))
+        return events
+
+    async def scenario() -> None:
+        app = LlmlabApp(session, None, engine_factory=lambda s: FakeEngine(s, script))
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.press("s")
+            pane = app.query_one(TrainPane)
+            await wait_for(pilot, lambda: len(pane.history.train_loss) == 60, 10, "events")
+            assert pane.plot_data()["lr"].series[0].label == "lr"
+            await pilot.press("n")
+            side = pane.plot_data()["lr"]
+            assert side.series[0].label == "grad norm"
+            assert side.series[0].values == [10.0 / step for step in side.series[0].steps]
+            assert side.series[0].steps == [float(step) for step in range(1, 61)]
+            await wait_for(pilot, lambda: "grad norm (before clipping)" in screen_text(app), 5,
+                           "the grad norm plot")
+            samples = [t for t in pane.event_log.texts if " sample: " in t]
+            assert samples == [f"step {s} sample: To be│ or↵not\ufffd[2J {s}"
+                               for s in (20, 40, 60)]
+            await pilot.press("n")
+            assert pane.plot_data()["lr"].series[0].label == "lr"
+
+    asyncio.run(scenario())

@@ -29,6 +29,7 @@ from tui.messages import (
     EvaluationReported,
     HparamApplied,
     RunBegan,
+    SampleReported,
     SparsityReported,
     StepReported,
     TrainingWaiting,
@@ -63,6 +64,8 @@ class TrainPane(Vertical, can_focus=True):
              help="Plots: smoothing of the train loss (debiased EMA) on/off"),
         bind("train.log_scale", "toggle_log_scale", "Log", show=False,
              help="Plots: logarithmic loss and lr axes on/off"),
+        bind("train.side_plot", "toggle_side_plot", "lr/grad", show=False,
+             help="Plots: the learning rate or the gradient norm (before clipping)"),
         bind("train.evaluate", "app.evaluate('val')", "Eval",
              help="Evaluate the model (the training one, else the loaded or newest run) on "
                   "the whole val split: loss, perplexity, bits/char, top-1/5, macro-F1"),
@@ -75,6 +78,7 @@ class TrainPane(Vertical, can_focus=True):
         self.history = TrainHistory()
         self.smoothing = True
         self.log_scale = False
+        self.side_plot = "lr"  # the lower side plot: "lr" or "grad_norm"
         self.state = "idle"
         self.waiting_for = ""  # the workbench work the training waits for, if any
         self._dirty = False
@@ -196,6 +200,10 @@ class TrainPane(Vertical, can_focus=True):
         figures = ", ".join(f"{name} {value}" for name, value, _ in e.rows)
         self.event_log.add(f"evaluated {e.scope}: {figures}")
 
+    def on_sample_reported(self, message: SampleReported) -> None:
+        e = message.event
+        self.event_log.add(f"step {e.step} sample: {e.line()}")
+
     def on_checkpoint_reported(self, message: CheckpointReported) -> None:
         e = message.event
         best = " (best so far)" if e.best else ""
@@ -272,9 +280,16 @@ class TrainPane(Vertical, can_focus=True):
         return {
             "loss": PlotData(loss_series, markers, log_y=self.log_scale),
             "acc": PlotData([Series("val top-1", *h.val_top1.copy(), "plot-acc")], markers),
-            "lr": PlotData([Series("lr", *h.lr.copy(), "plot-lr")], markers,
-                           log_y=self.log_scale),
+            "lr": self._side_plot_data(markers),
         }
+
+    def _side_plot_data(self, markers: list[float]) -> PlotData:
+        h = self.history
+        if self.side_plot == "grad_norm":
+            return PlotData([Series("grad norm", *h.grad_norm.copy(), "plot-lr")], markers,
+                            log_y=self.log_scale, title="grad norm (before clipping)")
+        return PlotData([Series("lr", *h.lr.copy(), "plot-lr")], markers,
+                        log_y=self.log_scale)
 
     def redraw(self) -> None:
         self._dirty = False
@@ -299,6 +314,10 @@ class TrainPane(Vertical, can_focus=True):
 
     def action_toggle_log_scale(self) -> None:
         self.log_scale = not self.log_scale
+        self._toggled()
+
+    def action_toggle_side_plot(self) -> None:
+        self.side_plot = "grad_norm" if self.side_plot == "lr" else "lr"
         self._toggled()
 
     def _toggled(self) -> None:
