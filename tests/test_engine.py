@@ -485,3 +485,25 @@ def test_eval_samples_leave_an_exact_resume_exact(tmp_path):
     losses = [[e.loss for e in of(events, msg.StepMetrics)]
               for events in (with_evals, without, sampled)]
     assert losses[0] == losses[1] == losses[2]
+
+
+def test_evaluate_during_training_reports_the_model_as_it_is_now(tmp_path):
+    """An Evaluate while the run trains answers with the full report of the training model
+    (the whole val split), and the run goes on to its end."""
+    s = tiny_session(tmp_path, max_steps=12)
+
+    def hook(engine: Engine, event: msg.Event) -> None:
+        if isinstance(event, msg.StepMetrics) and event.step == 4:
+            engine.commands.put(msg.Evaluate("val"))
+            engine.commands.put(msg.Evaluate("val", iters=2))
+
+    engine, final, events = run(s, hook)
+    assert final == "finished" and not of(events, msg.Error)
+    full, sampled = of(events, msg.Evaluated)
+    assert full.step == sampled.step == 4  # handled before step 5: the model after step 4
+    assert Path(full.source) == run_dir_of(events)
+    n_val = len(engine.trainer.dataset.split_tokens("val")) - 1
+    assert full.scope == f"full val split: {n_val:,} tokens" and full.figures["tokens"] == n_val
+    assert sampled.scope == "sampled 2 batches of the val split: 256 tokens"
+    assert 0 < full.figures["macro_f1"] <= 1 and full.figures["batches"] is None
+    assert [e.step for e in of(events, msg.StepMetrics)][-1] == 12
