@@ -102,6 +102,14 @@ async def show_runs(pilot, app: LlmlabApp) -> RunsPane:
     return pane
 
 
+async def overlay_two(pilot, app: LlmlabApp) -> RunsPane:
+    """The Runs pane with its first two runs overlaid (enter, down, enter), curves read."""
+    pane = await show_runs(pilot, app)
+    await pilot.press("enter", "down", "enter")
+    await wait_for(pilot, lambda: len(pane.plot_data().series) == 4, 20, "the curves")
+    return pane
+
+
 def table_rows(app: LlmlabApp) -> list[list[str]]:
     table = app.query_one(RunsTable)
     return [[str(cell).strip() for cell in table.get_row_at(i)] for i in range(table.row_count)]
@@ -462,9 +470,7 @@ def test_legend_x_axis_and_grad_norm_of_the_overlay(real_runs) -> None:
     async def scenario() -> None:
         app = LlmlabApp(small_session(base), None)
         async with app.run_test(size=SIZE) as pilot:
-            pane = await show_runs(pilot, app)
-            await pilot.press("enter", "down", "enter")
-            await wait_for(pilot, lambda: len(pane.plot_data().series) == 4, 20, "the curves")
+            pane = await overlay_two(pilot, app)
             # The legend: which colour is which run, on screen.
             assert pane.legend() == [(f"tiny/{tiny.name}", RUN_COLORS[0]),
                                      (f"other/{other.name}", RUN_COLORS[1])]
