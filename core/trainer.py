@@ -36,7 +36,7 @@ from core.device import Placement, fit_threads, mfu, observe_flops, peak_flops, 
 from core.errors import LlmlabError
 from core.estimate import describe_model, param_count
 from core.evaluate import evaluate
-from core.generate import Sampling, generate_text
+from core.generate import Sampling, generate_ids
 from core.models import build_model
 from core.optim import build_optimizer, lr_at, set_lr, set_weight_decay
 from core.prune import attach_masks, cubic_sparsity, is_masked, sparsity_report, update_masks
@@ -298,16 +298,18 @@ class Trainer:
 
     def eval_sample(self) -> msg.EvalSample:
         """A few tokens the model writes after the val split's first ones, with the session's
-        [generate] settings. Cheap (SAMPLE_TOKENS tokens), and it draws from the sampler's own
-        seeded generator: the training RNG, and so an exact resume, are untouched."""
+        [generate] sampling settings. Cheap (SAMPLE_TOKENS tokens), and it draws from the
+        sampler's own seeded generator: the training RNG, and so an exact resume, are
+        untouched. The prompt is token ids, never re-encoded text: nothing a tokenizer cannot
+        encode can stop a run here."""
         g = self.session.generate
         sampling = dataclasses.replace(Sampling.from_config(g),
                                        max_tokens=min(g.max_tokens, SAMPLE_TOKENS))
         split = "val" if len(self.dataset.split_tokens("val")) else "train"
         ids = self.dataset.split_tokens(split)[:SAMPLE_PROMPT_TOKENS].tolist()
-        prompt = self.dataset.tokenizer.decode(ids)
-        text = "".join(generate_text(self.model, self.dataset.tokenizer, prompt, sampling,
-                                     device=self.placement.device))
+        new = list(generate_ids(self.model, ids, sampling, device=self.placement.device))
+        decode = self.dataset.tokenizer.decode
+        prompt, text = decode(ids), decode(new)
         self.writer.log({"type": "sample", "step": self.step, "prompt": prompt, "text": text,
                          "time": time.time()})
         return msg.EvalSample(self.step, prompt, text)
