@@ -658,16 +658,20 @@ class RunsPane(Vertical, can_focus=True):
         rows = self.diff_rows()
         if not rows:
             return [Content.styled("the runs overlaid have the same settings", muted)]
-        width = max(len(name) for name, _ in rows[:DIFF_ROWS])
+        shown = rows[:DIFF_ROWS]
+        cells = [[middle_ellipsis(_shown(v), 18) for v in values] for _, values in shown]
+        widths = [max(len(row[i]) for row in cells) for i in range(len(colors))]
+        name_width = max(len(name) for name, _ in shown)
         lines = []
-        for name, values in rows[:DIFF_ROWS]:
-            parts: list[tuple[str, str] | str] = [(name.ljust(width) + " ", muted)]
-            for value, color in zip(values, colors, strict=True):
-                parts += [(middle_ellipsis(_shown(value), 18), self._color(color)), "  "]
+        for (name, _), row in zip(shown, cells, strict=True):
+            parts: list[tuple[str, str] | str] = [(name.ljust(name_width) + " ", muted)]
+            for cell, width, color in zip(row, widths, colors, strict=True):
+                parts += [(cell.ljust(width), self._color(color)), "  "]
             lines.append(Content.assemble(*parts))
-        if len(rows) > DIFF_ROWS:
-            lines.append(Content.styled(f"and {len(rows) - DIFF_ROWS} more fields differ",
-                                        muted))
+        more = len(rows) - len(shown)
+        if more:
+            verb = "fields differ" if more > 1 else "field differs"
+            lines.append(Content.styled(f"and {more} more {verb}", muted))
         return lines
 
     def _display_name(self, path: str) -> str:
