@@ -59,6 +59,9 @@ def test_a_running_writer_keeps_a_name_given_meanwhile(tmp_path: Path) -> None:
     writer.update_info(step=20, status="finished")
     info = read_run_info(run_dir)
     assert (info["name"], info["notes"], info["step"]) == ("mine", "n", 20)
+    set_run_label(run_dir, notes="")  # cleared meanwhile: it stays cleared
+    writer.update_info(step=30)
+    assert "notes" not in read_run_info(run_dir) and read_run_info(run_dir)["name"] == "mine"
 
 
 def test_naming_something_that_is_not_a_run_says_so(tmp_path: Path) -> None:
