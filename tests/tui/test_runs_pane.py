@@ -555,3 +555,22 @@ def test_name_notes_and_hyperparameter_diff(real_runs, tmp_path: Path) -> None:
             assert read_run_info(other)["name"] == "high lr"
 
     run(scenario())
+
+
+def test_an_axis_a_run_did_not_record_says_so(tmp_path: Path) -> None:
+    """Synthetic runs record neither wall time nor gradient norm: the plot is empty and the
+    legend says there is nothing, rather than an empty frame that looks broken."""
+    synthetic_runs(tmp_path)
+
+    async def scenario() -> None:
+        app = LlmlabApp(small_session(tmp_path), None)
+        async with app.run_test(size=SIZE) as pilot:
+            pane = await overlay_two(pilot, app)
+            await pilot.press("y")
+            assert not any(s.values for s in pane.plot_data().series)
+            await wait_for(pilot, lambda: "none recorded" in screen_text(app), 5, "the note")
+            await pilot.press("y")
+            await wait_for(pilot, lambda: "line train, dots val" in screen_text(app), 5,
+                           "the loss legend")
+
+    run(scenario())

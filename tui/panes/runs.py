@@ -609,14 +609,20 @@ class RunsPane(Vertical, can_focus=True):
         return [(self._display_name(path), color) for path, color in self.plotted().items()]
 
     def redraw(self) -> None:
-        self.plot.show(self.plot_data())
-        self._show_legend()
+        data = self.plot_data()
+        self.plot.show(data)
+        self._show_legend(empty=not any(s.values for s in data.series))
 
-    def _show_legend(self) -> None:
+    def _show_legend(self, empty: bool = False) -> None:
+        """Each run on the plot in its colour; and when its curves are read but hold nothing
+        for this metric and axis (a run that recorded no wall time...), that says so."""
         parts: list[tuple[str, str] | str] = []
         for name, color in self.legend():
             parts += [("● ", self._color(color)), (one_line(name), "bold"), "  "]
-        if parts and self.metric == "loss":
+        read = any(path in self.curves for path in self.plotted())
+        if parts and empty and read:  # (the plot's title names the metric and the axis)
+            parts.append(("none recorded", "$text-muted"))
+        elif parts and self.metric == "loss":
             parts.append(("line train, dots val", "$text-muted"))
         self.query_one("#runs-legend", Static).update(Content.assemble(*parts))
 
