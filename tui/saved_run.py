@@ -37,7 +37,8 @@ def _number(value: Any) -> bool:
 
 def history_from_records(records: list[dict[str, Any]], info: dict[str, Any]) -> TrainHistory:
     """The history a pane would have built from the run's events: train records give the
-    train loss and lr, val evals the val loss and top-1, hparam records the markers."""
+    train loss, lr and gradient norm, val evals the val loss and top-1, hparam records the
+    markers."""
     history = TrainHistory(arch=str(info.get("arch", "")), params=int(info.get("params") or 0),
                            max_steps=int(info.get("max_steps") or 0))
     for r in records:
@@ -47,6 +48,8 @@ def history_from_records(records: list[dict[str, Any]], info: dict[str, Any]) ->
         if kind == "train" and _number(r.get("loss")) and _number(r.get("lr")):
             history.train_loss.add(step, r["loss"])
             history.lr.add(step, r["lr"])
+            if _number(r.get("grad_norm")):
+                history.grad_norm.add(step, r["grad_norm"])
         elif kind == "eval" and r.get("split", "val") == "val":
             loss, top1 = r.get("val_loss", r.get("loss")), r.get("val_top1", r.get("top1"))
             if _number(loss) and _number(top1):

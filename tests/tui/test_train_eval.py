@@ -116,3 +116,36 @@ def test_grad_norm_plot_and_eval_samples_in_the_log(session: Session) -> None:
             assert pane.plot_data()["lr"].series[0].label == "lr"
 
     asyncio.run(scenario())
+
+
+def test_a_reopened_sessions_run_plots_its_grad_norm(tmp_path: Path) -> None:
+    from tui_helpers import small_session
+
+    from core.runs import RunWriter
+    from core.session import save_session
+
+    session = small_session(tmp_path)
+    run_dir = tmp_path / "runs" / "tiny" / "20260101-000000"
+    run_dir.mkdir(parents=True)
+    writer = RunWriter(run_dir)
+    writer.write_session(session)
+    for step in range(5, 65, 5):
+        writer.log({"type": "train", "step": step, "loss": 3.0 - step / 60, "lr": 1e-3,
+                    "grad_norm": 1.0 / step})
+    writer.update_info(session="tiny", arch="gpt", status="finished", max_steps=60)
+    writer.close()
+    path = tmp_path / "tiny.toml"
+    save_session(session, path)
+
+    async def scenario() -> None:
+        app = LlmlabApp(session, path)
+        async with app.run_test(size=SIZE) as pilot:
+            pane = app.query_one(TrainPane)
+            await wait_for(pilot, lambda: len(pane.history.train_loss) == 12, 10,
+                           "the saved run's curves")
+            await pilot.press("t", "n")
+            side = pane.plot_data()["lr"].series[0]
+            assert side.label == "grad norm"
+            assert side.values == pytest.approx([1.0 / s for s in range(5, 65, 5)])
+
+    asyncio.run(scenario())
