@@ -153,19 +153,26 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "samples":
         return cmd_samples()
     if args.command in ("train", "eval", "sample", "prune", "quantize"):
-        from core.device import flush_denormals
+        from core.device import denormals_flushed
 
-        flush_denormals()  # before torch's thread pool exists: its threads inherit it
+        # From before torch's thread pool exists (its threads inherit the setting) to the
+        # end of the command; restored after, for a script that calls main() in-process.
+        with denormals_flushed():
+            return _compute(args)
+    if args.command == "runs":
+        return _compute(args)
+    build_parser().print_help()
+    return EXIT_OK
+
+
+def _compute(args: argparse.Namespace) -> int:
     if args.command in ("prune", "quantize"):
         from llmlab import compress_commands
 
         return getattr(compress_commands, f"cmd_{args.command}")(args)
-    if args.command in ("train", "eval", "sample", "runs"):
-        from llmlab import run_commands
+    from llmlab import run_commands
 
-        return getattr(run_commands, f"cmd_{args.command}")(args, _load)
-    build_parser().print_help()
-    return EXIT_OK
+    return getattr(run_commands, f"cmd_{args.command}")(args, _load)
 
 
 def _load(args: argparse.Namespace):
