@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from engine_helpers import tiny_session
 from safetensors.torch import load_file, save_file
 
 from core import tokenizers
@@ -22,7 +23,6 @@ from core.engine import Engine
 from core.errors import SessionError, TokenizerError
 from core.fileio import UnreadableFile, read_small_file
 from core.session import load_session, save_session
-from tests.engine_helpers import tiny_session
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
