@@ -7,9 +7,10 @@ dataclasses, so the same API works in-process and across a spawned worker proces
 
 from __future__ import annotations
 
-import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
+
+from core.text import one_line
 
 SWEEP_LEVELS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)  # sparsities swept
 
@@ -221,19 +222,10 @@ class EvalSample(Event):
 
     def line(self) -> str:
         """Prompt and continuation on one line, safe to print: line breaks as ↵, tabs as →,
-        every other control character as "�" (the text comes from a corpus file)."""
+        every other control character made visible (the text comes from a corpus file)."""
         return f"{one_line(self.prompt)}│{one_line(self.text)}"
 
 
-def one_line(text: str) -> str:
-    """`text` with no control characters: ↵ for a line break, → for a tab, � for the rest
-    (and for the bidirectional overrides that would reorder what follows on the line)."""
-    return "".join(_SHOWN.get(c, "\ufffd" if unicodedata.category(c) == "Cc" or c in _BIDI
-                              else c) for c in text)
-
-
-_SHOWN = {"\n": "↵", "\r": "", "\t": "→"}
-_BIDI = set("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
 
 @dataclass

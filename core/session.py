@@ -27,6 +27,7 @@ import tomli_w
 
 from core.errors import SessionError
 from core.fileio import UnreadableFile, atomic_write_text, read_small_text
+from core.text import has_control
 
 # Upper bounds of the sizes and counts: far beyond any model or run this lab makes, and low
 # enough that a typo (n_layer = 1e21) is refused by `check` instead of hanging `train`.
@@ -276,9 +277,12 @@ def _cross_field_problems(s: Session, bad: set[str]) -> list[str]:
         if broken and not bad.intersection(paths):
             p.append(message)
 
+    # (the name is a folder under runs_dir: a leading "." hides its runs from `llmlab runs`
+    # and `latest`, a control character would reach the terminal wherever it is shown)
     rule(("name",), not s.name.strip() or any(c in s.name for c in "/\\")
-         or s.name in (".", ".."),
-         f"name: must be a non-empty name without slashes (got {s.name!r})")
+         or s.name.startswith(".") or has_control(s.name),
+         f"name: must be a non-empty name without slashes, control characters or a leading "
+         f"'.' (got {s.name!r})")
     rule(("data.corpus",), not s.data.corpus.strip(),
          "data.corpus: must name a file, a folder or sample:NAME (got '')")
     split = s.data.split

@@ -8,14 +8,10 @@ from rich.text import Text
 
 from core.dataset import TokenDataset
 from core.stats import corpus_stats, token_preview
+from core.text import visible
 
 # Two alternating backgrounds that stay distinct on a 256-colour terminal.
 TOKEN_STYLES = ("on grey23", "on dark_blue")
-# Control characters from a file, printed raw, would drive the terminal (ESC starts a colour
-# or a cursor move): each is shown as its symbol (␛), one character for one, so token
-# boundaries stay where they were; C1 controls as U+FFFD.
-VISIBLE_CONTROLS = {c: 0x2400 + c for c in range(32) if chr(c) not in "\n\t"}
-VISIBLE_CONTROLS |= {0x7F: 0x2421} | {c: 0xFFFD for c in range(0x80, 0xA0)}
 
 
 def render_stats(console: Console, ds: TokenDataset) -> None:
@@ -25,7 +21,7 @@ def render_stats(console: Console, ds: TokenDataset) -> None:
     summary.add_column(style="bold")
     summary.add_column()
     # (Text: a path or token from the corpus is shown as it is, never read as markup)
-    summary.add_row("corpus", Text(f"{st.source} ({st.n_files} file"
+    summary.add_row("corpus", Text(f"{visible(st.source)} ({st.n_files} file"
                                    f"{'s' * (st.n_files != 1)}, {st.n_bytes:,} bytes)"))
     summary.add_row("tokenizer", f"{st.tokenizer}, vocabulary {st.vocab_size:,} ({cache})")
     summary.add_row("characters", f"{st.n_chars:,}")
@@ -55,7 +51,8 @@ def render_stats(console: Console, ds: TokenDataset) -> None:
 
 def render_preview(console: Console, ds: TokenDataset, n_chars: int) -> None:
     text = ds.corpus.head(n_chars)
-    shown = text.translate(VISIBLE_CONTROLS)  # (same length: the spans of `text` hold)
+    # (a control character is shown as its symbol, ␛ for ESC, one for one: the spans hold)
+    shown = visible(text, keep="\n\t")
     out = Text()
     last = 0
     for i, span in enumerate(token_preview(ds.tokenizer, text)):

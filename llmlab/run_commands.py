@@ -21,6 +21,7 @@ from rich.text import Text
 
 from core.errors import LlmlabError
 from core.session import Session
+from core.text import one_line, visible
 
 if TYPE_CHECKING:
     from core.runs import RunSummary
@@ -206,10 +207,12 @@ def cmd_sample(args: argparse.Namespace, load_session: LoadSession) -> int:
     prompt = _pick(args.prompt, g.prompt)
     pieces = wb.generate(prompt, s, use_cache=not args.no_cache)
     first = next(pieces, "")  # a prompt the tokenizer cannot encode fails before any output
-    sys.stdout.write(prompt + first)
+    # (a token string comes from a tokenizer file: its control characters are shown, not
+    # obeyed; line breaks and tabs stay what they are)
+    sys.stdout.write(visible(prompt + first, keep="\n\t"))
     sys.stdout.flush()
     for piece in pieces:
-        sys.stdout.write(piece)
+        sys.stdout.write(visible(piece, keep="\n\t"))
         sys.stdout.flush()
     sys.stdout.write("\n")
     return EXIT_OK
@@ -236,8 +239,6 @@ def _check_sampling(s) -> None:
 def _label(run: RunSummary) -> str:
     """The run's name and the first line of its notes (a user's words: shown without control
     characters), "" if it has neither."""
-    from core.messages import one_line
-
     note = run.notes.splitlines()[0] if run.notes else ""
     return one_line(" - ".join(x for x in (run.name, note) if x))
 
@@ -282,11 +283,13 @@ NAMED = ("params", "steps", "best val", "tok/s")  # two lines a run: these say w
 
 def _run_row(r: RunSummary) -> tuple[str, list[str], str]:
     """(the run id as the other verbs take it, from the folders; its cells in RUN_COLUMNS'
-    order; its name and notes, `_label`)."""
-    return f"{r.path.parent.name}/{r.run_id}", [
-        r.created.replace("T", " "), r.arch, f"{r.params:,}", f"{r.steps}/{r.max_steps}",
-        "-" if r.best_val_loss is None else f"{r.best_val_loss:.4f}",
-        "-" if r.tokens_per_s is None else f"{r.tokens_per_s:,.0f}", r.status], _label(r)
+    order; its name and notes, `_label`), every one without control characters (run.json
+    and the folder names may come from someone else)."""
+    cells = [r.created.replace("T", " "), r.arch, f"{r.params:,}", f"{r.steps}/{r.max_steps}",
+             "-" if r.best_val_loss is None else f"{r.best_val_loss:.4f}",
+             "-" if r.tokens_per_s is None else f"{r.tokens_per_s:,.0f}", r.status]
+    return (one_line(f"{r.path.parent.name}/{r.run_id}"), [one_line(c) for c in cells],
+            _label(r))
 
 
 def _runs_table(rows: list[tuple[str, list[str], str]], with_date: bool) -> Table:

@@ -98,5 +98,5 @@ def test_llmlab_runs_shows_a_runs_name_and_notes(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     (i,) = [n for n, line in enumerate(lines) if "s/20250101-120000" in line]
-    assert "[b]w[/] - x\ufffd[2J" in lines[i + 1]  # as typed, no escapes
+    assert "[b]w[/] - x␛[2J" in lines[i + 1]  # as typed, no escapes
     assert "second" not in result.stdout and "\x1b" not in result.stdout

@@ -22,6 +22,7 @@ from core.session import (
     session_from_dict,
     validate,
 )
+from core.text import has_control
 
 
 def problems_of(text: str, tmp_path, overrides=()) -> list[str]:
@@ -76,7 +77,8 @@ finite = st.floats(min_value=1e-6, max_value=10.0, allow_nan=False)
 
 @settings(max_examples=60, deadline=None)
 @given(name=st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="/\\"),
-                    min_size=1, max_size=20).filter(lambda s: s.strip() and s not in (".", "..")),
+                    min_size=1, max_size=20).filter(
+           lambda s: s.strip() and not s.startswith(".") and not has_control(s)),
        lr=finite, n_layer=st.integers(1, 64), prompt=st.text(
            st.characters(blacklist_categories=("Cs",)), max_size=40),
        temperature=st.floats(0.0, 5.0), stops=st.lists(st.text(min_size=1, max_size=5),

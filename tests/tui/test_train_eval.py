@@ -110,7 +110,7 @@ def test_grad_norm_plot_and_eval_samples_in_the_log(session: Session) -> None:
             await wait_for(pilot, lambda: "grad norm (before clipping)" in screen_text(app), 5,
                            "the grad norm plot")
             samples = [t for t in pane.event_log.texts if " sample: " in t]
-            assert samples == [f"step {s} sample: To be│ or↵not\ufffd[2J {s}"
+            assert samples == [f"step {s} sample: To be│ or↵not␛[2J {s}"
                                for s in (20, 40, 60)]
             await pilot.press("n")
             assert pane.plot_data()["lr"].series[0].label == "lr"

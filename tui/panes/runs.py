@@ -35,7 +35,6 @@ from textual.widgets import Static
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from core.errors import LlmlabError
-from core.messages import one_line
 from core.runs import (
     LOST,
     LOST_NO_CHECKPOINT,
@@ -50,6 +49,7 @@ from core.runs import (
     set_run_label,
 )
 from core.session import Session
+from core.text import one_line
 from tui.commands import PaletteCommand
 from tui.keymap import bind, key_display, keys
 from tui.messages import (

@@ -6,13 +6,14 @@ from textual.content import Content
 from textual.widget import Widget
 
 from core.estimate import human_bytes, human_count
+from core.text import visible as shown
 
 VISIBLE = str.maketrans({" ": "␣", "\n": "↵", "\t": "→", "\r": "␍"})
 
 
 def visible(token: str) -> str:
-    """A token with its whitespace made visible, for a table."""
-    return token.translate(VISIBLE) or "∅"
+    """A token with its whitespace and control characters made visible, for a table."""
+    return shown(token.translate(VISIBLE)) or "∅"
 
 
 class CorpusStatsView(Widget):

@@ -16,6 +16,7 @@ from textual.content import Content
 from textual.widgets import Static
 
 from core.estimate import human_count
+from core.text import visible
 
 # state -> (mark, style) in the header
 STATES = {
@@ -125,7 +126,9 @@ class GenerateColumn(Vertical):
     def _body(self) -> Content:
         if self.state == "idle":
             return Content.assemble((self.hint, "$text-muted"))
-        parts: list[Any] = [(self.prompt, "$text-muted"), self.text]
+        # (token strings come from a tokenizer file: control characters shown, not obeyed)
+        parts: list[Any] = [(visible(self.prompt, keep="\n\t"), "$text-muted"),
+                            visible(self.text, keep="\n\t")]
         if self.state == "failed" and self.message:
             parts.append(("\n" + self.message, "$error"))
         return Content.assemble(*parts)

@@ -14,8 +14,8 @@ from textual.color import Color, ColorParseError
 from textual.widgets import DataTable
 
 from core.estimate import human_count
-from core.messages import one_line
 from core.runs import RunSummary
+from core.text import one_line
 from tui.text import middle_ellipsis
 
 MARK = "●"
@@ -45,7 +45,7 @@ def short_date(created: str) -> str:
 def run_name(run: RunSummary) -> str:
     """session/run-id, or the name the user gave the run (the id stays in `llmlab runs` and
     in the title of the name dialog)."""
-    return one_line(run.name) if run.name else f"{run.session}/{run.run_id}"
+    return one_line(run.name or f"{run.session}/{run.run_id}")
 
 
 def fit(text: str, width: int, right: bool = False, last: bool = False) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from textual.content import Content
 from textual.widget import Widget
 
+from core.text import visible
 from tui.widgets.surprise_legend import HeatScale, heat_style
 
 
@@ -31,7 +32,7 @@ class TokenPreview(Widget):
         return self.scale is not None
 
     def show(self, text: str, spans: list[tuple[int, int]]) -> None:
-        self.text = text.replace("\t", " ")
+        self.text = visible(text.replace("\t", " "), keep="\n")  # (same length: spans hold)
         self.spans = spans
         self._drop_heat()
         self.refresh(layout=True)
