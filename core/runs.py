@@ -445,6 +445,9 @@ def find_run(spec: str, runs_root: Path) -> Path:
             return runs[0].path
         raise LlmlabError(f"latest: no runs in {runs_root}")
     for candidate in (Path(spec).expanduser(), runs_root / spec):
+        if candidate != Path(spec).expanduser() and not _inside(candidate, runs_root):
+            raise LlmlabError(f"{spec}: not a run inside {runs_root} (give a path to a run "
+                              "folder, <session>/<run-id>, <session> or latest)")
         if is_run_dir(candidate):
             return candidate
         newest = newest_run(candidate.parent, candidate.name)
@@ -452,6 +455,13 @@ def find_run(spec: str, runs_root: Path) -> Path:
             return newest
     raise LlmlabError(f"{spec}: no such run (give a run folder, <session>/<run-id>, "
                       f"<session> or latest; runs are in {runs_root})")
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    """Whether `path`, its ".." taken literally, stays under `folder` (a spec like
+    `s/../../elsewhere` must not reach a run outside the runs folder)."""
+    inner, outer = os.path.abspath(path), os.path.abspath(folder)
+    return inner != outer and inner.startswith(outer.rstrip(os.sep) + os.sep)
 
 
 def newest_run(runs_root: Path, session: str) -> Path | None:

@@ -135,6 +135,9 @@ class Trainer:
             check_parameter_claim(
                 ckpt.path, param_count(session.model, dataset.tokenizer.vocab_size),
                 f"{run_dir / 'session.toml'} ({describe_model(session.model)})")
+            if ckpt.step >= session.train.max_steps:  # (saving step N again could lose it)
+                raise LlmlabError(f"{run_dir}: already finished (step {ckpt.step} of "
+                                  f"{session.train.max_steps}), nothing to resume")
             trainer = cls(session, dataset, placement, run_dir, emit, ckpt)
             trainer.writer.truncate_metrics_after(trainer.step)
             trainer.writer.update_info(status="running")  # not "stopped" while it trains again

@@ -37,6 +37,8 @@ def cmd_train(args: argparse.Namespace, load_session: LoadSession) -> int:
     from core.engine import Engine
     from core.runs import find_run
 
+    if args.resume:
+        _check_no_changes(args.overrides)
     session = load_session(args)
     resume = None
     if args.resume:
@@ -63,6 +65,16 @@ def cmd_train(args: argparse.Namespace, load_session: LoadSession) -> int:
               file=sys.stderr)
         return EXIT_INTERRUPTED
     return EXIT_OK
+
+
+def _check_no_changes(overrides: list[str]) -> None:
+    """A resumed run trains on with the session it was started with (its session.toml): a
+    --set other than train.runs_dir (where to find the run) would be silently ignored."""
+    ignored = [o for o in overrides if o.partition("=")[0].strip() != "train.runs_dir"]
+    if ignored:
+        raise LlmlabError(f"--set {ignored[0]}: not applied to a resumed run (it goes on with "
+                          "the session it was started with); leave --set out, or start a new "
+                          "run without --resume")
 
 
 def _check_resumable(run_dir: Path) -> None:
