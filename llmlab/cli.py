@@ -14,6 +14,7 @@ import traceback
 from pathlib import Path
 
 from core.errors import LlmlabError, SessionError
+from core.text import one_line
 
 EXIT_OK, EXIT_INTERNAL, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -129,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     except Exception as e:  # a bug: one line, the traceback only on request
-        print(f"llmlab: internal error: {type(e).__name__}: {e}", file=sys.stderr)
+        print(f"llmlab: internal error: {type(e).__name__}: {one_line(str(e))}", file=sys.stderr)
         if os.environ.get("LLMLAB_DEBUG"):
             traceback.print_exc()
         else:
@@ -138,9 +139,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _print_problems(error: LlmlabError) -> None:
+    """Each problem on its line, control characters made visible (a problem quotes names and
+    text from files someone else may have written)."""
     lines = error.problems if isinstance(error, SessionError) else [str(error)]
     for line in lines:
-        print(line, file=sys.stderr)
+        print(one_line(line), file=sys.stderr)
 
 
 def _dispatch(args: argparse.Namespace) -> int:

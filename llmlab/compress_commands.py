@@ -15,6 +15,7 @@ from rich.text import Text
 from core.errors import LlmlabError
 from core.latency import format_latency
 from core.session import field_doc
+from core.text import one_line
 
 EXIT_OK = 0
 METHODS: tuple[str, ...] = tuple(field_doc("compress.method")["choices"])
@@ -70,7 +71,7 @@ def describe_source(wb) -> str:
 
     origin = f"from {meta['source']} step {wb.bench.step}" if meta.get("source") else ""
     what = ", ".join(x for x in (compression_label(meta), origin) if x)
-    return f"compressed model {wb.bench.source}" + (f" ({what})" if what else "")
+    return one_line(f"compressed model {wb.bench.source}" + (f" ({what})" if what else ""))
 
 
 def cmd_prune(args: argparse.Namespace) -> int:

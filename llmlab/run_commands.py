@@ -57,7 +57,7 @@ def cmd_train(args: argparse.Namespace, load_session: LoadSession) -> int:
     for line in view.summary():
         console.print(line, **PLAIN)
     if final == "failed":
-        print(view.error or "training failed", file=sys.stderr)
+        print(one_line(view.error or "training failed"), file=sys.stderr)
         return EXIT_INTERNAL if view.error_is_internal else EXIT_BAD_INPUT
     if final == "stopped":
         print(f"stopped at step {view.step}; continue with: llmlab train "
@@ -168,7 +168,7 @@ class _TrainView:
             self.error = event.message
             self.error_is_internal = event.message.startswith("internal error")
         elif isinstance(event, msg.Warning):
-            self.progress.console.print(f"warning: {event.message}", **PLAIN)
+            self.progress.console.print(f"warning: {one_line(event.message)}", **PLAIN)
         elif isinstance(event, msg.CheckpointSaved):
             self.step = max(self.step, event.step)
 

@@ -119,3 +119,12 @@ def test_the_app_shows_tokens_and_run_names_without_control_codes() -> None:
         name, session, run_id = "", f"s{TITLE}", "r1"
 
     assert_no_raw_controls(run_name(Run()))
+
+
+def test_an_error_line_quoting_a_folder_name_shows_its_control_codes(tmp_path: Path) -> None:
+    (tmp_path / f"d{TITLE}").mkdir()
+    save_session(Session(name="e"), tmp_path / "e.toml")
+    result = llmlab("train", "e.toml", "--resume", f"d{TITLE}", cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert_no_raw_controls(result.stdout + result.stderr)
+    assert "d␛]0;owned␇" in result.stderr

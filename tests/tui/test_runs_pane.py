@@ -364,6 +364,9 @@ def test_resume_starts_the_engine_from_the_run(real_runs, tmp_path: Path, thread
     base, (tiny, _) = real_runs
     copy = tmp_path / "runs" / "tiny" / tiny.name  # resuming writes to the run: a copy
     shutil.copytree(tiny, copy)
+    frozen = copy / "session.toml"  # with steps left (a finished run is not trained again)
+    assert "max_steps = 60" in frozen.read_text()
+    frozen.write_text(frozen.read_text().replace("max_steps = 60", "max_steps = 80"))
 
     async def scenario() -> None:
         app = LlmlabApp(small_session(tmp_path), None, engine_factory=thread_factory)
@@ -384,6 +387,27 @@ def test_resume_starts_the_engine_from_the_run(real_runs, tmp_path: Path, thread
             await app.client.shutdown()
 
     run(scenario())
+
+
+def test_resuming_a_finished_run_says_so_and_leaves_it_as_it_is(real_runs, tmp_path: Path,
+                                                              thread_factory) -> None:
+    base, (tiny, _) = real_runs
+    copy = tmp_path / "runs" / "tiny" / tiny.name
+    shutil.copytree(tiny, copy)
+    before = {p: p.stat().st_mtime_ns for p in copy.rglob("*")}
+
+    async def scenario() -> None:
+        app = LlmlabApp(small_session(tmp_path), None, engine_factory=thread_factory)
+        async with app.run_test(size=SIZE) as pilot:
+            await show_runs(pilot, app)
+            await pilot.press("u")
+            await wait_for(pilot, lambda: any("already finished (step 60 of 60)" in n
+                                              for n in notifications(app)), 60,
+                           "the already-finished line")
+            await app.client.shutdown()
+
+    run(scenario())
+    assert {p: p.stat().st_mtime_ns for p in copy.rglob("*")} == before
 
 
 # --------------------------------------------------------------------------- snapshot
