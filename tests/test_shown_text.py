@@ -115,10 +115,14 @@ def test_the_app_shows_tokens_and_run_names_without_control_codes() -> None:
     assert_no_raw_controls(body)
     assert "\nok" in body
 
-    class Run:
-        name, session, run_id = "", f"s{TITLE}", "r1"
+    from core.runs import RunSummary
+    from tui.widgets.runs_table import cells
 
-    assert_no_raw_controls(run_name(Run()))
+    run = RunSummary(path=Path(f"runs/s{TITLE}/r1"), session=f"s{TITLE}", run_id="r1",
+                     created="2026-01-01T00:00:00", arch=f"gpt{CLEAR}", params=10, steps=1,
+                     max_steps=2, best_val_loss=None, tokens_per_s=None,
+                     status=f"stopped{OSC52}")
+    assert_no_raw_controls(run_name(run) + "".join(cells(run)))
 
 
 def test_an_error_line_quoting_a_folder_name_shows_its_control_codes(tmp_path: Path) -> None:

@@ -455,8 +455,8 @@ class RunsPane(Vertical, can_focus=True):
         if run.status == "running" or has_checkpoint(run.path):
             self.post_message(ResumeRunRequest(path))
             return
-        status = run.status if run.status.endswith("no checkpoint") else (
-            f"{run.status}, no checkpoint")
+        status = one_line(run.status if run.status.endswith("no checkpoint") else (
+            f"{run.status}, no checkpoint"))
         self.app.push_screen(
             ConfirmScreen(f"{self._label(path)}: {status} to resume from.\n"
                           "Start a new run from its session?", yes="start again", no="cancel"),
@@ -690,7 +690,7 @@ class RunsPane(Vertical, can_focus=True):
         if path is None:
             return ""
         p = Path(path)
-        return f"{p.parent.name}/{p.name}"
+        return one_line(f"{p.parent.name}/{p.name}")
 
     def _show_status(self) -> None:
         """One line: how many runs, how many on the plot, the plot's toggles (their keys as

@@ -59,9 +59,10 @@ def fit(text: str, width: int, right: bool = False, last: bool = False) -> str:
 
 
 def cells(run: RunSummary) -> list[str]:
-    """The texts of a run's cells after the mark and the name."""
+    """The texts of a run's cells after the mark and the name (run.json's texts without
+    control characters: someone else may have written it)."""
     steps = f"{run.steps}/{run.max_steps}" if run.max_steps else str(run.steps)
-    return [
+    return [one_line(c) for c in [
         short_date(run.created),
         run.arch,
         human_count(run.params) if run.params else "?",
@@ -69,7 +70,7 @@ def cells(run: RunSummary) -> list[str]:
         f"{run.best_val_loss:.3f}" if run.best_val_loss is not None else "-",
         human_count(round(run.tokens_per_s)) if run.tokens_per_s is not None else "-",
         "lost" if run.status.startswith("lost") else run.status,  # (the pane says more)
-    ]
+    ]]
 
 
 class RunsTable(DataTable):
