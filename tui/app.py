@@ -23,6 +23,7 @@ from core import messages as msg
 from core.errors import LlmlabError, SessionError
 from core.messages import LoadRun
 from core.session import LIVE_FIELDS, Session, load_session, save_session, validate
+from core.text import visible
 from tui.commands import LlmlabCommands, PaletteCommand
 from tui.engine_client import EngineClient
 from tui.keymap import bind, key_display, keys, load_user_keymap
@@ -193,6 +194,11 @@ class LlmlabApp(App[None]):
             yield GeneratePane(id="generate")
             yield RunsPane(id="runs")
         yield Footer(compact=True)
+
+    def notify(self, message: str, **kwargs: Any) -> None:
+        """Every notification (a pane's or an engine error quoting a name from a file) with
+        its control characters made visible, line breaks kept."""
+        super().notify(visible(message, keep="\n"), **kwargs)
 
     def on_mount(self) -> None:
         keymap, problems = load_user_keymap()

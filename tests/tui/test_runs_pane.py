@@ -410,6 +410,29 @@ def test_resuming_a_finished_run_says_so_and_leaves_it_as_it_is(real_runs, tmp_p
     assert {p: p.stat().st_mtime_ns for p in copy.rglob("*")} == before
 
 
+def test_run_json_texts_and_notifications_show_no_control_codes(tmp_path: Path) -> None:
+    """A run.json someone else wrote: its status and model, and a notification quoting a
+    name, reach the screen with ESC shown as ␛, never as an escape."""
+    run_dir = synthetic_run(tmp_path / "runs", "tiny", "20250101-120000", "2025-01-01T12:00:00",
+                            20, 0.9, status="stopped\x1b]0;owned\x07")
+    info = read_run_info(run_dir)
+    RunWriter(run_dir).update_info(arch=f"gpt\x1b[2J{info.get('arch', '')}")
+    app = LlmlabApp(small_session(tmp_path), None)
+
+    async def scenario() -> None:
+        async with app.run_test(size=SIZE) as pilot:
+            pane = await show_runs(pilot, app)
+            await wait_for(pilot, lambda: pane.runs, 20, "the run listed")
+            app.notify("tiny\x1b]52;c;aGk=\x07 could not be read")
+            await pilot.pause()
+            text = screen_text(app) + "".join(notifications(app))
+            assert "\x1b" not in text and "\x07" not in text
+            assert "ed␇" in text, text  # (the status cell, cut in its middle)
+            assert "tiny␛]52;c;aGk=␇" in "".join(notifications(app))
+
+    run(scenario())
+
+
 # --------------------------------------------------------------------------- snapshot
 
 
