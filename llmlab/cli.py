@@ -188,18 +188,20 @@ def cmd_check(args: argparse.Namespace) -> int:
     """Validate the session, then what `train` needs before it starts, cheaply: a corpus
     that is there and readable, a runs folder it can write."""
     from core.corpus import check_corpus
+    from core.estimate import check_session_fits
     from core.runs import check_runs_root
 
     session = _load(args)
     problems = []
     for path, check in (("data.corpus", lambda: check_corpus(session.data.corpus,
                                                                session.base_dir)),
+                        ("", lambda: check_session_fits(session)),
                         ("train.runs_dir", lambda: check_runs_root(
                             session.resolve(session.train.runs_dir)))):
         try:
             check()
         except LlmlabError as e:
-            problems.append(f"{path}: {e}")
+            problems.append(f"{path}: {e}" if path else str(e))
     if problems:
         raise SessionError(problems)
     print(f"{args.session}: OK")
