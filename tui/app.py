@@ -222,17 +222,23 @@ class LlmlabApp(App[None]):
         self._handle_hangup()
 
     def _handle_hangup(self) -> None:
-        """The terminal went away (an SSH connection dropped): quit as ctrl+q would, without
-        asking: a running training stops with a checkpoint, and no process is left."""
-        import asyncio
+        """The terminal went away (an SSH connection dropped, tmux killed): stop the engine
+        (a running training saves a checkpoint) and exit. A plain Python handler, not the
+        event loop's: once the terminal is gone Textual's output thread dies on its first
+        write and the loop then blocks on the full output queue, where a loop handler never
+        runs and the process would live on, reparented to init."""
         import signal
 
         try:
-            asyncio.get_running_loop().add_signal_handler(
-                signal.SIGHUP, lambda: self.run_worker(self.quit_cleanly(), name="hangup",
-                                                       exclusive=True))
-        except (NotImplementedError, RuntimeError, ValueError, AttributeError):
+            self._sighup_before = signal.signal(signal.SIGHUP, self._hang_up)
+        except (ValueError, AttributeError):
             pass  # not on this platform, or not in the main thread (tests)
+
+    def _hang_up(self, signum: int, frame: object) -> None:
+        _detach_from_terminal()  # what is still written goes nowhere, and blocks nothing
+        if getattr(self, "client", None) is not None and self.client.alive:
+            self.client.close(timeout=60)
+        os._exit(0)
 
     async def _build_later(self) -> None:
         await self.model_pane.build_form()
@@ -940,9 +946,21 @@ class LlmlabApp(App[None]):
         self.exit()
 
     def on_unmount(self) -> None:
+        if hasattr(self, "_sighup_before"):
+            import signal
+
+            signal.signal(signal.SIGHUP, self._sighup_before)
         client = getattr(self, "client", None)
         if client is not None and client.alive:
             client.close(timeout=30)
+
+
+def _detach_from_terminal() -> None:
+    """Point stdin, stdout and stderr at /dev/null (the terminal is gone: writes to it fail)."""
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(null, fd)
+    os.close(null)
 
 
 def run_app(session_path: str | None = None) -> int:
