@@ -205,6 +205,22 @@ def memory_available(device_type: str) -> int | None:
     return host_memory_available()
 
 
+def session_fit_problem(session: Session, vocab_size: int | None = None) -> str | None:
+    """`check_session_fits`'s line for a screen that must not import torch: the host's memory
+    is checked where the run will be on the CPU; a GPU's is left to the engine, which checks
+    it before the run begins."""
+    if session.train.device != "cpu" and (session.train.device != "auto"
+                                          or Path("/proc/driver/nvidia/gpus").is_dir()):
+        return None
+    try:
+        check_session_fits(session, vocab_size, "cpu")
+    except LlmlabError as e:
+        return str(e)
+    except (ValueError, ZeroDivisionError):
+        return None  # a form still being edited: its own problems say so
+    return None
+
+
 def check_session_fits(session: Session, vocab_size: int | None = None,
                        device_type: str | None = None) -> None:
     """`check_fits` for a session about to train, with the tokenizer's vocabulary when known."""

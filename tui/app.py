@@ -21,6 +21,7 @@ from textual.widgets import ContentSwitcher, Footer
 
 from core import messages as msg
 from core.errors import LlmlabError, SessionError
+from core.estimate import session_fit_problem
 from core.messages import LoadRun
 from core.session import LIVE_FIELDS, Session, load_session, save_session, validate
 from tui.commands import LlmlabCommands, PaletteCommand
@@ -331,6 +332,8 @@ class LlmlabApp(App[None]):
         for path, error in self.form_errors.items():
             self.problems[path] = error
         self.problem_lines = lines + [f"{p}: {e}" for p, e in self.form_errors.items()]
+        if not lines and (too_big := self._memory_problem()):
+            self.problem_lines.append(too_big)  # (shown by the summary: no one field to blame)
         self.dataset_pane.show_session(self.session, self.problems, force)
         self.model_pane.show_session(self.session, self.problems, force)
         for pane_class in WORKBENCH_PANES:
@@ -343,16 +346,21 @@ class LlmlabApp(App[None]):
         title.session_name = self.session.name
         title.dirty = self.dirty
 
+    def _memory_problem(self) -> str | None:
+        """The model cannot fit in memory for training (with the corpus's vocabulary once read)."""
+        view = getattr(self, "corpus", None)
+        return session_fit_problem(self.session, view.vocab_size if view else None)
+
     def _show_summary(self) -> None:
         view = self.corpus
         self.model_pane.show_summary(view.vocab_size if view else None,
                                      view.train_tokens if view else None,
-                                     len(self.problem_lines))
+                                     len(self.problem_lines), self._memory_problem())
 
     def on_corpus_loaded(self, message: CorpusLoaded) -> None:
         self.corpus = message.view
         if self._title_bar() is not None:  # (not while the app shuts down)
-            self._show_summary()
+            self.session_changed()  # (the real vocabulary: the memory check may change)
 
     def on_corpus_failed(self, message: CorpusFailed) -> None:
         self.corpus = None
