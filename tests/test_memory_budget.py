@@ -101,3 +101,12 @@ def test_check_fits_refuses_only_beyond_what_is_available():
     estimate.check_fits(mem, None)  # unknown: refuse nothing
     with pytest.raises(LlmlabError, match=r"model: needs ~.* available"):
         estimate.check_fits(mem, mem.total - 1)
+
+
+def test_check_finds_a_val_split_smaller_than_the_context_from_the_corpus_size(folder):
+    (folder / "small.txt").write_text("a few words, not enough for a window\n" * 10)
+    line = one_line_exit_2(llmlab(folder, "check", "s.toml", sets=[
+        *TINY, "data.corpus=small.txt", "data.split=[0.97, 0.03, 0]"]))
+    assert line.startswith("data.split: the val split has at most")
+    ok = llmlab(folder, "check", "s.toml", sets=[*TINY, "data.corpus=small.txt"])
+    assert ok.returncode == 0, ok.stderr
