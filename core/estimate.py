@@ -172,12 +172,29 @@ def _cgroup_headroom(cgroup_fs: Path) -> int | None:
     return None
 
 
+def _address_space_headroom() -> int | None:
+    """What `ulimit -v` (RLIMIT_AS) still allows this process, or None without a limit."""
+    try:
+        import resource
+
+        limit = resource.getrlimit(resource.RLIMIT_AS)[0]
+        if limit == resource.RLIM_INFINITY:
+            return None
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmSize:"):
+                return max(0, limit - int(line.split()[1]) * 1024)
+        return limit
+    except (ImportError, OSError, ValueError, IndexError):
+        return None
+
+
 def host_memory_available(meminfo: Path = Path("/proc/meminfo"),
                           cgroup_fs: Path = Path("/sys/fs/cgroup")) -> int | None:
     """Bytes a new process may still use on this machine: MemAvailable, or the memory cgroup's
-    headroom when that is lower (a container or a systemd slice). None where neither is known.
-    Torch-free, so `check` and the TUI can ask."""
-    known = [n for n in (_meminfo_available(meminfo), _cgroup_headroom(cgroup_fs)) if n is not None]
+    headroom (a container or a systemd slice) or the address-space limit's (`ulimit -v`) when
+    lower. None where none is known. Torch-free, so `check` and the TUI can ask."""
+    known = [n for n in (_meminfo_available(meminfo), _cgroup_headroom(cgroup_fs),
+                         _address_space_headroom()) if n is not None]
     return min(known) if known else None
 
 

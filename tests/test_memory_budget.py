@@ -4,6 +4,7 @@ by `train` before a run folder exists (issue 16, item 2)."""
 from __future__ import annotations
 
 import os
+import re
 import resource
 import subprocess
 import sys
@@ -110,3 +111,12 @@ def test_check_finds_a_val_split_smaller_than_the_context_from_the_corpus_size(f
     assert line.startswith("data.split: the val split has at most")
     ok = llmlab(folder, "check", "s.toml", sets=[*TINY, "data.corpus=small.txt"])
     assert ok.returncode == 0, ok.stderr
+
+
+def test_an_address_space_limit_counts_as_what_is_available(folder):
+    # ~13 GB (1 layer of 8192): refused under the 6 GB `ulimit -v` that `llmlab` runs with here
+    line = one_line_exit_2(llmlab(folder, "check", "s.toml", sets=[
+        *TINY, "model.n_layer=1", "model.n_embd=8192", "model.n_head=8"]))
+    available = re.search(r"\), ([\d.]+) (GB|MB) available", line)
+    assert line.startswith("model: needs ~") and available, line
+    assert available[2] == "MB" or float(available[1]) <= 6, line
