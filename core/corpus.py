@@ -91,12 +91,13 @@ def open_corpus(spec: str, base_dir: Path | None = None,
     return Corpus(label, tuple(files), n_bytes, digest.hexdigest(), encoding_errors)
 
 
-def check_corpus(spec: str, base_dir: Path | None = None) -> None:
+def check_corpus(spec: str, base_dir: Path | None = None) -> int:
     """What `open_corpus` would refuse first, from cheap checks only (names, permissions and
-    each file's first bytes; no full read): raise CorpusError with the cause."""
+    each file's first bytes; no full read): raise CorpusError with the cause. Returns the
+    files' bytes plus one per file: no tokenizer makes more tokens than that (a char, a word
+    or a BPE token is at least a byte; a separator per file), a bound for split sizes."""
     if spec.startswith(SAMPLE_PREFIX):
-        sample_files(spec[len(SAMPLE_PREFIX):])
-        return
+        return _upper_bound(sample_files(spec[len(SAMPLE_PREFIX):]))
     path = Path(spec).expanduser()
     if not path.is_absolute():
         path = (base_dir or Path.cwd()) / path
@@ -107,6 +108,14 @@ def check_corpus(spec: str, base_dir: Path | None = None) -> None:
     if path.is_file() and not _looks_like_text(path):
         cause = "file is empty" if path.stat().st_size == 0 else "binary file, not text"
         raise CorpusError(f"{path}: {cause}")
+    return _upper_bound(files)
+
+
+def _upper_bound(files: list[Path]) -> int:
+    try:
+        return sum(f.stat().st_size + 1 for f in files)
+    except OSError as e:
+        raise CorpusError(f"{e.filename}: {e.strerror}") from e
 
 
 def _files_at(path: Path) -> list[Path]:

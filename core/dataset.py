@@ -77,6 +77,16 @@ class TokenDataset:
         start, end = self.bounds(name)
         return self.tokens[start:end]
 
+    def check_windows(self, name: str, context: int) -> None:
+        """Refuse a split too small to hold one window of `context` + 1 tokens, before a run
+        needs it (a val split of 10 tokens would otherwise fail at the first evaluation)."""
+        n = len(self.split_tokens(name))
+        if n < context + 1:
+            raise LlmlabError(
+                f"data.split: the {name} split has {n} tokens, fewer than "
+                f"model.context + 1 ({context + 1}); use a larger corpus or fraction"
+            )
+
     def get_batch(self, name: str, batch_size: int, context: int, generator=None):
         """Random (x, y) windows from a split as int64 torch tensors [batch_size, context].
 
@@ -85,13 +95,9 @@ class TokenDataset:
         """
         import torch
 
+        self.check_windows(name, context)
         data = self.split_tokens(name)
         n_starts = len(data) - context
-        if n_starts < 1:
-            raise LlmlabError(
-                f"data.split: the {name} split has {len(data)} tokens, fewer than "
-                f"model.context + 1 ({context + 1}); use a larger corpus or fraction"
-            )
         starts = torch.randint(n_starts, (batch_size,), generator=generator).numpy()
         windows = data[starts[:, None] + np.arange(context + 1)].astype(np.int64)
         block = torch.from_numpy(windows)

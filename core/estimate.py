@@ -10,8 +10,10 @@ The memory figure is an estimate, documented in `memory_estimate`.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
-from core.session import ModelConfig, OptimConfig, TrainConfig
+from core.errors import LlmlabError
+from core.session import ModelConfig, OptimConfig, Session, TrainConfig
 
 _GATES = {"lstm": 4, "gru": 3}  # weight matrices per recurrent layer
 _BYTES = {"fp32": 4, "bf16": 2, "fp16": 2}
@@ -132,6 +134,130 @@ def memory_estimate(cfg: ModelConfig, vocab_size: int, optim: OptimConfig,
     return MemoryEstimate(
         weights=4 * n, grads=4 * n, optimizer=4 * n * states,
         activations=activation_bytes(cfg, vocab_size, train.batch_size, train.precision))
+
+
+# A vocabulary for the estimate before the corpus is read: the cap when one is set, else 256
+# (every char tokenizer of a byte-sized alphabet; word/jieba vocabularies are larger, so a
+# model refused with 256 is refused with the real one: `check` never refuses a model that fits).
+GUESSED_VOCAB = 256
+
+
+def guessed_vocab(session: Session) -> int:
+    """The vocabulary `check` estimates with, before any corpus is read (see GUESSED_VOCAB)."""
+    return session.data.vocab_size or GUESSED_VOCAB
+
+
+def _meminfo_available(meminfo: Path) -> int | None:
+    try:
+        for line in meminfo.read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def _cgroup_headroom(cgroup_fs: Path) -> int | None:
+    """What the process's memory cgroup still allows (limit - usage), v2 or v1; None if no limit."""
+    v1 = "memory/memory.limit_in_bytes", "memory/memory.usage_in_bytes"
+    for limit_name, usage_name in (("memory.max", "memory.current"), v1):
+        try:
+            limit = (cgroup_fs / limit_name).read_text().strip()
+            if limit == "max" or int(limit) >= 1 << 60:  # v1 says "no limit" with a huge number
+                continue
+            usage = int((cgroup_fs / usage_name).read_text().strip())
+        except (OSError, ValueError):
+            continue
+        return max(0, int(limit) - usage)
+    return None
+
+
+def _address_space_headroom() -> int | None:
+    """What `ulimit -v` (RLIMIT_AS) still allows this process, or None without a limit."""
+    try:
+        import resource
+
+        limit = resource.getrlimit(resource.RLIMIT_AS)[0]
+        if limit == resource.RLIM_INFINITY:
+            return None
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmSize:"):
+                return max(0, limit - int(line.split()[1]) * 1024)
+        return limit
+    except (ImportError, OSError, ValueError, IndexError):
+        return None
+
+
+def host_memory_available(meminfo: Path = Path("/proc/meminfo"),
+                          cgroup_fs: Path = Path("/sys/fs/cgroup")) -> int | None:
+    """Bytes a new process may still use on this machine: MemAvailable, or the memory cgroup's
+    headroom (a container or a systemd slice) or the address-space limit's (`ulimit -v`) when
+    lower. None where none is known. Torch-free, so `check` and the TUI can ask."""
+    known = [n for n in (_meminfo_available(meminfo), _cgroup_headroom(cgroup_fs),
+                         _address_space_headroom()) if n is not None]
+    return min(known) if known else None
+
+
+def likely_device_type(device: str) -> str:
+    """The device type a `train.device` setting will train on, torch-free where it can be:
+    `auto` looks for an NVIDIA driver before asking torch about CUDA."""
+    if device != "auto":
+        return device.split(":")[0]
+    if not Path("/proc/driver/nvidia/gpus").is_dir():
+        return "cpu"
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def memory_available(device_type: str) -> int | None:
+    """Bytes free where training will run: the GPU's free memory on cuda (asks torch, so only
+    in the engine), the host's otherwise (a CPU or an MPS run shares the machine's memory)."""
+    if device_type == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            return None  # (placing the run says so)
+        return int(torch.cuda.mem_get_info()[0])
+    return host_memory_available()
+
+
+def session_fit_problem(session: Session, vocab_size: int | None = None) -> str | None:
+    """`check_session_fits`'s line for a screen that must not import torch: the host's memory
+    is checked where the run will be on the CPU; a GPU's is left to the engine, which checks
+    it before the run begins."""
+    if session.train.device != "cpu" and (session.train.device != "auto"
+                                          or Path("/proc/driver/nvidia/gpus").is_dir()):
+        return None
+    try:
+        check_session_fits(session, vocab_size, "cpu")
+    except LlmlabError as e:
+        return str(e)
+    except (ValueError, ZeroDivisionError):
+        return None  # a form still being edited: its own problems say so
+    return None
+
+
+def check_session_fits(session: Session, vocab_size: int | None = None,
+                       device_type: str | None = None) -> None:
+    """`check_fits` for a session about to train, with the tokenizer's vocabulary when known."""
+    vocab = guessed_vocab(session) if vocab_size is None else vocab_size
+    mem = memory_estimate(session.model, vocab, session.optim, session.train)
+    device_type = device_type or likely_device_type(session.train.device)
+    where = " on the GPU" if device_type == "cuda" else ""
+    check_fits(mem, memory_available(device_type), where)
+
+
+def check_fits(mem: MemoryEstimate, available: int | None, where: str = "") -> None:
+    """Refuse a model whose estimated training memory exceeds what is available, in one line:
+    the estimate, its parts, and what is free. Unknown availability refuses nothing."""
+    if available is None or mem.total <= available:
+        return
+    b = human_bytes
+    raise LlmlabError(
+        f"model: needs ~{b(mem.total)} to train (params+grads {b(mem.weights + mem.grads)}, "
+        f"optimizer {b(mem.optimizer)}, activations {b(mem.activations)}), "
+        f"{b(available)} available{where}; use a smaller model, batch_size or context")
 
 
 def tokens_per_step(cfg: ModelConfig, train: TrainConfig) -> int:

@@ -19,6 +19,7 @@ import math
 import os
 import re
 import socket
+import stat
 import statistics
 import sys
 from dataclasses import dataclass
@@ -59,6 +60,7 @@ _STEP_DIR = re.compile(r"step-(\d{7,})")
 # a dropped SSH connection): with a checkpoint it can resume, without one only start again.
 LOST = "lost"
 LOST_NO_CHECKPOINT = "lost, no checkpoint"
+DAMAGED = "damaged"  # a run folder whose own files cannot be read ("damaged: <cause>")
 
 
 def new_run_dir(runs_root: Path, session_name: str, now: datetime | None = None) -> Path:
@@ -359,7 +361,10 @@ def is_compressed_model(path: Path) -> bool:
 
 
 def is_run_dir(path: Path) -> bool:
-    return path.is_dir() and ((path / INFO_FILE).is_file() or (path / SESSION_FILE).is_file())
+    """A folder with a run.json (of any kind: a damaged one is still a run, shown as damaged)
+    or a session.toml."""
+    return path.is_dir() and (os.path.lexists(path / INFO_FILE)
+                              or (path / SESSION_FILE).is_file())
 
 
 # --------------------------------------------------------------------------- listing
@@ -381,9 +386,54 @@ class RunSummary:
     notes: str = ""  # the user's notes on the run (run.json)
 
 
+def run_damage(run_dir: Path) -> str | None:
+    """Why a run's own files cannot be read (run.json not a regular JSON object file,
+    metrics.jsonl not a regular file or too large), or None. A missing file is not damage:
+    a run starts without metrics, and an old run may have only its session."""
+    info_path, metrics_path = Path(run_dir) / INFO_FILE, Path(run_dir) / METRICS_FILE
+    try:
+        if os.path.lexists(info_path):
+            try:
+                info = json.loads(read_small_text(info_path))
+            except ValueError:
+                return f"{INFO_FILE}: not JSON"
+            if not isinstance(info, dict):
+                return f"{INFO_FILE}: not a JSON object"
+        if os.path.lexists(metrics_path):  # checked, not read: it may be large
+            st = os.stat(metrics_path)
+            if not stat.S_ISREG(st.st_mode):
+                return f"{METRICS_FILE}: not a regular file"
+            if st.st_size > METRICS_FILE_LIMIT:
+                return f"{METRICS_FILE}: {st.st_size:,} bytes, more than {METRICS_FILE_LIMIT:,}"
+    except OSError as e:
+        return _os_error_in(e, run_dir)
+    return None
+
+
+def _os_error_in(e: OSError, run_dir: Path) -> str:
+    """An OSError about a file of `run_dir` as `name: cause`, without the folder's path."""
+    text = str(e).replace(f"{run_dir}/", "").replace(f"'{run_dir}", "'")
+    return text.splitlines()[0] if text else type(e).__name__
+
+
 def summarize_run(run_dir: Path) -> RunSummary:
-    """One line's worth about a run, from run.json, metrics.jsonl and the frozen session."""
+    """One line's worth about a run, from run.json, metrics.jsonl and the frozen session.
+    A run whose files cannot be read is summarized as "damaged: <cause>", never raised."""
     run_dir = Path(run_dir)
+    damage = run_damage(run_dir)
+    try:
+        summary = _summarize(run_dir)
+    except Exception as e:  # noqa: BLE001 (one odd folder never hides the others)
+        damage = damage or f"{type(e).__name__}: {e}".splitlines()[0]
+        summary = RunSummary(path=run_dir, session=run_dir.parent.name, run_id=run_dir.name,
+                             created="", arch="?", params=0, steps=0, max_steps=0,
+                             best_val_loss=None, tokens_per_s=None, status="")
+    if damage is not None:
+        summary.status = f"{DAMAGED}: {damage}"
+    return summary
+
+
+def _summarize(run_dir: Path) -> RunSummary:
     info = read_run_info(run_dir)
     train = [r for r in read_metrics(run_dir) if r.get("type") == "train"]
     frozen = _frozen_session_table(run_dir) if not {"arch", "max_steps"} <= info.keys() else {}
@@ -435,12 +485,13 @@ def export_csv(run_dirs: list[Path], path: Path) -> int:
 
 def find_run(spec: str, runs_root: Path) -> Path:
     """The run folder that `spec` names: a path to a run folder, `<session>/<run-id>`,
-    `<session>` (its newest run) or `latest` (the newest of all)."""
+    `<session>` (its newest run) or `latest` (the newest of all); a damaged run is never
+    the newest."""
     runs_root = Path(runs_root)
     if not spec.strip():
         raise LlmlabError("no run given (a run folder, <session>/<run-id>, <session> or latest)")
     if spec == "latest":
-        runs = list_runs(runs_root)
+        runs = [r for r in list_runs(runs_root) if not r.status.startswith(DAMAGED)]
         if runs:
             return runs[0].path
         raise LlmlabError(f"latest: no runs in {runs_root}")
@@ -467,7 +518,8 @@ def _inside(path: Path, folder: Path) -> bool:
 def newest_run(runs_root: Path, session: str) -> Path | None:
     """The newest run of `session`, in list_runs' order, from the run.json files alone
     (list_runs also reads every run's metrics: too slow for a key press)."""
-    runs = [p for p in _subdirs(Path(runs_root) / session) if is_run_dir(p)]
+    runs = [p for p in _subdirs(Path(runs_root) / session)
+            if is_run_dir(p) and run_damage(p) is None]
     return max(runs, key=_started, default=None)
 
 

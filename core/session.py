@@ -296,6 +296,9 @@ def _cross_field_problems(s: Session, bad: set[str]) -> list[str]:
              f"data.split: fractions must sum to 1 (got {split!r}, sum {sum(split):g})")
         rule(("data.split",), split[0] <= 0.0,
              f"data.split: the train fraction must be > 0 (got {split!r})")
+        rule(("data.split", "train.eval_interval"), split[1] <= 0.0 and s.train.eval_interval > 0,
+             f"data.split: evaluation needs a val fraction > 0, or train.eval_interval = 0 "
+             f"(got {split!r})")
     d = s.data
     tok = ("data.tokenizer", "data.vocab_size")
     rule(tok, d.tokenizer == "bpe" and d.vocab_size == 0,

@@ -34,7 +34,7 @@ from core.collapse import CollapseWatch
 from core.dataset import TokenDataset, load_dataset
 from core.device import Placement, fit_threads, mfu, observe_flops, peak_flops, place, wrap_model
 from core.errors import LlmlabError
-from core.estimate import describe_model, param_count
+from core.estimate import check_session_fits, describe_model, param_count
 from core.evaluate import evaluate
 from core.generate import Sampling, generate_ids
 from core.models import build_model
@@ -144,6 +144,7 @@ class Trainer:
             return trainer
         emit(msg.Status("preparing", f"opening {session.data.corpus}"))
         dataset = load_dataset(session.data, session.base_dir)
+        _check_before_run(session, dataset, placement)  # before the folder: no empty run
         runs_root = session.resolve(session.train.runs_dir)
         run_dir = new_run_dir(runs_root, session.name) if placement.is_main else runs_root
         trainer = cls(session, dataset, placement, run_dir, emit)
@@ -388,6 +389,15 @@ class Trainer:
     def finish(self, status: str) -> None:
         self.writer.update_info(status=status, step=self.step)
         self.writer.close()
+
+
+def _check_before_run(session: Session, dataset: TokenDataset, placement: Placement) -> None:
+    """What would fail a new run in its first steps, found before its folder exists: a split
+    that cannot hold one window, a model that cannot fit in memory."""
+    dataset.check_windows("train", session.model.context)
+    if session.train.eval_interval > 0:
+        dataset.check_windows("val", session.model.context)
+    check_session_fits(session, dataset.tokenizer.vocab_size, placement.device_type)
 
 
 def _checked_live_value(name: str, value: float) -> float | int:

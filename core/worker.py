@@ -26,6 +26,9 @@ def _serve(session_dict: dict, base_dir: str | None, commands, events,
     """The worker process's main: everything it reports goes through `events`; anything it
     prints (a torch warning) goes to `log_path` when given, never over the UI's screen."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C belongs to the UI, which asks first
+    # A hang-up too: the UI then stops the run with a checkpoint (and if it dies instead,
+    # _watch_parent ends this process).
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     if log_path:
         _redirect_output(Path(log_path))
     threading.Thread(target=_watch_parent, args=(os.getppid(), commands, events),

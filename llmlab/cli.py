@@ -12,9 +12,13 @@ import os
 import sys
 import traceback
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from core.errors import LlmlabError, SessionError
 from core.text import one_line
+
+if TYPE_CHECKING:
+    from core.session import Session
 
 EXIT_OK, EXIT_INTERNAL, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -191,22 +195,40 @@ def cmd_check(args: argparse.Namespace) -> int:
     """Validate the session, then what `train` needs before it starts, cheaply: a corpus
     that is there and readable, a runs folder it can write."""
     from core.corpus import check_corpus
+    from core.estimate import check_session_fits
     from core.runs import check_runs_root
 
     session = _load(args)
     problems = []
-    for path, check in (("data.corpus", lambda: check_corpus(session.data.corpus,
-                                                               session.base_dir)),
+
+    most_tokens: list[int] = []  # the corpus's tokens, at most (once it is found readable)
+    for path, check in (("data.corpus", lambda: most_tokens.append(check_corpus(
+                            session.data.corpus, session.base_dir))),
+                        ("", lambda: _check_split_sizes(session, most_tokens)),
+                        ("", lambda: check_session_fits(session)),
                         ("train.runs_dir", lambda: check_runs_root(
                             session.resolve(session.train.runs_dir)))):
         try:
             check()
         except LlmlabError as e:
-            problems.append(f"{path}: {e}")
+            problems.append(f"{path}: {e}" if path else str(e))
     if problems:
         raise SessionError(problems)
     print(f"{args.session}: OK")
     return EXIT_OK
+
+
+def _check_split_sizes(session: Session, most_tokens: list[int]) -> None:
+    """A split that cannot hold one window of context + 1 tokens even if every byte of the
+    corpus were a token (train always; val when evaluating), refused before any run."""
+    split, need = session.data.split, session.model.context + 1
+    for name, fraction in (("train", split[0]), ("val", split[1])):
+        at_most = int(sum(most_tokens) * fraction)
+        if most_tokens and 0 < fraction and at_most < need and (
+                name == "train" or session.train.eval_interval > 0):
+            raise LlmlabError(f"data.split: the {name} split has at most {at_most} tokens, "
+                              f"fewer than model.context + 1 ({need}); use a larger corpus "
+                              "or fraction")
 
 
 def cmd_init(args: argparse.Namespace) -> int:

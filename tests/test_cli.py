@@ -143,7 +143,7 @@ def test_check_refuses_what_train_would_fail_on_one_line_each(run, tmp_path):
 
 def test_check_ok_for_a_text_folder_and_a_runs_folder_still_to_make(run, tmp_path):
     (tmp_path / "texts" / "sub").mkdir(parents=True)
-    (tmp_path / "texts" / "sub" / "a.txt").write_text("some text\n")
+    (tmp_path / "texts" / "sub" / "a.txt").write_text("some text\n" * 100)  # room for val
     session = Session(name="f")
     session.data.corpus = "texts"
     session.train.runs_dir = "new/runs"

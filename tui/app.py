@@ -21,6 +21,7 @@ from textual.widgets import ContentSwitcher, Footer
 
 from core import messages as msg
 from core.errors import LlmlabError, SessionError
+from core.estimate import session_fit_problem
 from core.messages import LoadRun
 from core.session import LIVE_FIELDS, Session, load_session, save_session, validate
 from core.text import visible
@@ -228,17 +229,23 @@ class LlmlabApp(App[None]):
         self._handle_hangup()
 
     def _handle_hangup(self) -> None:
-        """The terminal went away (an SSH connection dropped): quit as ctrl+q would, without
-        asking: a running training stops with a checkpoint, and no process is left."""
-        import asyncio
+        """The terminal went away (an SSH connection dropped, tmux killed): stop the engine
+        (a running training saves a checkpoint) and exit. A plain Python handler, not the
+        event loop's: once the terminal is gone Textual's output thread dies on its first
+        write and the loop then blocks on the full output queue, where a loop handler never
+        runs and the process would live on, reparented to init."""
         import signal
 
         try:
-            asyncio.get_running_loop().add_signal_handler(
-                signal.SIGHUP, lambda: self.run_worker(self.quit_cleanly(), name="hangup",
-                                                       exclusive=True))
-        except (NotImplementedError, RuntimeError, ValueError, AttributeError):
+            self._sighup_before = signal.signal(signal.SIGHUP, self._hang_up)
+        except (ValueError, AttributeError):
             pass  # not on this platform, or not in the main thread (tests)
+
+    def _hang_up(self, signum: int, frame: object) -> None:
+        _detach_from_terminal()  # what is still written goes nowhere, and blocks nothing
+        if getattr(self, "client", None) is not None and self.client.alive:
+            self.client.close(timeout=60)
+        os._exit(0)
 
     async def _build_later(self) -> None:
         await self.model_pane.build_form()
@@ -331,6 +338,8 @@ class LlmlabApp(App[None]):
         for path, error in self.form_errors.items():
             self.problems[path] = error
         self.problem_lines = lines + [f"{p}: {e}" for p, e in self.form_errors.items()]
+        if not lines and (too_big := self._memory_problem()):
+            self.problem_lines.append(too_big)  # (shown by the summary: no one field to blame)
         self.dataset_pane.show_session(self.session, self.problems, force)
         self.model_pane.show_session(self.session, self.problems, force)
         for pane_class in WORKBENCH_PANES:
@@ -343,16 +352,21 @@ class LlmlabApp(App[None]):
         title.session_name = self.session.name
         title.dirty = self.dirty
 
+    def _memory_problem(self) -> str | None:
+        """The model cannot fit in memory for training (with the corpus's vocabulary once read)."""
+        view = getattr(self, "corpus", None)
+        return session_fit_problem(self.session, view.vocab_size if view else None)
+
     def _show_summary(self) -> None:
         view = self.corpus
         self.model_pane.show_summary(view.vocab_size if view else None,
                                      view.train_tokens if view else None,
-                                     len(self.problem_lines))
+                                     len(self.problem_lines), self._memory_problem())
 
     def on_corpus_loaded(self, message: CorpusLoaded) -> None:
         self.corpus = message.view
         if self._title_bar() is not None:  # (not while the app shuts down)
-            self._show_summary()
+            self.session_changed()  # (the real vocabulary: the memory check may change)
 
     def on_corpus_failed(self, message: CorpusFailed) -> None:
         self.corpus = None
@@ -946,9 +960,21 @@ class LlmlabApp(App[None]):
         self.exit()
 
     def on_unmount(self) -> None:
+        if hasattr(self, "_sighup_before"):
+            import signal
+
+            signal.signal(signal.SIGHUP, self._sighup_before)
         client = getattr(self, "client", None)
         if client is not None and client.alive:
             client.close(timeout=30)
+
+
+def _detach_from_terminal() -> None:
+    """Point stdin, stdout and stderr at /dev/null (the terminal is gone: writes to it fail)."""
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(null, fd)
+    os.close(null)
 
 
 def run_app(session_path: str | None = None) -> int:

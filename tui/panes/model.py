@@ -110,8 +110,9 @@ class ModelPane(Horizontal, can_focus=True):
             row.display = field_applies(session, path)  # (no n_head for an lstm)
 
     def show_summary(self, vocab_size: int | None, train_tokens: int | None,
-                     n_problems: int) -> None:
-        self.query_one(ModelSummary).show(self.session, vocab_size, train_tokens, n_problems)
+                     n_problems: int, memory_problem: str | None = None) -> None:
+        self.query_one(ModelSummary).show(self.session, vocab_size, train_tokens, n_problems,
+                                          memory_problem)
 
     def on_descendant_focus(self, event: events.DescendantFocus) -> None:
         node = event.widget

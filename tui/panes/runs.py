@@ -36,6 +36,7 @@ from textual.worker import Worker, WorkerState, get_current_worker
 
 from core.errors import LlmlabError
 from core.runs import (
+    DAMAGED,
     LOST,
     LOST_NO_CHECKPOINT,
     METRICS_FILE,
@@ -706,6 +707,12 @@ class RunsPane(Vertical, can_focus=True):
             self.query_one("#runs-status", Static).update(Content.assemble(
                 (name, value), (f": {run.status}  ", "$error"),
                 (self._key("runs.resume"), key), (does, muted)))
+            return
+        if run is not None and run.status.startswith(DAMAGED):
+            name = middle_ellipsis(self._label(str(run.path)),
+                                   max(8, (self.size.width or 80) - 4 - len(run.status)))
+            self.query_one("#runs-status", Static).update(Content.assemble(
+                (name, value), (f": {run.status}", "$error")))
             return
         n = len(self.runs)
         parts: list[tuple[str, str]] = []

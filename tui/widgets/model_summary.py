@@ -16,10 +16,12 @@ class ModelSummary(Widget):
         self.vocab_size: int | None = None
         self.train_tokens: int | None = None
         self.n_problems = 0
+        self.memory_problem: str | None = None
 
     def show(self, session: Session, vocab_size: int | None, train_tokens: int | None,
-             n_problems: int) -> None:
+             n_problems: int, memory_problem: str | None = None) -> None:
         self.session = session
+        self.memory_problem = memory_problem
         self.vocab_size = vocab_size
         self.train_tokens = train_tokens
         self.n_problems = n_problems
@@ -63,7 +65,11 @@ class ModelSummary(Widget):
         lines = [Content.assemble(("Summary", "bold $primary"))]
         for key, value in self.rows():
             lines.append(Content.assemble((f"{key:<14}", "$text-muted"), value))
-        if self.n_problems:
+        if self.memory_problem:  # "model: needs ~X to train (...), Y available; ..." in short
+            needs = self.memory_problem.split(" to train")[0].removeprefix("model: needs ~")
+            free = self.memory_problem.rpartition("), ")[2].split(" available")[0]
+            lines.append(Content.assemble((f"✗ needs {needs}, {free} free", "bold $error")))
+        elif self.n_problems:
             lines.append(Content.assemble(
                 (f"✗ {self.n_problems} problem{'s' * (self.n_problems != 1)}", "bold $error")))
         else:

@@ -69,7 +69,7 @@ def cells(run: RunSummary) -> list[str]:
         steps,
         f"{run.best_val_loss:.3f}" if run.best_val_loss is not None else "-",
         human_count(round(run.tokens_per_s)) if run.tokens_per_s is not None else "-",
-        "lost" if run.status.startswith("lost") else run.status,  # (the pane says more)
+        run.status.split(",")[0].split(":")[0],  # lost, damaged: the pane says more
     ]]
 
 
