@@ -49,7 +49,7 @@ def cmd_train(args: argparse.Namespace, load_session: LoadSession) -> int:
     # A SimpleQueue: its put() is safe to call from a signal handler.
     engine = Engine(session, view.on_event, queue.SimpleQueue())
     try:
-        with _stop_on_ctrl_c(engine):
+        with _stop_on_signals(engine) as received:
             final = engine.train(resume)
     finally:
         if view.task is not None:  # started with the run: a run that never starts prints
@@ -63,7 +63,7 @@ def cmd_train(args: argparse.Namespace, load_session: LoadSession) -> int:
         print(f"stopped at step {view.step}; continue with: llmlab train "
               f"{args.session or ''} --resume {view.run_dir}".replace("  ", " "),
               file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return 128 + received[0] if received else EXIT_INTERRUPTED
     return EXIT_OK
 
 
@@ -98,26 +98,34 @@ def _check_resumable(run_dir: Path) -> None:
 
 
 @contextlib.contextmanager
-def _stop_on_ctrl_c(engine) -> Iterator[None]:
-    """The first Ctrl+C asks the engine to stop after the current step, so the checkpoint it
-    saves resumes exactly (a KeyboardInterrupt could land mid-step, after the batch or the
-    dropout RNG had moved on); a second Ctrl+C interrupts at once."""
+def _stop_on_signals(engine) -> Iterator[list[int]]:
+    """The first Ctrl+C (or SIGTERM: `kill`, systemd, a cluster scheduler) asks the engine to
+    stop after the current step, so the checkpoint it saves resumes exactly (a
+    KeyboardInterrupt could land mid-step, after the batch or the dropout RNG had moved on);
+    a second Ctrl+C interrupts at once. Yields the signals received, for the exit status."""
     from core import messages as msg
 
-    previous = signal.getsignal(signal.SIGINT)
-    if threading.current_thread() is not threading.main_thread() or previous is signal.SIG_IGN:
-        yield
+    received: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield received
         return
+    signums = [s for s in (signal.SIGINT, signal.SIGTERM)
+               if signal.getsignal(s) is not signal.SIG_IGN]
+    previous = {s: signal.getsignal(s) for s in signums}
 
     def stop(signum, frame) -> None:
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+        if signum == signal.SIGINT:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+        received.append(signum)
         engine.commands.put(msg.Stop())
 
-    signal.signal(signal.SIGINT, stop)
+    for s in signums:
+        signal.signal(s, stop)
     try:
-        yield
+        yield received
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for s, handler in previous.items():
+            signal.signal(s, handler)
 
 
 class _TrainView:
