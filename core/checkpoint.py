@@ -31,7 +31,7 @@ from safetensors.torch import load_model, save_model
 from torch import nn
 
 from core.errors import CheckpointError
-from core.fileio import fsync_dir, fsync_file, jsonable, read_small_text
+from core.fileio import fsync_dir, fsync_file, jsonable, make_temp_folder, read_small_text
 from core.runs import CHECKPOINT_FILES, complete_checkpoints
 
 FILES = CHECKPOINT_FILES
@@ -90,7 +90,7 @@ def atomic_folder(final: Path) -> Iterator[Path]:
     """A temporary folder beside `final` that becomes `final` in one rename when the block
     ends without an error; on an error it is removed and `final` stays as it was."""
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f"{TMP_PREFIX}{final.name}-"))
+    tmp = make_temp_folder(final.parent, f"{TMP_PREFIX}{final.name}-")
     try:
         yield tmp
         fsync_dir(tmp)

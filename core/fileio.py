@@ -13,6 +13,7 @@ than a stated size.
 from __future__ import annotations
 
 import os
+import secrets
 import stat
 import tempfile
 from pathlib import Path
@@ -39,6 +40,19 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def make_temp_folder(parent: str | os.PathLike, prefix: str) -> Path:
+    """A new, uniquely named folder in `parent` with the user's usual permissions (0777 less
+    the umask): mkdtemp's 0700 would stay on the folder it is renamed to."""
+    parent = Path(parent)
+    while True:
+        folder = parent / f"{prefix}{secrets.token_hex(4)}"
+        try:
+            folder.mkdir()
+            return folder
+        except FileExistsError:
+            continue
 
 
 def fsync_file(path: str | os.PathLike) -> None:
