@@ -14,16 +14,23 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
-import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+try:
+    import fcntl
+except ImportError:  # Windows: age alone decides
+    fcntl = None  # type: ignore[assignment]
+
 from core.corpus import Corpus, open_corpus
 from core.errors import LlmlabError
+from core.fileio import make_temp_folder
 from core.session import DataConfig
 from core.tokenizers import Tokenizer, load_tokenizer, train_tokenizer
 
@@ -131,7 +138,9 @@ def _no_progress(phase: str, fraction: float) -> None:
 def _build_entry(corpus: Corpus, cfg: DataConfig, entry: Path, progress: Progress) -> None:
     """Tokenize the corpus into a temporary folder, then move it to `entry` in one rename."""
     entry.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=entry.parent, prefix=f".{entry.name}."))
+    sweep_stale_builds(entry.parent)
+    tmp = make_temp_folder(entry.parent, f".{entry.name}.")
+    lock = _hold(tmp)
     try:
         progress("training tokenizer", 0.0)
         tokenizer = train_tokenizer(cfg.tokenizer, corpus.iter_chunks(), cfg.vocab_size)
@@ -163,7 +172,57 @@ def _build_entry(corpus: Corpus, cfg: DataConfig, entry: Path, progress: Progres
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    finally:
+        if lock is not None:
+            os.close(lock)
     progress("done", 1.0)
+
+
+STALE_BUILD_S = 3600  # a temp folder untouched this long, and held by no build, is litter
+BUILD_FOLDER = re.compile(r"\.[0-9a-f]{24}\.[0-9a-f]+")  # `.KEY.RANDOM`: see _build_entry
+
+
+def _hold(folder: Path) -> int | None:
+    """Lock `folder` as in use by this build: the lock goes with the process, so the folder
+    of a killed build is recognisably nobody's. Returns the descriptor to close after."""
+    if fcntl is None:
+        return None
+    fd = os.open(folder, os.O_RDONLY)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    return fd
+
+
+def sweep_stale_builds(cache: Path) -> list[Path]:
+    """Remove the temp folders of builds that were killed (a kill during tokenization leaves
+    a hidden `.KEY.*` folder that nothing would ever remove): those no live build holds and
+    untouched for STALE_BUILD_S. Returns what was removed."""
+    removed = []
+    for folder in cache.iterdir():
+        if BUILD_FOLDER.fullmatch(folder.name) and _is_stale(folder):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
+
+
+def _is_stale(folder: Path) -> bool:
+    try:
+        if not folder.is_dir() or folder.is_symlink():
+            return False
+        touched = max([folder.stat().st_mtime, *(f.stat().st_mtime for f in folder.iterdir())])
+        if time.time() - touched < STALE_BUILD_S:
+            return False
+        if fcntl is None:
+            return True
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False  # a live build holds it
+        finally:
+            os.close(fd)
+    except OSError:
+        return False
+    return True
 
 
 def _open_entry(entry: Path, corpus: Corpus, cfg: DataConfig, hit: bool) -> TokenDataset:

@@ -3,16 +3,22 @@ written, permissions, and the litter a kill leaves. Each is one line, nothing lo
 
 from __future__ import annotations
 
+import fcntl
+import os
 import signal
+import stat
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 from test_train_cli import env_for, llmlab, runs_of, sets
+from torch import nn
 
-from core.checkpoint import list_checkpoints
+from core.checkpoint import list_checkpoints, save_checkpoint
+from core.dataset import STALE_BUILD_S, load_dataset
 from core.runs import read_metrics, read_run_info
+from core.session import DataConfig
 
 
 def _start_training(folder: Path, steps: int) -> tuple[subprocess.Popen, Path]:
@@ -51,3 +57,46 @@ def test_sigterm_stops_at_the_next_step_with_a_checkpoint(tmp_path):
     assert 3 <= stopped_at < 400
     assert f"stopped at step {stopped_at}" in stderr and f"--resume {run_dir}" in stderr
     assert read_run_info(run_dir)["status"] == "stopped"
+
+
+def test_checkpoint_folders_get_the_users_usual_permissions(tmp_path):
+    """mkdtemp's 0700 stayed on every checkpoint folder: a colleague in the group could not
+    read a shared run's weights."""
+    umask = os.umask(0o022)
+    try:
+        folder = save_checkpoint(tmp_path / "checkpoints", 1, nn.Linear(2, 2), {}, {})
+    finally:
+        os.umask(umask)
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o755
+
+
+def test_a_killed_builds_temp_folder_is_swept_when_a_build_starts(tmp_path):
+    """A kill during tokenization left a hidden `.KEY.*` folder for ever (3 kills, 177 MB)."""
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    hour_ago = time.time() - 2 * STALE_BUILD_S
+
+    def build_folder(name: str, age: float) -> Path:
+        folder = cache / name
+        folder.mkdir()
+        (folder / "tokens.bin").write_bytes(b"x" * 64)
+        for path in (folder / "tokens.bin", folder):
+            os.utime(path, (age, age))
+        return folder
+
+    killed = build_folder(f".{'a' * 24}.1234abcd", hour_ago)
+    live = build_folder(f".{'b' * 24}.5678abcd", hour_ago)  # a long build, still held
+    recent = build_folder(f".{'c' * 24}.9abcabcd", time.time())  # another build just begun
+    not_ours = build_folder(".somebody-elses", hour_ago)
+    holder = os.open(live, os.O_RDONLY)
+    fcntl.flock(holder, fcntl.LOCK_EX)
+    try:
+        corpus = tmp_path / "c.txt"
+        corpus.write_text("hello world\n" * 50, encoding="utf-8")
+        cfg = DataConfig(corpus=str(corpus), tokenizer="char", vocab_size=0)
+        load_dataset(cfg, cache_dir=cache)
+    finally:
+        os.close(holder)
+    assert not killed.exists()
+    assert live.is_dir() and recent.is_dir() and not_ours.is_dir()
+    assert [p.name.startswith(".") for p in cache.iterdir()].count(False) == 1  # the entry
