@@ -23,14 +23,14 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import torch
 from safetensors import safe_open
 from safetensors.torch import load_model, save_model
 from torch import nn
 
-from core.errors import CheckpointError
+from core.errors import CheckpointDiskFault, CheckpointError, disk_fault
 from core.fileio import fsync_dir, fsync_file, jsonable, make_temp_folder, read_small_text
 from core.runs import CHECKPOINT_FILES, complete_checkpoints
 
@@ -74,14 +74,14 @@ def save_checkpoint(ckpt_root: Path, step: int, model: nn.Module, state: dict,
     """Write the checkpoint for `step` atomically and return its folder.
 
     An existing folder for the same step is replaced: old one renamed aside, new one renamed
-    in, old one deleted. Raises CheckpointError (one line) if the disk refuses.
+    in, old one deleted. Raises CheckpointDiskFault (one line) if the disk refuses.
     """
     final = Path(ckpt_root) / step_dir_name(step)
     try:
         with atomic_folder(final) as tmp:
             _write_files(tmp, step, model, state, meta)
     except OSError as e:
-        raise CheckpointError(f"cannot save checkpoint {final}: {one_line(e)}") from None
+        raise disk_fault(e, "save checkpoint", final, CheckpointDiskFault) from None
     return final
 
 
@@ -101,17 +101,61 @@ def atomic_folder(final: Path) -> Iterator[Path]:
 
 
 def _write_files(folder: Path, step: int, model: nn.Module, state: dict, meta: dict) -> None:
-    # save_model (not save_file) drops the second name of a tied tensor instead of failing.
-    save_model(unwrap(model), str(folder / WEIGHTS_FILE))
+    """Write the three files; a write the disk refuses is an OSError whatever the writer (the
+    libraries report it in their own words: see _os_error, _WriteRecorder)."""
+    try:
+        # save_model (not save_file) drops the second name of a tied tensor instead of failing.
+        save_model(unwrap(model), str(folder / WEIGHTS_FILE))
+    except Exception as e:  # an OSError in the library's wording, or a bug
+        if (refused := _os_error(e, folder / WEIGHTS_FILE)) is None:
+            raise
+        raise refused from e
     fsync_file(folder / WEIGHTS_FILE)
     with open(folder / STATE_FILE, "wb") as f:
-        torch.save(state, f)
+        recorder = _WriteRecorder(f)
+        try:
+            torch.save(state, recorder)
+        except Exception as e:
+            if recorder.error is None or recorder.error is e:
+                raise
+            raise recorder.error from e
         f.flush()
         os.fsync(f.fileno())
     with open(folder / META_FILE, "w", encoding="utf-8") as f:
         json.dump({**meta, "step": step}, f, indent=2, default=jsonable)
         f.flush()
         os.fsync(f.fileno())
+
+
+class _WriteRecorder:
+    """The file torch.save writes through, keeping the OSError of a refused write: torch
+    reports it only as `[enforce fail at inline_container.cc] ... unexpected pos`."""
+
+    def __init__(self, file: BinaryIO):
+        self.file = file
+        self.error: OSError | None = None
+
+    def write(self, data: bytes) -> int:
+        try:
+            return self.file.write(data)
+        except OSError as e:
+            self.error = self.error or e
+            raise
+
+    def flush(self) -> None:
+        self.file.flush()
+
+
+def _os_error(e: Exception, file: Path) -> OSError | None:
+    """The OSError inside a safetensors error (`No space left on device (os error 28)`), or
+    None: not a refused write."""
+    if isinstance(e, OSError):
+        return None  # (raised as it is)
+    found = re.search(r"\(os error (\d+)\)", str(e))
+    if found is None:
+        return None
+    code = int(found.group(1))
+    return OSError(code, os.strerror(code), str(file))
 
 
 def move_into_place(tmp: Path, final: Path) -> None:

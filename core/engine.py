@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Protocol
 
 from core import messages as msg
-from core.errors import LlmlabError
+from core.errors import DiskFault, LlmlabError, disk_fault
 from core.session import Session
 
 Emit = Callable[[msg.Event], None]
@@ -170,6 +170,12 @@ class Engine:
             final = self._loop()
         except KeyboardInterrupt:
             final = self._interrupt()
+        except DiskFault as e:
+            final = self._fail(str(e), status=f"stopped: {e.cause}")
+        except OSError as e:  # a write the machine refused (metrics, run.json...)
+            where = e.filename or (self.trainer.run_dir if self.trainer else None)
+            fault = disk_fault(e, "write", where)
+            final = self._fail(str(fault), status=f"stopped: {fault.cause}")
         except LlmlabError as e:
             final = self._fail(str(e))
         except Exception as e:  # a bug: still one readable line, details for a report
@@ -456,11 +462,16 @@ class Engine:
         self._set_state("stopped")
         return "stopped"
 
-    def _fail(self, message: str, traceback: str = "") -> str:
+    def _fail(self, message: str, traceback: str = "", status: str = "failed") -> str:
+        """End the run on an error; `status` for run.json ("stopped: disk full" keeps a run
+        the machine stopped resumable, not "failed")."""
         details = {"traceback": traceback} if traceback else {}
         self.emit(msg.Error(message, fatal=True, details=details))
         if self.trainer is not None:
-            self.trainer.finish("failed")
+            try:
+                self.trainer.finish(status)
+            except OSError:  # (the disk that stopped the run may refuse run.json too)
+                self.trainer.writer.close()
         self._set_state("failed", message)
         return "failed"
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import fcntl
 import os
+import resource
+import shutil
 import signal
 import stat
 import subprocess
@@ -12,13 +14,21 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+from engine_helpers import tiny_session
+from safetensors import SafetensorError
 from test_train_cli import env_for, llmlab, runs_of, sets
 from torch import nn
 
+from core import checkpoint
+from core import messages as msg
 from core.checkpoint import list_checkpoints, save_checkpoint
 from core.dataset import STALE_BUILD_S, load_dataset
+from core.engine import Engine
 from core.runs import read_metrics, read_run_info
 from core.session import DataConfig
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _start_training(folder: Path, steps: int) -> tuple[subprocess.Popen, Path]:
@@ -100,3 +110,75 @@ def test_a_killed_builds_temp_folder_is_swept_when_a_build_starts(tmp_path):
     assert not killed.exists()
     assert live.is_dir() and recent.is_dir() and not_ours.is_dir()
     assert [p.name.startswith(".") for p in cache.iterdir()].count(False) == 1  # the entry
+
+
+def _train(session, resume=None) -> tuple[str, list]:
+    events: list = []
+    final = Engine(session, events.append).train(resume)
+    return final, events
+
+
+def test_disk_full_at_a_checkpoint_stops_the_run_resumable(tmp_path, monkeypatch):
+    """Disk full inside a checkpoint write was `internal error: SafetensorError ... No space
+    left on device` (or torch's `enforce fail at inline_container.cc`) and left run.json
+    "running"; now one line naming the checkpoint, status "stopped: disk full", the earlier
+    checkpoint intact, and the resume still exact."""
+    straight, _ = _train(tiny_session(tmp_path / "straight", max_steps=12,
+                                      checkpoint_interval=4))
+    assert straight == "finished"
+    (straight_dir,) = (tmp_path / "straight" / "runs" / "t").iterdir()
+
+    real_save_model = checkpoint.save_model
+    saves = []
+
+    def full_disk_after_one(model, filename, *args, **kwargs):
+        saves.append(filename)
+        if len(saves) > 1:  # safetensors' own wording of ENOSPC
+            raise SafetensorError("Error while serializing: IoError(Os { code: 28, kind: "
+                                  "StorageFull, message: \"No space left on device\" })"
+                                  " No space left on device (os error 28)")
+        real_save_model(model, filename, *args, **kwargs)
+
+    monkeypatch.setattr(checkpoint, "save_model", full_disk_after_one)
+    final, events = _train(tiny_session(tmp_path, max_steps=12, checkpoint_interval=4))
+    (run_dir,) = (tmp_path / "runs" / "t").iterdir()
+    (error,) = [e.message for e in events if isinstance(e, msg.Error)]
+    assert final == "failed"
+    assert error == f"{run_dir / 'checkpoints' / 'step-0000008'}: cannot save checkpoint: disk full"
+    assert read_run_info(run_dir)["status"] == "stopped: disk full"
+    assert [c.step for c in list_checkpoints(run_dir / "checkpoints")] == [4]
+    assert not [p for p in (run_dir / "checkpoints").iterdir() if p.name.startswith(".")]
+
+    monkeypatch.setattr(checkpoint, "save_model", real_save_model)  # space freed
+    final, _ = _train(tiny_session(tmp_path), resume=run_dir)
+    assert final == "finished"
+    assert read_run_info(run_dir)["status"] == "finished"
+    losses = [[r["loss"] for r in read_metrics(d) if r.get("type") == "train"]
+              for d in (run_dir, straight_dir)]
+    assert losses[0] == losses[1] and len(losses[0]) == 12
+
+
+def test_a_file_size_limit_in_a_checkpoint_is_one_line_and_exit_2(tmp_path):
+    """The real writers under a real refusal: a file-size limit (RLIMIT_FSIZE, with SIGXFSZ
+    ignored so the write fails with EFBIG as on a full disk) below a checkpoint's size."""
+    assert llmlab(tmp_path, "init", "s.toml").returncode == 0
+    args = ["train", "s.toml", *sets("train.max_steps=20", "train.checkpoint_interval=10")]
+    warm = llmlab(tmp_path, *args[:2], *sets("train.max_steps=6"))  # the token cache, uncapped
+    assert warm.returncode == 0, warm.stderr
+    shutil.rmtree(tmp_path / "runs")
+
+    def cap() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (40_000, 40_000))
+
+    result = subprocess.run([sys.executable, "-m", "llmlab", *args], cwd=tmp_path,
+                            env=env_for(tmp_path), capture_output=True, text=True, timeout=120,
+                            preexec_fn=cap)
+    (run_dir,) = runs_of(tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr and "internal error" not in result.stderr
+    assert (f"{run_dir / 'checkpoints' / 'step-0000010'}: cannot save checkpoint: "
+            "file too large") in result.stderr.splitlines()
+    assert read_run_info(run_dir)["status"] == "stopped: file too large"
+    assert list_checkpoints(run_dir / "checkpoints") == []
+    assert not list((run_dir / "checkpoints").glob(".*"))
