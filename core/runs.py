@@ -32,7 +32,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
-from core.errors import LlmlabError
+from core.errors import LlmlabError, disk_fault
 from core.fileio import (
     METRICS_FILE_LIMIT,
     atomic_write_text,
@@ -64,18 +64,22 @@ DAMAGED = "damaged"  # a run folder whose own files cannot be read ("damaged: <c
 
 
 def new_run_dir(runs_root: Path, session_name: str, now: datetime | None = None) -> Path:
-    """Create and return `runs_root/<session_name>/<start time>`, `-2`, `-3`... if taken."""
+    """Create and return `runs_root/<session_name>/<start time>`, `-2`, `-3`... if taken.
+    A runs folder the machine refuses (read-only, under a file, /proc) is a DiskFault."""
     parent = Path(runs_root) / session_name
-    parent.mkdir(parents=True, exist_ok=True)
     base = (now or datetime.now()).strftime(RUN_ID_FORMAT)
     n = 1
-    while True:
-        run_dir = parent / (base if n == 1 else f"{base}-{n}")
-        try:
-            run_dir.mkdir()  # fails if taken, even by a run started at the same instant
-            return run_dir
-        except FileExistsError:
-            n += 1
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        while True:
+            run_dir = parent / (base if n == 1 else f"{base}-{n}")
+            try:
+                run_dir.mkdir()  # fails if taken, even by a run started at the same instant
+                return run_dir
+            except FileExistsError:
+                n += 1
+    except OSError as e:
+        raise disk_fault(e, "create a run folder", f"train.runs_dir {runs_root}") from None
 
 
 def check_runs_root(runs_root: Path) -> None:

@@ -3,6 +3,7 @@ written, permissions, and the litter a kill leaves. Each is one line, nothing lo
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import resource
@@ -17,7 +18,7 @@ from pathlib import Path
 import pytest
 from engine_helpers import tiny_session
 from safetensors import SafetensorError
-from test_train_cli import env_for, llmlab, runs_of, sets
+from test_train_cli import env_for, llmlab, one_line, runs_of, sets
 from torch import nn
 
 from core import checkpoint
@@ -182,3 +183,35 @@ def test_a_file_size_limit_in_a_checkpoint_is_one_line_and_exit_2(tmp_path):
     assert read_run_info(run_dir)["status"] == "stopped: file too large"
     assert list_checkpoints(run_dir / "checkpoints") == []
     assert not list((run_dir / "checkpoints").glob(".*"))
+
+
+@pytest.mark.parametrize(("runs_dir", "cause"), [
+    ("/proc/1", "no such file or directory"),  # a folder nothing can be made in
+    ("s.toml/runs", "not a directory"),  # a runs folder under a file (resolved absolute)
+])
+def test_an_unusable_runs_dir_is_one_line_and_exit_2(tmp_path, runs_dir, cause):
+    """These were `internal error: FileNotFoundError: [Errno 2] ... '/proc/1/s'`, exit 1."""
+    assert llmlab(tmp_path, "init", "s.toml").returncode == 0
+    result = llmlab(tmp_path, "train", "s.toml",
+                    *sets("train.max_steps=6", f'train.runs_dir="{runs_dir}"'))
+    assert result.returncode == 2, result.stderr
+    assert one_line(result.stderr) == (f"train.runs_dir {tmp_path / runs_dir}: cannot create a run "
+                                       f"folder: {cause}")
+
+
+def test_a_read_only_runs_folder_is_one_line(tmp_path, monkeypatch):
+    """Root writes through chmod, so the read-only mount is the kernel's EROFS, simulated:
+    it was `internal error: OSError: [Errno 30] Read-only file system`."""
+    real_mkdir = Path.mkdir
+
+    def read_only(self, *args, **kwargs):
+        if tmp_path / "runs" in (self, *self.parents):
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(self))
+        return real_mkdir(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "mkdir", read_only)
+    final, events = _train(tiny_session(tmp_path))
+    (error,) = [e.message for e in events if isinstance(e, msg.Error)]
+    assert final == "failed"
+    assert error == (f"train.runs_dir {tmp_path / 'runs'}: cannot create a run folder: "
+                     "read-only file system")
