@@ -29,7 +29,7 @@ except ImportError:  # Windows: age alone decides
     fcntl = None  # type: ignore[assignment]
 
 from core.corpus import Corpus, open_corpus
-from core.errors import LlmlabError
+from core.errors import LlmlabError, disk_fault
 from core.fileio import make_temp_folder
 from core.session import DataConfig
 from core.tokenizers import Tokenizer, load_tokenizer, train_tokenizer
@@ -150,7 +150,7 @@ def _build_entry(corpus: Corpus, cfg: DataConfig, entry: Path, progress: Progres
         with open(tmp / TOKENS_FILE, "wb") as out:
             for chunk in corpus.iter_chunks():
                 ids = tokenizer.encode(chunk)
-                ids.astype(dtype).tofile(out)
+                out.write(ids.astype(dtype).tobytes())  # (tofile's OSError has no errno)
                 counts += np.bincount(ids, minlength=len(counts))
                 n_chars += len(chunk)
                 n_bytes_done += len(chunk.encode("utf-8", errors="replace"))
@@ -169,6 +169,9 @@ def _build_entry(corpus: Corpus, cfg: DataConfig, entry: Path, progress: Progres
             tmp.rename(entry)
         except OSError:  # another process built the same entry meanwhile: keep theirs
             shutil.rmtree(tmp, ignore_errors=True)
+    except OSError as e:  # a full disk: nothing half-built stays behind
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise disk_fault(e, "build the token cache", entry) from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

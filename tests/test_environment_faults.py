@@ -159,22 +159,37 @@ def test_disk_full_at_a_checkpoint_stops_the_run_resumable(tmp_path, monkeypatch
     assert losses[0] == losses[1] and len(losses[0]) == 12
 
 
-def test_a_file_size_limit_in_a_checkpoint_is_one_line_and_exit_2(tmp_path):
-    """The real writers under a real refusal: a file-size limit (RLIMIT_FSIZE, with SIGXFSZ
-    ignored so the write fails with EFBIG as on a full disk) below a checkpoint's size."""
-    assert llmlab(tmp_path, "init", "s.toml").returncode == 0
-    args = ["train", "s.toml", *sets("train.max_steps=20", "train.checkpoint_interval=10")]
-    warm = llmlab(tmp_path, *args[:2], *sets("train.max_steps=6"))  # the token cache, uncapped
-    assert warm.returncode == 0, warm.stderr
-    shutil.rmtree(tmp_path / "runs")
-
+def _capped_train(folder: Path, *args: str) -> subprocess.CompletedProcess:
+    """`llmlab train` under a real refusal: a file-size limit (RLIMIT_FSIZE, with SIGXFSZ
+    ignored so a write fails with EFBIG as on a full disk) below a checkpoint's size."""
     def cap() -> None:
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         resource.setrlimit(resource.RLIMIT_FSIZE, (40_000, 40_000))
 
-    result = subprocess.run([sys.executable, "-m", "llmlab", *args], cwd=tmp_path,
-                            env=env_for(tmp_path), capture_output=True, text=True, timeout=120,
-                            preexec_fn=cap)
+    return subprocess.run([sys.executable, "-m", "llmlab", "train", "s.toml", *args],
+                          cwd=folder, env=env_for(folder), capture_output=True, text=True,
+                          timeout=120, preexec_fn=cap)
+
+
+def test_a_file_size_limit_while_tokenizing_is_one_line_and_exit_2(tmp_path):
+    """It was `internal error: OSError: 400001 requested and 30000 written` (numpy's)."""
+    assert llmlab(tmp_path, "init", "s.toml").returncode == 0
+    result = _capped_train(tmp_path, *sets("train.max_steps=20"))
+    assert result.returncode == 2, result.stderr
+    (entry,) = [line for line in result.stderr.splitlines() if line.strip()]
+    assert entry.startswith(str(tmp_path / "cache"))
+    assert entry.endswith(": cannot build the token cache: file too large")
+    assert list((tmp_path / "cache").iterdir()) == [] and runs_of(tmp_path) == []
+
+
+def test_a_file_size_limit_in_a_checkpoint_is_one_line_and_exit_2(tmp_path):
+    """The real writers (torch.save, safetensors) under a real refusal."""
+    assert llmlab(tmp_path, "init", "s.toml").returncode == 0
+    warm = llmlab(tmp_path, "train", "s.toml", *sets("train.max_steps=6"))  # the token cache
+    assert warm.returncode == 0, warm.stderr
+    shutil.rmtree(tmp_path / "runs")
+
+    result = _capped_train(tmp_path, *sets("train.max_steps=20", "train.checkpoint_interval=10"))
     (run_dir,) = runs_of(tmp_path)
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr and "internal error" not in result.stderr
