@@ -102,7 +102,8 @@ def _stop_on_signals(engine) -> Iterator[list[int]]:
     """The first Ctrl+C (or SIGTERM: `kill`, systemd, a cluster scheduler) asks the engine to
     stop after the current step, so the checkpoint it saves resumes exactly (a
     KeyboardInterrupt could land mid-step, after the batch or the dropout RNG had moved on);
-    a second Ctrl+C interrupts at once. Yields the signals received, for the exit status."""
+    a second signal of either kind interrupts at once. Yields the signals received, for the
+    exit status."""
     from core import messages as msg
 
     received: list[int] = []
@@ -114,9 +115,9 @@ def _stop_on_signals(engine) -> Iterator[list[int]]:
     previous = {s: signal.getsignal(s) for s in signums}
 
     def stop(signum, frame) -> None:
-        if signum == signal.SIGINT:
-            signal.signal(signal.SIGINT, signal.default_int_handler)
         received.append(signum)
+        for s in signums:
+            signal.signal(s, signal.default_int_handler)
         engine.commands.put(msg.Stop())
 
     for s in signums:
