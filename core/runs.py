@@ -139,9 +139,12 @@ class RunWriter:
         """Append one record to metrics.jsonl; it is on disk (flushed) when this returns."""
         if not self.enabled:
             return
-        if self._metrics is None:
-            self._metrics = self._open_metrics()
-        self._metrics.write(json.dumps(record, default=jsonable) + "\n")
+        try:
+            if self._metrics is None:
+                self._metrics = self._open_metrics()
+            self._metrics.write(json.dumps(record, default=jsonable) + "\n")
+        except OSError as e:
+            raise disk_fault(e, "write metrics", self.run_dir / METRICS_FILE) from None
 
     def _open_metrics(self) -> IO[str]:
         path = self.run_dir / METRICS_FILE

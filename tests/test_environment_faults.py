@@ -26,7 +26,7 @@ from core import messages as msg
 from core.checkpoint import list_checkpoints, save_checkpoint
 from core.dataset import STALE_BUILD_S, load_dataset
 from core.engine import Engine
-from core.runs import read_metrics, read_run_info
+from core.runs import RunWriter, read_metrics, read_run_info
 from core.session import DataConfig
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -230,3 +230,31 @@ def test_a_read_only_runs_folder_is_one_line(tmp_path, monkeypatch):
     assert final == "failed"
     assert error == (f"train.runs_dir {tmp_path / 'runs'}: cannot create a run folder: "
                      "read-only file system")
+
+
+def test_disk_full_while_logging_metrics_stops_the_run_resumable(tmp_path, monkeypatch):
+    """The metrics line after step 5 cannot be written: one line naming metrics.jsonl, and
+    the run stays resumable from its last checkpoint (was: internal error: OSError)."""
+    real_open = RunWriter._open_metrics
+
+    class FullAfterFive:
+        def __init__(self, file):
+            self.file, self.lines = file, 0
+
+        def write(self, text: str) -> int:
+            self.lines += 1
+            if self.lines > 5:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            return self.file.write(text)
+
+        def __getattr__(self, name: str):
+            return getattr(self.file, name)
+
+    monkeypatch.setattr(RunWriter, "_open_metrics", lambda self: FullAfterFive(real_open(self)))
+    final, events = _train(tiny_session(tmp_path, checkpoint_interval=2))
+    (run_dir,) = (tmp_path / "runs" / "t").iterdir()
+    (error,) = [e.message for e in events if isinstance(e, msg.Error)]
+    assert final == "failed"
+    assert error == f"{run_dir / 'metrics.jsonl'}: cannot write metrics: disk full"
+    assert read_run_info(run_dir)["status"] == "stopped: disk full"
+    assert list_checkpoints(run_dir / "checkpoints")
