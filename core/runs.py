@@ -93,9 +93,12 @@ def check_runs_root(runs_root: Path) -> None:
     if not existing.is_dir():
         raise LlmlabError(f"{existing}: not a folder" if existing == path
                           else f"{path}: cannot be created ({existing} is not a folder)")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise LlmlabError(f"{path}: not writable" if existing == path
-                          else f"{path}: cannot be created ({existing} is not writable)")
+    # (root passes os.access on a read-only mount: the mount's flag says it)
+    read_only = hasattr(os, "statvfs") and bool(os.statvfs(existing).f_flag & os.ST_RDONLY)
+    if read_only or not os.access(existing, os.W_OK | os.X_OK):
+        why = "read-only file system" if read_only else "not writable"
+        raise LlmlabError(f"{path}: {why}" if existing == path
+                          else f"{path}: cannot be created ({existing}: {why})")
 
 
 # --------------------------------------------------------------------------- writing

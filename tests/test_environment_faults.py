@@ -26,7 +26,8 @@ from core import messages as msg
 from core.checkpoint import list_checkpoints, save_checkpoint
 from core.dataset import STALE_BUILD_S, load_dataset
 from core.engine import Engine
-from core.runs import RunWriter, read_metrics, read_run_info
+from core.errors import LlmlabError
+from core.runs import RunWriter, check_runs_root, read_metrics, read_run_info
 from core.session import DataConfig
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -258,3 +259,22 @@ def test_disk_full_while_logging_metrics_stops_the_run_resumable(tmp_path, monke
     assert error == f"{run_dir / 'metrics.jsonl'}: cannot write metrics: disk full"
     assert read_run_info(run_dir)["status"] == "stopped: disk full"
     assert list_checkpoints(run_dir / "checkpoints")
+
+
+def test_check_finds_a_read_only_runs_folder(tmp_path, monkeypatch):
+    """Root passes os.access on a read-only mount: `check` said OK and `train` then failed."""
+    real_statvfs = os.statvfs
+
+    def read_only_mount(path):
+        result = real_statvfs(path)
+        if Path(path) == tmp_path:
+            return os.statvfs_result((*result[:8], result.f_flag | os.ST_RDONLY, result[9]))
+        return result
+
+    monkeypatch.setattr(os, "statvfs", read_only_mount)
+    with pytest.raises(LlmlabError) as err:
+        check_runs_root(tmp_path / "runs")
+    assert str(err.value) == (f"{tmp_path / 'runs'}: cannot be created "
+                              f"({tmp_path}: read-only file system)")
+    with pytest.raises(LlmlabError, match=r": read-only file system$"):
+        check_runs_root(tmp_path)
