@@ -182,7 +182,8 @@ def _build_entry(corpus: Corpus, cfg: DataConfig, entry: Path, progress: Progres
 
 
 STALE_BUILD_S = 3600  # a temp folder untouched this long, and held by no build, is litter
-BUILD_FOLDER = re.compile(r"\.[0-9a-f]{24}\.[0-9a-f]+")  # `.KEY.RANDOM`: see _build_entry
+# `.KEY.RANDOM` (see _build_entry; mkdtemp's `_`, letters and digits in earlier versions)
+BUILD_FOLDER = re.compile(r"\.[0-9a-f]{24}\.\w+")
 
 
 def _hold(folder: Path) -> int | None:

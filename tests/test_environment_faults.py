@@ -97,6 +97,7 @@ def test_a_killed_builds_temp_folder_is_swept_when_a_build_starts(tmp_path):
         return folder
 
     killed = build_folder(f".{'a' * 24}.1234abcd", hour_ago)
+    killed_earlier = build_folder(f".{'d' * 24}.x_7Qz0k1", hour_ago)  # mkdtemp's name
     live = build_folder(f".{'b' * 24}.5678abcd", hour_ago)  # a long build, still held
     recent = build_folder(f".{'c' * 24}.9abcabcd", time.time())  # another build just begun
     not_ours = build_folder(".somebody-elses", hour_ago)
@@ -109,7 +110,7 @@ def test_a_killed_builds_temp_folder_is_swept_when_a_build_starts(tmp_path):
         load_dataset(cfg, cache_dir=cache)
     finally:
         os.close(holder)
-    assert not killed.exists()
+    assert not killed.exists() and not killed_earlier.exists()
     assert live.is_dir() and recent.is_dir() and not_ours.is_dir()
     assert [p.name.startswith(".") for p in cache.iterdir()].count(False) == 1  # the entry
 
