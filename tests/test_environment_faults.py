@@ -126,6 +126,9 @@ def test_disk_full_at_a_checkpoint_stops_the_run_resumable(tmp_path, monkeypatch
     left on device` (or torch's `enforce fail at inline_container.cc`) and left run.json
     "running"; now one line naming the checkpoint, status "stopped: disk full", the earlier
     checkpoint intact, and the resume still exact."""
+    # One thread for both runs whatever the load: core.device fits the count to the idle cores,
+    # and a different count sums in another order (the two runs then differ in the last bit).
+    monkeypatch.setenv("LLMLAB_THREADS", "1")
     straight, _ = _train(tiny_session(tmp_path / "straight", max_steps=12,
                                       checkpoint_interval=4))
     assert straight == "finished"
