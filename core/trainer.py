@@ -43,6 +43,7 @@ from core.prune import attach_masks, cubic_sparsity, is_masked, sparsity_report,
 from core.report import EvalReport, evaluation_report
 from core.runs import RunWriter, load_run_session, new_run_dir
 from core.session import LIVE_FIELDS, Session
+from core.tokenizers import load_tokenizer
 
 Emit = Callable[[msg.Event], None]
 
@@ -125,23 +126,7 @@ class Trainer:
         """Build a trainer for a new run of `session`, or to continue the run at `resume`."""
         placement = place(session.train.device, session.train.precision)
         if resume is not None:
-            run_dir = Path(resume)
-            session = load_run_session(run_dir)
-            ckpt = latest_checkpoint(run_dir / "checkpoints")
-            if ckpt is None:
-                raise LlmlabError(f"{run_dir}: no complete checkpoint to resume from")
-            emit(msg.Status("preparing", f"opening {session.data.corpus}"))
-            dataset = load_dataset(session.data, session.base_dir)
-            check_parameter_claim(
-                ckpt.path, param_count(session.model, dataset.tokenizer.vocab_size),
-                f"{run_dir / 'session.toml'} ({describe_model(session.model)})")
-            if ckpt.step >= session.train.max_steps:  # (saving step N again could lose it)
-                raise LlmlabError(f"{run_dir}: already finished (step {ckpt.step} of "
-                                  f"{session.train.max_steps}), nothing to resume")
-            trainer = cls(session, dataset, placement, run_dir, emit, ckpt)
-            trainer.writer.truncate_metrics_after(trainer.step)
-            trainer.writer.update_info(status="running")  # not "stopped" while it trains again
-            return trainer
+            return cls._resume(Path(resume), placement, emit)
         emit(msg.Status("preparing", f"opening {session.data.corpus}"))
         dataset = load_dataset(session.data, session.base_dir)
         _check_before_run(session, dataset, placement)  # before the folder: no empty run
@@ -155,6 +140,29 @@ class Trainer:
             flops_per_token=trainer.flops_per_token, max_steps=trainer.max_steps,
             created=time.strftime("%Y-%m-%dT%H:%M:%S"), status="running", step=0,
             hparams=trainer.hp.as_dict(), corpus=dataset.corpus.source)
+        return trainer
+
+    @classmethod
+    def _resume(cls, run_dir: Path, placement: Placement, emit: Emit) -> Trainer:
+        """The trainer that continues the run at `run_dir` from its latest checkpoint, with the
+        session the run was started with. What can refuse is checked before the corpus loads
+        (no checkpoint, weights of another model than the session claims, a finished run);
+        a finished run is never touched: saving its step N again could lose it."""
+        session = load_run_session(run_dir)
+        ckpt = latest_checkpoint(run_dir / "checkpoints")
+        if ckpt is None:
+            raise LlmlabError(f"{run_dir}: no complete checkpoint to resume from")
+        check_parameter_claim(
+            ckpt.path, param_count(session.model, load_tokenizer(run_dir).vocab_size),
+            f"{run_dir / 'session.toml'} ({describe_model(session.model)})")
+        if ckpt.step >= session.train.max_steps:
+            raise LlmlabError(f"{run_dir}: already finished (step {ckpt.step} of "
+                              f"{session.train.max_steps}), nothing to resume")
+        emit(msg.Status("preparing", f"opening {session.data.corpus}"))
+        dataset = load_dataset(session.data, session.base_dir)
+        trainer = cls(session, dataset, placement, run_dir, emit, ckpt)
+        trainer.writer.truncate_metrics_after(trainer.step)
+        trainer.writer.update_info(status="running")  # not "stopped" while it trains again
         return trainer
 
     @property
