@@ -121,8 +121,6 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     wants_app, session_path = _app_session(argv)
     if wants_app:
-        from tui.app import run_app
-
         return run_app(session_path)
     args = build_parser().parse_args(argv)
     try:
@@ -140,6 +138,24 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print("llmlab: set LLMLAB_DEBUG=1 to see the traceback", file=sys.stderr)
         return EXIT_INTERNAL
+
+
+def run_app(session_path: str | None = None) -> int:
+    """`llmlab [SESSION.toml]`: the app, full screen; 2 with the problems for a bad file."""
+    from core.session import load_session
+
+    session = None
+    path = Path(session_path) if session_path is not None else None
+    if path is not None:
+        try:
+            session = load_session(path)
+        except LlmlabError as e:
+            _print_problems(e)
+            return EXIT_BAD_INPUT
+    from tui.app import LlmlabApp
+
+    LlmlabApp(session, path).run()
+    return 0
 
 
 def _print_problems(error: LlmlabError) -> None:

@@ -1,121 +1,79 @@
-"""The llmlab app: panes, session editing, the engine bridge, save/open, themes and keys.
+"""The llmlab app: composes the panes of `tui.panes.PANES` and holds the state they show.
 
-The app owns the session being edited (`self.session`) and the engine bridge
-(`self.client`). Panes show the session and post `SessionEdited` when the user changes a
-field; the app applies the edit, validates the whole session (core's `validate`), and hands
-each problem to the field it names. Engine events arrive as `tui.messages.Engine*` messages.
+The app owns the session document (`self.document`, a `tui.document.SessionDocument`) and the
+engine bridge (`self.client`). State flows down: the document is handed to every pane's
+`show_session`, and the engine state panes read (`model_source`, `model_loading`,
+`engine_state`, `busy`, `engine_id`) is reactive here and bound to each pane's own reactives.
+Messages go up: panes post `SessionEdited`, `EngineRequest`, `Pane.Show` ... Editing, saving
+and opening are `tui.session_actions`; steering a training is `tui.training_actions`.
 """
 
 from __future__ import annotations
 
-import copy
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from functools import partial
 from pathlib import Path
 from typing import Any
 
-from textual.app import App, ComposeResult
+from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
+from textual.reactive import var
+from textual.screen import Screen
 from textual.widgets import ContentSwitcher, Footer
 
 from core import messages as msg
-from core.errors import LlmlabError, SessionError
-from core.estimate import session_fit_problem
+from core.errors import LlmlabError
 from core.messages import LoadRun
-from core.session import LIVE_FIELDS, Session, load_session, save_session, validate
+from core.session import Session
 from core.text import visible
-from tui.commands import LlmlabCommands, PaletteCommand
+from tui.commands import PaletteCommand
+from tui.document import SessionDocument
 from tui.engine_client import EngineClient
 from tui.keymap import bind, key_display, keys, load_user_keymap
 from tui.messages import (
-    CorpusFailed,
-    CorpusLoaded,
     EngineFailed,
     EngineRequest,
     EngineStatus,
     EngineWarning,
-    FieldError,
     HparamApplied,
     LoadModelRequest,
-    ResumeRunRequest,
     RunBegan,
-    SessionEdited,
     StepReported,
 )
+from tui.panes import PANES, Pane
 from tui.panes.dataset import DatasetPane
-from tui.panes.generate import GeneratePane
-from tui.panes.model import ModelPane, field_value, form_fields
-from tui.panes.prune import PrunePane
-from tui.panes.runs import RunsPane
+from tui.panes.model import ModelPane, form_fields
 from tui.panes.train import TrainPane
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.help import HelpScreen
-from tui.screens.hparam_edit import HparamEditScreen
 from tui.screens.path_picker import PathPickerScreen
+from tui.session_actions import SessionActions
 from tui.settings import DEFAULT_THEME, Settings, load_settings, save_settings
 from tui.themes import VARIABLE_DEFAULTS, load_themes
+from tui.training_actions import TrainingActions
 from tui.widgets.cycle_select import CycleSelect
 from tui.widgets.field_row import FieldRow
 from tui.widgets.number_input import NumberInput
 from tui.widgets.title_bar import TitleBar
 
-PANES = ("dataset", "model", "train", "prune", "generate", "runs")
-# The panes of the lab's second half: each shows the session (`show_session`), lists its own
-# palette commands, and names the engine messages it wants (`ENGINE_EVENTS`).
-WORKBENCH_PANES = (PrunePane, GeneratePane, RunsPane)
+
+def pane_bindings() -> list[Binding]:
+    """A key per pane of the registry that shows it (`app.<name>`; tui/keymap.toml or a
+    user keymap may move it)."""
+    return [bind(f"app.{p.pane_name()}", f"show_pane('{p.pane_name()}')", p.TITLE,
+                 show=False, help=f"{p.TITLE} pane: {p.ABOUT}", default=p.KEY) for p in PANES]
 
 
-def set_field(session: Session, path: str, value: Any) -> bool:
-    """Set `section.field` (or `name`) of a session in place; True if the value changed."""
-    *parents, leaf = path.split(".")
-    obj: Any = session
-    for part in parents:
-        obj = getattr(obj, part)
-    if getattr(obj, leaf) == value and type(getattr(obj, leaf)) is type(value):
-        return False
-    setattr(obj, leaf, value)
-    return True
+def pane_styles() -> list[str]:
+    """Each pane's .tcss (beside its module), in the registry's order."""
+    return [str(path) for path in (p.css_path() for p in PANES) if path is not None]
 
 
-def live_values(session: Session) -> dict[str, Any]:
-    """The session's live hyperparameters (core.session.LIVE_FIELDS) by dotted path."""
-    return {name: field_value(session, name) for name in LIVE_FIELDS}
-
-
-def needs_restart(run_session: Session, path: str) -> bool:
-    """Whether editing `path` during a run would change that run: not the [generate]
-    settings, nor [compress] unless it prunes while training."""
-    section = path.partition(".")[0]
-    if section == "generate" or "." not in path:
-        return False
-    if section == "compress":
-        return run_session.compress.schedule == "gradual"
-    return True
-
-
-def package_dirs() -> list[Path]:
-    """Folders of the installed llmlab packages: a session is never saved into them."""
-    import core
-    import sample_corpora
-    import themes
-    import tui
-
-    return [Path(m.__file__).resolve().parent for m in (core, tui, themes, sample_corpora)]
-
-
-def is_shipped(path: Path | None) -> bool:
-    if path is None:
-        return True
-    resolved = Path(path).resolve()
-    return any(resolved.is_relative_to(folder) for folder in package_dirs())
-
-
-class LlmlabApp(App[None]):
-    CSS_PATH = ["app.tcss", "panes/prune.tcss", "panes/generate.tcss", "panes/runs.tcss"]
+class LlmlabApp(SessionActions, TrainingActions, App[None]):
+    CSS_PATH = ["app.tcss", *pane_styles()]
     TITLE = "llmlab"
     AUTO_FOCUS = None
-    COMMANDS = {LlmlabCommands}
     BINDINGS = [
         bind("train.start", "start_training", "Start",
              help="Start a new run (the session must have no problems)"),
@@ -123,18 +81,7 @@ class LlmlabApp(App[None]):
              help="Pause the run / resume it"),
         bind("train.stop", "stop_training", "Stop",
              help="Stop the run after this step, saving a checkpoint"),
-        bind("app.dataset", "show_pane('dataset')", "Dataset", show=False,
-             help="Dataset pane: corpus, tokenizer, statistics, preview"),
-        bind("app.model", "show_pane('model')", "Model", show=False,
-             help="Model pane: the session form and what the model costs"),
-        bind("app.train", "show_pane('train')", "Train", show=False,
-             help="Train pane: progress, plots and log of the run"),
-        bind("app.prune", "show_pane('prune')", "Prune", show=False,
-             help="Prune pane: prune, quantize and measure the model"),
-        bind("app.generate", "show_pane('generate')", "Generate", show=False,
-             help="Generate pane: sample text, dense and compressed"),
-        bind("app.runs", "show_pane('runs')", "Runs", show=False,
-             help="Runs pane: compare, open, resume and export runs"),
+        *pane_bindings(),
         bind("app.help", "help", "Help", show=False,
              help="This list of keys"),
         bind("app.save", "save", "Save", show=False, priority=True,
@@ -145,6 +92,14 @@ class LlmlabApp(App[None]):
              help="Quit (asks first if a run goes or edits are unsaved)"),
     ]
 
+    # The state panes read, bound to their reactives of the same names (Pane).
+    session_path: var[Path | None] = var(None)
+    model_source: var[str | None] = var(None)  # the run / compressed model the engine has
+    model_loading: var[str | None] = var(None)  # a LoadRun sent and not yet answered
+    engine_state: var[str] = var("idle")
+    busy: var[bool] = var(False, bindings=True)  # a run goes: the training keys change
+    engine_id: var[int] = var(0)  # engines started so far: a new one forgot every request
+
     def __init__(self, session: Session | None = None, session_path: Path | None = None, *,
                  engine_factory: Callable[..., Any] | None = None) -> None:
         super().__init__()
@@ -154,18 +109,11 @@ class LlmlabApp(App[None]):
             from core.samples import default_session_path, load_default_session
 
             session, session_path = load_default_session(), default_session_path()
-        self.session = session
-        self.session_path = Path(session_path) if session_path else None
-        self.saved = copy.deepcopy(session)
-        self.saved_base = session.base_dir
-        self.form_errors: dict[str, str] = {}
-        self.problems: dict[str, str] = {}  # dotted path -> its first problem
-        self.problem_lines: list[str] = []
+        self.document = SessionDocument(session, session_path)
+        self.set_reactive(LlmlabApp.session_path, self.document.path)
         self.corpus: Any = None  # tui.panes.dataset.CorpusView of the session's corpus
         self.run_session: Session | None = None  # the session the current run started with
         self.live: dict[str, float] = {}  # live hyperparameters as the run has them
-        self.model_source: str | None = None  # the run / compressed model the engine has loaded
-        self.model_loading: str | None = None  # a LoadRun sent and not yet answered
         self.startup_problems: list[str] = []
         self._engine_factory = engine_factory
         self._quitting = False
@@ -180,20 +128,32 @@ class LlmlabApp(App[None]):
         self.theme = wanted if wanted in self.available_themes else DEFAULT_THEME
         self.client: EngineClient  # made on mount: it posts to the Train pane
 
+    # ------------------------------------------------------------------ the document
+
+    @property
+    def session(self) -> Session:
+        return self.document.session
+
+    @property
+    def dirty(self) -> bool:
+        return self.document.dirty
+
+    @property
+    def problem_lines(self) -> list[str]:
+        return self.document.problem_lines
+
     # ------------------------------------------------------------------ layout
 
     def get_theme_variable_defaults(self) -> dict[str, str]:
         return dict(VARIABLE_DEFAULTS)
 
     def compose(self) -> ComposeResult:
-        yield TitleBar(id="title-bar")
-        with ContentSwitcher(initial="dataset", id="panes"):
-            yield DatasetPane(self.session, id="dataset")
-            yield ModelPane(self.session, id="model")
-            yield TrainPane(id="train")
-            yield PrunePane(id="prune")
-            yield GeneratePane(id="generate")
-            yield RunsPane(id="runs")
+        yield TitleBar([(p.pane_name(), p.TITLE) for p in PANES], id="title-bar")
+        with ContentSwitcher(initial=PANES[0].pane_name(), id="panes"):
+            for pane_class in PANES:
+                yield pane_class(self.document).data_bind(
+                    LlmlabApp.model_source, LlmlabApp.model_loading, LlmlabApp.engine_state,
+                    LlmlabApp.busy, LlmlabApp.engine_id)
         yield Footer(compact=True)
 
     def notify(self, message: str, **kwargs: Any) -> None:
@@ -202,7 +162,7 @@ class LlmlabApp(App[None]):
         super().notify(visible(message, keep="\n"), **kwargs)
 
     def on_mount(self) -> None:
-        keymap, problems = load_user_keymap()
+        keymap, problems = load_user_keymap(known=[f"app.{p.pane_name()}" for p in PANES])
         self.startup_problems += problems
         if keymap:
             self.set_keymap(keymap)
@@ -210,15 +170,14 @@ class LlmlabApp(App[None]):
 
         self.client = EngineClient(self.train_pane, self._engine_factory or quiet_engine,
                                    observe=self._engine_event_seen)
-        for pane_class in (DatasetPane, *WORKBENCH_PANES):
-            pane = self.query_one(pane_class)
-            self.client.subscribe(pane, *pane_class.ENGINE_EVENTS)
+        for pane in self.panes():
+            if pane.ENGINE_EVENTS:
+                self.client.subscribe(pane, *pane.ENGINE_EVENTS)
         self.theme_changed_signal.subscribe(self, self._remember_theme)
         title = self.query_one(TitleBar)
-        help_key = self._keymap.get("app.help", keys("app.help")).split(",")[0]
-        title.help_key = self.get_key_display(Binding(help_key, ""))
-        title.pane_keys = {pane: self._keymap.get(f"app.{pane}", keys(f"app.{pane}")).split(",")[0]
-                           for pane in PANES}
+        title.help_key = self._key("app.help")
+        title.pane_keys = {p.pane_name(): self._first_key(f"app.{p.pane_name()}", p.KEY)
+                           for p in PANES}
         self.session_changed()
         self.train_pane.greet()
         self.train_pane.show_newest_run(self.session)
@@ -227,6 +186,10 @@ class LlmlabApp(App[None]):
         self.call_after_refresh(lambda: self.show_pane(self.current_pane))
         self.call_after_refresh(self._build_later)
         self._handle_hangup()
+
+    def _first_key(self, binding_id: str, default: str | None = None) -> str:
+        """A binding's first key as the keymap has it (Textual's name: "d", "question_mark")."""
+        return self._keymap.get(binding_id, keys(binding_id, default)).split(",")[0]
 
     def _handle_hangup(self) -> None:
         """The terminal went away (an SSH connection dropped, tmux killed): stop the engine
@@ -250,6 +213,10 @@ class LlmlabApp(App[None]):
     async def _build_later(self) -> None:
         await self.model_pane.build_form()
 
+    def panes(self) -> list[Pane]:
+        """The panes, in the registry's order."""
+        return [self.query_one(f"#{p.pane_name()}", p) for p in PANES]
+
     @property
     def dataset_pane(self) -> DatasetPane:
         return self.query_one(DatasetPane)
@@ -264,12 +231,15 @@ class LlmlabApp(App[None]):
 
     @property
     def current_pane(self) -> str:
-        return self.query_one(ContentSwitcher).current or "dataset"
+        return self.query_one(ContentSwitcher).current or PANES[0].pane_name()
+
+    def client_busy(self) -> bool:
+        client = getattr(self, "client", None)  # (none before the app is mounted)
+        return client is not None and client.busy
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Hide the training keys that do nothing now (start while a run goes, ...)."""
-        client = getattr(self, "client", None)
-        busy = client is not None and client.busy
+        busy = self.client_busy()
         if action == "start_training":
             return not busy
         if action in ("toggle_pause", "stop_training", "scale_lr"):
@@ -279,19 +249,19 @@ class LlmlabApp(App[None]):
     async def action_show_pane(self, pane: str) -> None:
         await self.show_pane(pane)
 
+    async def on_pane_show(self, message: Pane.Show) -> None:
+        await self.show_pane(message.pane)
+
     async def show_pane(self, pane: str) -> None:
-        if pane not in PANES:
+        shown = next((p for p in self.panes() if p.pane_name() == pane), None)
+        if shown is None:
             return
-        if pane == "model":
-            await self.model_pane.build_form()
         if pane in ("prune", "generate") and self.model_source is None:
             self.load_model(None, quiet=True)
         self.query_one(ContentSwitcher).current = pane
         self.query_one(TitleBar).pane = pane
-        widget = self.query_one(f"#{pane}")
-        widget.focus()
-        if pane == "train":
-            self.train_pane.redraw()
+        shown.focus()
+        await shown.shown()
 
     async def focus_field(self, path: str) -> None:
         """Show the Model pane with the cursor in the field `path` (e.g. "model.n_embd")."""
@@ -304,274 +274,7 @@ class LlmlabApp(App[None]):
         elif row is not None:
             self.call_after_refresh(row.editor.focus)
 
-    # ------------------------------------------------------------------ the session
-
-    @property
-    def dirty(self) -> bool:
-        return self.session != self.saved or self.session.base_dir != self.saved_base
-
-    def on_session_edited(self, message: SessionEdited) -> None:
-        self.edit(message.path, message.value, final=message.final)
-
-    def on_field_error(self, message: FieldError) -> None:
-        if message.error:
-            self.form_errors[message.path] = message.error
-        else:
-            self.form_errors.pop(message.path, None)
-        self.session_changed()
-
-    def edit(self, path: str, value: Any, final: bool = True) -> None:
-        """Change one field of the session, as if typed in the form."""
-        if set_field(self.session, path, value):
-            self.session_changed()
-        if final and self.client.busy:
-            self._apply_to_run(path, value)
-
-    def session_changed(self, force: bool = False) -> None:
-        """Validate and show the session everywhere after any change (`force`: also over
-        text being typed, for a session replaced as a whole)."""
-        lines = validate(self.session)
-        self.problems = {}
-        for line in lines:
-            path, _, problem = line.partition(": ")
-            self.problems.setdefault(path, problem)
-        for path, error in self.form_errors.items():
-            self.problems[path] = error
-        self.problem_lines = lines + [f"{p}: {e}" for p, e in self.form_errors.items()]
-        if not lines and (too_big := self._memory_problem()):
-            self.problem_lines.append(too_big)  # (shown by the summary: no one field to blame)
-        self.dataset_pane.show_session(self.session, self.problems, force)
-        self.model_pane.show_session(self.session, self.problems, force)
-        for pane_class in WORKBENCH_PANES:
-            self.query_one(pane_class).show_session(self.session)
-        self._show_summary()
-        client = getattr(self, "client", None)
-        busy = client is not None and client.busy  # (a run shows its own live values)
-        self.train_pane.show_hparams(self.live if busy else live_values(self.session))
-        title = self.query_one(TitleBar)
-        title.session_name = self.session.name
-        title.dirty = self.dirty
-
-    def _memory_problem(self) -> str | None:
-        """The model cannot fit in memory for training (with the corpus's vocabulary once read)."""
-        view = getattr(self, "corpus", None)
-        return session_fit_problem(self.session, view.vocab_size if view else None)
-
-    def _show_summary(self) -> None:
-        view = self.corpus
-        self.model_pane.show_summary(view.vocab_size if view else None,
-                                     view.train_tokens if view else None,
-                                     len(self.problem_lines), self._memory_problem())
-
-    def on_corpus_loaded(self, message: CorpusLoaded) -> None:
-        self.corpus = message.view
-        if self._title_bar() is not None:  # (not while the app shuts down)
-            self.session_changed()  # (the real vocabulary: the memory check may change)
-
-    def on_corpus_failed(self, message: CorpusFailed) -> None:
-        self.corpus = None
-        if self._title_bar() is not None:
-            self._show_summary()
-
-    # ------------------------------------------------------------------ training
-
-    def _problem_notice(self, doing: str) -> bool:
-        """Refuse `doing` while the session has problems (True if refused)."""
-        if not self.problem_lines:
-            return False
-        n = len(self.problem_lines)
-        self.notify(f"cannot {doing}: {n} problem{'s' * (n != 1)} in the session, first: "
-                    f"{self.problem_lines[0]}", severity="error", timeout=8)
-        return True
-
-    def action_start_training(self) -> None:
-        if self.client.busy:
-            self.notify(f"a run is already going: stop it ({self._key('train.stop')}) first",
-                        severity="warning")
-            return
-        if self._problem_notice("start training"):
-            return
-        self._start(self.session, None)
-
-    def _start(self, run_session: Session, resume: str | None) -> None:
-        """Start (or resume) training; the session the run has is `run_session`."""
-        self.run_session = copy.deepcopy(run_session)
-        self.live = live_values(run_session)
-        try:  # (a resume brings the run's own session; a new run trains run_session)
-            fresh = self.client.start(self.session if resume else run_session, resume)
-        except LlmlabError as e:
-            self.notify(str(e), severity="error")
-            return
-        if fresh:
-            self._engine_replaced()
-        self.train_pane.show_hparams(self.live)
-        self.refresh_bindings()
-        self.call_next(self.show_pane, "train")
-
-    def on_resume_run_request(self, message: ResumeRunRequest) -> None:
-        from core.runs import load_run_session, restart_session
-
-        if self.client.busy:
-            self.notify(f"a run is already going: stop it ({self._key('train.stop')}) first",
-                        severity="warning")
-            return
-        try:
-            frozen = (restart_session if message.fresh else load_run_session)(
-                Path(message.path))
-        except LlmlabError as e:
-            self.notify(str(e), severity="error")
-            return
-        if message.fresh:
-            self.notify(f"starting a new run from the session of {message.path}", timeout=4)
-            self._start(frozen, None)
-            return
-        self.notify(f"resuming {message.path}", timeout=4)
-        self._start(frozen, message.path)
-
-    def action_toggle_pause(self) -> None:
-        try:
-            if self.client.state == "running":
-                self.client.pause()
-                self.train_pane.acknowledge("pause")
-            elif self.client.state == "paused":
-                self.client.resume()
-                self.train_pane.acknowledge("resume")
-            else:
-                self.notify("no training is running", severity="warning")
-        except LlmlabError as e:
-            self.notify(str(e), severity="warning")
-
-    def action_stop_training(self) -> None:
-        if not self.client.busy:
-            self.notify("no training is running", severity="warning")
-            return
-        try:
-            self.client.stop()
-            self.train_pane.acknowledge("stop")
-        except LlmlabError as e:
-            self.notify(str(e), severity="warning")
-
-    def action_scale_lr(self, factor: float) -> None:
-        if not self.client.busy:
-            self.notify("no training is running: optim.lr is edited in the Model pane",
-                        severity="warning")
-            return
-        new = float(f"{self.live['optim.lr'] * factor:.6g}")
-        self.set_live("optim.lr", new)
-
-    def action_edit_hparam(self) -> None:
-        """During a run the change goes to the run only (its run.json and metrics record
-        it); with no run going it edits the session, as the Model form would."""
-        busy = self.client.busy
-        current = self.live if busy else live_values(self.session)
-
-        def chosen(result: tuple[str, float] | None) -> None:
-            if result is not None:
-                name, value = result
-                value = self._as_field_type(name, value)
-                if self.client.busy:
-                    self.set_live(name, value)
-                else:
-                    self.edit(name, value)
-
-        self.push_screen(HparamEditScreen(current, check=self._check_live, running=busy),
-                         chosen)
-
-    def set_live(self, path: str, value: Any) -> None:
-        """Change a live hyperparameter of the running training, and of the run only: the
-        session (what the next run starts with) and its saved state are left alone."""
-        if value == self.live.get(path):
-            return
-        try:
-            self.client.set_hparam(path, float(value))
-        except LlmlabError as e:
-            self.notify(str(e), severity="warning")
-            return
-        self.live[path] = value
-        self.train_pane.show_hparams(self.live)
-
-    def _as_field_type(self, name: str, value: float) -> Any:
-        return int(value) if isinstance(field_value(self.session, name), int) else value
-
-    def run_changes(self) -> dict[str, Any]:
-        """The live values the run going (or just ended) was changed to, that the session
-        does not have: offered to the session, never copied without asking."""
-        if self.run_session is None:
-            return {}
-        started = live_values(self.run_session)
-        return {path: value for path, value in self.live.items()
-                if value != started.get(path) and value != field_value(self.session, path)}
-
-    def _offer_run_changes(self) -> None:
-        changes = self.run_changes()
-        if changes:
-            self._kept_changes = changes
-            shown = ", ".join(f"{path} {value:g}" for path, value in changes.items())
-            self.notify(f"the run changed {shown}; the session keeps its values (palette: "
-                        "\"Train: keep the run's live values\" copies them)", timeout=10)
-
-    def action_keep_run_changes(self) -> None:
-        """Copy the live values the last run was changed to into the session, if the user
-        says so."""
-        changes = self.run_changes() or self._kept_changes
-        if not changes:
-            self.notify("no live value of the run differs from the session", timeout=4)
-            return
-        shown = ", ".join(f"{path} = {value:g}" for path, value in changes.items())
-
-        def answered(yes: bool | None) -> None:
-            if yes:
-                for path, value in changes.items():
-                    self.edit(path, value, final=False)
-                self._kept_changes = {}
-
-        self.push_screen(ConfirmScreen(f"Put the run's live values into the session?\n"
-                                       f"{shown}", yes="keep them", no="leave the session"),
-                         answered)
-
-    def _check_live(self, name: str, value: float) -> str | None:
-        """Why `value` cannot be `name`, as the session's validator says (None: it can): the
-        edit dialog stays open with the line, and nothing reaches the session."""
-        if isinstance(field_value(self.session, name), int) and not float(value).is_integer():
-            return f"must be a whole number (got {value:g})"
-        trial = copy.deepcopy(self.session)
-        set_field(trial, name, self._as_field_type(name, value))
-        for line in validate(trial):
-            path, _, problem = line.partition(": ")
-            if path == name:
-                return problem
-        return None
-
-    def action_evaluate(self, split: str = "val") -> None:
-        """The evaluation report of the model training now, else of the loaded model, else
-        of this session's newest run (loaded first), shown in the Train pane. The engine
-        computes it; the screen only says it is under way."""
-        if not self.client.busy and self.model_source is None and self.model_loading is None:
-            self.load_model(None)  # (says so if the session has no run yet)
-            if self.model_loading is None:
-                return
-        try:
-            if self.client.ensure(self.session):
-                self._engine_replaced()
-            self.client.send(msg.Evaluate(split))
-        except LlmlabError as e:
-            self.notify(str(e), severity="error")
-            return
-        self.train_pane.evaluating(split)
-        if self.current_pane != "train":
-            self.call_next(self.show_pane, "train")
-
-    def _apply_to_run(self, path: str, value: Any) -> None:
-        """A committed edit during a run: live fields go to the engine, others wait."""
-        if path in LIVE_FIELDS:
-            if path in self.problems:
-                self.notify(f"{path}: {self.problems[path]} (not sent)", severity="error")
-                return
-            self.set_live(path, value)
-        elif self.run_session is not None and needs_restart(self.run_session, path):
-            if field_value(self.run_session, path) != value:
-                self.notify(f"{path} needs a restart: the running training keeps its value; "
-                            "it applies to the next run", severity="warning")
+    # ------------------------------------------------------------------ the engine
 
     def _key(self, binding_id: str) -> str:
         """A binding's key as the user's keymap has it, for messages that name it."""
@@ -617,6 +320,7 @@ class LlmlabApp(App[None]):
             return
         try:
             self.client.ensure(self.session)
+            self._engine_synced()
             self.client.send(LoadRun(str(path)))
         except LlmlabError as e:
             self.notify(str(e), severity="error")
@@ -649,8 +353,15 @@ class LlmlabApp(App[None]):
                                           start if start.is_dir() else Path.cwd(), pick="any",
                                           accept=accept), chosen)
 
+    def _engine_synced(self) -> None:
+        """The app's reactive record of the engine bridge, as it is now (panes read it)."""
+        self.engine_state = self.client.state
+        self.busy = self.client.busy
+        self.engine_id = self.client.spawned
+
     def _engine_replaced(self) -> None:
         """A fresh engine has no model: load the one the old engine had (or was loading)."""
+        self._engine_synced()
         source = self.model_source or self.model_loading
         self.model_source = self.model_loading = None
         if source is not None:
@@ -670,6 +381,7 @@ class LlmlabApp(App[None]):
 
     def _engine_event_seen(self, event: msg.Event) -> None:
         """The app's record of the loaded model, kept before any pane hears of an event."""
+        self._engine_synced()
         if isinstance(event, msg.ModelLoaded):
             self.model_source = event.source
             if self.model_loading == event.source:
@@ -708,149 +420,28 @@ class LlmlabApp(App[None]):
                 pass
         self.notify(text, title="engine error", severity="error", timeout=12)
 
-    # ------------------------------------------------------------------ save / open
 
-    def action_save(self) -> None:
-        self.save(ask=False)
-
-    def action_save_as(self) -> None:
-        self.save(ask=True)
-
-    def save(self, ask: bool) -> None:
-        if self._problem_notice("save"):
-            return
-        if ask or is_shipped(self.session_path):
-            self._ask_save_path()
-        else:
-            assert self.session_path is not None
-            self.write_session(self.session_path)
-
-    def _ask_save_path(self) -> None:
-        here = (self.session_path.parent if self.session_path and not
-                is_shipped(self.session_path) else Path.cwd())
-
-        def chosen(path: Path | None) -> None:
-            if path is None:
-                return
-            if path.suffix != ".toml":
-                path = path.with_name(path.name + ".toml")
-            if path.exists() and path.resolve() != (self.session_path or Path()).resolve():
-                self.push_screen(ConfirmScreen(f"{path} exists. Replace it?", yes="replace",
-                                               no="cancel"),
-                                 lambda yes: self.write_session(path) if yes else None)
-            else:
-                self.write_session(path)
-
-        def accept(path: Path) -> str | None:
-            if is_shipped(path):
-                return "that is inside the llmlab package; choose a folder of your own"
-            return None
-
-        self.push_screen(PathPickerScreen("Save the session as", here, pick="save",
-                                          suffixes=(".toml",),
-                                          initial=str(here / f"{self.session.name}.toml"),
-                                          accept=accept), chosen)
-
-    def _rebased(self, new_base: Path) -> Session:
-        """The session as it must be written to a file in `new_base`: a relative corpus path
-        (relative to the old folder) stays pointing at the same corpus."""
-        session = copy.deepcopy(self.session)
-        corpus = session.data.corpus
-        if not corpus.startswith("sample:") and not Path(corpus).expanduser().is_absolute():
-            target = self.session.resolve(corpus).resolve()
-            try:
-                session.data.corpus = str(target.relative_to(new_base))
-            except ValueError:
-                session.data.corpus = str(target)
-        session.base_dir = new_base
-        return session
-
-    def write_session(self, path: Path) -> bool:
-        path = Path(path).expanduser().resolve()
-        session = self._rebased(path.parent)
-        try:
-            save_session(session, path)
-        except OSError as e:
-            self.notify(f"{path}: could not save ({e.strerror or e})", severity="error")
-            return False
-        self.session = session
-        self.session_path = path
-        self.saved = copy.deepcopy(session)
-        self.saved_base = session.base_dir
-        self.session_changed()
-        self.notify(f"saved {path}", timeout=4)
-        return True
-
-    def action_open(self) -> None:
-        if self.client.busy:
-            self.notify(f"stop the training ({self._key('train.stop')}) before opening another "
-                        "session",
-                        severity="warning")
-            return
-        if self.dirty:
-            self.push_screen(ConfirmScreen(f"Discard the unsaved edits to "
-                                           f"'{self.session.name}'?", yes="discard",
-                                           no="keep editing"),
-                             lambda yes: self._pick_session() if yes else None)
-        else:
-            self._pick_session()
-
-    def _pick_session(self) -> None:
-        opened: dict[str, Session] = {}
-
-        def accept(path: Path) -> str | None:
-            try:
-                opened["session"] = load_session(path)
-            except SessionError as e:
-                shown = e.problems[:3]
-                more = len(e.problems) - len(shown)
-                return "\n".join(shown) + (f"\n(and {more} more)" if more > 0 else "")
-            except LlmlabError as e:
-                return str(e)
-            return None
-
-        def chosen(path: Path | None) -> None:
-            if path is not None and "session" in opened:
-                self.open_session(opened["session"], path)
-
-        here = (self.session_path.parent if self.session_path and not
-                is_shipped(self.session_path) else Path.cwd())
-        self.push_screen(PathPickerScreen("Open a session", here, pick="file",
-                                          suffixes=(".toml",), accept=accept), chosen)
-
-    def open_session(self, session: Session, path: Path | None) -> None:
-        self.session = session
-        self.session_path = Path(path).resolve() if path else None
-        self.saved = copy.deepcopy(session)
-        self.saved_base = session.base_dir
-        self.form_errors = {}
-        for row in self.query(FieldRow):
-            row.clear_error()
-        self.session_changed(force=True)
-        self.train_pane.show_newest_run(session)
-        self.notify(f"opened {path}", timeout=4)
-
-    # ------------------------------------------------------------------ themes, help
+    # ------------------------------------------------------------------ themes, help, palette
 
     def _remember_theme(self, theme: Any) -> None:
         self.settings.theme = theme.name
         save_settings(self.settings)
 
     def help_groups(self) -> list[tuple[str, list[Binding]]]:
+        """The help screen: the app's keys, then each pane's own (registry order), then the
+        keys of forms and dialogs."""
         palette = Binding(self.COMMAND_PALETTE_BINDING, "command_palette",
                           "Command palette: any action by name")
         focus = [Binding("enter", "", "Commit a value (in Generate: and generate)"),
                  Binding("tab", "", "Next field or control (after escape: back to the "
                                     "field left)"),
                  Binding("shift+tab", "", "Previous field or control")]
+        panes = [(f"{p.TITLE} pane", [b for b in p.BINDINGS if isinstance(b, Binding)])
+                 for p in PANES if p is not ModelPane]  # (the form's keys are below)
         return [
             ("Anywhere (not while typing in a field)",
              [*self.BINDINGS, palette]),  # type: ignore[list-item]
-            ("Train pane", list(TrainPane.BINDINGS)),  # type: ignore[arg-type]
-            ("Dataset pane", list(DatasetPane.BINDINGS)),  # type: ignore[arg-type]
-            ("Prune pane", list(PrunePane.BINDINGS)),
-            ("Generate pane", list(GeneratePane.BINDINGS)),
-            ("Runs pane", list(RunsPane.BINDINGS)),
+            *panes,
             ("Forms and dialogs (Model, Generate, the live edit)",
              [*FieldRow.BINDINGS, *NumberInput.BINDINGS,  # type: ignore[list-item]
               CycleSelect.BINDINGS[0], ModelPane.BINDINGS[0], *focus]),
@@ -862,21 +453,15 @@ class LlmlabApp(App[None]):
             return
         self.push_screen(HelpScreen(self.help_groups()))
 
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        """The palette (ctrl+p): the app's commands, then each pane's own."""
+        yield from self.palette_commands()
+
     def palette_commands(self) -> list[PaletteCommand]:
         c = PaletteCommand
-        train = self.train_pane
-        commands = [
-            c("Go to Dataset", "corpus, tokenizer, statistics, preview",
-              partial(self.show_pane, "dataset")),
-            c("Go to Model", "the session form and the model's cost",
-              partial(self.show_pane, "model")),
-            c("Go to Train", "plots, progress and log of the run",
-              partial(self.show_pane, "train")),
-            c("Go to Prune", "prune and quantize the trained model",
-              partial(self.show_pane, "prune")),
-            c("Go to Generate", "sample text from the model", partial(self.show_pane, "generate")),
-            c("Go to Runs", "every run: compare, resume, load, export",
-              partial(self.show_pane, "runs")),
+        commands = [c(f"Go to {p.TITLE}", p.ABOUT, partial(self.show_pane, p.pane_name()))
+                    for p in PANES]
+        commands += [
             c("Model: load the newest run", "for pruning, generating and the surprise view",
               partial(self.load_model, None)),
             c("Model: load a run or compressed-model folder…",
@@ -898,27 +483,14 @@ class LlmlabApp(App[None]):
               "over the whole val split", partial(self.action_evaluate, "val")),
             c("Train: evaluate (test split)", "the same over the whole test split",
               partial(self.action_evaluate, "test")),
-            c("Plot: toggle smoothing", "TensorBoard's debiased EMA of the train loss",
-              train.action_toggle_smoothing),
-            c("Plot: toggle log scale", "logarithmic loss and lr axes",
-              train.action_toggle_log_scale),
-            c("Plot: learning rate / gradient norm", "what the Train pane's lower side plot "
-              "shows", train.action_toggle_side_plot),
             c("Session: save", "write the session TOML (ctrl+s)", self.action_save),
             c("Session: save as", "write the session TOML to a new path", self.action_save_as),
             c("Session: open", "open a session TOML (ctrl+o)", self.action_open),
-            c("Dataset: browse for a corpus", "a text file or a folder of them",
-              self.dataset_pane.action_browse),
-            c("Dataset: reload the corpus", "read and tokenize it again",
-              self.dataset_pane.action_reload),
-            c("Dataset: surprise heatmap on/off",
-              "colour the preview by each token's loss under the model",
-              self.dataset_pane.action_toggle_heatmap),
             c("Help: keys", "every key binding", self.action_help),
             c("Quit", "stops a running training first, with a checkpoint", self.action_quit),
         ]
-        for pane_class in WORKBENCH_PANES:
-            commands += self.query_one(pane_class).palette_commands()
+        for pane in self.panes():
+            commands += pane.palette_commands()
         for path, _kind, meta in form_fields():
             live = " (live)" if meta.get("live") else ""
             commands.append(c(f"Field: {path}", meta.get("doc", "") + live,
@@ -975,21 +547,3 @@ def _detach_from_terminal() -> None:
     for fd in (0, 1, 2):
         os.dup2(null, fd)
     os.close(null)
-
-
-def run_app(session_path: str | None = None) -> int:
-    """`llmlab [SESSION.toml]`: the app, full screen; 2 with the problems for a bad file."""
-    import sys
-
-    session = None
-    path = None
-    if session_path is not None:
-        path = Path(session_path)
-        try:
-            session = load_session(path)
-        except LlmlabError as e:
-            for line in (e.problems if isinstance(e, SessionError) else [str(e)]):
-                print(line, file=sys.stderr)
-            return 2
-    LlmlabApp(session, path).run()
-    return 0

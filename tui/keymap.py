@@ -9,6 +9,7 @@ app reads the user's keymap (same ids; see `user_keymap_path`) and applies it wi
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterable
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -44,7 +45,10 @@ def default_keymap() -> dict[str, str]:
         return _flatten(tomllib.load(f))
 
 
-def keys(binding_id: str) -> str:
+def keys(binding_id: str, default: str | None = None) -> str:
+    """The default keys of a binding: tui/keymap.toml's, else `default` (a pane's KEY)."""
+    if default is not None:
+        return default_keymap().get(binding_id, default)
     return default_keymap()[binding_id]
 
 
@@ -69,11 +73,11 @@ def key_display(app: Any, binding_id: str) -> str:
 
 def bind(binding_id: str, action: str, description: str = "", *, show: bool = True,
          priority: bool = False, key_display: str | None = None,
-         group: str | None = None, help: str = "") -> Binding:
+         group: str | None = None, help: str = "", default: str | None = None) -> Binding:
     """A Binding whose key comes from the default keymap and that a user keymap can move;
     bindings of one `group` share one label in the footer; `help` is the longer text of the
-    help screen (and the footer's tooltip)."""
-    return Binding(keys(binding_id), action, description, show=show, priority=priority,
+    help screen (and the footer's tooltip); `default`: the key when the keymap has none."""
+    return Binding(keys(binding_id, default), action, description, show=show, priority=priority,
                    key_display=key_display, id=binding_id, tooltip=help,
                    group=Binding.Group(group, compact=True) if group else None)
 
@@ -82,11 +86,13 @@ def user_keymap_path() -> Path:
     return config_dir() / KEYMAP_FILE
 
 
-def load_user_keymap(path: Path | None = None) -> tuple[dict[str, str], list[str]]:
+def load_user_keymap(path: Path | None = None,
+                     known: Iterable[str] = ()) -> tuple[dict[str, str], list[str]]:
     """The user's overrides (binding id -> keys) and a line for each problem found.
 
     A missing file is no problem; a broken one is ignored as a whole (with its error), and an
-    unknown id or a value that is not a string is skipped (with a line naming it).
+    unknown id or a value that is not a string is skipped (with a line naming it). `known`:
+    ids besides the default keymap's (a pane's `app.<name>`).
     """
     path = path or user_keymap_path()
     try:
@@ -96,7 +102,7 @@ def load_user_keymap(path: Path | None = None) -> tuple[dict[str, str], list[str
         return {}, []
     except (OSError, tomllib.TOMLDecodeError) as e:
         return {}, [f"{path}: {e}"]
-    known = default_keymap()
+    known = {*default_keymap(), *known}
     keymap: dict[str, str] = {}
     problems = []
     for binding_id, value in _flatten(raw).items():

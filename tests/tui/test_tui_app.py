@@ -26,7 +26,8 @@ from tui_helpers import (
 
 from core.runs import read_metrics
 from core.session import load_session
-from tui.app import LlmlabApp, is_shipped
+from tui.app import LlmlabApp
+from tui.document import is_shipped
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.help import HelpScreen
 from tui.screens.path_picker import PathPickerScreen

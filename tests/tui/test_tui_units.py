@@ -176,7 +176,7 @@ def test_a_bad_session_file_is_reported_before_the_app_starts(tmp_path: Path, ca
 
 def test_only_fields_that_change_a_running_training_need_a_restart() -> None:
     from core.session import Session
-    from tui.app import needs_restart
+    from tui.document import needs_restart
 
     s = Session()
     assert needs_restart(s, "model.n_embd") and needs_restart(s, "optim.betas")
@@ -275,13 +275,14 @@ def test_a_narrow_title_bar_shortens_the_session_name_not_the_state() -> None:
 
     from textual.app import App, ComposeResult
 
+    from tui.panes import PANES
     from tui.widgets.title_bar import TitleBar, fit
 
     assert fit("tiny-tales-gpt", 8) == "tiny…gpt" and fit("tiny", 8) == "tiny"
 
     class One(App[None]):
         def compose(self) -> ComposeResult:
-            yield TitleBar()
+            yield TitleBar([(p.pane_name(), p.TITLE) for p in PANES])
 
     async def scenario() -> None:
         app = One()

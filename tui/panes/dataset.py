@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 
 from textual import work
 from textual.app import ComposeResult
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal
 from textual.content import Content
 from textual.timer import Timer
 from textual.widgets import Input, Label, Select, Static
@@ -25,7 +25,9 @@ from textual.worker import get_current_worker
 
 from core.messages import ScoreText
 from core.samples import SAMPLE_PREFIX, SAMPLES
-from core.session import DataConfig, Session, field_doc
+from core.session import DataConfig, field_doc
+from tui.commands import PaletteCommand
+from tui.document import SessionDocument
 from tui.keymap import bind, key_display, keys
 from tui.messages import (
     CorpusFailed,
@@ -39,6 +41,7 @@ from tui.messages import (
     SessionEdited,
     SurpriseScored,
 )
+from tui.panes.base import Pane
 from tui.text import fit_words
 from tui.widgets.corpus_stats import CorpusStatsView
 from tui.widgets.cycle_select import CycleSelect
@@ -92,7 +95,10 @@ def read_corpus(data: DataConfig, base_dir: Path | None, progress=None) -> Corpu
     return CorpusView(copy.deepcopy(data), stats, text, spans, ds.cache_hit)
 
 
-class DatasetPane(Vertical, can_focus=True):
+class DatasetPane(Pane):
+    KEY = "d"
+    TITLE = "Dataset"
+    ABOUT = "corpus, tokenizer, statistics, preview"
     # Engine messages the heatmap needs (the app subscribes the pane to them on mount).
     ENGINE_EVENTS: ClassVar[tuple[type[EngineMessage], ...]] = (ModelReady, SurpriseScored,
                                                                 EngineFailed)
@@ -110,9 +116,8 @@ class DatasetPane(Vertical, can_focus=True):
         bind("pane.previous_field", "move_field(-1)", "", show=False),
     ]
 
-    def __init__(self, session: Session, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.session = session
+    def __init__(self, doc: SessionDocument, **kwargs: Any) -> None:
+        super().__init__(doc, **kwargs)
         self.view: CorpusView | None = None
         self.error: str | None = None
         self._status: tuple[str, str] | None = None  # (text, kind), shown again on resize
@@ -178,10 +183,9 @@ class DatasetPane(Vertical, can_focus=True):
 
     # ------------------------------------------------------------------ session in
 
-    def show_session(self, session: Session, problems: dict[str, str],
-                     force: bool = False) -> None:
+    def show_session(self, doc: SessionDocument, force: bool = False) -> None:
         """The app's session changed (an edit here or elsewhere, or another file opened)."""
-        self.session = session
+        session, problems = doc.session, doc.problems
         data = session.data
         source = self.query_one("#corpus-source", Select)
         path_input = self.query_one("#corpus-path", Input)
@@ -344,6 +348,17 @@ class DatasetPane(Vertical, can_focus=True):
             return
         self.post_message(SessionEdited("data.corpus", text))
 
+    def palette_commands(self) -> list[PaletteCommand]:
+        c = PaletteCommand
+        return [
+            c("Dataset: browse for a corpus", "a text file or a folder of them",
+              self.action_browse),
+            c("Dataset: reload the corpus", "read and tokenize it again", self.action_reload),
+            c("Dataset: surprise heatmap on/off",
+              "colour the preview by each token's loss under the model",
+              self.action_toggle_heatmap),
+        ]
+
     def action_browse(self) -> None:
         from tui.screens.path_picker import PathPickerScreen
 
@@ -405,14 +420,14 @@ class DatasetPane(Vertical, can_focus=True):
         self.update_heatmap()
 
     def _model_source(self) -> str | None:
-        return getattr(self.app, "model_source", None)
+        return self.model_source
 
     def _has_run(self) -> bool:
         """Whether the session has a run to load (the app's LoadModelRequest(None) loads the
         newest), or the app is loading a model already."""
         from core.runs import newest_run
 
-        if getattr(self.app, "model_loading", None):
+        if self.model_loading:
             return True
         session = self.session
         return newest_run(session.resolve(session.train.runs_dir), session.name) is not None
@@ -440,7 +455,7 @@ class DatasetPane(Vertical, can_focus=True):
                                 else "waiting for the corpus …")
         elif source is None:
             preview.hide_heat()
-            if not self._awaiting_model and not getattr(self.app, "model_loading", None):
+            if not self._awaiting_model and not self.model_loading:
                 self.post_message(LoadModelRequest(None))
             self._awaiting_model = True  # (its load, or the one the app has under way)
             legend.show_message("loading the session's newest run …")

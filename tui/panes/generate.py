@@ -24,13 +24,14 @@ from typing import Any, ClassVar
 from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal
 from textual.content import Content
 from textual.widgets import Input, Label, Select, Static
 
 from core import messages as msg
-from core.session import GenerateConfig, Session
+from core.session import GenerateConfig
 from tui.commands import PaletteCommand
+from tui.document import SessionDocument
 from tui.keymap import bind, key_display
 from tui.messages import (
     CandidateMeasured,
@@ -41,6 +42,7 @@ from tui.messages import (
     SessionEdited,
     TextGenerated,
 )
+from tui.panes.base import Pane
 from tui.widgets.generate_controls import MODELS, GenerateControls
 from tui.widgets.generate_output import GenerateColumn
 from tui.widgets.generate_prompt import PromptInput
@@ -48,7 +50,10 @@ from tui.widgets.generate_prompt import PromptInput
 IN_FLIGHT = ("waiting", "generating", "stopping")
 
 
-class GeneratePane(Vertical, can_focus=True):
+class GeneratePane(Pane):
+    KEY = "g"
+    TITLE = "Generate"
+    ABOUT = "sample text, dense and compressed"
     BINDINGS: ClassVar[list[Binding]] = [
         bind("generate.generate", "generate", "Generate",
              help="Generate from the prompt with these settings (in the prompt or a "
@@ -70,8 +75,8 @@ class GeneratePane(Vertical, can_focus=True):
     ENGINE_EVENTS: ClassVar[tuple[type[EngineMessage], ...]] = (
         TextGenerated, ModelReady, CandidateMeasured, EngineFailed)
 
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+    def __init__(self, doc: SessionDocument, **kwargs: Any) -> None:
+        super().__init__(doc, **kwargs)
         self.model = "dense"  # the model generated from, side by side off
         self.side_by_side = False
         self.generate_config = GenerateConfig()  # the session's [generate], as last shown
@@ -133,8 +138,9 @@ class GeneratePane(Vertical, can_focus=True):
 
     # ------------------------------------------------------------------ the session
 
-    def show_session(self, session: Session) -> None:
+    def show_session(self, doc: SessionDocument, force: bool = False) -> None:
         """The session changed (or was opened): show its [generate] values."""
+        session = doc.session
         self.generate_config = session.generate
         self.runs_dir = session.resolve(session.train.runs_dir)
         if not self.is_mounted:
@@ -180,9 +186,7 @@ class GeneratePane(Vertical, can_focus=True):
         """The line naming the loaded model, or saying how to get one."""
         if not self.is_mounted:
             return
-        app: Any = self.app
-        loading = getattr(app, "model_loading", None)
-        source = getattr(app, "model_source", None)
+        loading, source = self.model_loading, self.model_source
         line = self.query_one("#generate-source", Static)
         if loading:
             line.update(Content.assemble(("model ", "$text-muted"),
@@ -245,9 +249,7 @@ class GeneratePane(Vertical, can_focus=True):
             self._show_problem(str(e))
             self.app.notify(f"{e} (not sent)", severity="error")
             return
-        app: Any = self.app
-        if getattr(app, "model_source", None) is None and not getattr(app, "model_loading",
-                                                                      None):
+        if self.model_source is None and not self.model_loading:
             self.app.notify(f"no model loaded: {self.how_to_load()}", severity="warning")
             return
         self.controls.commit_all()
@@ -258,10 +260,8 @@ class GeneratePane(Vertical, can_focus=True):
         cfg = self.generate_config
         self.requests = {}
         self._stopping = False
-        self.text_source = getattr(app, "model_source", None) or getattr(app, "model_loading",
-                                                                         None)
-        client = getattr(app, "client", None)
-        self._engine = client.spawned if client is not None else 0
+        self.text_source = self.model_source or self.model_loading
+        self._engine = self.engine_id
         for model in self.shown_models():
             request_id = next(self._ids)
             command = msg.Generate(
@@ -284,8 +284,7 @@ class GeneratePane(Vertical, can_focus=True):
         if not self.requests:
             self.app.notify("nothing is being generated", severity="warning")
             return
-        client = getattr(self.app, "client", None)
-        if client is not None and client.spawned != self._engine:
+        if self.engine_id != self._engine:
             # The engine was replaced (a training started with another session): the
             # requests ended with it, and no answer will come.
             for model in self.requests.values():

@@ -9,7 +9,7 @@ from typing import Any, get_type_hints
 from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.containers import Vertical, VerticalScroll
 from textual.widgets import Label, Static
 
 from core.session import (
@@ -21,7 +21,9 @@ from core.session import (
     field_applies,
     field_doc,
 )
+from tui.document import SessionDocument, field_value
 from tui.keymap import bind
+from tui.panes.base import Pane
 from tui.widgets.field_row import FieldRow
 from tui.widgets.model_summary import ModelSummary
 
@@ -43,17 +45,16 @@ def form_fields() -> list[tuple[str, type, dict[str, Any]]]:
     return out
 
 
-def field_value(session: Session, path: str) -> Any:
-    obj: Any = session
-    for part in path.split("."):
-        obj = getattr(obj, part)
-    return obj
 
 
-class ModelPane(Horizontal, can_focus=True):
+class ModelPane(Pane):
     """The keys inside the form are FieldRow's (up/down between fields, +/- nudge); the pane
     adds escape (leave the field, so single keys work) and, once left, the way back: tab or
     an arrow returns to the field that was left, not to the top of the form."""
+
+    KEY = "m"
+    TITLE = "Model"
+    ABOUT = "the session form and what the model costs"
 
     BINDINGS = [
         bind("pane.leave_field", "leave_field", "Leave field",
@@ -63,10 +64,8 @@ class ModelPane(Horizontal, can_focus=True):
         Binding("tab", "return_to_field", "Back to the field", show=False),
     ]
 
-    def __init__(self, session: Session, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.session = session
-        self.problems: dict[str, str] = {}
+    def __init__(self, doc: SessionDocument, **kwargs: Any) -> None:
+        super().__init__(doc, **kwargs)
         self.built = False
         self._rows: dict[str, FieldRow] = {}
         self.last_field: str | None = None  # the field the cursor was in last
@@ -95,15 +94,16 @@ class ModelPane(Horizontal, can_focus=True):
             self._rows[path] = row
             widgets.append(row)
         await self.query_one("#form", VerticalScroll).mount_all(widgets)
-        self.show_session(self.session, self.problems, force=True)
+        self.show_session(self.doc, force=True)
+
+    async def shown(self) -> None:
+        await self.build_form()
 
     def rows(self) -> dict[str, FieldRow]:
         return self._rows
 
-    def show_session(self, session: Session, problems: dict[str, str],
-                     force: bool = False) -> None:
-        self.session = session
-        self.problems = problems
+    def show_session(self, doc: SessionDocument, force: bool = False) -> None:
+        session, problems = doc.session, doc.problems
         for path, row in self._rows.items():
             row.set_value(field_value(session, path), force=force)
             row.set_problem(problems.get(path))

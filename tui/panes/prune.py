@@ -28,8 +28,9 @@ from textual_slider import Slider
 
 from core import messages as msg
 from core.messages import ModelFigures
-from core.session import Session, field_doc
+from core.session import field_doc
 from tui.commands import PaletteCommand
+from tui.document import SessionDocument
 from tui.keymap import bind, key_display
 from tui.messages import (
     CandidateMeasured,
@@ -42,6 +43,7 @@ from tui.messages import (
     SessionEdited,
     SweepPointReported,
 )
+from tui.panes.base import Pane
 from tui.widgets.metric_plot import MetricPlot, PlotData, Series
 from tui.widgets.prune_layers import PruneLayers
 from tui.widgets.prune_table import PruneTable
@@ -78,7 +80,10 @@ def source_name(source: str) -> str:
     return path.name
 
 
-class PrunePane(Vertical, can_focus=True):
+class PrunePane(Pane):
+    KEY = "p"
+    TITLE = "Prune"
+    ABOUT = "prune, quantize and measure the model"
     BINDINGS: ClassVar[list] = [
         bind("prune.less", "nudge(-1)", "Sparsity −", show=False,
              help=f"Prune: {STEP_PERCENT}% less sparsity (the slider)"),
@@ -106,9 +111,8 @@ class PrunePane(Vertical, can_focus=True):
         ModelReady, CandidateMeasured, SweepPointReported, FinetuneReported,
         CompressedWritten, EngineFailed)
 
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.session: Session | None = None
+    def __init__(self, doc: SessionDocument, **kwargs: Any) -> None:
+        super().__init__(doc, **kwargs)
         self.method = METHODS[0]
         self.percent = 0  # the slider's sparsity, in percent
         # The loaded model and what was measured of it.
@@ -195,7 +199,7 @@ class PrunePane(Vertical, can_focus=True):
         if posted:  # what the session will hold once the app has what was posted
             if posted[-1] == value:
                 return
-        elif self.session is not None:
+        else:
             section, _, name = path.partition(".")
             current = getattr(getattr(self.session, section), name)
             if current == value and type(current) is type(value):
@@ -204,10 +208,10 @@ class PrunePane(Vertical, can_focus=True):
             self._posted.setdefault(path, []).append(value)
         self.post_message(SessionEdited(path, value, final=True))
 
-    def show_session(self, session: Session) -> None:
+    def show_session(self, doc: SessionDocument, force: bool = False) -> None:
         """The session changed (or was opened): show its method and sparsity. Nothing is
         posted back; a model is pruned again only if one is loaded."""
-        self.session = session
+        session = doc.session
         c = session.compress
         method = c.method if c.method in METHODS else self.method
         percent = max(0, min(MAX_PERCENT, round(c.sparsity * 100)))
@@ -553,7 +557,7 @@ class PrunePane(Vertical, can_focus=True):
         return key_display(self.app, binding_id)
 
     def _hint(self) -> str:
-        loading = getattr(self.app, "model_loading", None)
+        loading = self.model_loading
         if loading:
             return f"loading {source_name(loading)} …"
         return (f"No model loaded. Train one ({self._key('train.start')}), or open a run in "

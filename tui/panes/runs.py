@@ -29,7 +29,6 @@ from typing import Any, ClassVar
 from textual import work
 from textual.app import ComposeResult
 from textual.color import Color, ColorParseError
-from textual.containers import Vertical
 from textual.content import Content
 from textual.widgets import Static
 from textual.worker import Worker, WorkerState, get_current_worker
@@ -49,9 +48,9 @@ from core.runs import (
     read_metrics,
     set_run_label,
 )
-from core.session import Session
 from core.text import one_line
 from tui.commands import PaletteCommand
+from tui.document import SessionDocument
 from tui.keymap import bind, key_display, keys
 from tui.messages import (
     EngineFailed,
@@ -62,6 +61,7 @@ from tui.messages import (
     ResumeRunRequest,
 )
 from tui.nudge import format_number
+from tui.panes.base import Pane
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.path_picker import PathPickerScreen
 from tui.screens.run_label import RunLabelScreen
@@ -186,7 +186,10 @@ def _number(value: Any) -> bool:
         math.isfinite(value)
 
 
-class RunsPane(Vertical, can_focus=True):
+class RunsPane(Pane):
+    KEY = "r"
+    TITLE = "Runs"
+    ABOUT = "compare, open, resume and export runs"
     BINDINGS: ClassVar[list] = [
         bind("runs.select", "toggle_select", "Overlay",
              help="Put the run under the cursor on the plot / take it off"),
@@ -216,9 +219,9 @@ class RunsPane(Vertical, can_focus=True):
     ENGINE_EVENTS: ClassVar[tuple[type[EngineMessage], ...]] = (EngineStatus, ModelReady,
                                                                  EngineFailed)
 
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.session: Session | None = None
+    def __init__(self, doc: SessionDocument, **kwargs: Any) -> None:
+        super().__init__(doc, **kwargs)
+        self._shown_for: tuple[Path, str] | None = None  # (runs folder, session name)
         self.runs: list[RunSummary] = []
         self.selected: dict[str, str] = {}  # run path -> its colour variable, in order
         self.preview: str | None = None  # the run under the cursor (plotted if none is selected)
@@ -258,17 +261,14 @@ class RunsPane(Vertical, can_focus=True):
 
     # ------------------------------------------------------------------ the session
 
-    def show_session(self, session: Session) -> None:
+    def show_session(self, doc: SessionDocument, force: bool = False) -> None:
         """The session changed (or was opened): its runs folder, or which runs are its own
         (listed first), may be others."""
-        before = (self.runs_root(), self.session.name if self.session else None)
-        self.session = session
-        if self.is_mounted and self.display and (self.runs_root(), session.name) != before:
+        before, self._shown_for = self._shown_for, (self.runs_root(), doc.session.name)
+        if self.is_mounted and self.display and self._shown_for != before:
             self.refresh_runs()
 
-    def runs_root(self) -> Path | None:
-        if self.session is None:
-            return None
+    def runs_root(self) -> Path:
         return self.session.resolve(self.session.train.runs_dir)
 
     # ------------------------------------------------------------------ reading runs
@@ -548,12 +548,7 @@ class RunsPane(Vertical, can_focus=True):
     def _export_folder(self) -> Path:
         """Where the export dialog starts: the session file's folder, as the app's save does
         (the working folder for a session that has no file, or a shipped one)."""
-        from tui.app import is_shipped  # (the app imports this module)
-
-        session_path = getattr(self.app, "session_path", None)
-        if session_path is not None and not is_shipped(session_path):
-            return Path(session_path).parent
-        return Path.cwd()
+        return self.doc.folder()
 
     # ------------------------------------------------------------------ the plot
 
@@ -770,12 +765,12 @@ class RunsPane(Vertical, can_focus=True):
         """A palette command acts on what the user sees: the Runs pane is shown first."""
 
         async def run() -> None:
-            if not self.display:
-                await self.app.show_pane("runs")  # type: ignore[attr-defined]
-            if self.scanned:
+            if self.display and self.scanned:
                 action()
             else:
                 self._after_scan = action
+                if not self.display:  # (shown, it reads the runs folder again)
+                    self.post_message(Pane.Show(self.pane_name()))
 
         return run
 

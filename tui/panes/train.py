@@ -18,6 +18,8 @@ from textual.message import Message
 from textual.worker import get_current_worker
 
 from core.session import Session
+from tui.commands import PaletteCommand
+from tui.document import SessionDocument
 from tui.history import TrainHistory
 from tui.keymap import bind, key_display
 from tui.messages import (
@@ -35,6 +37,7 @@ from tui.messages import (
     TrainingWaiting,
 )
 from tui.nudge import format_number
+from tui.panes.base import Pane
 from tui.saved_run import SavedRun, newest_saved_run
 from tui.smoothing import SMOOTHING_WEIGHT, debiased_ema
 from tui.widgets.eval_report import EvalReportView
@@ -52,7 +55,10 @@ WAIT_PARTS = {"pruning sweep": "the sweep level in progress",
 RUN_GOING = ("preparing", "running", "paused", "stopping")
 
 
-class TrainPane(Vertical, can_focus=True):
+class TrainPane(Pane):
+    KEY = "t"
+    TITLE = "Train"
+    ABOUT = "progress, plots and log of the run"
     BINDINGS = [
         bind("train.lr_down", "app.scale_lr(0.5)", "lr ÷2",
              help="Halve the learning rate of the running training, now"),
@@ -73,8 +79,8 @@ class TrainPane(Vertical, can_focus=True):
              help="The same evaluation on the test split"),
     ]
 
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+    def __init__(self, doc: SessionDocument, **kwargs: Any) -> None:
+        super().__init__(doc, **kwargs)
         self.history = TrainHistory()
         self.smoothing = True
         self.log_scale = False
@@ -290,6 +296,20 @@ class TrainPane(Vertical, can_focus=True):
                             log_y=self.log_scale, title="grad norm (before clipping)")
         return PlotData([Series("lr", *h.lr.copy(), "plot-lr")], markers,
                         log_y=self.log_scale)
+
+    def palette_commands(self) -> list[PaletteCommand]:
+        c = PaletteCommand
+        return [
+            c("Plot: toggle smoothing", "TensorBoard's debiased EMA of the train loss",
+              self.action_toggle_smoothing),
+            c("Plot: toggle log scale", "logarithmic loss and lr axes",
+              self.action_toggle_log_scale),
+            c("Plot: learning rate / gradient norm", "what the Train pane's lower side plot "
+              "shows", self.action_toggle_side_plot),
+        ]
+
+    async def shown(self) -> None:
+        self.redraw()
 
     def redraw(self) -> None:
         self._dirty = False

@@ -7,14 +7,13 @@ keys."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from textual.content import Content
 from textual.reactive import reactive
 from textual.widget import Widget
 
 from tui.text import middle_ellipsis
-
-PANES = (("dataset", "Dataset"), ("model", "Model"), ("train", "Train"), ("prune", "Prune"),
-         ("generate", "Generate"), ("runs", "Runs"))
 
 
 def fit(text: str, room: int, least: int = 4) -> str:
@@ -32,6 +31,11 @@ class TitleBar(Widget):
     help_key: reactive[str] = reactive("?")
     pane_keys: reactive[dict[str, str]] = reactive(dict)  # pane -> its key, as displayed
 
+    def __init__(self, panes: list[tuple[str, str]], **kwargs: Any) -> None:
+        """`panes`: (name, title) of each pane, in the order shown."""
+        super().__init__(**kwargs)
+        self.panes = panes
+
     def _pane_title(self, pane: str, title: str, style: str,
                     short: bool = False) -> list[str | tuple[str, str]]:
         """The pane's name with its key underlined (`short`: the key alone)."""
@@ -46,7 +50,7 @@ class TitleBar(Widget):
 
     def _panes(self, short: bool) -> list[str | tuple[str, str]]:
         parts: list[str | tuple[str, str]] = [(" llmlab ", "bold $primary")]
-        for pane, title in PANES:
+        for pane, title in self.panes:
             current = pane == self.pane
             style = "bold reverse $accent" if current else "$text-muted"
             parts += self._pane_title(pane, title, style, short=short and not current)

@@ -1,0 +1,88 @@
+"""What every pane is: the one contract between the app and its panes.
+
+A pane says who it is (`KEY`, `TITLE`, `ABOUT`), which keys it has (`BINDINGS`: the help
+screen lists them), which engine events it wants (`ENGINE_EVENTS`), how it shows the session
+(`show_session`) and which commands it adds to the palette (`palette_commands`). The app
+builds itself from the registry in `tui/panes/__init__.py`: compose, switching, the title bar,
+the palette's "Go to", the help screen and the engine subscriptions.
+
+State flows down, messages go up. The app state a pane reads (the session path, the loaded
+model, the engine's state, whether a run is busy) is a reactive of the pane that the app binds
+to its own (`data_bind`): a pane reads `self.model_source`, never an app attribute. A pane
+asks the app for something with a message (`Pane.Show`, `tui.messages.EngineRequest`, ...),
+and never imports `tui.app`.
+
+Each pane's styles are in a .tcss file beside its module (`generate.py` -> `generate.tcss`).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from textual.containers import Vertical
+from textual.message import Message
+from textual.reactive import var
+
+if TYPE_CHECKING:
+    from core.session import Session
+    from tui.commands import PaletteCommand
+    from tui.document import SessionDocument
+
+
+class Pane(Vertical, can_focus=True):
+    KEY: ClassVar[str]  # the default key that shows the pane ("d"); a keymap may move it
+    TITLE: ClassVar[str]  # its name in the title bar, the palette and the help ("Dataset")
+    ABOUT: ClassVar[str] = ""  # what is in it, in a few words, for the palette and the help
+    # The engine messages the pane wants: the app subscribes it to them on mount.
+    ENGINE_EVENTS: ClassVar[tuple[type[Message], ...]] = ()
+
+    # App state, bound to the app's reactives of the same names (data_bind in the app's
+    # compose): set by the app, read here.
+    session_path: var[Path | None] = var(None)
+    model_source: var[str | None] = var(None)  # the run / compressed model the engine has
+    model_loading: var[str | None] = var(None)  # a model asked for and not loaded yet
+    engine_state: var[str] = var("idle")
+    busy: var[bool] = var(False)  # a training run goes (preparing, running, paused, stopping)
+    engine_id: var[int] = var(0)  # which engine process: a new one has forgotten all requests
+
+    class Show(Message):
+        """A pane asks the app to show a pane (by its `pane_name()`)."""
+
+        def __init__(self, pane: str) -> None:
+            super().__init__()
+            self.pane = pane
+
+    def __init__(self, doc: SessionDocument, **kwargs: Any) -> None:
+        kwargs.setdefault("id", self.pane_name())
+        super().__init__(**kwargs)
+        self.doc = doc  # the app's one document: `doc.session` is always the current session
+
+    @property
+    def session(self) -> Session:
+        return self.doc.session
+
+    @classmethod
+    def pane_name(cls) -> str:
+        """The pane's id, its binding id (`app.<name>`) and its name in messages: the title,
+        lower case."""
+        return cls.TITLE.lower()
+
+    @classmethod
+    def css_path(cls) -> Path | None:
+        """The pane's .tcss beside its module, if it has one."""
+        module = sys.modules[cls.__module__]
+        path = Path(module.__file__ or "").with_suffix(".tcss")
+        return path if path.is_file() else None
+
+    def show_session(self, doc: SessionDocument, force: bool = False) -> None:
+        """The session changed (an edit here or elsewhere, a file saved or opened): show it.
+        `force`: also over text being typed (a session replaced as a whole)."""
+
+    def palette_commands(self) -> list[PaletteCommand]:
+        """The pane's own commands in the palette (ctrl+p), besides its "Go to"."""
+        return []
+
+    async def shown(self) -> None:
+        """The pane has just become the one on screen (build what waits, redraw)."""

@@ -1,0 +1,213 @@
+"""The app's training controls: start, resume, pause, stop, live hyperparameters, evaluate.
+
+A mixin of `tui.app.LlmlabApp` (`self` is the app): the keys and palette commands that steer
+the engine's training. The engine's answers come back as events the app and the Train pane
+handle.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+from core import messages as msg
+from core.errors import LlmlabError
+from core.session import LIVE_FIELDS, Session
+from tui.document import field_value, live_values, needs_restart
+from tui.messages import ResumeRunRequest
+from tui.screens.confirm import ConfirmScreen
+from tui.screens.hparam_edit import HparamEditScreen
+
+
+class TrainingActions:
+    """Start and steer the training run (a mixin of the app)."""
+
+    def action_start_training(self) -> None:
+        if self.client.busy:
+            self.notify(f"a run is already going: stop it ({self._key('train.stop')}) first",
+                        severity="warning")
+            return
+        if self._problem_notice("start training"):
+            return
+        self._start(self.session, None)
+
+    def _start(self, run_session: Session, resume: str | None) -> None:
+        """Start (or resume) training; the session the run has is `run_session`."""
+        self.run_session = copy.deepcopy(run_session)
+        self.live = live_values(run_session)
+        try:  # (a resume brings the run's own session; a new run trains run_session)
+            fresh = self.client.start(self.session if resume else run_session, resume)
+        except LlmlabError as e:
+            self.notify(str(e), severity="error")
+            return
+        self._engine_synced()
+        if fresh:
+            self._engine_replaced()
+        self.train_pane.show_hparams(self.live)
+        self.refresh_bindings()
+        self.call_next(self.show_pane, "train")
+
+    def on_resume_run_request(self, message: ResumeRunRequest) -> None:
+        from core.runs import load_run_session, restart_session
+
+        if self.client.busy:
+            self.notify(f"a run is already going: stop it ({self._key('train.stop')}) first",
+                        severity="warning")
+            return
+        try:
+            frozen = (restart_session if message.fresh else load_run_session)(
+                Path(message.path))
+        except LlmlabError as e:
+            self.notify(str(e), severity="error")
+            return
+        if message.fresh:
+            self.notify(f"starting a new run from the session of {message.path}", timeout=4)
+            self._start(frozen, None)
+            return
+        self.notify(f"resuming {message.path}", timeout=4)
+        self._start(frozen, message.path)
+
+    def action_toggle_pause(self) -> None:
+        try:
+            if self.client.state == "running":
+                self.client.pause()
+                self.train_pane.acknowledge("pause")
+            elif self.client.state == "paused":
+                self.client.resume()
+                self.train_pane.acknowledge("resume")
+            else:
+                self.notify("no training is running", severity="warning")
+        except LlmlabError as e:
+            self.notify(str(e), severity="warning")
+
+    def action_stop_training(self) -> None:
+        if not self.client.busy:
+            self.notify("no training is running", severity="warning")
+            return
+        try:
+            self.client.stop()
+            self.train_pane.acknowledge("stop")
+        except LlmlabError as e:
+            self.notify(str(e), severity="warning")
+
+    # ------------------------------------------------------------------ live values
+
+    def action_scale_lr(self, factor: float) -> None:
+        if not self.client.busy:
+            self.notify("no training is running: optim.lr is edited in the Model pane",
+                        severity="warning")
+            return
+        new = float(f"{self.live['optim.lr'] * factor:.6g}")
+        self.set_live("optim.lr", new)
+
+    def action_edit_hparam(self) -> None:
+        """During a run the change goes to the run only (its run.json and metrics record
+        it); with no run going it edits the session, as the Model form would."""
+        busy = self.client.busy
+        current = self.live if busy else live_values(self.session)
+
+        def chosen(result: tuple[str, float] | None) -> None:
+            if result is not None:
+                name, value = result
+                value = self._as_field_type(name, value)
+                if self.client.busy:
+                    self.set_live(name, value)
+                else:
+                    self.edit(name, value)
+
+        self.push_screen(HparamEditScreen(current, check=self._check_live, running=busy),
+                         chosen)
+
+    def set_live(self, path: str, value: Any) -> None:
+        """Change a live hyperparameter of the running training, and of the run only: the
+        session (what the next run starts with) and its saved state are left alone."""
+        if value == self.live.get(path):
+            return
+        try:
+            self.client.set_hparam(path, float(value))
+        except LlmlabError as e:
+            self.notify(str(e), severity="warning")
+            return
+        self.live[path] = value
+        self.train_pane.show_hparams(self.live)
+
+    def _as_field_type(self, name: str, value: float) -> Any:
+        return int(value) if isinstance(field_value(self.session, name), int) else value
+
+    def _check_live(self, name: str, value: float) -> str | None:
+        """Why `value` cannot be `name`, as the session's validator says (None: it can): the
+        edit dialog stays open with the line, and nothing reaches the session."""
+        if isinstance(field_value(self.session, name), int) and not float(value).is_integer():
+            return f"must be a whole number (got {value:g})"
+        return self.document.value_problem(name, self._as_field_type(name, value))
+
+    def run_changes(self) -> dict[str, Any]:
+        """The live values the run going (or just ended) was changed to, that the session
+        does not have: offered to the session, never copied without asking."""
+        if self.run_session is None:
+            return {}
+        started = live_values(self.run_session)
+        return {path: value for path, value in self.live.items()
+                if value != started.get(path) and value != field_value(self.session, path)}
+
+    def _offer_run_changes(self) -> None:
+        changes = self.run_changes()
+        if changes:
+            self._kept_changes = changes
+            shown = ", ".join(f"{path} {value:g}" for path, value in changes.items())
+            self.notify(f"the run changed {shown}; the session keeps its values (palette: "
+                        "\"Train: keep the run's live values\" copies them)", timeout=10)
+
+    def action_keep_run_changes(self) -> None:
+        """Copy the live values the last run was changed to into the session, if the user
+        says so."""
+        changes = self.run_changes() or self._kept_changes
+        if not changes:
+            self.notify("no live value of the run differs from the session", timeout=4)
+            return
+        shown = ", ".join(f"{path} = {value:g}" for path, value in changes.items())
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                for path, value in changes.items():
+                    self.edit(path, value, final=False)
+                self._kept_changes = {}
+
+        self.push_screen(ConfirmScreen(f"Put the run's live values into the session?\n"
+                                       f"{shown}", yes="keep them", no="leave the session"),
+                         answered)
+
+    def _apply_to_run(self, path: str, value: Any) -> None:
+        """A committed edit during a run: live fields go to the engine, others wait."""
+        if path in LIVE_FIELDS:
+            if path in self.document.problems:
+                self.notify(f"{path}: {self.document.problems[path]} (not sent)",
+                            severity="error")
+                return
+            self.set_live(path, value)
+        elif self.run_session is not None and needs_restart(self.run_session, path):
+            if field_value(self.run_session, path) != value:
+                self.notify(f"{path} needs a restart: the running training keeps its value; "
+                            "it applies to the next run", severity="warning")
+
+    # ------------------------------------------------------------------ evaluation
+
+    def action_evaluate(self, split: str = "val") -> None:
+        """The evaluation report of the model training now, else of the loaded model, else
+        of this session's newest run (loaded first), shown in the Train pane. The engine
+        computes it; the screen only says it is under way."""
+        if not self.client.busy and self.model_source is None and self.model_loading is None:
+            self.load_model(None)  # (says so if the session has no run yet)
+            if self.model_loading is None:
+                return
+        try:
+            if self.client.ensure(self.session):
+                self._engine_replaced()
+            self.client.send(msg.Evaluate(split))
+        except LlmlabError as e:
+            self.notify(str(e), severity="error")
+            return
+        self.train_pane.evaluating(split)
+        if self.current_pane != "train":
+            self.call_next(self.show_pane, "train")
