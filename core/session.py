@@ -1,7 +1,7 @@
 """The session file: a typed schema, TOML load/save, and validation.
 
 A session is everything an experiment needs, in six sections (`data`, `model`, `optim`,
-`train`, `compress`, `generate`). Field names are a contract with users (../DESIGN.md), so every
+`train`, `compress`, `generate`). Field names are a contract with users (docs/DESIGN.md), so every
 field carries a one-line doc and, where it has one, the set or range of values it accepts.
 
 Validation never stops at the first problem: `validate` returns every problem as a line

@@ -30,6 +30,7 @@ from core.text import visible
 from tui.commands import PaletteCommand
 from tui.document import SessionDocument
 from tui.engine_client import EngineClient
+from tui.hangup import HangupGuard
 from tui.keymap import bind, key_display, keys, load_user_keymap
 from tui.messages import (
     EngineFailed,
@@ -41,7 +42,7 @@ from tui.messages import (
     RunBegan,
     StepReported,
 )
-from tui.panes import PANES, Pane
+from tui.panes import PANES, Pane, pane_bindings, pane_styles
 from tui.panes.dataset import DatasetPane
 from tui.panes.model import ModelPane, form_fields
 from tui.panes.train import TrainPane
@@ -56,18 +57,6 @@ from tui.widgets.cycle_select import CycleSelect
 from tui.widgets.field_row import FieldRow
 from tui.widgets.number_input import NumberInput
 from tui.widgets.title_bar import TitleBar
-
-
-def pane_bindings() -> list[Binding]:
-    """A key per pane of the registry that shows it (`app.<name>`; tui/keymap.toml or a
-    user keymap may move it)."""
-    return [bind(f"app.{p.pane_name()}", f"show_pane('{p.pane_name()}')", p.TITLE,
-                 show=False, help=f"{p.TITLE} pane: {p.ABOUT}", default=p.KEY) for p in PANES]
-
-
-def pane_styles() -> list[str]:
-    """Each pane's .tcss (beside its module), in the registry's order."""
-    return [str(path) for path in (p.css_path() for p in PANES) if path is not None]
 
 
 class LlmlabApp(SessionActions, TrainingActions, App[None]):
@@ -117,6 +106,7 @@ class LlmlabApp(SessionActions, TrainingActions, App[None]):
         self.startup_problems: list[str] = []
         self._engine_factory = engine_factory
         self._quitting = False
+        self._hangup = HangupGuard(self._stop_engine_now)
         self._kept_changes: dict[str, Any] = {}  # the last run's live changes, offered
         self.settings: Settings = load_settings()
         themes, problems = load_themes()
@@ -185,30 +175,16 @@ class LlmlabApp(SessionActions, TrainingActions, App[None]):
             self.notify(problem, severity="warning", timeout=8)
         self.call_after_refresh(lambda: self.show_pane(self.current_pane))
         self.call_after_refresh(self._build_later)
-        self._handle_hangup()
+        self._hangup.install()
 
     def _first_key(self, binding_id: str, default: str | None = None) -> str:
         """A binding's first key as the keymap has it (Textual's name: "d", "question_mark")."""
         return self._keymap.get(binding_id, keys(binding_id, default)).split(",")[0]
 
-    def _handle_hangup(self) -> None:
-        """The terminal went away (an SSH connection dropped, tmux killed): stop the engine
-        (a running training saves a checkpoint) and exit. A plain Python handler, not the
-        event loop's: once the terminal is gone Textual's output thread dies on its first
-        write and the loop then blocks on the full output queue, where a loop handler never
-        runs and the process would live on, reparented to init."""
-        import signal
-
-        try:
-            self._sighup_before = signal.signal(signal.SIGHUP, self._hang_up)
-        except (ValueError, AttributeError):
-            pass  # not on this platform, or not in the main thread (tests)
-
-    def _hang_up(self, signum: int, frame: object) -> None:
-        _detach_from_terminal()  # what is still written goes nowhere, and blocks nothing
+    def _stop_engine_now(self) -> None:
+        """Stop the engine and wait for it (the terminal went away: see tui.hangup)."""
         if getattr(self, "client", None) is not None and self.client.alive:
             self.client.close(timeout=60)
-        os._exit(0)
 
     async def _build_later(self) -> None:
         await self.model_pane.build_form()
@@ -467,28 +443,10 @@ class LlmlabApp(SessionActions, TrainingActions, App[None]):
             c("Model: load a run or compressed-model folder…",
               "e.g. one written by the Prune pane (w): generate from it, prune it further",
               self.action_pick_model),
-            c("Train: start", "start a new run of this session", self.action_start_training),
-            c("Train: pause / resume", "", self.action_toggle_pause),
-            c("Train: stop", "stop after this step, saving a checkpoint",
-              self.action_stop_training),
-            c("Train: learning rate x2", "now, in the running training",
-              partial(self.action_scale_lr, 2.0)),
-            c("Train: learning rate x0.5", "now, in the running training",
-              partial(self.action_scale_lr, 0.5)),
-            c("Train: edit a live hyperparameter", "lr, weight decay, grad clip, eval interval",
-              self.action_edit_hparam),
-            c("Train: keep the run's live values", "copy the lr etc. the run was changed to "
-              "into the session (asks first)", self.action_keep_run_changes),
-            c("Train: evaluate (val split)", "loss, perplexity, bits/char, top-1/5, macro-F1 "
-              "over the whole val split", partial(self.action_evaluate, "val")),
-            c("Train: evaluate (test split)", "the same over the whole test split",
-              partial(self.action_evaluate, "test")),
-            c("Session: save", "write the session TOML (ctrl+s)", self.action_save),
-            c("Session: save as", "write the session TOML to a new path", self.action_save_as),
-            c("Session: open", "open a session TOML (ctrl+o)", self.action_open),
             c("Help: keys", "every key binding", self.action_help),
             c("Quit", "stops a running training first, with a checkpoint", self.action_quit),
         ]
+        commands += self.training_commands() + self.session_commands()
         for pane in self.panes():
             commands += pane.palette_commands()
         for path, _kind, meta in form_fields():
@@ -532,18 +490,8 @@ class LlmlabApp(SessionActions, TrainingActions, App[None]):
         self.exit()
 
     def on_unmount(self) -> None:
-        if hasattr(self, "_sighup_before"):
-            import signal
-
-            signal.signal(signal.SIGHUP, self._sighup_before)
+        self._hangup.uninstall()
         client = getattr(self, "client", None)
         if client is not None and client.alive:
             client.close(timeout=30)
 
-
-def _detach_from_terminal() -> None:
-    """Point stdin, stdout and stderr at /dev/null (the terminal is gone: writes to it fail)."""
-    null = os.open(os.devnull, os.O_RDWR)
-    for fd in (0, 1, 2):
-        os.dup2(null, fd)
-    os.close(null)

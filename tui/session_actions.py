@@ -13,6 +13,7 @@ from typing import Any
 
 from core.errors import LlmlabError, SessionError
 from core.session import Session, load_session
+from tui.commands import PaletteCommand
 from tui.document import is_shipped, live_values
 from tui.messages import CorpusFailed, CorpusLoaded, FieldError, SessionEdited
 from tui.screens.confirm import ConfirmScreen
@@ -23,6 +24,15 @@ from tui.widgets.title_bar import TitleBar
 
 class SessionActions:
     """Edit, show, save and open the app's `document` (a mixin of the app: `self` is it)."""
+
+    def session_commands(self) -> list[PaletteCommand]:
+        """The palette's session commands."""
+        c = PaletteCommand
+        return [
+            c("Session: save", "write the session TOML (ctrl+s)", self.action_save),
+            c("Session: save as", "write the session TOML to a new path", self.action_save_as),
+            c("Session: open", "open a session TOML (ctrl+o)", self.action_open),
+        ]
 
     def on_session_edited(self, message: SessionEdited) -> None:
         self.edit(message.path, message.value, final=message.final)

@@ -8,12 +8,14 @@ handle.
 from __future__ import annotations
 
 import copy
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from core import messages as msg
 from core.errors import LlmlabError
 from core.session import LIVE_FIELDS, Session
+from tui.commands import PaletteCommand
 from tui.document import field_value, live_values, needs_restart
 from tui.messages import ResumeRunRequest
 from tui.screens.confirm import ConfirmScreen
@@ -22,6 +24,28 @@ from tui.screens.hparam_edit import HparamEditScreen
 
 class TrainingActions:
     """Start and steer the training run (a mixin of the app)."""
+
+    def training_commands(self) -> list[PaletteCommand]:
+        """The palette's training commands."""
+        c = PaletteCommand
+        return [
+            c("Train: start", "start a new run of this session", self.action_start_training),
+            c("Train: pause / resume", "", self.action_toggle_pause),
+            c("Train: stop", "stop after this step, saving a checkpoint",
+              self.action_stop_training),
+            c("Train: learning rate x2", "now, in the running training",
+              partial(self.action_scale_lr, 2.0)),
+            c("Train: learning rate x0.5", "now, in the running training",
+              partial(self.action_scale_lr, 0.5)),
+            c("Train: edit a live hyperparameter", "lr, weight decay, grad clip, eval interval",
+              self.action_edit_hparam),
+            c("Train: keep the run's live values", "copy the lr etc. the run was changed to "
+              "into the session (asks first)", self.action_keep_run_changes),
+            c("Train: evaluate (val split)", "loss, perplexity, bits/char, top-1/5, macro-F1 "
+              "over the whole val split", partial(self.action_evaluate, "val")),
+            c("Train: evaluate (test split)", "the same over the whole test split",
+              partial(self.action_evaluate, "test")),
+        ]
 
     def action_start_training(self) -> None:
         if self.client.busy:

@@ -8,6 +8,9 @@ here; see `tui/panes/base.py` for the contract.
 
 from __future__ import annotations
 
+from textual.binding import Binding
+
+from tui.keymap import bind
 from tui.panes.base import Pane
 from tui.panes.dataset import DatasetPane
 from tui.panes.generate import GeneratePane
@@ -18,4 +21,17 @@ from tui.panes.train import TrainPane
 
 PANES: list[type[Pane]] = [DatasetPane, ModelPane, TrainPane, PrunePane, GeneratePane, RunsPane]
 
-__all__ = ["PANES", "Pane"]
+
+def pane_bindings() -> list[Binding]:
+    """A key per pane of the registry that shows it (`app.<name>`; tui/keymap.toml or a
+    user keymap may move it)."""
+    return [bind(f"app.{p.pane_name()}", f"show_pane('{p.pane_name()}')", p.TITLE,
+                 show=False, help=f"{p.TITLE} pane: {p.ABOUT}", default=p.KEY) for p in PANES]
+
+
+def pane_styles() -> list[str]:
+    """Each pane's .tcss (beside its module), in the registry's order."""
+    return [str(path) for path in (p.css_path() for p in PANES) if path is not None]
+
+
+__all__ = ["PANES", "Pane", "pane_bindings", "pane_styles"]

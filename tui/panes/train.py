@@ -88,7 +88,6 @@ class TrainPane(Pane):
         self.state = "idle"
         self.waiting_for = ""  # the workbench work the training waits for, if any
         self._dirty = False
-        self.redraws = 0
         self.saved_run: str | None = None  # the run folder shown, read back (no run went here)
 
     def compose(self) -> ComposeResult:
@@ -313,7 +312,6 @@ class TrainPane(Pane):
 
     def redraw(self) -> None:
         self._dirty = False
-        self.redraws += 1
         data = self.plot_data()
         self.query_one("#plot-loss", MetricPlot).show(data["loss"])
         self.query_one("#plot-acc", MetricPlot).show(data["acc"])

@@ -1,0 +1,108 @@
+"""A run's curves for the Runs pane's plot: the train loss, validation loss and gradient norm
+of its metrics.jsonl, each point placed on every x-axis (step, tokens seen, seconds).
+
+Plain Python (read in a worker thread, no Textual): what the pane plots, not how."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from core.errors import LlmlabError
+from core.runs import METRICS_FILE, load_run_session, read_metrics
+
+
+@dataclass
+class Points:
+    """One metric of a run: each value with where it lies on every x-axis (None where the run
+    did not record it: the point is left off that axis)."""
+
+    step: list[float] = field(default_factory=list)
+    tokens: list[float | None] = field(default_factory=list)
+    time: list[float | None] = field(default_factory=list)
+    values: list[float] = field(default_factory=list)
+
+    def add(self, x: tuple[float, float | None, float | None], value: float) -> None:
+        self.step.append(x[0])
+        self.tokens.append(x[1])
+        self.time.append(x[2])
+        self.values.append(value)
+
+    def on(self, axis: str) -> tuple[list[float], list[float]]:
+        """(xs, values) against `axis`."""
+        pairs = [(x, v) for x, v in zip(getattr(self, axis), self.values, strict=True)
+                 if x is not None]
+        return [float(x) for x, _ in pairs], [v for _, v in pairs]
+
+
+@dataclass
+class RunCurves:
+    """A run's curves, and the metrics file's (mtime, size) they were read at."""
+
+    stamp: tuple[int, int]
+    train_loss: Points = field(default_factory=Points)
+    val_loss: Points = field(default_factory=Points)
+    grad_norm: Points = field(default_factory=Points)
+
+
+def metrics_stamp(run_dir: Path) -> tuple[int, int]:
+    try:
+        st = (Path(run_dir) / METRICS_FILE).stat()
+    except OSError:
+        return (0, 0)
+    return (st.st_mtime_ns, st.st_size)
+
+
+def read_curves(run_dir: Path) -> RunCurves:
+    """The train loss and gradient norm ("train" records) and validation loss ("eval" records
+    of the val split, `val_loss`) of a run, each point placed by step, tokens seen (the
+    record's `tokens`, else step x batch x context x grad_accum of the frozen session) and
+    seconds of training (the record's `elapsed`, else its `time` since the first record)."""
+    curves = RunCurves(metrics_stamp(run_dir))
+    records = read_metrics(run_dir)
+    per_step = _tokens_per_step(run_dir)
+    t0 = next((r["time"] for r in records if _number(r.get("time"))), None)
+    for record in records:
+        step = record.get("step")
+        if not _number(step):
+            continue
+        x = (float(step), _tokens(record, step, per_step), _seconds(record, t0))
+        kind = record.get("type")
+        if kind == "train" and _number(record.get("loss")):
+            curves.train_loss.add(x, float(record["loss"]))
+            if _number(record.get("grad_norm")):
+                curves.grad_norm.add(x, float(record["grad_norm"]))
+        elif kind == "eval" and record.get("split", "val") == "val":
+            loss = record.get("val_loss", record.get("loss"))
+            if _number(loss):
+                curves.val_loss.add(x, float(loss))
+    return curves
+
+
+def _tokens_per_step(run_dir: Path) -> int | None:
+    try:
+        s = load_run_session(run_dir)
+    except (LlmlabError, OSError):
+        return None
+    return s.train.batch_size * s.train.grad_accum * s.model.context
+
+
+def _tokens(record: dict[str, Any], step: float, per_step: int | None) -> float | None:
+    if _number(record.get("tokens")):
+        return float(record["tokens"])
+    return float(step) * per_step if per_step else None
+
+
+def _seconds(record: dict[str, Any], t0: float | None) -> float | None:
+    if _number(record.get("elapsed")):
+        return float(record["elapsed"])
+    if t0 is not None and _number(record.get("time")):
+        return float(record["time"]) - t0
+    return None
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and \
+        math.isfinite(value)
