@@ -25,6 +25,8 @@ from textual.containers import Vertical
 from textual.message import Message
 from textual.reactive import var
 
+from tui.keymap import key_display, keys
+
 if TYPE_CHECKING:
     from core.session import Session
     from tui.commands import PaletteCommand
@@ -83,6 +85,14 @@ class Pane(Vertical, can_focus=True):
     def palette_commands(self) -> list[PaletteCommand]:
         """The pane's own commands in the palette (ctrl+p), besides its "Go to"."""
         return []
+
+    def _key(self, binding_id: str) -> str:
+        """A binding's first key as the user's keymap has it ("^r", "h"), for hints that
+        name it."""
+        try:
+            return key_display(self.app, binding_id)
+        except Exception:  # not in an app yet
+            return keys(binding_id).split(",")[0]
 
     async def shown(self) -> None:
         """The pane has just become the one on screen (build what waits, redraw)."""

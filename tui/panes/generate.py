@@ -32,7 +32,7 @@ from core import messages as msg
 from core.session import GenerateConfig
 from tui.commands import PaletteCommand
 from tui.document import SessionDocument
-from tui.keymap import bind, key_display
+from tui.keymap import bind
 from tui.messages import (
     CandidateMeasured,
     EngineFailed,
@@ -132,9 +132,6 @@ class GeneratePane(Pane):
     def done(self) -> bool:
         """Nothing under way, and something was generated."""
         return not self.requests and self.generations_done > 0
-
-    def _key(self, binding_id: str) -> str:
-        return key_display(self.app, binding_id)
 
     # ------------------------------------------------------------------ the session
 

@@ -31,7 +31,7 @@ from core.messages import ModelFigures
 from core.session import field_doc
 from tui.commands import PaletteCommand
 from tui.document import SessionDocument
-from tui.keymap import bind, key_display
+from tui.keymap import bind
 from tui.messages import (
     CandidateMeasured,
     CompressedWritten,
@@ -552,9 +552,6 @@ class PrunePane(Pane):
         self._refresh()
 
     # ------------------------------------------------------------------ showing
-
-    def _key(self, binding_id: str) -> str:
-        return key_display(self.app, binding_id)
 
     def _hint(self) -> str:
         loading = self.model_loading

@@ -46,7 +46,7 @@ from core.runs import (
 from core.text import one_line
 from tui.commands import PaletteCommand
 from tui.document import SessionDocument
-from tui.keymap import bind, key_display, keys
+from tui.keymap import bind
 from tui.messages import (
     EngineFailed,
     EngineMessage,
@@ -627,12 +627,6 @@ class RunsPane(Pane):
             room = max(8, (self.size.width or 80) - 2 - used)
             parts += [(word, muted), (middle_ellipsis(self._label(shown), room), value)]
         self.query_one("#runs-status", Static).update(Content.assemble(*parts))
-
-    def _key(self, binding_id: str) -> str:
-        try:
-            return key_display(self.app, binding_id)
-        except Exception:  # not in an app yet
-            return keys(binding_id).split(",")[0]
 
     # ------------------------------------------------------------------ palette
 

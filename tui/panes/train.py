@@ -21,7 +21,7 @@ from core.session import Session
 from tui.commands import PaletteCommand
 from tui.document import SessionDocument
 from tui.history import TrainHistory
-from tui.keymap import bind, key_display
+from tui.keymap import bind
 from tui.messages import (
     CheckpointReported,
     EngineFailed,
@@ -316,9 +316,6 @@ class TrainPane(Pane):
         self.query_one("#plot-loss", MetricPlot).show(data["loss"])
         self.query_one("#plot-acc", MetricPlot).show(data["acc"])
         self.query_one("#plot-lr", MetricPlot).show(data["lr"])
-
-    def _key(self, binding_id: str) -> str:
-        return key_display(self.app, binding_id)
 
     def _sync_toggles(self) -> None:
         line = self.query_one(HparamLine)
