@@ -166,6 +166,7 @@ class LlmlabApp(SessionActions, TrainingActions, App[None]):
         self.theme_changed_signal.subscribe(self, self._remember_theme)
         title = self.query_one(TitleBar)
         title.help_key = self._key("app.help")
+        title.pane = self.current_pane
         title.pane_keys = {p.pane_name(): self._first_key(f"app.{p.pane_name()}", p.KEY)
                            for p in PANES}
         self.session_changed()
@@ -232,7 +233,7 @@ class LlmlabApp(SessionActions, TrainingActions, App[None]):
         shown = next((p for p in self.panes() if p.pane_name() == pane), None)
         if shown is None:
             return
-        if pane in ("prune", "generate") and self.model_source is None:
+        if shown.WANTS_MODEL and self.model_source is None:
             self.load_model(None, quiet=True)
         self.query_one(ContentSwitcher).current = pane
         self.query_one(TitleBar).pane = pane

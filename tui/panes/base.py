@@ -37,6 +37,7 @@ class Pane(Vertical, can_focus=True):
     KEY: ClassVar[str]  # the default key that shows the pane ("d"); a keymap may move it
     TITLE: ClassVar[str]  # its name in the title bar, the palette and the help ("Dataset")
     ABOUT: ClassVar[str] = ""  # what is in it, in a few words, for the palette and the help
+    WANTS_MODEL: ClassVar[bool] = False  # shown, it has the app load the session's newest run
     # The engine messages the pane wants: the app subscribes it to them on mount.
     ENGINE_EVENTS: ClassVar[tuple[type[Message], ...]] = ()
 

@@ -54,6 +54,7 @@ class GeneratePane(Pane):
     KEY = "g"
     TITLE = "Generate"
     ABOUT = "sample text, dense and compressed"
+    WANTS_MODEL = True
     BINDINGS: ClassVar[list[Binding]] = [
         bind("generate.generate", "generate", "Generate",
              help="Generate from the prompt with these settings (in the prompt or a "

@@ -84,6 +84,7 @@ class PrunePane(Pane):
     KEY = "p"
     TITLE = "Prune"
     ABOUT = "prune, quantize and measure the model"
+    WANTS_MODEL = True
     BINDINGS: ClassVar[list] = [
         bind("prune.less", "nudge(-1)", "Sparsity −", show=False,
              help=f"Prune: {STEP_PERCENT}% less sparsity (the slider)"),

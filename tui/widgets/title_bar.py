@@ -22,7 +22,7 @@ def fit(text: str, room: int, least: int = 4) -> str:
 
 
 class TitleBar(Widget):
-    pane: reactive[str] = reactive("dataset")
+    pane: reactive[str] = reactive("")  # the name of the pane shown
     session_name: reactive[str] = reactive("")
     dirty: reactive[bool] = reactive(False)
     state: reactive[str] = reactive("idle")
