@@ -210,11 +210,13 @@ def test_eval_of_a_compressed_model_prints_the_full_report(folder, pruned):
     assert stdout.startswith(f"compressed model {path.relative_to(folder)}") or (
         stdout.startswith(f"compressed model {path}"))
     assert "magnitude 50%" in stdout.splitlines()[0]
-    for name in ("loss", "perplexity", "bits/char", "top-1", "top-5", "macro-F1"):
+    for name in ("loss", "perplexity", "bits/char", "top-1", "top-5", "macro-F1", "ROC AUC"):
         row(stdout, name)
     assert "est." not in stdout  # char tokens: bits per character are exact
     f1 = float(row(stdout, "macro-F1").split()[1])
     assert 0 < f1 <= 1
+    auc = row(stdout, "ROC AUC").split()
+    assert 0.5 < float(auc[2]) <= 1 and "macro one-vs-rest over" in " ".join(auc)
 
 
 def test_sample_from_an_int8_model(folder, int8):
@@ -237,7 +239,8 @@ def test_eval_of_a_run_reports_every_figure(folder, monkeypatch, capsys):
     (run_dir,) = (folder / "runs" / "s").iterdir()
     assert stdout.startswith(f"run {run_dir.relative_to(folder)} (checkpoint step 30), "
                              f"sampled 3 batches of the val split: {3 * 8 * 16:,} tokens")
-    for name in ("loss", "perplexity", "bits/token", "bits/char", "top-1", "top-5", "macro-F1"):
+    for name in ("loss", "perplexity", "bits/token", "bits/char", "top-1", "top-5", "macro-F1",
+                 "ROC AUC"):
         row(stdout, name)
     loss, bits = (float(row(stdout, name).split()[1]) for name in ("loss", "bits/char"))
     assert bits == pytest.approx(loss / math.log(2), abs=2e-4)  # char tokens: exact

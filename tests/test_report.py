@@ -14,7 +14,15 @@ from torch import Tensor, nn
 from core.dataset import TokenDataset, load_dataset
 from core.evaluate import evaluate
 from core.models import build_model
-from core.report import EvalReport, class_counts, evaluation_report, macro_f1
+from core.report import (
+    AucScores,
+    EvalReport,
+    average_ranks,
+    class_counts,
+    evaluation_report,
+    macro_auc,
+    macro_f1,
+)
 from core.session import DataConfig, ModelConfig
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -100,6 +108,17 @@ def test_figures_match_a_hand_computation(toy: TokenDataset) -> None:
     assert report.tokens == 3 * 5 * CONTEXT
     assert report.split == "train" and report.tokenizer == "char"
     assert report.to_dict()["macro_f1"] == report.macro_f1
+    # ROC AUC, one class against the rest, scored by each position's probability of the class.
+    # With inputs a, b, a, c the probabilities are those of ROW_A, ROW_B, ROW_A, ROW_C:
+    #   a (targets of the b and c inputs): p(a | b) = 0.69 > p(a | a) = 0.013 > p(a | c)
+    #     = 0.005, so one positive is above the negatives, one below: AUC 1/2
+    #   b (target of the first a): p(b | a) = 0.70 ties the other a input (1/2) and is above
+    #     b's 0.034 and c's 0.014: AUC (1/2 + 1 + 1) / 3 = 5/6
+    #   c (target of the second a): p(c | a) = 0.26 ties the first a, beats 0.034, 0.014: 5/6
+    #   d..j are never a target: left out.
+    assert report.auc_classes == 3 and report.auc_tokens == report.tokens
+    assert report.roc_auc == pytest.approx((1 / 2 + 5 / 6 + 5 / 6) / 3)
+    assert ("ROC AUC", f"{13 / 18:.4f}", "macro one-vs-rest over 3 token ids") in report.rows()
 
 
 def test_macro_f1_weighs_every_class_alike(toy: TokenDataset) -> None:
@@ -131,6 +150,55 @@ def test_class_counts_and_macro_f1_follow_the_definitions() -> None:
     f1, classes = macro_f1(*class_counts(logits, targets))
     assert classes == len(f1s)
     assert f1 == pytest.approx(sum(f1s) / len(f1s))
+
+
+def test_macro_auc_by_hand() -> None:
+    #                       class 0  1    2    3
+    scores = torch.tensor([[0.6, 0.3, 0.1, 0.0],   # target 0
+                           [0.3, 0.5, 0.2, 0.0],   # target 1
+                           [0.2, 0.5, 0.3, 0.0],   # target 0
+                           [0.1, 0.2, 0.7, 0.0]])  # target 2
+    targets = torch.tensor([0, 1, 0, 2])
+    # class 0: positives 0.6, 0.2 against negatives 0.3, 0.1: 3 of 4 pairs ordered -> 3/4
+    # class 1: positive 0.5 against 0.3 (above), 0.5 (tie: 1/2), 0.2 (above) -> 2.5/3
+    # class 2: positive 0.7 above 0.1, 0.2, 0.3 -> 1; class 3 is never a target: left out
+    auc, classes = macro_auc(scores, targets)
+    assert classes == 3
+    assert auc == pytest.approx((3 / 4 + 2.5 / 3 + 1) / 3)
+    assert average_ranks(torch.tensor([0.5, 0.1, 0.5, 0.9])).tolist() == [2.5, 1, 2.5, 4]
+
+
+def test_macro_auc_follows_the_pairwise_definition() -> None:
+    """Against P(positive above negative) + P(tie) / 2, counted pair by pair."""
+    gen = torch.Generator().manual_seed(0)
+    scores = torch.randint(0, 6, (60, 5), generator=gen).float()  # many ties
+    targets = torch.tensor([0, 0, 1, 3, 4] * 12)
+    per_class = []
+    for c in (0, 1, 3, 4):
+        pos = [float(s) for s, t in zip(scores[:, c], targets, strict=True) if t == c]
+        neg = [float(s) for s, t in zip(scores[:, c], targets, strict=True) if t != c]
+        wins = sum((p > q) + 0.5 * (p == q) for p in pos for q in neg)
+        per_class.append(wins / (len(pos) * len(neg)))
+    assert macro_auc(scores, targets) == (pytest.approx(sum(per_class) / 4), 4)
+
+
+def test_macro_auc_without_a_class_to_average_is_nan() -> None:
+    auc, classes = macro_auc(torch.zeros(3, 2), torch.tensor([1, 1, 1]))  # no negatives
+    assert math.isnan(auc) and classes == 0
+
+
+def test_auc_scores_keep_an_evenly_spaced_subset_past_the_budget() -> None:
+    logits = torch.randn(10, 3, 4, generator=torch.Generator().manual_seed(0))
+    targets = torch.arange(30).remainder(4).view(10, 3)
+    full = AucScores(30, 4)
+    every_3rd = AucScores(30, 4, budget=40)  # 30 positions x 4 scores > 40: stride 3
+    for b in range(10):
+        full.add(logits[b], targets[b])
+        every_3rd.add(logits[b], targets[b])
+    assert full.kept == 30 and every_3rd.stride == 3 and every_3rd.kept == 10
+    assert torch.equal(torch.cat(every_3rd.targets), targets.flatten()[::3])
+    assert torch.equal(torch.cat(every_3rd.scores),
+                       torch.log_softmax(logits.flatten(0, 1)[::3], -1))
 
 
 def test_macro_f1_of_nothing_is_zero() -> None:
@@ -166,6 +234,7 @@ def test_agrees_with_evaluate_and_is_deterministic(text_dataset: TokenDataset) -
     other = evaluation_report(model, text_dataset, "val", iters=3, batch_size=4, seed=6)
     assert other.loss != report.loss
     assert 0.0 <= report.macro_f1 <= 1.0 and 1 <= report.f1_classes <= model.vocab_size
+    assert 0.0 <= report.roc_auc <= 1.0 and 1 <= report.auc_classes <= model.vocab_size
 
 
 def test_word_tokenizer_reports_bits_per_char_from_chars_per_token(tmp_path: Path) -> None:

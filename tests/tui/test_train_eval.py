@@ -43,9 +43,11 @@ def test_the_evaluate_key_shows_a_full_split_report_in_the_train_pane(
             await pilot.pause()
             text = screen_text(app)
             assert f"{run_dir.parent.name}/{run_dir.name} step 60, full val split" in text
-            for name in ("loss", "perplexity", "bits/char", "top-1", "top-5", "macro-F1"):
+            for name in ("loss", "perplexity", "bits/char", "top-1", "top-5", "macro-F1",
+                         "ROC AUC"):
                 assert name in text, name
             assert f"{report.figures['macro_f1']:.4f}" in text
+            assert f"{report.figures['roc_auc']:.4f}" in text
             assert any(line.startswith("evaluated full val split: ")
                        for line in pane.event_log.texts)
 
