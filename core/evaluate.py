@@ -40,6 +40,7 @@ class EvalResult:
     top1: float  # fraction of tokens that were the most likely prediction
     top5: float  # fraction of tokens among the 5 most likely (fewer if the vocabulary is)
     tokens: int  # tokens predicted
+    auc: float | None = None  # macro one-vs-rest ROC AUC (core.report), when asked for
 
 
 @contextmanager

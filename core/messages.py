@@ -280,6 +280,7 @@ class ModelFigures:
     top5: float
     latency_ms: float | None  # one forward of a full context window, batch 1; None: untrusted
     layers: list[tuple[str, float]] = field(default_factory=list)  # (layer, sparsity)
+    auc: float | None = None  # macro one-vs-rest ROC AUC on the fixed sample (core.report)
 
 
 @dataclass

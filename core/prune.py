@@ -531,14 +531,23 @@ class FixedEvalSet:
         return FixedEvalSet(self.x.to(device), self.y.to(device), self.split)
 
 
-def evaluate_fixed(model: nn.Module, evalset: FixedEvalSet) -> EvalResult:
-    """`core.evaluate.evaluate`'s figures on the precomputed batches (on the evalset's device)."""
-    with eval_mode(model):
-        sums = [batch_sums(model(x).float(), y) for x, y in zip(evalset.x, evalset.y,
-                                                                  strict=True)]
+def evaluate_fixed(model: nn.Module, evalset: FixedEvalSet, auc: bool = False) -> EvalResult:
+    """`core.evaluate.evaluate`'s figures on the precomputed batches (on the evalset's device),
+    with the macro ROC AUC when `auc` (the before/after tables; a sweep point needs none)."""
+    from core.report import AucScores
+
     tokens = evalset.y.numel()
+    scores = AucScores(tokens, model.vocab_size) if auc else None
+    sums = []
+    with eval_mode(model):
+        for x, y in zip(evalset.x, evalset.y, strict=True):
+            logits = model(x).float()
+            sums.append(batch_sums(logits, y))
+            if scores is not None:
+                scores.add(logits, y)
     loss, top1, top5 = (torch.stack(sums).cpu().double().sum(0) / tokens).tolist()
-    return EvalResult(evalset.split, loss, math.exp(loss), top1, top5, tokens)
+    return EvalResult(evalset.split, loss, math.exp(loss), top1, top5, tokens,
+                      None if scores is None else scores.macro_auc()[0])
 
 
 @dataclass

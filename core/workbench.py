@@ -95,12 +95,12 @@ class Workbench:
         # timings cannot be trusted.
         model = self._for_inference(model)
         device = self._device_of(model)
-        result = evaluate_fixed(model, self.evalset.to(device))
+        result = evaluate_fixed(model, self.evalset.to(device), auc=True)
         report = sparsity_report(model)
         return ModelFigures(
             label=label, params=report.params, nonzero=report.nonzero_params,
             sparsity=report.sparsity, size_bytes=model_size_bytes(model), loss=result.loss,
-            perplexity=result.perplexity, top1=result.top1, top5=result.top5,
+            perplexity=result.perplexity, top1=result.top1, top5=result.top5, auc=result.auc,
             latency_ms=latency_ms(model, self.model.context, self.bench.tokenizer.vocab_size,
                                   device=device),
             layers=[(layer.name, layer.sparsity) for layer in report.layers])

@@ -195,6 +195,7 @@ def print_figures(console: Console, columns) -> None:
         ("perplexity", lambda c: f"{c.perplexity:.2f}"),
         ("top-1", lambda c: f"{c.top1:.1%}"),
         ("top-5", lambda c: f"{c.top5:.1%}"),
+        ("ROC AUC", lambda c: "–" if c.auc is None else f"{c.auc:.4f}"),
         ("latency", lambda c: _latency_cell(c, dense)),
     ]
     for name, cell in rows:

@@ -254,7 +254,7 @@ def figures(label: str, sparsity: float, loss: float, size: int = 56640,
     return ModelFigures(label=label, params=params, nonzero=round(params * (1 - sparsity)),
                         sparsity=sparsity, size_bytes=size, loss=loss,
                         perplexity=2.718281828 ** loss, top1=0.49 - sparsity / 5, top5=0.91,
-                        latency_ms=0.5,
+                        latency_ms=0.5, auc=0.93 - sparsity / 10,
                         layers=layers if layers is not None else
                         [("transformer.h.0.attn.c_attn.weight", sparsity),
                          ("transformer.h.0.mlp.c_fc.weight", sparsity)])
@@ -694,6 +694,9 @@ def test_table_cells_and_formats() -> None:
     assert cells["candidate"]["non-zero"] == ("6,976", "-50%", 1)
     assert cells["candidate"]["top-1"][1:] == ("-10.0", -1)
     assert cells["dense"]["val loss"][1:] == ("", 0)
+    assert cells["candidate"]["ROC AUC"] == ("0.880", "-0.050", -1)  # higher is better
+    assert table_cells(DENSE, dataclasses.replace(cand, auc=None), None)["candidate"][
+        "ROC AUC"] == ("–", "", 0)  # not measured
     assert cells["candidate"]["latency"] == ("0.50 ms", "", 0)
     untrusted = dataclasses.replace(cand, latency_ms=None)  # (timings too spread to show)
     assert table_cells(DENSE, untrusted, None)["candidate"]["latency"] == ("–", "", 0)

@@ -16,7 +16,8 @@ from textual.widgets import Static
 from core.latency import format_latency
 from core.messages import ModelFigures
 
-ROWS = ("non-zero", "sparsity", "file size", "val loss", "perplexity", "top-1", "latency")
+ROWS = ("non-zero", "sparsity", "file size", "val loss", "perplexity", "top-1", "ROC AUC",
+        "latency")
 
 # A delta's sign: +1 better than dense, -1 worse, 0 no judgement.
 Cell = tuple[str, str, int]
@@ -77,6 +78,11 @@ def cell(row: str, f: ModelFigures, dense: ModelFigures | None) -> Cell:
     if row == "top-1":
         d = (f.top1 - base.top1) * 100 if base else 0.0
         return (f"{f.top1:.1%}", *judged(d, f"{d:+.1f}" if abs(d) >= 0.05 else "", False))
+    if row == "ROC AUC":
+        if f.auc is None or f.auc != f.auc:  # not measured, or no class to average (NaN)
+            return "–", "", 0
+        d = f.auc - base.auc if base and base.auc is not None else 0.0
+        return (f"{f.auc:.3f}", *judged(d, f"{d:+.3f}" if abs(d) >= 0.0005 else "", False))
     if row == "latency":
         return format_latency(f.latency_ms), "", 0  # (noisy: no delta; "–" untrusted)
     raise KeyError(row)
