@@ -96,3 +96,14 @@ class CpuMeter:
             return max(0.0, load - own)
         busy = (jiffies1[0] - jiffies0[0]) / (jiffies1[1] - jiffies0[1]) * len(self.cpus)
         return max(0.0, busy - own)
+
+
+def bound_tokenizer_threads(env: dict[str, str] | os._Environ = os.environ) -> None:
+    """Bound Hugging Face tokenizers' thread pool (rayon) before its first parallel call:
+    rayon starts one thread per CPU of the machine, not per CPU we may run on, and its pool
+    cannot be resized later. It gets the user's count (LLMLAB_THREADS / OMP_NUM_THREADS) or
+    our CPU affinity; a RAYON_NUM_THREADS the user set stays. (Unlike OpenMP's, rayon's
+    threads steal work, so a core busy elsewhere slows it by that core's share, not more:
+    no fitting to the load is needed.)"""
+    if "RAYON_NUM_THREADS" not in env:
+        env["RAYON_NUM_THREADS"] = str(explicit_threads(env) or len(affinity_cpus()))

@@ -27,6 +27,7 @@ import numpy as np
 from core import session
 from core.errors import TokenizerError
 from core.fileio import TOKENIZER_FILE_LIMIT, UnreadableFile, read_small_text
+from core.threads import bound_tokenizer_threads
 
 UNK = "<unk>"
 TOKENIZER_FILE = "tokenizer.json"
@@ -239,12 +240,18 @@ class BpeTokenizer(Tokenizer):
         return self.hf.get_vocab_size()
 
     def encode(self, text: str) -> np.ndarray:
-        # Encoding pieces in a batch lets the Rust side use every core.
-        pieces = _split_for_batch(text)
-        encodings = self.hf.encode_batch(pieces) if len(pieces) > 1 else [self.hf.encode(text)]
-        if not encodings:
-            return np.zeros(0, dtype=np.int64)
-        return np.concatenate([np.asarray(e.ids, dtype=np.int64) for e in encodings])
+        """The ids of `text`, as if each ~64 KiB piece of `_split_for_batch` were encoded on
+        its own (what every cache holds), made faster without changing an id: each piece is
+        cut further at `NEUTRAL_CUT`s into ~4 KiB, which HF's byte-level BPE encodes ~2x
+        faster per byte than long pieces; `encode_batch_fast` skips the offsets nobody reads
+        here; and the batches are bounded (`BATCH_CHARS`) so that the Encoding objects (a
+        string per token) never hold a whole corpus. The Rust side encodes a batch on
+        `bound_tokenizer_threads` threads."""
+        bound_tokenizer_threads()
+        parts = [np.asarray(e.ids, dtype=np.int64)
+                 for batch in _batches(_small_pieces(text))
+                 for e in self.hf.encode_batch_fast(batch)]
+        return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
 
     def decode(self, ids: Iterable[int]) -> str:
         return self.hf.decode(list(map(int, ids)))
@@ -273,6 +280,44 @@ def _split_for_batch(text: str, piece: int = 1 << 16) -> list[str]:
         pieces.append(text[start:end])
         start = end
     return pieces
+
+
+# A place where text can be cut without changing a token: after a line break between two
+# non-space characters ("end.\nNext"), or before a single space between two ("a| word"). The
+# byte-level pre-tokenizer's pattern (GPT-2's: 's|'t|...| ?\p{L}+| ?\p{N}+|
+# ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+) makes "\n" there a token of its own and the space the
+# start of the next token on both sides of such a cut, so the pieces' tokens are the text's.
+# (Python's \s holds every character Rust's does, and more: its \S is the stricter.)
+NEUTRAL_CUT = re.compile(r"(?<=\S\n)(?=\S)|(?<=\S)(?= \S)")
+SMALL_PIECE = 1 << 12  # chars: HF's byte-level BPE is ~2x faster per byte on ~4 KiB pieces
+BATCH_CHARS = 1 << 20  # chars encoded in one encode_batch_fast call
+
+
+def _small_pieces(text: str) -> Iterable[str]:
+    """`_split_for_batch`'s pieces, each cut at `NEUTRAL_CUT`s into ~`SMALL_PIECE` chars."""
+    for piece in _split_for_batch(text):
+        start = 0
+        while len(piece) - start > SMALL_PIECE:
+            cut = NEUTRAL_CUT.search(piece, start + SMALL_PIECE)
+            if cut is None:
+                break
+            yield piece[start:cut.start()]
+            start = cut.start()
+        if start < len(piece):
+            yield piece[start:]
+
+
+def _batches(pieces: Iterable[str]) -> Iterable[list[str]]:
+    batch: list[str] = []
+    size = 0
+    for piece in pieces:
+        batch.append(piece)
+        size += len(piece)
+        if size >= BATCH_CHARS:
+            yield batch
+            batch, size = [], 0
+    if batch:
+        yield batch
 
 
 def _lines_in_batches(chunks: Iterable[str]) -> Iterable[str]:

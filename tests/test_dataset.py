@@ -394,3 +394,21 @@ def test_corpus_without_tokens_is_an_error_and_leaves_nothing(
         load_dataset(cfg(path, tokenizer="word"))
     assert str(path) in str(info.value)
     assert list(cache_dir.rglob("*")) == []
+
+
+def test_bpe_cache_holds_the_ids_of_before(tmp_path: Path, cache_dir: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fast BPE path writes the very ids the cache held before it (each chunk's
+    ~64 KiB pieces encoded one by one), so caches already on disk stay valid."""
+    from core import tokenizers
+
+    text = random_text(3, n_lines=6000) + "two  spaces\n\n\nand 's\n" * 300
+    path = write(tmp_path / "c.txt", text)
+    monkeypatch.setattr(tokenizers, "SMALL_PIECE", 64)  # many cuts, also in a small corpus
+    ds = load_dataset(cfg(path, tokenizer="bpe", vocab_size=300))
+    before = [i for chunk in ds.corpus.iter_chunks()
+              for piece in tokenizers._split_for_batch(chunk)
+              for i in ds.tokenizer.hf.encode(piece).ids]
+    assert len(text) > 2 * (1 << 16)
+    on_disk = np.fromfile(ds.cache_dir / TOKENS_FILE, dtype=token_dtype(ds.tokenizer.vocab_size))
+    assert on_disk.tolist() == before

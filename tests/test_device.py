@@ -9,7 +9,7 @@ import torch
 
 from core import device, threads
 from core.device import Placement, matmul_flops, mfu, observe_flops, peak_flops
-from core.threads import CpuMeter, choose_threads, explicit_threads
+from core.threads import CpuMeter, bound_tokenizer_threads, choose_threads, explicit_threads
 
 CPU = Placement("cpu", "fp32")
 
@@ -187,3 +187,16 @@ def test_flushing_at_process_start_reaches_torchs_pool_threads(tmp_path) -> None
 
     assert survivors("start") == 0
     assert survivors("late") > 0
+
+
+def test_tokenizer_threads_are_bounded_to_our_cpus_or_the_users_choice(monkeypatch) -> None:
+    monkeypatch.setattr(threads, "affinity_cpus", lambda: {0, 3, 5})
+    env: dict[str, str] = {}
+    bound_tokenizer_threads(env)
+    assert env == {"RAYON_NUM_THREADS": "3"}  # not one per CPU of the machine
+    env = {"LLMLAB_THREADS": "2"}
+    bound_tokenizer_threads(env)
+    assert env["RAYON_NUM_THREADS"] == "2"
+    env = {"RAYON_NUM_THREADS": "7", "LLMLAB_THREADS": "2"}
+    bound_tokenizer_threads(env)
+    assert env["RAYON_NUM_THREADS"] == "7"  # the user's own setting stays

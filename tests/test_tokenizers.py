@@ -12,12 +12,14 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from core import tokenizers as tokenizers_module
 from core.errors import LlmlabError, TokenizerError
 from core.tokenizers import (
     KINDS,
     TOKENIZER_FILE,
     UNK,
     Tokenizer,
+    _split_for_batch,
     load_tokenizer,
     train_tokenizer,
 )
@@ -118,6 +120,40 @@ def test_bpe_long_text_round_trips(bpe: Tokenizer) -> None:
     text = MIXED * 12  # longer than one encoding batch piece
     assert len(text) > 1 << 16
     assert bpe.decode(bpe.encode(text)) == text
+
+
+def encode_as_before(tok: Tokenizer, text: str) -> np.ndarray:
+    """The ids every cache made before the fast path holds: each ~64 KiB piece of
+    `_split_for_batch` encoded on its own."""
+    return np.array([i for piece in _split_for_batch(text) for i in tok.hf.encode(piece).ids],
+                    dtype=np.int64)
+
+
+SPACES = ["\n", "\n\n", "\n\n\n", " ", "  ", "\t", "\r\n", "\x0b", "\x0c", "\x1c", "\x1f",
+          "\x85", "\xa0", "\u2028", "\u3000", "\u200b", "'s", "'", " '", "’", "1", ".", "é", "中"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(ANY_TEXT, st.lists(st.one_of(st.sampled_from(SPACES),
+                                               st.text("ab Z\n", max_size=4)),
+                                     max_size=80).map("".join)))
+@example("one\ntwo three\n\nfour  five\n \nsix'\nseven 's\n'eight")
+def test_bpe_small_pieces_keep_every_id(bpe: Tokenizer, text: str) -> None:
+    """Cut into pieces of a few characters, at every place the fast path may cut, a text
+    still gives the ids it gave before."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(tokenizers_module, "SMALL_PIECE", 3)
+        mp.setattr(tokenizers_module, "BATCH_CHARS", 7)
+        assert "".join(tokenizers_module._small_pieces(text)) == text
+        assert bpe.encode(text).tolist() == encode_as_before(bpe, text).tolist()
+
+
+def test_bpe_fast_path_gives_the_ids_of_before_on_a_long_text(bpe: Tokenizer) -> None:
+    text = (MIXED + "a line\nand\n\n\nthree  spaces \n") * 40
+    assert len(text) > 4 * (1 << 16)
+    pieces = list(tokenizers_module._small_pieces(text))
+    assert len(pieces) > len(_split_for_batch(text)) * 8  # really cut small
+    assert np.array_equal(bpe.encode(text), encode_as_before(bpe, text))
 
 
 def test_bpe_needs_a_vocab_size() -> None:
