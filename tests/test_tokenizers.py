@@ -156,6 +156,16 @@ def test_bpe_fast_path_gives_the_ids_of_before_on_a_long_text(bpe: Tokenizer) ->
     assert np.array_equal(bpe.encode(text), encode_as_before(bpe, text))
 
 
+def test_bpe_trained_from_small_pieces_is_the_same_tokenizer() -> None:
+    text = (MIXED + "a line\nand\n\n\nthree  spaces \n") * 3
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(tokenizers_module, "SMALL_PIECE", 1 << 30)  # no cut: the pieces of before
+        whole = train_tokenizer("bpe", [text], vocab_size=300)
+        mp.setattr(tokenizers_module, "SMALL_PIECE", 5)
+        cut = train_tokenizer("bpe", [text], vocab_size=300)
+    assert cut.to_dict() == whole.to_dict()
+
+
 def test_bpe_needs_a_vocab_size() -> None:
     with pytest.raises(TokenizerError) as info:
         train_tokenizer("bpe", ["some text\n"], vocab_size=100)
