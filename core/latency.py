@@ -32,6 +32,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # (the app shows these figures and never imports torch)
     from torch import nn
 
+    from core.messages import ModelFigures
+
 TIMING_THREADS = 1  # intra-op threads while a forward is timed on the CPU
 WARMUP = 3
 REPS = 9
@@ -105,6 +107,59 @@ def latency_ms(model: nn.Module, context: int, vocab: int, batch: int = 1, reps:
     `shown_latency`)."""
     times = time_forward(model, context, vocab, batch, reps, warmup, device, should_stop)
     return shown_latency(times, reps)
+
+
+def time_token_steps(model: nn.Module, vocab: int, prompt: int = 8, reps: int = REPS,
+                     warmup: int = WARMUP, device: str = "cpu",
+                     should_stop: Callable[[], bool] | None = None) -> list[float]:
+    """Wall times in seconds of `reps` one-token steps of cached generation (`model.step`
+    with its KV cache or carried state, as the Generate pane runs it), after a `prompt`-token
+    prefill and `warmup` untimed steps, with `timing_threads`. A model can be faster than
+    another over a whole window and slower one token at a time (int8's cost per call is
+    larger): both figures are shown."""
+    import torch
+
+    from core.evaluate import eval_mode
+
+    if reps < 1:
+        raise ValueError(f"time_token_steps needs reps >= 1 (got {reps})")
+    generator = torch.Generator().manual_seed(0)
+    idx = torch.randint(vocab, (1, max(1, min(prompt, model.context // 4))),
+                        generator=generator).to(device)
+    times: list[float] = []
+    with eval_mode(model), timing_threads(device):
+        _, state = model.step(idx, model.init_state(1))
+        token = idx[:, -1:]
+        for i in range(warmup + reps):
+            if should_stop is not None and should_stop():
+                break
+            _sync(device)
+            start = time.perf_counter()
+            _, state = model.step(token, state)
+            _sync(device)
+            if i >= warmup:
+                times.append(time.perf_counter() - start)
+    return times
+
+
+def token_latency_ms(model: nn.Module, vocab: int, reps: int = REPS, device: str = "cpu",
+                     should_stop: Callable[[], bool] | None = None) -> float | None:
+    """The median time of one generated token in milliseconds, or None when it cannot be
+    trusted (see `shown_latency`)."""
+    times = time_token_steps(model, vocab, reps=reps, device=device, should_stop=should_stop)
+    return shown_latency(times, reps)
+
+
+def slower_than(dense: ModelFigures, other: ModelFigures) -> str:
+    """"" when `other` is at least as fast as `dense` on every trusted latency, else what is
+    slower, e.g. "0.93x per window, 0.80x per token": a compression that is slower to run
+    is no speed-up, and the tables say so rather than offer it as one."""
+    ratios = []
+    for what, mine, theirs in (("per window", dense.latency_ms, other.latency_ms),
+                               ("per token", dense.token_ms, other.token_ms)):
+        if mine is not None and theirs is not None and theirs > 0 and mine / theirs < 1:
+            ratios.append(f"{mine / theirs:.2f}x {what}")
+    return ", ".join(ratios)
 
 
 def format_latency(ms: float | None) -> str:

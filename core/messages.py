@@ -281,6 +281,7 @@ class ModelFigures:
     latency_ms: float | None  # one forward of a full context window, batch 1; None: untrusted
     layers: list[tuple[str, float]] = field(default_factory=list)  # (layer, sparsity)
     auc: float | None = None  # macro one-vs-rest ROC AUC on the fixed sample (core.report)
+    token_ms: float | None = None  # one token of cached generation; None: untrusted/unmeasured
 
 
 @dataclass

@@ -3,11 +3,38 @@
 `quantize_int8` is the one place that knows the backend: PyTorch's eager dynamic quantization
 (`torch.ao.quantization.quantize_dynamic`). Every `nn.Linear`, `nn.LSTM` and `nn.GRU` gets int8
 weights (symmetric, one scale per output row by default) and quantizes its input on the fly at
-each call; embeddings, norms and everything else stay fp32. torch 2.13 marks this API
-deprecated, but on this project's models it gives 3-4x smaller weights and faster CPU
-inference, while torchao's `quantize_` was no faster on CPU eager and cannot handle `nn.LSTM`.
-Swapping the backend means changing this module only: `quantize_int8`, and `int8_tensors` /
-`set_int8_tensors`, which turn a quantized layer into plain tensors for a file and back.
+each call; embeddings, norms and everything else stay fp32. Swapping the backend means
+changing this module only: `quantize_int8`, and `int8_tensors` / `set_int8_tensors`, which
+turn a quantized layer into plain tensors for a file and back.
+
+Which kernels (`int8_engine`). The int8 weights are packed for one of torch's engines when a
+layer is made or loaded, and that engine runs it. On a CPU with AMX int8 tiles, oneDNN's kernels
+are the fast ones for a call of many rows (a context window) and fbgemm's for a call of few (one
+token of cached generation): there a Linear holds both packings and each call takes the faster
+(`TwoEngineLinear`, `ONEDNN_MIN_MACS`). Elsewhere fbgemm's (torch's `x86` default) run alone.
+bench/compress.py --paths-only on nanoGPT's 10.7M shakespeare_char GPT (6x384, context 256,
+trained 300 steps), one thread, median of 5 interleaved rounds, 2 shared cores (load 1-3.5):
+
+    path                               file   val loss   window (vs fp32)   per token (vs fp32)
+    fp32                               43.0 MB  2.4170    54.0 ms            5.49 ms
+    fbgemm, per-row scales             3.74x    +0.0 %    29.7 ms  1.82x     2.71 ms  2.03x
+    fbgemm, per-matrix                 3.85x    +0.0 %    29.0 ms  1.86x     2.54 ms  2.16x
+    oneDNN+fbgemm, per-row (chosen)    3.74x    +0.0 %    19.8 ms  2.73x     2.58 ms  2.13x
+    oneDNN+fbgemm, per-matrix          3.85x    +0.0 %    19.9 ms  2.71x     2.44 ms  2.25x
+    torchao quantize_, Int8DynamicActivationInt8WeightConfig (eager)
+                                       3.81x    +0.0 %    45.9 ms  1.17x    10.07 ms  0.54x
+
+oneDNN alone (no fbgemm for small calls) ran a window as fast (17.5-17.9 ms vs 50.7 fp32,
+quiet machine) but a token at 3.2-3.4 ms (1.3x), on the baby GPT at 0.43x of fp32. And oneDNN
+gains only through AMX: limited to AVX-512 VNNI (ONEDNN_MAX_CPU_ISA) it matched fbgemm (23.5
+vs 24.8 ms a window), below that it lost (38.9, 52.1 ms). So oneDNN only where the CPU has
+`amx_int8`. Per-row scales keep the loss closest to fp32 at about the same speed: the default.
+torch 2.13 marks `torch.ao.quantization` deprecated, but its maintained replacement, torchao's
+`quantize_` with `Int8DynamicActivationInt8WeightConfig`, is slower on the CPU in eager mode
+(it does not reach int8 kernels) and cannot handle `nn.LSTM`: torch.ao stays, 2.3x faster per
+window and 3.9x per token than torchao here. The baby GPT (4x128, context 64) gains 1.15x per
+window and is slower per token (0.83x: int8's cost per call outweighs its cheaper arithmetic on
+small matrices); the tables say so (`core.latency.slower_than`).
 
 Notes on the families:
 
@@ -24,10 +51,12 @@ Notes on the families:
 
 from __future__ import annotations
 
+import functools
 import io
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import torch
 from safetensors.torch import save as safetensors_bytes
@@ -54,6 +83,88 @@ def _quiet() -> Iterator[None]:
         yield
 
 
+@functools.cache
+def int8_engine() -> str:
+    """The quantized engine whose kernels run int8 layers fastest on this CPU: oneDNN where the
+    CPU has AMX int8 tiles (Linux's `amx_int8` flag), else torch's default (fbgemm)."""
+    engines = torch.backends.quantized.supported_engines
+    if "onednn" in engines and "amx_int8" in _cpu_flags():
+        return "onednn"
+    return torch.backends.quantized.engine
+
+
+def _cpu_flags() -> set[str]:
+    try:
+        text = Path("/proc/cpuinfo").read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return set()
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            return set(line.partition(":")[2].split())
+    return set()
+
+
+@contextmanager
+def _packing(engine: str | None = None) -> Iterator[None]:
+    """Pack int8 weights for `engine` (default `int8_engine()`; the engine in force when a
+    layer's weights are packed is the one that runs it), with torch.ao's warnings silenced."""
+    before = torch.backends.quantized.engine
+    with _quiet():
+        torch.backends.quantized.engine = engine or int8_engine()
+        try:
+            yield
+        finally:
+            torch.backends.quantized.engine = before
+
+
+# A Linear call of fewer multiply-adds than this (rows x in x out) runs on fbgemm's kernels
+# even where oneDNN's are chosen: oneDNN's fixed cost per call is larger. Measured on one
+# thread: 384->1536 at 16 rows fbgemm 62 us, oneDNN 70; at 32 rows 103 and 86; 128->512 at
+# 64 rows 51 and 63, at 128 rows 78 and 72. So one token at a time (cached generation) is
+# fbgemm's, a context window of the 10.7M GPT oneDNN's.
+ONEDNN_MIN_MACS = 12_000_000
+
+
+@functools.cache
+def _two_engine_linear() -> type[nn.Module]:
+    """torch.ao's dynamic int8 Linear holding its weights packed twice, for oneDNN and for
+    fbgemm, each call run by the kernels that are faster for its size (`ONEDNN_MIN_MACS`).
+    The int8 values and scales are the same; only the packing differs (and the memory: two
+    int8 copies are still half of one fp32 copy)."""
+    q_linear, _ = _dynamic_types()
+
+    class TwoEngineLinear(q_linear):  # type: ignore[misc, valid-type]
+        def set_weight_bias(self, w: Tensor, b: Tensor | None) -> None:
+            super().set_weight_bias(w, b)  # for the engine in force: oneDNN
+            with _packing("fbgemm"):
+                self._few_rows = torch.ops.quantized.linear_prepack(w, b)
+
+        def forward(self, x: Tensor) -> Tensor:
+            macs = x.numel() // max(x.shape[-1], 1) * self.in_features * self.out_features
+            if macs >= ONEDNN_MIN_MACS:
+                return super().forward(x)
+            y = torch.ops.quantized.linear_dynamic(x, self._few_rows, reduce_range=True)
+            return y.to(x.dtype)
+
+        def _get_name(self) -> str:
+            return "DynamicQuantizedLinear(oneDNN+fbgemm)"
+
+    return TwoEngineLinear
+
+
+def _module_mapping(engine: str) -> dict[type[nn.Module], type[nn.Module]]:
+    """torch.ao's float -> int8 module types, with `TwoEngineLinear` for Linear when the
+    engine is oneDNN and fbgemm is there too."""
+    from torch.ao.quantization.quantization_mappings import (
+        get_default_dynamic_quant_module_mappings,
+    )
+
+    mapping = dict(get_default_dynamic_quant_module_mappings())
+    if engine == "onednn" and "fbgemm" in torch.backends.quantized.supported_engines:
+        mapping[nn.Linear] = _two_engine_linear()
+    return mapping
+
+
 def _dynamic_types() -> tuple[type[nn.Module], type[nn.Module]]:
     from torch.ao.nn.quantized.dynamic import Linear as QLinear
     from torch.ao.nn.quantized.dynamic.modules.rnn import RNNBase as QRNNBase
@@ -62,11 +173,13 @@ def _dynamic_types() -> tuple[type[nn.Module], type[nn.Module]]:
 
 # --------------------------------------------------------------------------- quantizing
 
-def quantize_int8(model: nn.Module, per_channel: bool = True) -> nn.Module:
+def quantize_int8(model: nn.Module, per_channel: bool = True,
+                  engine: str | None = None) -> nn.Module:
     """An int8 copy of `model` for CPU inference; `model` itself is not changed.
 
     Linear, LSTM and GRU weights become int8 with one scale per output row (`per_channel`,
-    more accurate at the same speed) or one per matrix. The copy is on the CPU in eval mode.
+    more accurate, ~2 % slower) or one per matrix, packed for `engine` (default
+    `int8_engine()`; bench/compress.py compares them). The copy is on the CPU in eval mode.
     """
     from torch.ao.quantization import default_dynamic_qconfig, per_channel_dynamic_qconfig
 
@@ -75,9 +188,11 @@ def quantize_int8(model: nn.Module, per_channel: bool = True) -> nn.Module:
     for module in model.modules():
         if isinstance(module, (nn.LSTM, nn.GRU)) and not module.bias:
             _add_zero_biases(module)
-    with _quiet():
+    engine = engine or int8_engine()
+    with _packing(engine):
         return torch.ao.quantization.quantize_dynamic(
-            model, {cls: qconfig for cls in QUANTIZABLE}, dtype=torch.qint8, inplace=True)
+            model, {cls: qconfig for cls in QUANTIZABLE}, dtype=torch.qint8,
+            mapping=_module_mapping(engine), inplace=True)
 
 
 def _add_zero_biases(rnn: nn.RNNBase) -> None:
@@ -170,7 +285,7 @@ def set_int8_tensors(module: nn.Module, tensors: dict[str, Tensor]) -> None:
     extra = sorted(set(tensors) - set(expected))
     if extra:
         raise ValueError(f"unexpected {extra[0]}")
-    with _quiet():
+    with _packing():
         named = {}
         for key in expected:
             if key.endswith((SCALE, ZERO_POINT)):

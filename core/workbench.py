@@ -25,7 +25,7 @@ from core.dataset import TokenDataset, load_dataset
 from core.errors import LlmlabError
 from core.generate import Sampling, generate_text
 from core.inference import load_run
-from core.latency import latency_ms
+from core.latency import latency_ms, token_latency_ms
 from core.messages import ModelFigures
 from core.prune import (
     METHODS,
@@ -103,6 +103,7 @@ class Workbench:
             perplexity=result.perplexity, top1=result.top1, top5=result.top5, auc=result.auc,
             latency_ms=latency_ms(model, self.model.context, self.bench.tokenizer.vocab_size,
                                   device=device),
+            token_ms=token_latency_ms(model, self.bench.tokenizer.vocab_size, device=device),
             layers=[(layer.name, layer.sparsity) for layer in report.layers])
 
     def dense_figures(self) -> ModelFigures:

@@ -13,7 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from core.errors import LlmlabError
-from core.latency import format_latency
+from core.latency import format_latency, slower_than
 from core.session import field_doc
 from core.text import one_line
 
@@ -197,14 +197,22 @@ def print_figures(console: Console, columns) -> None:
         ("top-5", lambda c: f"{c.top5:.1%}"),
         ("ROC AUC", lambda c: "–" if c.auc is None else f"{c.auc:.4f}"),
         ("latency", lambda c: _latency_cell(c, dense)),
+        ("per token", lambda c: _latency_cell(c, dense, per_token=True)),
     ]
     for name, cell in rows:
         table.add_row(name, *(cell(c) for c in columns))
     console.print(table)
+    for c in columns[1:]:
+        slower = slower_than(dense, c) if "int8" in c.label else ""
+        if slower:  # (a small model: int8's cost per call outweighs its cheaper arithmetic)
+            console.print(f"{c.label} runs slower than {dense.label} here ({slower}): it only "
+                          "makes the file smaller; for speed keep the fp32 model",
+                          soft_wrap=True, markup=False, highlight=False)
 
 
-def _latency_cell(c, dense) -> str:
+def _latency_cell(c, dense, per_token: bool = False) -> str:
     """"1.23 ms (1.05x)": the speed-up against dense only when both figures are trusted."""
-    if c.latency_ms is None or dense.latency_ms is None:
-        return format_latency(c.latency_ms)
-    return f"{c.latency_ms:.2f} ms ({dense.latency_ms / c.latency_ms:.2f}x)"
+    mine, base = (c.token_ms, dense.token_ms) if per_token else (c.latency_ms, dense.latency_ms)
+    if mine is None or base is None:
+        return format_latency(mine)
+    return f"{mine:.2f} ms ({base / mine:.2f}x)"

@@ -331,3 +331,21 @@ def test_a_damaged_compressed_model_is_one_line_and_exit_2(folder, pruned, comma
     line = one_line(result.stderr)
     assert "model.safetensors" in line and "damaged" in line
     assert result.stdout == ""
+
+
+def test_the_table_says_when_int8_runs_slower_than_fp32() -> None:
+    """A small model (the baby GPT) can run slower in int8: the table says so rather than
+    offering it as a speed-up."""
+    from rich.console import Console
+
+    dense = msg.ModelFigures("dense", 10, 10, 0.0, 4000, 1.0, 2.7, 0.5, 0.9, 2.0, token_ms=0.8)
+    int8 = dataclasses.replace(dense, label="int8", size_bytes=1000, latency_ms=1.7,
+                               token_ms=1.0)
+    console = Console(record=True, width=120)
+    compress_commands.print_figures(console, [dense, int8])
+    text = console.export_text()
+    assert "int8 runs slower than dense here (0.80x per token)" in text
+    assert "0.80x" in row(text, "per token") and "1.18x" in row(text, "latency")
+    console = Console(record=True, width=120)
+    compress_commands.print_figures(console, [dense, dataclasses.replace(int8, token_ms=0.5)])
+    assert "slower" not in console.export_text()

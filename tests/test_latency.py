@@ -12,7 +12,10 @@ from core.latency import (
     format_latency,
     latency_ms,
     shown_latency,
+    slower_than,
     time_forward,
+    time_token_steps,
+    token_latency_ms,
 )
 
 
@@ -68,3 +71,40 @@ def test_time_forward_uses_the_timing_threads_and_restores_them() -> None:
     calls = iter(range(100))
     assert latency_ms(Probe(), 8, 17, should_stop=lambda: next(calls) >= 3) is None
     assert len(time_forward(Probe(), 8, 17)) == REPS
+
+
+def test_token_steps_time_one_token_through_the_cache_after_a_prefill() -> None:
+    import torch
+
+    steps: list[tuple[int, int]] = []  # (tokens in, threads)
+
+    class Probe(torch.nn.Module):
+        context = 32
+
+        def init_state(self, batch: int = 1) -> list[int]:
+            return []
+
+        def step(self, idx, state):
+            steps.append((idx.shape[1], torch.get_num_threads()))
+            return idx.float(), state + [idx.shape[1]]
+
+    threads = torch.get_num_threads()
+    times = time_token_steps(Probe(), 17, prompt=8, reps=4, warmup=2)
+    assert len(times) == 4
+    assert steps == [(8, TIMING_THREADS)] + [(1, TIMING_THREADS)] * 6  # prefill, then 1 token
+    assert torch.get_num_threads() == threads
+    calls = iter(range(100))
+    assert token_latency_ms(Probe(), 17, should_stop=lambda: next(calls) >= 3) is None
+
+
+def test_slower_than_names_each_trusted_figure_that_is_slower() -> None:
+    from core.messages import ModelFigures
+
+    def figures(window: float | None, token: float | None) -> ModelFigures:
+        return ModelFigures("x", 10, 10, 0.0, 40, 1.0, 2.7, 0.5, 0.9, window, token_ms=token)
+
+    dense = figures(2.0, 0.8)
+    assert slower_than(dense, figures(1.7, 0.6)) == ""  # faster on both
+    assert slower_than(dense, figures(1.7, 1.0)) == "0.80x per token"
+    assert slower_than(dense, figures(2.5, 1.0)) == "0.80x per window, 0.80x per token"
+    assert slower_than(dense, figures(None, None)) == ""  # untrusted: no verdict

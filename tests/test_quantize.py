@@ -15,9 +15,11 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import prune
 
+from core import quantize
 from core.dataset import TokenDataset, load_dataset
 from core.models import build_model
 from core.quantize import (
+    int8_engine,
     int8_tensors,
     is_quantized,
     model_size_bytes,
@@ -278,3 +280,80 @@ def test_set_int8_tensors_rejects_what_does_not_fit(trained) -> None:
         set_int8_tensors(q.lm_head, {**tensors, "weight": tensors["weight"][1:]})
     with pytest.raises(ValueError, match="int8"):
         set_int8_tensors(q.lm_head, {**tensors, "weight": tensors["weight"].float()})
+
+
+# --------------------------------------------------------------------------- engines
+
+ENGINES = [e for e in ("fbgemm", "onednn") if e in torch.backends.quantized.supported_engines]
+
+
+def test_the_chosen_engine_is_oneDNN_only_with_amx(monkeypatch: pytest.MonkeyPatch) -> None:
+    engines = torch.backends.quantized.supported_engines
+    flags = quantize._cpu_flags()
+    assert int8_engine() == ("onednn" if "onednn" in engines and "amx_int8" in flags
+                             else torch.backends.quantized.engine)
+    int8_engine.cache_clear()
+    try:
+        monkeypatch.setattr(quantize, "_cpu_flags", lambda: {"avx512f", "avx512_vnni"})
+        assert int8_engine() != "onednn"  # VNNI alone: fbgemm was as fast or faster
+        if "onednn" in engines:
+            int8_engine.cache_clear()
+            monkeypatch.setattr(quantize, "_cpu_flags", lambda: {"avx512f", "amx_int8"})
+            assert int8_engine() == "onednn"
+    finally:
+        int8_engine.cache_clear()
+    before = torch.backends.quantized.engine
+    quantize_int8(nn.Sequential(nn.Linear(4, 4)), engine=ENGINES[-1])
+    assert torch.backends.quantized.engine == before  # packing leaves the global engine
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_every_engine_makes_the_same_int8_values(engine: str, dataset: TokenDataset,
+                                                 trained) -> None:
+    """The file holds the same numbers whichever kernels run them, and a model packed for
+    one engine loads into one packed for another with the same outputs."""
+    model = trained("gpt")
+    q = quantize_int8(model, engine=engine)
+    reference = quantize_int8(model, engine=ENGINES[0])
+    for name, m in quantized_modules(q).items():
+        mine, theirs = int8_tensors(m), int8_tensors(quantized_modules(reference)[name])
+        assert mine.keys() == theirs.keys()
+        assert all(torch.equal(mine[k], theirs[k]) for k in mine), name
+    batch = fixed_batch(dataset)
+    assert abs(loss_of(q, batch) - loss_of(model, batch)) < 0.03
+    other = quantize_int8(model, per_channel=False, engine=ENGINES[0])
+    for name, m in quantized_modules(other).items():
+        set_int8_tensors(m, int8_tensors(quantized_modules(q)[name]))
+    with torch.no_grad():
+        x = batch[0]
+        assert (other(x) - q(x)).abs().max() < 0.02 * q(x).abs().max()
+
+
+@pytest.mark.skipif("onednn" not in ENGINES or "fbgemm" not in ENGINES,
+                    reason="the two-engine Linear needs torch's oneDNN and fbgemm engines")
+def test_two_engine_linear_runs_small_calls_on_fbgemm_and_large_on_onednn(
+        dataset: TokenDataset, trained, monkeypatch: pytest.MonkeyPatch) -> None:
+    model = trained("gpt")
+    q = quantize_int8(model, engine="onednn")
+    layers = quantized_modules(q)
+    assert all(type(m).__name__ == "TwoEngineLinear" for m in layers.values())
+    calls: list[str] = []
+    real = torch.ops.quantized.linear_dynamic
+
+    class Ops:  # records which packing each call used
+        @staticmethod
+        def linear_dynamic(x, packed, reduce_range=False):
+            ours = any(packed is m._few_rows for m in layers.values())
+            calls.append("fbgemm" if ours else "onednn")
+            return real(x, packed, reduce_range=reduce_range)
+
+    monkeypatch.setattr(torch.ops, "quantized", Ops)
+    x = fixed_batch(dataset)[0]
+    with torch.no_grad():
+        expected = model(x)
+        for limit, engine in ((0, "onednn"), (1 << 40, "fbgemm")):
+            monkeypatch.setattr(quantize, "ONEDNN_MIN_MACS", limit)
+            calls.clear()
+            out = q(x)
+            assert set(calls) == {engine}
+            assert (out - expected).abs().max() < 0.1 * expected.abs().max()

@@ -254,7 +254,7 @@ def figures(label: str, sparsity: float, loss: float, size: int = 56640,
     return ModelFigures(label=label, params=params, nonzero=round(params * (1 - sparsity)),
                         sparsity=sparsity, size_bytes=size, loss=loss,
                         perplexity=2.718281828 ** loss, top1=0.49 - sparsity / 5, top5=0.91,
-                        latency_ms=0.5, auc=0.93 - sparsity / 10,
+                        latency_ms=0.5, auc=0.93 - sparsity / 10, token_ms=0.25,
                         layers=layers if layers is not None else
                         [("transformer.h.0.attn.c_attn.weight", sparsity),
                          ("transformer.h.0.mlp.c_fc.weight", sparsity)])
@@ -698,6 +698,14 @@ def test_table_cells_and_formats() -> None:
     assert table_cells(DENSE, dataclasses.replace(cand, auc=None), None)["candidate"][
         "ROC AUC"] == ("–", "", 0)  # not measured
     assert cells["candidate"]["latency"] == ("0.50 ms", "", 0)
+    assert cells["candidate"]["per token"] == ("0.25 ms", "", 0)
+    # int8 slower than fp32 (a small model): the int8 column says so, where it is slower.
+    slow = dataclasses.replace(cand, label="int8", latency_ms=0.45, token_ms=0.3)
+    int8_cells = table_cells(DENSE, None, slow)["int8"]
+    assert int8_cells["per token"] == ("0.30 ms", "slower", -1)
+    assert int8_cells["latency"] == ("0.45 ms", "", 0)  # faster per window
+    fast = dataclasses.replace(slow, token_ms=0.2)
+    assert table_cells(DENSE, None, fast)["int8"]["per token"] == ("0.20 ms", "", 0)
     untrusted = dataclasses.replace(cand, latency_ms=None)  # (timings too spread to show)
     assert table_cells(DENSE, untrusted, None)["candidate"]["latency"] == ("–", "", 0)
     assert compact_count(13952) == "13,952" and compact_count(1_234_567) == "1.23M"

@@ -13,11 +13,11 @@ from rich.table import Table
 from rich.text import Text
 from textual.widgets import Static
 
-from core.latency import format_latency
+from core.latency import format_latency, slower_than
 from core.messages import ModelFigures
 
 ROWS = ("non-zero", "sparsity", "file size", "val loss", "perplexity", "top-1", "ROC AUC",
-        "latency")
+        "latency", "per token")
 
 # A delta's sign: +1 better than dense, -1 worse, 0 no judgement.
 Cell = tuple[str, str, int]
@@ -85,6 +85,8 @@ def cell(row: str, f: ModelFigures, dense: ModelFigures | None) -> Cell:
         return (f"{f.auc:.3f}", *judged(d, f"{d:+.3f}" if abs(d) >= 0.0005 else "", False))
     if row == "latency":
         return format_latency(f.latency_ms), "", 0  # (noisy: no delta; "–" untrusted)
+    if row == "per token":  # one token of cached generation, as the Generate pane runs it
+        return format_latency(f.token_ms), "", 0
     raise KeyError(row)
 
 
@@ -101,8 +103,15 @@ def table_cells(dense: ModelFigures | None, candidate: ModelFigures | None,
     """column -> row -> (value, delta, sign); columns "dense", "candidate", "int8" (those
     that exist)."""
     columns = {"dense": dense, "candidate": candidate, "int8": int8}
-    return {name: {row: cell(row, f, dense) for row in ROWS}
-            for name, f in columns.items() if f is not None}
+    cells = {name: {row: cell(row, f, dense) for row in ROWS}
+             for name, f in columns.items() if f is not None}
+    if dense is not None and int8 is not None and slower_than(dense, int8):
+        # int8 that runs slower than fp32 (a small model) is no speed-up: the cells say so.
+        for row, ms, base in (("latency", int8.latency_ms, dense.latency_ms),
+                              ("per token", int8.token_ms, dense.token_ms)):
+            if ms is not None and base is not None and ms > base:
+                cells["int8"][row] = (format_latency(ms), "slower", -1)
+    return cells
 
 
 class PruneTable(Static):
