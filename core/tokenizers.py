@@ -225,6 +225,7 @@ class BpeTokenizer(Tokenizer):
 
         if vocab_size < 260:
             raise TokenizerError(f"bpe needs data.vocab_size >= 260 (got {vocab_size})")
+        bound_tokenizer_threads()  # (before rayon's pool exists: training makes it)
         hf = HFTokenizer(models.BPE())
         hf.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
         hf.decoder = decoders.ByteLevel()
