@@ -106,12 +106,17 @@ def check_runs_root(runs_root: Path) -> None:
 class RunWriter:
     """Every file a training run writes goes through here; disabled, it writes nothing."""
 
-    def __init__(self, run_dir: Path, enabled: bool = True):
+    def __init__(self, run_dir: Path, enabled: bool = True, tensorboard: bool = False):
         self.run_dir = Path(run_dir)
         self.enabled = enabled
         self.ckpt_root = self.run_dir / CHECKPOINTS_DIR
         self._metrics: IO[str] | None = None
         self._info: dict[str, Any] | None = None
+        # train.tensorboard: every record also goes to an event file in the run folder
+        # (core.tensorboard), opened with the first record; a resume sets where it purges.
+        self.tensorboard = tensorboard
+        self._tb = None
+        self._tb_purge: int | None = None
 
     def write_session(self, session: Session) -> None:
         if self.enabled:
@@ -148,6 +153,18 @@ class RunWriter:
             self._metrics.write(json.dumps(record, default=jsonable) + "\n")
         except OSError as e:
             raise disk_fault(e, "write metrics", self.run_dir / METRICS_FILE) from None
+        if self.tensorboard:
+            self._log_tensorboard(record)
+
+    def _log_tensorboard(self, record: dict[str, Any]) -> None:
+        from core.tensorboard import TensorBoardLog
+
+        try:
+            if self._tb is None:
+                self._tb = TensorBoardLog(self.run_dir, purge_step=self._tb_purge)
+            self._tb.write(record)
+        except OSError as e:
+            raise disk_fault(e, "write TensorBoard events", self.run_dir) from None
 
     def _open_metrics(self) -> IO[str]:
         path = self.run_dir / METRICS_FILE
@@ -162,6 +179,12 @@ class RunWriter:
         if self._metrics is not None:
             self._metrics.close()
             self._metrics = None
+        if self._tb is not None:
+            tb, self._tb = self._tb, None
+            try:
+                tb.close()
+            except OSError:  # (every record was flushed as it came)
+                pass
 
     def save_checkpoint(self, step: int, model: nn.Module, state: dict, meta: dict,
                         keep_last: int, val_loss: float | None = None) -> tuple[Path, bool]:
@@ -195,6 +218,7 @@ class RunWriter:
         if not self.enabled:
             return
         self.close()
+        self._tb_purge = step + 1  # the events of the steps redone are hidden
         path = self.run_dir / METRICS_FILE
         if not path.exists():
             return

@@ -124,6 +124,8 @@ class TrainConfig:
     precision: str = knob("fp32", "numeric precision (autocast)", choices=("fp32", "bf16", "fp16"))
     compile: bool = knob(False, "torch.compile the model")
     runs_dir: str = knob("runs", "folder for runs, relative to the session file")
+    tensorboard: bool = knob(False, "also write TensorBoard event files in the run folder "
+                             "(tensorboard --logdir runs)")
 
 
 @dataclass

@@ -111,7 +111,7 @@ class Trainer:
         self.last_val_loss: float | None = None
         self.last_grad_norm: float | None = None  # the latest step's, before clipping
         self.collapse = CollapseWatch(dataset.tokenizer.vocab_size)
-        self.writer = RunWriter(run_dir, enabled=placement.is_main)
+        self.writer = RunWriter(run_dir, enabled=placement.is_main, tensorboard=t.tensorboard)
         self.flops_per_token = self.model.flops_per_token()
         self._peak = peak_flops(placement)
         self._window = _Window()
@@ -401,7 +401,11 @@ class Trainer:
 
 def _check_before_run(session: Session, dataset: TokenDataset, placement: Placement) -> None:
     """What would fail a new run in its first steps, found before its folder exists: a split
-    that cannot hold one window, a model that cannot fit in memory."""
+    that cannot hold one window, a model that cannot fit in memory, no TensorBoard writer."""
+    if session.train.tensorboard:
+        from core.tensorboard import check_writer
+
+        check_writer()
     dataset.check_windows("train", session.model.context)
     if session.train.eval_interval > 0:
         dataset.check_windows("val", session.model.context)

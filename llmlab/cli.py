@@ -85,6 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
     from llmlab.compress_commands import add_parsers as add_compress_parsers
 
     add_compress_parsers(sub)
+    from llmlab.export_commands import add_parser as add_export_parser
+
+    add_export_parser(sub)
     runs = sub.add_parser("runs", help="list the runs (newest first): their full ids, model, "
                                        "steps, best val loss, tokens/s and status")
     runs.add_argument("session", nargs="?", help="only this session's runs")
@@ -182,7 +185,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         # end of the command; restored after, for a script that calls main() in-process.
         with denormals_flushed():
             return _compute(args)
-    if args.command == "runs":
+    if args.command in ("runs", "export"):
         return _compute(args)
     build_parser().print_help()
     return EXIT_OK
@@ -193,6 +196,10 @@ def _compute(args: argparse.Namespace) -> int:
         from llmlab import compress_commands
 
         return getattr(compress_commands, f"cmd_{args.command}")(args)
+    if args.command == "export":
+        from llmlab.export_commands import cmd_export
+
+        return cmd_export(args)
     from llmlab import run_commands
 
     return getattr(run_commands, f"cmd_{args.command}")(args, _load)
