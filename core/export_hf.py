@@ -83,9 +83,9 @@ def check_hf_exportable(model: nn.Module, tokenizer: Tokenizer) -> None:
     """One line saying why `model` cannot become a transformers model, or nothing."""
     arch = getattr(model, "arch", "")
     if arch != "gpt":
-        raise LlmlabError(f"--format hf: transformers has no class for an {arch} model; only "
-                          "gpt exports to Hugging Face (as GPT2LMHeadModel); --format onnx "
-                          "takes every family")
+        raise LlmlabError(f"--format hf: transformers has no class for the {arch} family; "
+                          "only gpt exports to Hugging Face (as GPT2LMHeadModel); --format "
+                          "onnx takes every family")
     fast_tokenizer(tokenizer)  # (raises for jieba)
 
 
