@@ -154,6 +154,31 @@ def test_hf_export_loads_in_transformers_with_the_same_logits_text_and_tokens(fo
     assert hf_tok.decode(made[0]) == tokenizer.decode(prompt + new)
 
 
+@pytest.mark.parametrize("kind", ["char", "word", "bpe"])
+def test_the_tokenizer_json_agrees_with_llmlab_on_every_kind_of_whitespace(kind):
+    """Python's and the Rust regex engine's `\\s` differ (\\x1c-\\x1f are whitespace only to
+    Python): the word split must still be llmlab's."""
+    from core.export_hf import fast_tokenizer
+    from core.tokenizers import train_tokenizer
+
+    odd = "a\x1cb\u3000c\x85d\u2028e\xa0f\x0bg\x0ch \t\ti\r\nj\n\n k  "
+    tokenizer = train_tokenizer(kind, [TEXT * 3, odd], 300 if kind == "bpe" else 0)
+    fast = fast_tokenizer(tokenizer)
+    for text in (TEXT, odd, "", "\n", " k "):
+        ids = tokenizer.encode(text).tolist()
+        assert fast.encode(text).ids == ids, repr(text)
+        assert fast.decode(ids) == tokenizer.decode(ids), repr(text)
+
+
+def test_a_jieba_tokenizer_has_no_tokenizer_json():
+    from core.errors import LlmlabError
+    from core.export_hf import fast_tokenizer
+    from core.tokenizers import train_tokenizer
+
+    with pytest.raises(LlmlabError, match="jieba"):
+        fast_tokenizer(train_tokenizer("jieba", ["小猫在家里睡觉。"]))
+
+
 def test_hf_export_of_a_recurrent_model_says_why_in_one_line(folder):
     out = folder / "hf-lstm"
     line = refused(llmlab(folder, "export", "lstm", str(out), "--format", "hf"))
