@@ -9,7 +9,9 @@ is exported with `core.export_onnx.write_onnx` (what `llmlab export --format onn
 then one window `[1, context]` goes through torch and through onnxruntime, alternately, `reps`
 times each after a warm-up, with the same number of intra-op threads for both. Printed: the
 median of each, their ratio, the largest logit difference, and the export time.
-Alternating the two keeps a busy machine's slow moments from landing on one side only.
+Alternating the two keeps a busy machine's slow moments from landing on one side only. On a
+shared machine keep `--threads` at 1 (the default): with more threads than free cores torch's
+OpenMP regions wait for descheduled threads (see core/latency.py) and its figure means nothing.
 """
 
 from __future__ import annotations
