@@ -42,8 +42,10 @@ def check_out(out: Path, source: Path, force: bool) -> None:
     if out_abs == source_abs or source_abs.is_relative_to(out_abs):
         raise LlmlabError(f"{out}: holds {source}, the source of this export; "
                           "choose another folder")
-    if is_run_dir(out) or is_compressed_model(out):
-        raise LlmlabError(f"{out}: is a run or a saved model, not overwritten; "
+    held = _llmlab_folder_in(out)
+    if held is not None:
+        what = "is" if held == out else f"holds {held},"
+        raise LlmlabError(f"{out}: {what} a run or a saved model, not overwritten; "
                           "choose another folder")
     if out.is_dir():
         try:
@@ -57,6 +59,25 @@ def check_out(out: Path, source: Path, force: bool) -> None:
         if not force:
             raise LlmlabError(f"{out}: exists and is not a folder; not overwritten "
                               "(--force replaces it)")
+
+
+def _llmlab_folder_in(out: Path, depth: int = 3) -> Path | None:
+    """A run or saved model that is `out` or lies up to `depth` folders below it (a session's
+    runs folder, the runs root, the folder holding that): --force replaces an old export,
+    never those."""
+    if is_run_dir(out) or is_compressed_model(out):
+        return out
+    if depth == 0 or out.is_symlink() or not out.is_dir():
+        return None
+    try:
+        children = [p for p in out.iterdir() if p.is_dir() and not p.is_symlink()]
+    except OSError:
+        return None
+    for child in children:
+        found = _llmlab_folder_in(child, depth - 1)
+        if found is not None:
+            return found
+    return None
 
 
 def _write(out: Path, write) -> None:

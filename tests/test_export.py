@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -294,6 +295,13 @@ def test_bad_input_is_one_line_and_nothing_is_overwritten(folder):
     assert "source" in line
     assert run_dir(folder, "char").is_dir()
     assert not (folder / "x").exists()
+    # nor one that holds other runs, deeper down (a project folder: project/runs/s/RUN-ID)
+    other = folder / "project" / "runs" / "word" / run_dir(folder, "word").name
+    shutil.copytree(run_dir(folder, "word"), other)
+    line = refused(llmlab(folder, "export", "char", "project", "--format", "tensorboard",
+                          "--force"))
+    assert "project" in line and "not overwritten" in line
+    assert (other / "metrics.jsonl").is_file()
 
     # --force replaces what was there
     ok(llmlab(folder, "export", "char", str(out), "--format", "tensorboard", "--force"))
