@@ -7,7 +7,7 @@
 Every export is written like a checkpoint: into a hidden temporary folder beside OUT, renamed
 into place only when complete, so a failure or a kill never leaves half an export. An existing
 OUT that holds anything is refused unless the caller passes `force` (then it is replaced), and
-never when it holds the model or run being exported, or is a run or compressed model itself.
+never when it holds the model or run being exported, or is or holds a run or a saved model.
 """
 
 from __future__ import annotations
