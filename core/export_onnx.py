@@ -41,14 +41,16 @@ def write_onnx(path: Path, model: nn.Module) -> None:
                               dynamic_axes={INPUT: {0: "batch", 1: "seq"},
                                             OUTPUT: {0: "batch", 1: "seq"}})
         return
-    batch = torch.export.Dim("batch", min=1)
-    seq = torch.export.Dim("seq", min=1, max=context) if model.arch == "gpt" else \
-        torch.export.Dim("seq", min=1)
+    axes = {0: torch.export.Dim("batch", min=1)}
+    if model.arch != "gpt":
+        axes[1] = torch.export.Dim("seq", min=1)
+    elif context > 1:  # (a gpt of context 1 takes one length only)
+        axes[1] = torch.export.Dim("seq", min=1, max=context)
     with warnings.catch_warnings():  # torch.export's notices about its own internals
         warnings.simplefilter("ignore")
         program = torch.onnx.export(model, (example,), dynamo=True, input_names=[INPUT],
-                                    output_names=[OUTPUT],
-                                    dynamic_shapes=({0: batch, 1: seq},), verbose=False)
+                                    output_names=[OUTPUT], dynamic_shapes=(axes,),
+                                    verbose=False)
     program.save(str(path))
 
 

@@ -215,6 +215,21 @@ def test_onnx_export_runs_in_onnxruntime_with_the_same_logits(folder, name):
     assert fast.encode(sample).ids == llmlab_tok.encode(sample).tolist()
 
 
+def test_onnx_export_of_a_gpt_with_a_context_of_one(tmp_path):
+    """torch.export cannot make an axis free between 1 and 1: that gpt takes one length."""
+    from core.export_onnx import onnx_logits, onnx_session, write_onnx
+    from core.models import build_model
+    from core.session import ModelConfig
+
+    model = build_model(ModelConfig(n_layer=1, n_head=1, n_embd=8, context=1), 5).eval()
+    write_onnx(tmp_path / "model.onnx", model)
+    ids = torch.tensor([[3], [1], [4]])
+    with torch.no_grad():
+        ours = model(ids).numpy()
+    theirs = onnx_logits(onnx_session(tmp_path / "model.onnx"), ids)
+    np.testing.assert_allclose(theirs, ours, atol=1e-4, rtol=0)
+
+
 # --------------------------------------------------------------------------- TensorBoard
 
 def scalars(logdir: Path, tag: str) -> list[tuple[int, float]]:
