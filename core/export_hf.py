@@ -35,9 +35,9 @@ from torch import nn
 from core.errors import LlmlabError
 from core.tokenizers import UNK, BpeTokenizer, CharTokenizer, Tokenizer, WordTokenizer
 
-# The characters Python's `re` calls whitespace (`\s`: those `str.isspace` says so of) but
-# "\n": llmlab's word split drops them. The regex engine behind `tokenizers` has its own idea
-# of `\s`, so the class is spelled out.
+# What llmlab's word split drops: Python's whitespace (`re`'s `\s` is `str.isspace`) but "\n".
+# The regex engine behind `tokenizers` has its own idea of `\s` (not \x1c-\x1f, for one), so
+# the class is spelled out.
 _SPACES = "".join(c for c in map(chr, range(sys.maxunicode + 1))
                   if c.isspace() and c != "\n")
 # A prefix no word token can start with (a tab is whitespace): with it, the WordPiece decoder
