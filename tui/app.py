@@ -414,14 +414,14 @@ class LlmlabApp(SessionActions, TrainingActions, App[None]):
                                     "field left)"),
                  Binding("shift+tab", "", "Previous field or control")]
         panes = [(f"{p.TITLE} pane", [b for b in p.BINDINGS if isinstance(b, Binding)])
-                 for p in PANES if p is not ModelPane]  # (the form's keys are below)
+                 for p in PANES]
         return [
             ("Anywhere (not while typing in a field)",
              [*self.BINDINGS, palette]),  # type: ignore[list-item]
             *panes,
             ("Forms and dialogs (Model, Generate, the live edit)",
              [*FieldRow.BINDINGS, *NumberInput.BINDINGS,  # type: ignore[list-item]
-              CycleSelect.BINDINGS[0], ModelPane.BINDINGS[0], *focus]),
+              CycleSelect.BINDINGS[0], *focus]),
             ("Dialogs", list(ConfirmScreen.BINDINGS)),  # type: ignore[arg-type]
         ]
 
