@@ -55,9 +55,9 @@ from tui.messages import (
     ModelReady,
     ResumeRunRequest,
 )
-from tui.nudge import format_number
 from tui.panes.base import Pane
 from tui.run_curves import RunCurves, metrics_stamp, read_curves
+from tui.runs_text import diff_lines
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.path_picker import PathPickerScreen
 from tui.screens.run_label import RunLabelScreen
@@ -76,16 +76,6 @@ AXES = ("step", "tokens", "time")  # what the x-axis can be, in the order a key 
 AXIS_NAMES = {"step": "step", "tokens": "tokens", "time": "wall time (s)"}
 METRICS = ("loss", "grad_norm")  # what the plot can show, in the order a key cycles them
 METRIC_TITLES = {"loss": "loss: train (line), val (dots)", "grad_norm": "gradient norm"}
-DIFF_ROWS = 4  # fields of the hyperparameter diff shown (then "and N more")
-
-
-def _shown(value: Any) -> str:
-    """A session value in a few characters: numbers as the form shows them."""
-    if isinstance(value, float):
-        return format_number(value)
-    if isinstance(value, list):
-        return "[" + ", ".join(_shown(v) for v in value) + "]"
-    return one_line(str(value))
 
 
 class RunsPane(Pane):
@@ -545,38 +535,16 @@ class RunsPane(Pane):
         muted = "$text-muted"
         lines: list[Content] = []
         if self.show_diff:
-            lines += self._diff_lines()
+            colors = [self.selected[str(r.path)] for r in self.runs
+                      if str(r.path) in self.selected]
+            lines += diff_lines(self.diff_rows(), [self._color(c) for c in colors],
+                                self._key("runs.select"))
         run = self.table.cursor_run() if self.runs else None
         if run is not None and run.notes:
             lines.append(Content.assemble(("notes ", muted), one_line(run.notes)))
         details = self.query_one("#runs-details", Static)
         details.display = bool(lines)
         details.update(Content("\n").join(lines))
-
-    def _diff_lines(self) -> list[Content]:
-        muted = "$text-muted"
-        colors = [self.selected[str(r.path)] for r in self.runs if str(r.path) in self.selected]
-        if len(colors) < 2:
-            return [Content.styled(f"overlay two runs or more ({self._key('runs.select')}) to "
-                                   "see the settings that differ", muted)]
-        rows = self.diff_rows()
-        if not rows:
-            return [Content.styled("the runs overlaid have the same settings", muted)]
-        shown = rows[:DIFF_ROWS]
-        cells = [[middle_ellipsis(_shown(v), 18) for v in values] for _, values in shown]
-        widths = [max(len(row[i]) for row in cells) for i in range(len(colors))]
-        name_width = max(len(name) for name, _ in shown)
-        lines = []
-        for (name, _), row in zip(shown, cells, strict=True):
-            parts: list[tuple[str, str] | str] = [(name.ljust(name_width) + " ", muted)]
-            for cell, width, color in zip(row, widths, colors, strict=True):
-                parts += [(cell.ljust(width), self._color(color)), "  "]
-            lines.append(Content.assemble(*parts))
-        more = len(rows) - len(shown)
-        if more:
-            verb = "fields differ" if more > 1 else "field differs"
-            lines.append(Content.styled(f"and {more} more {verb}", muted))
-        return lines
 
     def _display_name(self, path: str) -> str:
         run = next((r for r in self.runs if str(r.path) == path), None)
