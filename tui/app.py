@@ -142,8 +142,8 @@ class LlmlabApp(SessionActions, TrainingActions, App[None]):
         with ContentSwitcher(initial=PANES[0].pane_name(), id="panes"):
             for pane_class in PANES:
                 yield pane_class(self.document).data_bind(
-                    LlmlabApp.model_source, LlmlabApp.model_loading, LlmlabApp.engine_state,
-                    LlmlabApp.busy, LlmlabApp.engine_id)
+                    LlmlabApp.session_path, LlmlabApp.model_source, LlmlabApp.model_loading,
+                    LlmlabApp.engine_state, LlmlabApp.busy, LlmlabApp.engine_id)
         yield Footer(compact=True)
 
     def notify(self, message: str, **kwargs: Any) -> None:

@@ -113,3 +113,22 @@ def test_a_new_pane_is_one_file_and_one_registry_line(tmp_path: Path) -> None:
                           env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "toy pane shown" in done.stdout
+
+
+def test_app_state_flows_down_to_every_pane(tmp_path: Path) -> None:
+    """The app's reactive state is the panes' own, bound: set on the app, read in a pane."""
+
+    async def scenario() -> None:
+        app = LlmlabApp(small_session(tmp_path), None)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await pilot.pause()
+            app.model_loading = "runs/tiny/run-1"
+            app.busy = True
+            assert app.write_session(tmp_path / "mine.toml")
+            await pilot.pause()
+            for pane in app.panes():
+                assert pane.model_loading == "runs/tiny/run-1" and pane.busy
+                assert pane.session_path == (tmp_path / "mine.toml").resolve()
+                assert pane.doc is app.document
+
+    asyncio.run(scenario())

@@ -43,7 +43,7 @@ class Pane(Vertical, can_focus=True):
 
     # App state, bound to the app's reactives of the same names (data_bind in the app's
     # compose): set by the app, read here.
-    session_path: var[Path | None] = var(None)
+    session_path: var[Path | None] = var(None)  # the session's file (also `doc.path`)
     model_source: var[str | None] = var(None)  # the run / compressed model the engine has
     model_loading: var[str | None] = var(None)  # a model asked for and not loaded yet
     engine_state: var[str] = var("idle")
