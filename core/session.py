@@ -494,3 +494,50 @@ LIVE_FIELDS = tuple(
     for f in fields(cls)
     if f.metadata.get("live")
 )
+
+
+# --------------------------------------------------------------------------- dotted paths
+
+def _field_owner(session: Session, path: str) -> tuple[Any, str]:
+    """The object holding the dotted field `path` ("optim.lr", "name") and its leaf name;
+    a SessionError naming the path (and the nearest known one) if the schema has no such field."""
+    section, _, key = path.rpartition(".")
+    cls = _SECTION_CLASSES.get(section) if section else _TopLevel
+    if cls is None or key not in cls.__dataclass_fields__:
+        known = ["name"] + [f"{s}.{f.name}" for s, c in _SECTION_CLASSES.items() for f in fields(c)]
+        raise SessionError([f"{path}: no such session field{_suggest(path, known)}"])
+    return (getattr(session, section) if section else session), key
+
+
+def get_field(session: Session, path: str) -> Any:
+    """The value of the dotted field `path` ("model.n_embd", "name") of a session."""
+    owner, key = _field_owner(session, path)
+    return getattr(owner, key)
+
+
+def set_field(session: Session, path: str, value: Any) -> bool:
+    """Set the dotted field `path` of a session in place; True if the value changed (a value
+    equal but of another type, 1 for 1.0, counts as a change: the file would differ)."""
+    owner, key = _field_owner(session, path)
+    current = getattr(owner, key)
+    if current == value and type(current) is type(value):
+        return False
+    setattr(owner, key, value)
+    return True
+
+
+def live_values(session: Session) -> dict[str, Any]:
+    """The session's live hyperparameters (LIVE_FIELDS) by dotted path."""
+    return {path: get_field(session, path) for path in LIVE_FIELDS}
+
+
+def needs_restart(run_session: Session, path: str) -> bool:
+    """Whether editing `path` during a run of `run_session` would change that run: not the
+    [generate] settings nor the name, nor [compress] unless it prunes while training."""
+    _field_owner(run_session, path)
+    section = path.partition(".")[0]
+    if section == "generate" or "." not in path:
+        return False
+    if section == "compress":
+        return run_session.compress.schedule == "gradual"
+    return True

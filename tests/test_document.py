@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from core.session import Session, load_session
-from tui.document import SessionDocument, is_shipped, needs_restart, rebased
+from core.session import Session, load_session, needs_restart
+from tui.document import SessionDocument, is_shipped, rebased
 
 
 def _session(base: Path) -> Session:

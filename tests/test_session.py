@@ -17,9 +17,13 @@ from core.session import (
     Session,
     dumps_session,
     field_doc,
+    get_field,
+    live_values,
     load_session,
+    needs_restart,
     save_session,
     session_from_dict,
+    set_field,
     validate,
 )
 from core.text import has_control
@@ -227,6 +231,40 @@ def test_validate_a_session_edited_in_code():
 def test_live_fields_are_the_ones_training_can_change():
     assert set(LIVE_FIELDS) == {"optim.lr", "optim.weight_decay", "optim.grad_clip",
                                 "train.eval_interval"}
+
+
+def test_dotted_fields_are_read_and_written_through_the_schema():
+    s = Session()
+    assert get_field(s, "optim.lr") == s.optim.lr and get_field(s, "name") == "untitled"
+    assert set_field(s, "model.n_embd", 64) and s.model.n_embd == 64
+    assert not set_field(s, "model.n_embd", 64)  # unchanged
+    assert set_field(s, "optim.grad_clip", 1)  # 1.0 -> 1 changes what the file says
+    assert set_field(s, "name", "other") and s.name == "other"
+    assert live_values(s) == {p: get_field(s, p) for p in LIVE_FIELDS}
+
+
+@pytest.mark.parametrize("path", ["optim.lrr", "optimizer.lr", "lr", "base_dir", "optim",
+                                  "optim.lr.x", ""])
+def test_an_unknown_dotted_field_is_one_clear_error(path):
+    s = Session()
+    for call in (lambda: get_field(s, path), lambda: set_field(s, path, 1),
+                 lambda: needs_restart(s, path)):
+        with pytest.raises(SessionError) as e:
+            call()
+        assert str(e.value).startswith(f"{path}: no such session field")
+    with pytest.raises(SessionError, match="did you mean 'optim.lr'"):
+        get_field(s, "optim.lrr")
+    assert s == Session()  # nothing was written
+
+
+def test_only_fields_that_change_a_running_training_need_a_restart() -> None:
+    s = Session()
+    assert needs_restart(s, "model.n_embd") and needs_restart(s, "optim.betas")
+    assert not needs_restart(s, "generate.temperature")  # sampling is not training
+    assert not needs_restart(s, "compress.sparsity")  # one-shot pruning comes after training
+    assert not needs_restart(s, "name")
+    s.compress.schedule = "gradual"  # ... unless it prunes while training
+    assert needs_restart(s, "compress.sparsity")
 
 
 def test_failed_save_keeps_the_old_file(tmp_path, monkeypatch):

@@ -13,43 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from core.estimate import session_fit_problem
-from core.session import LIVE_FIELDS, Session, save_session, validate
-
-
-def field_value(session: Session, path: str) -> Any:
-    """The value of the dotted field `path` ("model.n_embd", "name") of a session."""
-    obj: Any = session
-    for part in path.split("."):
-        obj = getattr(obj, part)
-    return obj
-
-
-def set_field(session: Session, path: str, value: Any) -> bool:
-    """Set `section.field` (or `name`) of a session in place; True if the value changed."""
-    *parents, leaf = path.split(".")
-    obj: Any = session
-    for part in parents:
-        obj = getattr(obj, part)
-    if getattr(obj, leaf) == value and type(getattr(obj, leaf)) is type(value):
-        return False
-    setattr(obj, leaf, value)
-    return True
-
-
-def live_values(session: Session) -> dict[str, Any]:
-    """The session's live hyperparameters (core.session.LIVE_FIELDS) by dotted path."""
-    return {name: field_value(session, name) for name in LIVE_FIELDS}
-
-
-def needs_restart(run_session: Session, path: str) -> bool:
-    """Whether editing `path` during a run would change that run: not the [generate]
-    settings, nor [compress] unless it prunes while training."""
-    section = path.partition(".")[0]
-    if section == "generate" or "." not in path:
-        return False
-    if section == "compress":
-        return run_session.compress.schedule == "gradual"
-    return True
+from core.session import Session, save_session, set_field, validate
 
 
 def package_dirs() -> list[Path]:

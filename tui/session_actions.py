@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import LlmlabError, SessionError
-from core.session import Session, load_session
+from core.session import Session, live_values, load_session
 from tui.commands import PaletteCommand
-from tui.document import is_shipped, live_values
+from tui.document import is_shipped
 from tui.messages import CorpusFailed, CorpusLoaded, FieldError, SessionEdited
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.path_picker import PathPickerScreen

@@ -14,9 +14,8 @@ from typing import Any
 
 from core import messages as msg
 from core.errors import LlmlabError
-from core.session import LIVE_FIELDS, Session
+from core.session import LIVE_FIELDS, Session, get_field, live_values, needs_restart
 from tui.commands import PaletteCommand
-from tui.document import field_value, live_values, needs_restart
 from tui.messages import ResumeRunRequest
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.hparam_edit import HparamEditScreen
@@ -157,12 +156,12 @@ class TrainingActions:
         self.train_pane.show_hparams(self.live)
 
     def _as_field_type(self, name: str, value: float) -> Any:
-        return int(value) if isinstance(field_value(self.session, name), int) else value
+        return int(value) if isinstance(get_field(self.session, name), int) else value
 
     def _check_live(self, name: str, value: float) -> str | None:
         """Why `value` cannot be `name`, as the session's validator says (None: it can): the
         edit dialog stays open with the line, and nothing reaches the session."""
-        if isinstance(field_value(self.session, name), int) and not float(value).is_integer():
+        if isinstance(get_field(self.session, name), int) and not float(value).is_integer():
             return f"must be a whole number (got {value:g})"
         return self.document.value_problem(name, self._as_field_type(name, value))
 
@@ -173,7 +172,7 @@ class TrainingActions:
             return {}
         started = live_values(self.run_session)
         return {path: value for path, value in self.live.items()
-                if value != started.get(path) and value != field_value(self.session, path)}
+                if value != started.get(path) and value != get_field(self.session, path)}
 
     def _offer_run_changes(self) -> None:
         changes = self.run_changes()
@@ -211,7 +210,7 @@ class TrainingActions:
                 return
             self.set_live(path, value)
         elif self.run_session is not None and needs_restart(self.run_session, path):
-            if field_value(self.run_session, path) != value:
+            if get_field(self.run_session, path) != value:
                 self.notify(f"{path} needs a restart: the running training keeps its value; "
                             "it applies to the next run", severity="warning")
 

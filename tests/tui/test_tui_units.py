@@ -174,19 +174,6 @@ def test_a_bad_session_file_is_reported_before_the_app_starts(tmp_path: Path, ca
 # --------------------------------------------------------------------------- the app's rules
 
 
-def test_only_fields_that_change_a_running_training_need_a_restart() -> None:
-    from core.session import Session
-    from tui.document import needs_restart
-
-    s = Session()
-    assert needs_restart(s, "model.n_embd") and needs_restart(s, "optim.betas")
-    assert not needs_restart(s, "generate.temperature")  # sampling is not training
-    assert not needs_restart(s, "compress.sparsity")  # one-shot pruning comes after training
-    assert not needs_restart(s, "name")
-    s.compress.schedule = "gradual"  # ... unless it prunes while training
-    assert needs_restart(s, "compress.sparsity")
-
-
 def test_engine_events_reach_subscribers_once_without_bubbling_twice() -> None:
     """The bridge posts every event to its target (bubbling to the app) and a copy, which
     does not bubble, to each widget subscribed to its kind."""

@@ -20,8 +20,9 @@ from core.session import (
     TrainConfig,
     field_applies,
     field_doc,
+    get_field,
 )
-from tui.document import SessionDocument, field_value
+from tui.document import SessionDocument
 from tui.keymap import bind
 from tui.panes.base import Pane
 from tui.widgets.field_row import FieldRow
@@ -90,7 +91,7 @@ class ModelPane(Pane):
                 section = head
                 widgets.append(Label(f"[{head}]" if head != "session" else "session",
                                      classes="form-section", markup=False))
-            row = FieldRow(path, kind, meta, field_value(self.session, path))
+            row = FieldRow(path, kind, meta, get_field(self.session, path))
             self._rows[path] = row
             widgets.append(row)
         await self.query_one("#form", VerticalScroll).mount_all(widgets)
@@ -105,7 +106,7 @@ class ModelPane(Pane):
     def show_session(self, doc: SessionDocument, force: bool = False) -> None:
         session, problems = doc.session, doc.problems
         for path, row in self._rows.items():
-            row.set_value(field_value(session, path), force=force)
+            row.set_value(get_field(session, path), force=force)
             row.set_problem(problems.get(path))
             row.display = field_applies(session, path)  # (no n_head for an lstm)
 

@@ -28,7 +28,7 @@ from textual_slider import Slider
 
 from core import messages as msg
 from core.messages import ModelFigures
-from core.session import field_doc
+from core.session import field_doc, get_field
 from tui.commands import PaletteCommand
 from tui.document import SessionDocument
 from tui.keymap import bind
@@ -201,8 +201,7 @@ class PrunePane(Pane):
             if posted[-1] == value:
                 return
         else:
-            section, _, name = path.partition(".")
-            current = getattr(getattr(self.session, section), name)
+            current = get_field(self.session, path)
             if current == value and type(current) is type(value):
                 return
         if path in ECHOED:
