@@ -35,6 +35,7 @@ class TitleBar(Widget):
         """`panes`: (name, title) of each pane, in the order shown."""
         super().__init__(**kwargs)
         self.panes = panes
+        self.set_reactive(TitleBar.pane, panes[0][0] if panes else "")  # (shown first)
 
     def _pane_title(self, pane: str, title: str, style: str,
                     short: bool = False) -> list[str | tuple[str, str]]:
