@@ -20,6 +20,7 @@ from typing import Protocol
 from core import messages as msg
 from core.errors import DiskFault, LlmlabError, disk_fault
 from core.session import Session
+from core.values import EngineState
 
 Emit = Callable[[msg.Event], None]
 
@@ -32,15 +33,10 @@ def _error_of(e: Exception, command: msg.Command) -> msg.Error:
     """A non-fatal Error for `command`: a user's mistake as its one line, a bug as one line
     with the traceback in the details."""
     if isinstance(e, LlmlabError):
-        return msg.Error(str(e), fatal=False, **_failed(command))
+        return msg.Error(str(e), fatal=False, request_id=command.request_id)
     return msg.Error(f"internal error: {type(e).__name__}: {e}", fatal=False,
-                     details={"traceback": traceback.format_exc()}, **_failed(command))
-
-
-def _failed(command: msg.Command) -> dict:
-    """The Error fields that say which command failed."""
-    return {"command": type(command).__name__,
-            "request_id": getattr(command, "request_id", None)}
+                     details={"traceback": traceback.format_exc()},
+                     request_id=command.request_id)
 
 
 EMIT_EVERY = 0.03  # seconds between Generated events of a stream: the screen needs no more
@@ -53,7 +49,6 @@ WORKBENCH_WORK: dict[type[msg.Command], str] = {
 # Commands for the training that are taken at once during workbench work (between a sweep's
 # levels, a fine-tuning's steps, a generation's tokens), not after it.
 TRAINING_CONTROLS = (msg.Pause, msg.Resume, msg.Stop, msg.SetHparam)
-TRAINING_STATES = ("running", "paused", "stopping")
 
 
 class _Stream:
@@ -104,8 +99,8 @@ class _Stream:
 
     def _event(self, done: bool) -> msg.Generated:
         c = self.command
-        event = msg.Generated(c.request_id, self.pending, self.tokens,
-                              self.tokens / max(self.busy, 1e-9), done=done, model=c.model)
+        event = msg.Generated(self.pending, self.tokens, self.tokens / max(self.busy, 1e-9),
+                              done=done, model=c.model, request_id=c.request_id)
         self.pending, self.last_emit = "", time.perf_counter()
         return event
 
@@ -126,17 +121,18 @@ class Engine:
         self.trainer = None  # a core.trainer.Trainer while a run is loaded
         self.workbench = None  # a core.workbench.Workbench after LoadRun
         self._deferred: list[msg.Command] = []  # arrived during a long operation
-        self.state = "idle"
+        self.state = EngineState.IDLE
         self._stop_requested = False
         self._stop_checkpoint = True
         self._shutdown = False
         self._waiting = ""  # the workbench work a training waits for ("" none)
+        self._under_way: set[int] = set()  # request ids of the work a Cancel may name
 
     # ------------------------------------------------------------------ worker main loop
 
     def serve(self) -> None:
         """Handle commands until Shutdown (the background worker's life)."""
-        self._set_state("idle")
+        self._set_state(EngineState.IDLE)
         while not self._shutdown:
             command = self._deferred.pop(0) if self._deferred else self.commands.get()
             if isinstance(command, msg.Start):
@@ -161,12 +157,12 @@ class Engine:
         self._stop_checkpoint = True
         self.trainer = None  # a failed start must not finish (and mark) the previous run
         try:
-            self._set_state("preparing")
+            self._set_state(EngineState.PREPARING)
             self.trainer = Trainer.create(self.session, self.emit, resume)
             self.emit(self.trainer.started_event(self.trainer.step))
             if (line := decay_warning(self.trainer.session.optim)) is not None:
                 self.emit(msg.Warning(line))
-            self._set_state("running")
+            self._set_state(EngineState.RUNNING)
             final = self._loop()
         except KeyboardInterrupt:
             final = self._interrupt()
@@ -190,7 +186,7 @@ class Engine:
         while not t.done:
             self._drain_commands()
             if self._stop_requested:
-                return self._finish("stopped", checkpoint=self._stop_checkpoint)
+                return self._finish(EngineState.STOPPED, checkpoint=self._stop_checkpoint)
             metrics = t.train_step()
             if metrics is not None:
                 self.emit(metrics)
@@ -200,7 +196,7 @@ class Engine:
                 self._evaluate_periodic()
             if t.checkpoint_due():
                 self.emit(t.save_checkpoint())
-        return self._finish("finished", checkpoint=True)
+        return self._finish(EngineState.FINISHED, checkpoint=True)
 
     def _evaluate_periodic(self) -> None:
         """The periodic evaluation: its figures, a warning if the run has collapsed (not
@@ -219,7 +215,7 @@ class Engine:
             if self._deferred:
                 self._handle(self._deferred.pop(0))
                 continue
-            block = self.state == "paused" and not self._stop_requested
+            block = self.state is EngineState.PAUSED and not self._stop_requested
             try:
                 command = self.commands.get(timeout=0.5) if block else self.commands.get_nowait()
             except queue.Empty:
@@ -230,67 +226,85 @@ class Engine:
 
     def _handle(self, command: msg.Command) -> None:
         what = WORKBENCH_WORK.get(type(command), "")
-        waits = bool(what) and self.state in TRAINING_STATES and not self._waiting
+        waits = bool(what) and self.state.training and not self._waiting
         if waits:  # the training stands still meanwhile: say so, and say when it goes on
             self._waiting = what
             self.emit(msg.TrainingWaits(what))
+        self._under_way.add(command.request_id)
         try:
             self._dispatch(command)
         except Exception as e:  # noqa: BLE001 - a bug (a file torch chokes on...): keep serving
             self.emit(_error_of(e, command))
         finally:
+            # (its own id, and those of the generations that joined it)
+            self._under_way = set() if what else self._under_way - {command.request_id}
             if waits:
                 self._waiting = ""
                 self.emit(msg.TrainingWaits(""))
 
     def _dispatch(self, command: msg.Command) -> None:
-        t = self.trainer
-        running = self.state in ("running", "paused")
-        if isinstance(command, msg.Pause) and self.state == "running":
-            self._set_state("paused", f"at step {t.step}")
-        elif isinstance(command, msg.Resume) and self.state == "paused":
-            self._set_state("running")
-        elif isinstance(command, msg.Stop) and running:
+        handler = _HANDLERS.get(type(command))
+        if handler is None:
+            raise LlmlabError(f"{type(command).__name__}: not supported yet")
+        handler(self, command)
+
+    # ------------------------------------------------------------------ the handlers
+
+    def _pause(self, command: msg.Pause) -> None:
+        """(Nothing running: nothing to pause, harmless.)"""
+        if self.state is EngineState.RUNNING:
+            self._set_state(EngineState.PAUSED, f"at step {self.trainer.step}")
+
+    def _resume(self, command: msg.Resume) -> None:
+        if self.state is EngineState.PAUSED:
+            self._set_state(EngineState.RUNNING)
+
+    def _stop(self, command: msg.Stop) -> None:
+        """(A Stop already under way, or no training: nothing changes.)"""
+        if self.state in (EngineState.RUNNING, EngineState.PAUSED):
             self._stop_requested = True
             self._stop_checkpoint = command.checkpoint
-            self._set_state("stopping")
-        elif isinstance(command, msg.Shutdown):
-            self._shutdown = True
-            if running:  # (a Stop already under way stays as it was asked)
-                self._stop_requested = True
-                self._stop_checkpoint = True
-        elif isinstance(command, msg.SetHparam):
-            if not running:
-                raise LlmlabError(f"{command.name}: no training is running; edit the session")
-            self.emit(t.set_hparam(command.name, command.value))
-        elif isinstance(command, msg.Evaluate):
-            self.emit(self._evaluate(command, running))
-        elif isinstance(command, msg.LoadRun):
-            self._load_bench(command.path)
-        elif isinstance(command, msg.Generate):
-            from core.device import leave_a_core
+            self._set_state(EngineState.STOPPING)
 
-            with leave_a_core():  # token by token: the app beside it draws on its own core
-                self._generate(command)
-        elif isinstance(command, (msg.PruneTo, msg.FineTune, msg.Quantize)):
-            self._compress(command)
-        elif isinstance(command, msg.Sweep):
-            self._sweep(command)
-        elif isinstance(command, msg.SaveCompressed):
-            self.emit(msg.CompressedSaved(str(self._bench().save(command.path)),
-                                          command.request_id))
-        elif isinstance(command, msg.ScoreText):
-            self.emit(self._score_text(command))
-        elif isinstance(command, msg.Cancel):
-            pass  # nothing under way to cancel
-        elif isinstance(command, msg.SaveCheckpoint):
-            self.emit(self._loaded().save_checkpoint())
-        elif isinstance(command, msg.Start):
-            raise LlmlabError("a training run is already going; stop it first")
-        elif isinstance(command, (msg.Pause, msg.Resume, msg.Stop)):
-            pass  # nothing to pause, resume or stop: harmless
-        else:
-            raise LlmlabError(f"{type(command).__name__}: not supported yet")
+    def _end(self, command: msg.Shutdown) -> None:
+        self._shutdown = True
+        if self.state in (EngineState.RUNNING, EngineState.PAUSED):
+            # (a Stop already under way stays as it was asked)
+            self._stop_requested = True
+            self._stop_checkpoint = True
+
+    def _set_hparam(self, command: msg.SetHparam) -> None:
+        if self.state not in (EngineState.RUNNING, EngineState.PAUSED):
+            raise LlmlabError(f"{command.name}: no training is running; edit the session")
+        self.emit(self.trainer.set_hparam(command.name, command.value).answering(command))
+
+    def _start_again(self, command: msg.Start) -> None:
+        raise LlmlabError("a training run is already going; stop it first")
+
+    def _save_checkpoint(self, command: msg.SaveCheckpoint) -> None:
+        self.emit(self._loaded().save_checkpoint().answering(command))
+
+    def _cancel_late(self, command: msg.Cancel) -> None:
+        """A Cancel read when its target is over (or was never sent): nothing to stop."""
+
+    def _load(self, command: msg.LoadRun) -> None:
+        self._load_bench(command)
+
+    def _generate_streams(self, command: msg.Generate) -> None:
+        from core.device import leave_a_core
+
+        with leave_a_core():  # token by token: the app beside it draws on its own core
+            self._generate(command)
+
+    def _save_compressed(self, command: msg.SaveCompressed) -> None:
+        self.emit(msg.CompressedSaved(str(self._bench().save(command.path)),
+                                      request_id=command.request_id))
+
+    def _score(self, command: msg.ScoreText) -> None:
+        self.emit(self._score_text(command))
+
+    def _evaluate_now(self, command: msg.Evaluate) -> None:
+        self.emit(self._evaluate(command))
 
     # ------------------------------------------------------------------ the workbench
 
@@ -300,10 +314,11 @@ class Engine:
             raise LlmlabError("no model loaded: load a run first (LoadRun)")
         return self.workbench
 
-    def _load_bench(self, path: str) -> None:
+    def _load_bench(self, command: msg.LoadRun) -> None:
         from core.device import place
         from core.workbench import Workbench
 
+        path = command.path
         self.emit(msg.Status(self.state, f"loading {path}"))
         device = place(self.session.train.device, "fp32").device
         wb = Workbench(path, device=device)
@@ -316,7 +331,8 @@ class Engine:
                                   wb.bench.step, wb.bench.tokenizer.vocab_size,
                                   wb.model.context, dense,
                                   compression="" if label == "dense" else label,
-                                  quantized=is_quantized(wb.model)))
+                                  quantized=is_quantized(wb.model),
+                                  request_id=command.request_id))
 
     def _compress(self, command: msg.PruneTo | msg.FineTune | msg.Quantize) -> None:
         """Make (or change) the candidate and report its figures against the dense model's."""
@@ -327,12 +343,12 @@ class Engine:
         elif isinstance(command, msg.FineTune):
             figures = wb.finetune(
                 command.steps, should_stop=self._cancel_requested,
-                on_step=lambda i, loss: self.emit(msg.FinetuneStep(i, command.steps, loss,
-                                                                   command.request_id)))
+                on_step=lambda i, loss: self.emit(msg.FinetuneStep(
+                    i, command.steps, loss, request_id=command.request_id)))
         else:
             figures = wb.quantize()
         self.emit(msg.Compressed(figures, wb.dense_figures(), time.perf_counter() - t0,
-                                 command.request_id))
+                                 request_id=command.request_id))
 
     def _sweep(self, command: msg.Sweep) -> None:
         levels = list(command.levels)
@@ -403,14 +419,19 @@ class Engine:
                 command = self.commands.get_nowait()
             except queue.Empty:
                 return False, joining
-            if isinstance(command, TRAINING_CONTROLS) and self.state in TRAINING_STATES:
+            if isinstance(command, TRAINING_CONTROLS) and self.state.training:
                 self._handle(command)
                 continue
             if join_generates and isinstance(command, msg.Generate) and not self._deferred:
                 joining.append(command)
+                self._under_way.add(command.request_id)  # (ended with the first: _handle)
                 continue
             if isinstance(command, msg.Cancel):
-                return True, joining
+                if command.target in self._under_way:
+                    return True, joining
+                # A request still waiting never starts; one over (or unknown): nothing to do.
+                self._deferred = [c for c in self._deferred if c.request_id != command.target]
+                continue
             self._deferred.append(command)
             if isinstance(command, msg.Shutdown):
                 return True, joining
@@ -420,11 +441,13 @@ class Engine:
         spans, losses = wb.score_text(command.text)
         scored = [x for x in losses if x == x]  # (the first token's NaN is not a loss)
         mean = sum(scored) / len(scored) if scored else float("nan")
-        return msg.TextScored(command.request_id, str(wb.bench.source), spans, losses, mean)
+        return msg.TextScored(str(wb.bench.source), spans, losses, mean,
+                              request_id=command.request_id)
 
-    def _evaluate(self, command: msg.Evaluate, running: bool) -> msg.Evaluated:
+    def _evaluate(self, command: msg.Evaluate) -> msg.Evaluated:
         """The report of the model training now, else of the loaded one, else of the last
         run trained (its final weights)."""
+        running = self.state in (EngineState.RUNNING, EngineState.PAUSED)
         if running or (self.workbench is None and self.trainer is not None):
             t = self.trainer
             report = t.report(command.split, command.iters)
@@ -434,7 +457,7 @@ class Engine:
             report = wb.evaluate(command.split, command.iters)
             source, step = str(wb.bench.source), wb.bench.step
         return msg.Evaluated(source, step, command.split, report.scope, report.rows(),
-                             report.to_dict())
+                             report.to_dict(), request_id=command.request_id)
 
     def _cancel_requested(self) -> bool:
         """Whether a Cancel (or Shutdown) waits; other commands wait for the work to end."""
@@ -447,7 +470,7 @@ class Engine:
 
     # ------------------------------------------------------------------ endings
 
-    def _finish(self, state: str, checkpoint: bool) -> str:
+    def _finish(self, state: EngineState, checkpoint: bool) -> str:
         t = self.trainer
         if checkpoint and t.step > 0:
             self.emit(t.save_checkpoint())
@@ -457,10 +480,10 @@ class Engine:
 
     def _interrupt(self) -> str:
         """Ctrl+C in the CLI: keep what was learned, then stop."""
-        if self.trainer is not None and self.state in ("running", "paused", "stopping"):
-            return self._finish("stopped", checkpoint=True)
-        self._set_state("stopped")
-        return "stopped"
+        if self.trainer is not None and self.state.training:
+            return self._finish(EngineState.STOPPED, checkpoint=True)
+        self._set_state(EngineState.STOPPED)
+        return EngineState.STOPPED
 
     def _fail(self, message: str, traceback: str = "", status: str = "failed") -> str:
         """End the run on an error; `status` for run.json ("stopped: disk full" keeps a run
@@ -472,9 +495,20 @@ class Engine:
                 self.trainer.finish(status)
             except OSError:  # (the disk that stopped the run may refuse run.json too)
                 self.trainer.writer.close()
-        self._set_state("failed", message)
-        return "failed"
+        self._set_state(EngineState.FAILED, message)
+        return EngineState.FAILED
 
-    def _set_state(self, state: str, detail: str = "") -> None:
+    def _set_state(self, state: EngineState, detail: str = "") -> None:
         self.state = state
         self.emit(msg.Status(state, detail))
+
+
+# What the engine does with each command (a Start while idle is `serve`'s: it trains).
+_HANDLERS: dict[type[msg.Command], Callable[[Engine, msg.Command], None]] = {
+    msg.Pause: Engine._pause, msg.Resume: Engine._resume, msg.Stop: Engine._stop,
+    msg.Shutdown: Engine._end, msg.SetHparam: Engine._set_hparam, msg.Start: Engine._start_again,
+    msg.Evaluate: Engine._evaluate_now, msg.SaveCheckpoint: Engine._save_checkpoint,
+    msg.LoadRun: Engine._load, msg.Generate: Engine._generate_streams,
+    msg.PruneTo: Engine._compress, msg.FineTune: Engine._compress, msg.Quantize: Engine._compress,
+    msg.Sweep: Engine._sweep, msg.SaveCompressed: Engine._save_compressed,
+    msg.ScoreText: Engine._score, msg.Cancel: Engine._cancel_late}

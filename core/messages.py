@@ -3,23 +3,38 @@
 Everything the TUI (or a script, or the CLI) does to a training run is one of these commands,
 and everything it learns comes back as one of these events. They are plain, picklable
 dataclasses, so the same API works in-process and across a spawned worker process's queues.
+
+Every command carries a request id, given when it is made (one counter per process: the sender
+makes its commands), and every answer and every Error carries the id of the request it
+answers, so a sender tells its own answers from another's by id alone. Events that answer no
+request (a training's steps, the engine's state) carry 0.
 """
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 from typing import Any
 
 from core.text import one_line
+from core.values import SWEEP_LEVELS, EngineState, ModelFigures
 
-SWEEP_LEVELS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)  # sparsities swept
+_request_ids = itertools.count(1)  # (next() on it is atomic: commands made in any thread)
+
+
+def next_request_id() -> int:
+    """A request id not given before in this process."""
+    return next(_request_ids)
 
 # --------------------------------------------------------------------------- commands
 
 
 @dataclass
 class Command:
-    """Base class of everything sent to the engine."""
+    """Base class of everything sent to the engine; `request_id` is given when it is made
+    (keyword only: `Generate("jo", request_id=7)` to choose one)."""
+
+    request_id: int = field(default_factory=next_request_id, kw_only=True)
 
 
 @dataclass
@@ -92,7 +107,6 @@ class PruneTo(Command):
     method: str
     sparsity: float
     seed: int = 0
-    request_id: int = 0  # carried by its answer (Compressed)
 
 
 @dataclass
@@ -101,7 +115,6 @@ class Sweep(Command):
 
     method: str
     levels: tuple[float, ...] = SWEEP_LEVELS
-    request_id: int = 0  # carried by every SweepPointMeasured of it
 
 
 @dataclass
@@ -109,14 +122,12 @@ class FineTune(Command):
     """Fine-tune the pruned candidate for `steps` (pruned weights stay zero)."""
 
     steps: int
-    request_id: int = 0  # carried by its FinetuneSteps and its answer (Compressed)
 
 
 @dataclass
 class Quantize(Command):
     """Quantize the candidate (or the dense model) to int8."""
 
-    request_id: int = 0  # carried by its answer (Compressed)
 
 
 @dataclass
@@ -124,7 +135,6 @@ class SaveCompressed(Command):
     """Save the candidate; `path` None puts it in the run's compressed/ folder."""
 
     path: str | None = None
-    request_id: int = 0  # carried by its answer (CompressedSaved)
 
 
 @dataclass
@@ -140,7 +150,6 @@ class Generate(Command):
     stop: tuple[str, ...] = ()
     seed: int = 0
     model: str = "dense"
-    request_id: int = 0
 
 
 @dataclass
@@ -148,12 +157,15 @@ class ScoreText(Command):
     """Score each token of `text` by its loss under the loaded model (the surprise view)."""
 
     text: str
-    request_id: int = 0
 
 
 @dataclass
 class Cancel(Command):
-    """Stop a generation, sweep or fine-tuning that is under way."""
+    """Stop the generation, sweep or fine-tuning asked by request `target`: under way, it
+    stops; still waiting in the queue, it never starts; over (or unknown), nothing happens.
+    Naming it keeps a Cancel meant for a sweep from stopping the fine-tuning queued behind."""
+
+    target: int
 
 
 # --------------------------------------------------------------------------- events
@@ -161,18 +173,29 @@ class Cancel(Command):
 
 @dataclass
 class Event:
-    """Base class of everything the engine reports."""
+    """Base class of everything the engine reports; `request_id` is that of the command it
+    answers (0: it answers none, e.g. a training's StepMetrics)."""
+
+    request_id: int = field(default=0, kw_only=True)
+
+    def answering(self, command: Command) -> Event:
+        """This event, as the answer to `command` (it carries the command's request id)."""
+        self.request_id = command.request_id
+        return self
 
 
 @dataclass
 class Status(Event):
     """The engine's state changed.
 
-    state: idle | preparing | running | paused | stopping | stopped | finished | failed
+    state: one of EngineState (a StrEnum: it compares equal to "running" ...)
     """
 
-    state: str
+    state: EngineState
     detail: str = ""
+
+    def __post_init__(self) -> None:
+        self.state = EngineState(self.state)  # ("failed" from a sender that wrote a string)
 
 
 @dataclass
@@ -226,8 +249,6 @@ class EvalSample(Event):
         return f"{one_line(self.prompt)}│{one_line(self.text)}"
 
 
-
-
 @dataclass
 class Evaluated(Event):
     """The answer to Evaluate: what was evaluated, and the report as (figure, value, note)
@@ -266,25 +287,6 @@ class SparsityChanged(Event):
 
 
 @dataclass
-class ModelFigures:
-    """One column of a before/after table (not an event: carried by the events below)."""
-
-    label: str  # "dense", "magnitude 50%", "magnitude 50% int8" ...
-    params: int
-    nonzero: int
-    sparsity: float  # zeros over the prunable weights
-    size_bytes: int
-    loss: float  # on the workbench's fixed val sample
-    perplexity: float
-    top1: float
-    top5: float
-    latency_ms: float | None  # one forward of a full context window, batch 1; None: untrusted
-    layers: list[tuple[str, float]] = field(default_factory=list)  # (layer, sparsity)
-    auc: float | None = None  # macro one-vs-rest ROC AUC on the fixed sample (core.report)
-    token_ms: float | None = None  # one token of cached generation; None: untrusted/unmeasured
-
-
-@dataclass
 class ModelLoaded(Event):
     source: str
     arch: str
@@ -303,7 +305,6 @@ class Compressed(Event):
     figures: ModelFigures
     dense: ModelFigures
     seconds: float  # how long compressing and measuring took
-    request_id: int = 0  # of the PruneTo, FineTune or Quantize it answers
 
 
 @dataclass
@@ -316,7 +317,6 @@ class SweepPointMeasured(Event):
     top1: float
     top5: float
     last: bool = False
-    request_id: int = 0  # of the Sweep
 
 
 @dataclass
@@ -324,20 +324,17 @@ class FinetuneStep(Event):
     step: int
     steps: int
     loss: float
-    request_id: int = 0  # of the FineTune
 
 
 @dataclass
 class CompressedSaved(Event):
     path: str
-    request_id: int = 0  # of the SaveCompressed
 
 
 @dataclass
 class Generated(Event):
     """Text streamed from a generation; `done` marks the last piece (text may be empty)."""
 
-    request_id: int
     text: str
     tokens: int  # generated so far
     tokens_per_s: float
@@ -350,7 +347,6 @@ class TextScored(Event):
     """The answer to ScoreText: each token's character span in the text and its loss in nats
     (NaN for the first token, which nothing predicts); `mean_loss` is over the scored ones."""
 
-    request_id: int
     source: str  # the loaded model that scored it
     spans: list[tuple[int, int]]
     losses: list[float]
@@ -378,12 +374,9 @@ class Warning(Event):  # noqa: A001 - the event's name in the API
 class Error(Event):
     """Something went wrong; `message` is one readable line. `fatal` ends the run.
 
-    `command` names the command that failed ("Generate", "PruneTo" ...; "" for a training
-    run's failure) and `request_id` is its request id when it has one, so that a pane can tell
-    the answer to its own request from another pane's."""
+    `request_id` is that of the command that failed (0 for a training run's failure), so a
+    pane tells the answer to its own request from another pane's."""
 
     message: str
     fatal: bool = True
     details: dict[str, Any] = field(default_factory=dict)
-    command: str = ""
-    request_id: int | None = None

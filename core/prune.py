@@ -60,10 +60,10 @@ from torch.nn.utils import prune
 from core.dataset import TokenDataset
 from core.errors import LlmlabError
 from core.evaluate import EvalResult, batch_sums, eval_mode
-from core.messages import SWEEP_LEVELS
 from core.models import GPT, MLPLM, RecurrentLM
 from core.optim import build_optimizer, lr_at, set_lr
 from core.session import OptimConfig, field_doc
+from core.values import SWEEP_LEVELS
 
 METHODS: tuple[str, ...] = tuple(field_doc("compress.method")["choices"])  # the schema's
 

@@ -44,6 +44,7 @@ from core.report import EvalReport, evaluation_report
 from core.runs import RunWriter, load_run_session, new_run_dir
 from core.session import LIVE_FIELDS, Session
 from core.tokenizers import load_tokenizer
+from core.values import EngineState
 
 Emit = Callable[[msg.Event], None]
 
@@ -127,7 +128,7 @@ class Trainer:
         placement = place(session.train.device, session.train.precision)
         if resume is not None:
             return cls._resume(Path(resume), placement, emit)
-        emit(msg.Status("preparing", f"opening {session.data.corpus}"))
+        emit(msg.Status(EngineState.PREPARING, f"opening {session.data.corpus}"))
         dataset = load_dataset(session.data, session.base_dir)
         _check_before_run(session, dataset, placement)  # before the folder: no empty run
         runs_root = session.resolve(session.train.runs_dir)
@@ -158,7 +159,7 @@ class Trainer:
         if ckpt.step >= session.train.max_steps:
             raise LlmlabError(f"{run_dir}: already finished (step {ckpt.step} of "
                               f"{session.train.max_steps}), nothing to resume")
-        emit(msg.Status("preparing", f"opening {session.data.corpus}"))
+        emit(msg.Status(EngineState.PREPARING, f"opening {session.data.corpus}"))
         dataset = load_dataset(session.data, session.base_dir)
         trainer = cls(session, dataset, placement, run_dir, emit, ckpt)
         trainer.writer.truncate_metrics_after(trainer.step)

@@ -26,10 +26,8 @@ from core.errors import LlmlabError
 from core.generate import Sampling, generate_text
 from core.inference import load_run
 from core.latency import latency_ms, token_latency_ms
-from core.messages import ModelFigures
 from core.prune import (
     METHODS,
-    SWEEP_LEVELS,
     FixedEvalSet,
     SweepPoint,
     copy_model,
@@ -46,6 +44,7 @@ from core.report import EvalReport, evaluation_report
 from core.runs import is_compressed_model
 from core.session import Session, save_session
 from core.tokenizers import Tokenizer, load_tokenizer
+from core.values import SWEEP_LEVELS, ModelFigures
 
 
 @dataclass

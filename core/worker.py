@@ -19,6 +19,7 @@ from pathlib import Path
 
 from core import messages as msg
 from core.session import Session, session_from_dict
+from core.values import EngineState
 
 
 def _serve(session_dict: dict, base_dir: str | None, commands, events,
@@ -44,7 +45,7 @@ def _serve(session_dict: dict, base_dir: str | None, commands, events,
     except BaseException as e:  # report, never die silently
         events.put(msg.Error(f"engine failed: {type(e).__name__}: {e}", fatal=True,
                              details={"traceback": traceback.format_exc()}))
-        events.put(msg.Status("failed", str(e)))
+        events.put(msg.Status(EngineState.FAILED, str(e)))
 
 
 def _redirect_output(log_path: Path) -> None:
@@ -99,7 +100,7 @@ class EngineProcess:
             code = self.process.exitcode
             if code not in (0, None):
                 out.append(msg.Error(f"engine process exited unexpectedly (code {code})"))
-                out.append(msg.Status("failed", f"engine exited with code {code}"))
+                out.append(msg.Status(EngineState.FAILED, f"engine exited with code {code}"))
         return out
 
     @property

@@ -507,3 +507,24 @@ def test_evaluate_during_training_reports_the_model_as_it_is_now(tmp_path):
     assert sampled.scope == "sampled 2 batches of the val split: 256 tokens"
     assert 0 < full.figures["macro_f1"] <= 1 and full.figures["batches"] is None
     assert [e.step for e in of(events, msg.StepMetrics)][-1] == 12
+
+
+def test_engine_states_are_one_enum_equal_to_their_old_strings():
+    import json
+
+    from core.values import EngineState
+
+    status = msg.Status("failed", "from a sender that wrote a string")
+    assert status.state is EngineState.FAILED and status.state == "failed"
+    assert json.dumps({"status": EngineState.STOPPED}) == '{"status": "stopped"}'
+    assert f"{EngineState.RUNNING}" == "running" and str(EngineState.PAUSED) == "paused"
+    assert [s for s in EngineState if s.busy] == ["preparing", "running", "paused", "stopping"]
+    assert [s for s in EngineState if s.ended] == ["stopped", "finished", "failed"]
+
+
+def test_dispatch_is_a_table_with_one_handler_per_command():
+    from core.engine import _HANDLERS
+
+    commands = {c for c in vars(msg).values()
+                if isinstance(c, type) and issubclass(c, msg.Command) and c is not msg.Command}
+    assert set(_HANDLERS) == commands

@@ -270,7 +270,7 @@ def test_cancel_ends_a_long_generation_early(runs):
     session, run_dir = runs["lstm"]
     long = msg.Generate("jo", max_tokens=20_000, seed=1, request_id=5)
     # Both queued before serving: the Cancel waits in the queue while Generate runs.
-    _, events = serve(session, msg.LoadRun(str(run_dir)), long, msg.Cancel(),
+    _, events = serve(session, msg.LoadRun(str(run_dir)), long, msg.Cancel(long.request_id),
                       msg.PruneTo("magnitude", 0.5))
     no_errors(events)
     done = [e for e in of(events, msg.Generated) if e.done]
@@ -281,14 +281,50 @@ def test_cancel_ends_a_long_generation_early(runs):
 
 def test_cancel_ends_a_finetuning_and_keeps_the_steps_done(runs):
     session, run_dir = runs["gpt"]
+    tune = msg.FineTune(10_000)
     _, events = serve(session, msg.LoadRun(str(run_dir)), msg.PruneTo("magnitude", 0.5),
-                      msg.FineTune(10_000), msg.Cancel())
+                      tune, msg.Cancel(tune.request_id))
     no_errors(events)
     steps = of(events, msg.FinetuneStep)
     assert [e.step for e in steps] == [1]  # the Cancel is seen after the first step
     pruned, tuned = of(events, msg.Compressed)
     assert tuned.figures.label == "magnitude 50% +1 steps"
     assert tuned.figures.sparsity == pytest.approx(pruned.figures.sparsity)
+
+
+def test_a_cancel_stops_only_the_request_it_names(runs):
+    """A Cancel meant for a sweep that ended before the engine read it must not stop the
+    fine-tuning queued behind the sweep (it names its target by request id); a Cancel naming
+    a request still waiting in the queue keeps it from starting."""
+    session, run_dir = runs["gpt"]
+    sweep, tune = msg.Sweep("magnitude", (0.5,)), msg.FineTune(3)
+    skipped = msg.Quantize()
+
+    def late_cancel(engine: Engine, event: msg.Event) -> None:
+        if isinstance(event, msg.FinetuneStep) and event.step == 1:  # the sweep is over
+            engine.commands.put(msg.Cancel(sweep.request_id))
+            engine.commands.put(skipped)
+            engine.commands.put(msg.Cancel(skipped.request_id))
+
+    _, events = serve(session, msg.LoadRun(str(run_dir)), msg.PruneTo("magnitude", 0.5),
+                      sweep, tune, hook=late_cancel)
+    no_errors(events)
+    assert len(of(events, msg.SweepPointMeasured)) == 1
+    steps = [e for e in of(events, msg.FinetuneStep) if e.request_id == tune.request_id]
+    assert [e.step for e in steps] == [1, 2, 3]  # not stopped by the sweep's Cancel
+    answered = {e.request_id for e in of(events, msg.Compressed)}
+    assert tune.request_id in answered and skipped.request_id not in answered
+
+
+def test_every_command_gets_its_own_request_id_and_its_answer_carries_it(runs):
+    session, run_dir = runs["gpt"]
+    load, prune, save = msg.LoadRun(str(run_dir)), msg.PruneTo("magnitude", 0.5), \
+        msg.SaveCompressed()
+    assert len({load.request_id, prune.request_id, save.request_id}) == 3
+    _, events = serve(session, load, prune, save)
+    assert of(events, msg.ModelLoaded)[0].request_id == load.request_id
+    assert of(events, msg.Compressed)[0].request_id == prune.request_id
+    assert of(events, msg.CompressedSaved)[0].request_id == save.request_id
 
 
 def test_a_shutdown_during_a_sweep_cancels_it(runs):
@@ -319,7 +355,7 @@ def test_generate_from_the_compressed_candidate(runs):
 def test_workbench_commands_before_a_load_are_one_line_errors(runs):
     session, _ = runs["gpt"]
     commands = [msg.PruneTo("magnitude", 0.5), msg.Sweep("magnitude"), msg.FineTune(2),
-                msg.Quantize(), msg.SaveCompressed(), msg.Generate("jo"), msg.Cancel()]
+                msg.Quantize(), msg.SaveCompressed(), msg.Generate("jo"), msg.Cancel(0)]
     engine, events = serve(session, *commands)
     errors = of(events, msg.Error)
     assert len(errors) == 6  # the Cancel with nothing under way is harmless
@@ -385,7 +421,7 @@ def test_loading_a_missing_run_is_one_line_and_nothing_is_loaded(runs, tmp_path)
 def test_score_text_gives_each_token_its_loss_under_the_model(runs, arch):
     session, run_dir = runs[arch]
     text = "abcabcabcabc" * 8  # longer than the context: sliding windows are used too
-    engine, events = serve(session, msg.LoadRun(str(run_dir)), msg.ScoreText(text, 7))
+    engine, events = serve(session, msg.LoadRun(str(run_dir)), msg.ScoreText(text, request_id=7))
     no_errors(events)
     (scored,) = of(events, msg.TextScored)
     assert scored.request_id == 7 and scored.source == str(run_dir)
@@ -410,12 +446,13 @@ def test_score_text_before_a_load_is_one_line(runs):
 
 def test_an_error_names_the_command_and_request_that_failed(runs):
     session, run_dir = runs["gpt"]
-    _, events = serve(session, msg.ScoreText("abc", 41), msg.LoadRun(str(run_dir)),
+    load = msg.LoadRun("/nope")
+    _, events = serve(session, msg.ScoreText("abc", request_id=41), msg.LoadRun(str(run_dir)),
                       msg.Generate("ab", max_tokens=3, model="compressed", request_id=42),
-                      msg.PruneTo("magnitude", 1.5, request_id=43), msg.LoadRun("/nope"))
+                      msg.PruneTo("magnitude", 1.5, request_id=43), load)
     errors = of(events, msg.Error)
-    assert [(e.command, e.request_id) for e in errors] == [
-        ("ScoreText", 41), ("Generate", 42), ("PruneTo", 43), ("LoadRun", None)]
+    # (the command is named by its request id alone: a LoadRun has one too now)
+    assert [e.request_id for e in errors] == [41, 42, 43, load.request_id]
     assert all(not e.fatal and "\n" not in e.message for e in errors)
 
 
@@ -428,9 +465,10 @@ def test_an_unexpected_exception_in_a_load_keeps_the_engine_serving(runs, monkey
         raise RuntimeError("torch choked on a file")
 
     monkeypatch.setattr(core.workbench, "_load_source", broken)
-    _, events = serve(session, msg.LoadRun(str(run_dir)), msg.ScoreText("abc"))
+    load = msg.LoadRun(str(run_dir))
+    _, events = serve(session, load, msg.ScoreText("abc"))
     errors = of(events, msg.Error)
-    assert errors[0].command == "LoadRun" and "torch choked" in errors[0].message
+    assert errors[0].request_id == load.request_id and "torch choked" in errors[0].message
     assert "no model loaded" in errors[1].message  # still serving after it
 
 
@@ -465,7 +503,7 @@ def test_a_cancel_ends_every_stream_and_answers_a_generate_not_yet_started(runs)
     long = {"prompt": "jo", "max_tokens": 50_000, "seed": 1}
     _, events = serve(session, msg.LoadRun(str(run_dir)),
                       msg.Generate(**long, request_id=1), msg.Generate(**long, request_id=2),
-                      msg.Cancel(), msg.Generate("jo", max_tokens=5, request_id=3))
+                      msg.Cancel(2), msg.Generate("jo", max_tokens=5, request_id=3))
     no_errors(events)
     done = {e.request_id: e for e in of(events, msg.Generated) if e.done}
     assert set(done) == {1, 2, 3}  # every request gets its last event
@@ -517,7 +555,7 @@ def test_a_failing_stream_ends_alone_and_names_its_request(runs):
     bad = msg.Generate("☃ is not in this vocabulary", max_tokens=5, request_id=2)
     _, events = serve(session, msg.LoadRun(str(run_dir)), good, bad)
     (error,) = of(events, msg.Error)
-    assert (error.command, error.request_id) == ("Generate", 2) and not error.fatal
+    assert error.request_id == bad.request_id == 2 and not error.fatal
     done = [e for e in of(events, msg.Generated) if e.done]
     assert [(e.request_id, e.tokens) for e in done] == [(1, 300)]
 

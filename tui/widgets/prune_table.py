@@ -14,7 +14,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from core.latency import format_latency, slower_than
-from core.messages import ModelFigures
+from core.values import ModelFigures
 
 ROWS = ("non-zero", "sparsity", "file size", "val loss", "perplexity", "top-1", "ROC AUC",
         "latency", "per token")
