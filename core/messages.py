@@ -34,7 +34,8 @@ class Command:
     """Base class of everything sent to the engine; `request_id` is given when it is made
     (keyword only: `Generate("jo", request_id=7)` to choose one)."""
 
-    request_id: int = field(default_factory=next_request_id, kw_only=True)
+    # (an envelope, not content: two commands asking the same are equal)
+    request_id: int = field(default_factory=next_request_id, kw_only=True, compare=False)
 
 
 @dataclass
@@ -176,7 +177,7 @@ class Event:
     """Base class of everything the engine reports; `request_id` is that of the command it
     answers (0: it answers none, e.g. a training's StepMetrics)."""
 
-    request_id: int = field(default=0, kw_only=True)
+    request_id: int = field(default=0, kw_only=True, compare=False)
 
     def answering(self, command: Command) -> Event:
         """This event, as the answer to `command` (it carries the command's request id)."""

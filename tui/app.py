@@ -24,24 +24,15 @@ from textual.widgets import ContentSwitcher, Footer
 
 from core import messages as msg
 from core.errors import LlmlabError
-from core.messages import LoadRun
 from core.session import Session
 from core.text import visible
+from core.values import EngineState
 from tui.commands import PaletteCommand
 from tui.document import SessionDocument
 from tui.engine_client import EngineClient
 from tui.hangup import HangupGuard
 from tui.keymap import bind, key_display, keys, load_user_keymap
-from tui.messages import (
-    EngineFailed,
-    EngineRequest,
-    EngineStatus,
-    EngineWarning,
-    HparamApplied,
-    LoadModelRequest,
-    RunBegan,
-    StepReported,
-)
+from tui.messages import EngineEvent, EngineRequest, LoadModelRequest
 from tui.panes import PANES, Pane, pane_bindings, pane_styles
 from tui.panes.dataset import DatasetPane
 from tui.panes.model import ModelPane, form_fields
@@ -85,7 +76,8 @@ class LlmlabApp(SessionActions, TrainingActions, App[None]):
     session_path: var[Path | None] = var(None)
     model_source: var[str | None] = var(None)  # the run / compressed model the engine has
     model_loading: var[str | None] = var(None)  # a LoadRun sent and not yet answered
-    engine_state: var[str] = var("idle")
+    model_request: var[int] = var(0)  # the request id of the last LoadRun sent (0: none)
+    engine_state: var[EngineState] = var(EngineState.IDLE)
     busy: var[bool] = var(False, bindings=True)  # a run goes: the training keys change
     engine_id: var[int] = var(0)  # engines started so far: a new one forgot every request
 
@@ -116,7 +108,7 @@ class LlmlabApp(SessionActions, TrainingActions, App[None]):
             self.register_theme(theme)
         wanted = self.settings.theme
         self.theme = wanted if wanted in self.available_themes else DEFAULT_THEME
-        self.client: EngineClient  # made on mount: it posts to the Train pane
+        self.client: EngineClient  # made on mount: it posts engine events to the app
 
     # ------------------------------------------------------------------ the document
 
@@ -143,7 +135,8 @@ class LlmlabApp(SessionActions, TrainingActions, App[None]):
             for pane_class in PANES:
                 yield pane_class(self.document).data_bind(
                     LlmlabApp.session_path, LlmlabApp.model_source, LlmlabApp.model_loading,
-                    LlmlabApp.engine_state, LlmlabApp.busy, LlmlabApp.engine_id)
+                    LlmlabApp.model_request, LlmlabApp.engine_state, LlmlabApp.busy,
+                    LlmlabApp.engine_id)
         yield Footer(compact=True)
 
     def notify(self, message: str, **kwargs: Any) -> None:
@@ -158,7 +151,7 @@ class LlmlabApp(SessionActions, TrainingActions, App[None]):
             self.set_keymap(keymap)
         from tui.engine_client import quiet_engine
 
-        self.client = EngineClient(self.train_pane, self._engine_factory or quiet_engine,
+        self.client = EngineClient(self, self._engine_factory or quiet_engine,
                                    observe=self._engine_event_seen)
         for pane in self.panes():
             if pane.ENGINE_EVENTS:
@@ -267,15 +260,34 @@ class LlmlabApp(SessionActions, TrainingActions, App[None]):
         except ScreenStackError:
             return None
 
-    def on_engine_status(self, message: EngineStatus) -> None:
+    def on_engine_event(self, message: EngineEvent) -> None:
+        """What the app itself does with an engine event (the panes get their own copies of
+        those they name in ENGINE_EVENTS)."""
+        match message.event:
+            case msg.Status() as e:
+                self._engine_status(e)
+            case msg.RunStarted() as e:
+                if title := self._title_bar():
+                    title.step = f"0/{e.max_steps}"
+            case msg.StepMetrics() as e:
+                if title := self._title_bar():
+                    title.step = f"{e.step}/{e.max_steps}"
+            case msg.HparamChanged() as e:
+                self.live[e.name] = e.new
+            case msg.Warning() as e:
+                self.notify(e.message, title="engine", severity="warning", timeout=8)
+            case msg.Error() as e:
+                self._engine_failed(e)
+
+    def _engine_status(self, event: msg.Status) -> None:
         title = self._title_bar()
         if title is None or self._quitting:
             return
-        title.state = message.event.state
-        if message.event.state in ("finished", "stopped", "failed"):
+        title.state = event.state
+        if event.state.ended:
             self._offer_run_changes()
             self.run_session = None
-        if message.event.state in ("finished", "stopped") and self.client.run_dir:
+        if event.state in (EngineState.FINISHED, EngineState.STOPPED) and self.client.run_dir:
             # The run just trained is the model to prune, sample from and score text with.
             self.load_model(self.client.run_dir, quiet=True)
         self.refresh_bindings()
@@ -298,11 +310,13 @@ class LlmlabApp(SessionActions, TrainingActions, App[None]):
         try:
             self.client.ensure(self.session)
             self._engine_synced()
-            self.client.send(LoadRun(str(path)))
+            load = msg.LoadRun(str(path))
+            self.client.send(load)
         except LlmlabError as e:
             self.notify(str(e), severity="error")
             return
         self.model_loading = str(path)
+        self.model_request = load.request_id
         self.notify(f"loading {path} …", timeout=3)
 
     def _newest_run(self) -> str | None:
@@ -363,27 +377,12 @@ class LlmlabApp(SessionActions, TrainingActions, App[None]):
             self.model_source = event.source
             if self.model_loading == event.source:
                 self.model_loading = None
-        elif isinstance(event, msg.Error) and event.command == "LoadRun":
+        elif isinstance(event, msg.Error) and event.request_id == self.model_request:
             self.model_loading = None
 
-    def on_run_began(self, message: RunBegan) -> None:
-        if title := self._title_bar():
-            title.step = f"0/{message.event.max_steps}"
-
-    def on_step_reported(self, message: StepReported) -> None:
-        e = message.event
-        if title := self._title_bar():
-            title.step = f"{e.step}/{e.max_steps}"
-
-    def on_hparam_applied(self, message: HparamApplied) -> None:
-        self.live[message.event.name] = message.event.new
-
-    def on_engine_warning(self, message: EngineWarning) -> None:
-        self.notify(message.event.message, title="engine", severity="warning", timeout=8)
-
-    def on_engine_failed(self, message: EngineFailed) -> None:
-        text = message.event.message
-        trace = message.event.details.get("traceback")
+    def _engine_failed(self, event: msg.Error) -> None:
+        text = event.message
+        trace = event.details.get("traceback")
         if trace:  # a bug rather than a user error: keep the details for a report
             from tui.engine_client import engine_log_path
 

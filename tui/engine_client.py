@@ -1,8 +1,10 @@
 """The bridge between the app and the engine process.
 
 `EngineClient` owns the `core.worker.EngineProcess` (spawned: the UI process never imports
-torch), sends it commands, and polls its events on a timer (20 times a second) to post them as
-Textual messages (`tui.messages.Engine*`) to a target widget, from which they bubble to the app.
+torch), sends it commands, and polls its events on a timer (20 times a second) to post each as
+a `tui.messages.EngineEvent` to the app, and a copy to every pane subscribed to its type.
+Commands carry their request ids from when they are made (core.messages.Command), so the pane
+that made one knows the id its answers and errors will carry.
 The engine is bound to the session it was spawned with, so a Start with an edited session
 spawns a fresh engine (the old, idle one is shut down in the background).
 """
@@ -24,10 +26,10 @@ from textual.timer import Timer
 from core import messages as msg
 from core.errors import LlmlabError
 from core.session import Session
+from core.values import EngineState
 from core.worker import EngineProcess
-from tui.messages import EngineMessage, engine_message
+from tui.messages import EngineEvent
 
-BUSY_STATES = ("preparing", "running", "paused", "stopping")
 POLL_INTERVAL = 1 / 20
 ENGINE_LOG = "engine.log"
 def engine_log_path() -> Path:
@@ -66,13 +68,13 @@ class EngineClient:
         self.factory = factory
         self.observe = observe
         self.engine: EngineProcess | None = None
-        self.state = "idle"
+        self.state = EngineState.IDLE
         self.run_dir: str | None = None
         self._spawned_for: tuple[Any, ...] | None = None
         self._starting = False  # a Start is sent and not yet acknowledged
         self._timer: Timer | None = None
         self._retiring: list[threading.Thread] = []
-        self._subscribers: dict[type[EngineMessage], list[MessagePump]] = {}
+        self._subscribers: dict[type[msg.Event], list[MessagePump]] = {}
         self.spawned = 0  # engines started so far: a new one has no model loaded
 
     # ------------------------------------------------------------------ state
@@ -80,7 +82,7 @@ class EngineClient:
     @property
     def busy(self) -> bool:
         """A run is being prepared, trains, is paused or is stopping."""
-        return self._starting or self.state in BUSY_STATES
+        return self._starting or self.state.busy
 
     @property
     def alive(self) -> bool:
@@ -101,7 +103,7 @@ class EngineClient:
         assert self.engine is not None
         self.engine.send(msg.Start(resume))
         self._starting = True
-        self.state = "preparing"
+        self.state = EngineState.PREPARING
         return fresh
 
     def ensure(self, session: Session) -> bool:
@@ -142,8 +144,8 @@ class EngineClient:
 
     # ------------------------------------------------------------------ events
 
-    def subscribe(self, widget: MessagePump, *kinds: type[EngineMessage]) -> None:
-        """Post `kinds` of engine messages to `widget` as well (they do not bubble from it:
+    def subscribe(self, widget: MessagePump, *kinds: type[msg.Event]) -> None:
+        """Post the engine events of `kinds` to `widget` as well (they do not bubble from it:
         the app gets its own copy)."""
         for kind in kinds:
             self._subscribers.setdefault(kind, []).append(widget)
@@ -163,7 +165,7 @@ class EngineClient:
 
     def _dispatch(self, event: msg.Event) -> None:
         if isinstance(event, msg.Status):
-            if self._starting and event.state == "idle":
+            if self._starting and event.state is EngineState.IDLE:
                 return  # a fresh engine saying hello before it sees the Start
             self._starting = False
             self.state = event.state
@@ -171,10 +173,9 @@ class EngineClient:
             self.run_dir = event.run_dir
         if self.observe is not None:
             self.observe(event)
-        message = engine_message(event)
-        self.target.post_message(message)
-        for widget in self._subscribers.get(type(message), ()):
-            copy_for = type(message)(message.event)
+        self.target.post_message(EngineEvent(event))
+        for widget in self._subscribers.get(type(event), ()):
+            copy_for = EngineEvent(event)
             copy_for.stop()  # handled there only, never bubbling to the app a second time
             widget.post_message(copy_for)
 

@@ -2,7 +2,7 @@
 
 Widgets never call the engine or edit the session themselves: a form control posts
 `SessionEdited`, the Dataset pane posts `CorpusLoaded`, and the engine bridge
-(`tui.engine_client`) turns each `core.messages` event into one of the `Engine*` messages here.
+(`tui.engine_client`) posts each `core.messages` event as one `EngineEvent` carrying it.
 """
 
 from __future__ import annotations
@@ -93,120 +93,12 @@ class ResumeRunRequest(Message):
 # --------------------------------------------------------------------------- engine events
 
 
-class EngineMessage(Message):
-    """An event from the engine; `event` is the core.messages dataclass."""
+class EngineEvent(Message):
+    """An event from the engine, as it came: `event` is the core.messages dataclass, under
+    its one name (a pane asks `isinstance(message.event, msg.ModelLoaded)`, not for a Textual
+    alias). The bridge posts it to the app and a copy to each pane whose `ENGINE_EVENTS` name
+    its type (`EngineClient.subscribe`)."""
 
     def __init__(self, event: msg.Event) -> None:
         super().__init__()
         self.event = event
-
-
-class EngineStatus(EngineMessage):
-    event: msg.Status
-
-
-class RunBegan(EngineMessage):
-    event: msg.RunStarted
-
-
-class StepReported(EngineMessage):
-    event: msg.StepMetrics
-
-
-class EvalReported(EngineMessage):
-    event: msg.EvalMetrics
-
-
-class CheckpointReported(EngineMessage):
-    event: msg.CheckpointSaved
-
-
-class HparamApplied(EngineMessage):
-    event: msg.HparamChanged
-
-
-class EngineWarning(EngineMessage):
-    event: msg.Warning
-
-
-class EngineFailed(EngineMessage):
-    event: msg.Error
-
-
-# The workbench's events (a loaded model, pruning, generating, scoring). The bridge posts them
-# to the app and to every pane that subscribed to them (`EngineClient.subscribe`).
-
-
-class ModelReady(EngineMessage):
-    event: msg.ModelLoaded
-
-
-class CandidateMeasured(EngineMessage):
-    event: msg.Compressed
-
-
-class SweepPointReported(EngineMessage):
-    event: msg.SweepPointMeasured
-
-
-class FinetuneReported(EngineMessage):
-    event: msg.FinetuneStep
-
-
-class CompressedWritten(EngineMessage):
-    event: msg.CompressedSaved
-
-
-class TextGenerated(EngineMessage):
-    event: msg.Generated
-
-
-class SurpriseScored(EngineMessage):
-    event: msg.TextScored
-
-
-class SparsityReported(EngineMessage):
-    event: msg.SparsityChanged
-
-
-class TrainingWaiting(EngineMessage):
-    event: msg.TrainingWaits
-
-
-class EvaluationReported(EngineMessage):
-    event: msg.Evaluated
-
-
-class SampleReported(EngineMessage):
-    event: msg.EvalSample
-
-
-_BY_EVENT: dict[type[msg.Event], type[EngineMessage]] = {
-    msg.Status: EngineStatus,
-    msg.RunStarted: RunBegan,
-    msg.StepMetrics: StepReported,
-    msg.EvalMetrics: EvalReported,
-    msg.CheckpointSaved: CheckpointReported,
-    msg.HparamChanged: HparamApplied,
-    msg.Warning: EngineWarning,
-    msg.Error: EngineFailed,
-    msg.ModelLoaded: ModelReady,
-    msg.Compressed: CandidateMeasured,
-    msg.SweepPointMeasured: SweepPointReported,
-    msg.FinetuneStep: FinetuneReported,
-    msg.CompressedSaved: CompressedWritten,
-    msg.Generated: TextGenerated,
-    msg.TextScored: SurpriseScored,
-    msg.SparsityChanged: SparsityReported,
-    msg.TrainingWaits: TrainingWaiting,
-    msg.Evaluated: EvaluationReported,
-    msg.EvalSample: SampleReported,
-}
-
-
-def engine_message(event: msg.Event) -> EngineMessage:
-    """The Textual message for an engine event (an unknown kind arrives as a warning)."""
-    cls = _BY_EVENT.get(type(event))
-    if cls is None:
-        return EngineWarning(msg.Warning(f"unexpected engine event {type(event).__name__}"))
-    return cls(event)

@@ -227,10 +227,11 @@ class TrainingActions:
         try:
             if self.client.ensure(self.session):
                 self._engine_replaced()
-            self.client.send(msg.Evaluate(split))
+            evaluate = msg.Evaluate(split)
+            self.client.send(evaluate)
         except LlmlabError as e:
             self.notify(str(e), severity="error")
             return
-        self.train_pane.evaluating(split)
+        self.train_pane.evaluating(split, evaluate.request_id)
         if self.current_pane != "train":
             self.call_next(self.show_pane, "train")

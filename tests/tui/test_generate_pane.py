@@ -284,8 +284,9 @@ def script(command: msg.Command) -> list[msg.Event]:
     if isinstance(command, msg.Generate):
         text = STORY[: command.max_tokens]
         pieces = [text[i:i + 8] for i in range(0, len(text), 8)]
-        return [msg.Generated(command.request_id, piece, min(8 * (i + 1), len(text)), 512.0,
-                              done=i == len(pieces) - 1, model=command.model)
+        return [msg.Generated(piece, min(8 * (i + 1), len(text)), 512.0,
+                              done=i == len(pieces) - 1, model=command.model,
+                              request_id=command.request_id)
                 for i, piece in enumerate(pieces)]
     return []
 
@@ -475,9 +476,9 @@ async def test_stop_after_the_engine_was_replaced(tmp_path: Path) -> None:
 
 
 def _generated(request_id: int, text: str):
-    from tui.messages import TextGenerated
+    from tui.messages import EngineEvent
 
-    return TextGenerated(msg.Generated(request_id, text, 3, 1.0, done=True))
+    return EngineEvent(msg.Generated(text, 3, 1.0, done=True, request_id=request_id))
 
 
 def test_snapshot_after_a_generation(snap_compare, tmp_path: Path) -> None:

@@ -292,16 +292,16 @@ class ScriptedWorkbench:
         return events
 
     def answer(self, command: msg.Command) -> list[msg.Event]:
-        rid = getattr(command, "request_id", 0)
+        rid = command.request_id
         if isinstance(command, msg.LoadRun):
-            return [msg.ModelLoaded(SOURCE, "gpt", 60, 17, 32, DENSE)]
+            return [msg.ModelLoaded(SOURCE, "gpt", 60, 17, 32, DENSE, request_id=rid)]
         if isinstance(command, msg.PruneTo):
             if self.fail:
-                return [msg.Error("internal error: scripted", fatal=False, command="PruneTo",
-                                  request_id=rid)]
+                return [msg.Error("internal error: scripted", fatal=False, request_id=rid)]
             s = command.sparsity
             self.candidate = figures(f"{command.method} {s:.0%}", s, loss_at(s))
-            events: list[msg.Event] = [msg.Compressed(self.candidate, DENSE, 0.01, rid)]
+            events: list[msg.Event] = [msg.Compressed(self.candidate, DENSE, 0.01,
+                                                      request_id=rid)]
             if self.hold:
                 self.held += events
                 return []
@@ -314,12 +314,13 @@ class ScriptedWorkbench:
         if isinstance(command, msg.Quantize):
             c = self.candidate
             return [msg.Compressed(figures(f"{c.label} int8", c.sparsity, c.loss + 0.004,
-                                           size=16012), DENSE, 0.02, rid)]
+                                           size=16012), DENSE, 0.02, request_id=rid)]
         if isinstance(command, msg.FineTune):
-            steps = [msg.FinetuneStep(i, command.steps, 2.5 - i / 10, rid) for i in (1, 2, 3)]
+            steps = [msg.FinetuneStep(i, command.steps, 2.5 - i / 10, request_id=rid)
+                     for i in (1, 2, 3)]
             c = self.candidate
             self.candidate = figures(f"{c.label} +3 steps", c.sparsity, c.loss - 0.05)
-            done = msg.Compressed(self.candidate, DENSE, 0.1, rid)
+            done = msg.Compressed(self.candidate, DENSE, 0.1, request_id=rid)
             if self.hold_finetune:
                 self._finetune = [done]
                 return steps
@@ -328,7 +329,7 @@ class ScriptedWorkbench:
             out, self._finetune = self._finetune, []
             return out
         if isinstance(command, msg.SaveCompressed):
-            return [msg.CompressedSaved(f"{SOURCE}/compressed/magnitude-50", rid)]
+            return [msg.CompressedSaved(f"{SOURCE}/compressed/magnitude-50", request_id=rid)]
         return []
 
 
@@ -610,7 +611,7 @@ def test_fine_tune_pressed_while_measuring_keeps_the_fine_tuned_result(
             # A stale answer (an older request's, arriving late) changes nothing shown.
             first = sent(engine, msg.PruneTo)[0]
             engine.pending.append(msg.Compressed(figures("magnitude 5%", 0.05, 9.9), DENSE,
-                                                 0.01, first.request_id))
+                                                 0.01, request_id=first.request_id))
             engine.pending.append(msg.SweepPointMeasured("magnitude", 0.5, 0.5, 9.9, 1.0, 0.1,
                                                          0.2, request_id=first.request_id))
             await pilot.pause(0.2)

@@ -175,9 +175,11 @@ def scored_script() -> Callable[[msg.Command], list[msg.Event]]:
             return [msg.ModelLoaded(command.path, "gpt", 60, 17, 32, _figures())]
         if isinstance(command, msg.ScoreText):
             if not loaded:
-                return [msg.Error("no model loaded: load a run first (LoadRun)", fatal=False)]
+                return [msg.Error("no model loaded: load a run first (LoadRun)", fatal=False,
+                                  request_id=command.request_id)]
             spans, losses, mean = scripted_losses(command.text)
-            return [msg.TextScored(command.request_id, loaded[-1], spans, losses, mean)]
+            return [msg.TextScored(loaded[-1], spans, losses, mean,
+                                   request_id=command.request_id)]
         return []
 
     return script
@@ -241,7 +243,7 @@ def test_h_without_any_run_says_how_to_get_a_model(tmp_path: Path) -> None:
 
 
 def test_another_model_scores_again_and_stale_answers_are_ignored(tmp_path: Path) -> None:
-    from tui.messages import LoadModelRequest, SurpriseScored
+    from tui.messages import EngineEvent, LoadModelRequest
 
     engines: list[FakeEngine] = []
     app = _scripted_app(tmp_path, engines)
@@ -268,8 +270,9 @@ def test_another_model_scores_again_and_stale_answers_are_ignored(tmp_path: Path
             assert len(scores) == 2 and scores[0].request_id != scores[1].request_id
 
             # A late answer to the first request changes nothing.
-            stale = msg.TextScored(scores[0].request_id, "elsewhere", [(0, 1)], [9.0], 9.0)
-            pane.post_message(SurpriseScored(stale))
+            stale = msg.TextScored("elsewhere", [(0, 1)], [9.0], 9.0,
+                                   request_id=scores[0].request_id)
+            pane.post_message(EngineEvent(stale))
             await pilot.pause()
             assert pane.scored.source == str(other) and len(preview.losses) == len(preview.text)
 

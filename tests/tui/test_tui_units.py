@@ -179,7 +179,7 @@ def test_engine_events_reach_subscribers_once_without_bubbling_twice() -> None:
     does not bubble, to each widget subscribed to its kind."""
     from core import messages as msg
     from tui.engine_client import EngineClient
-    from tui.messages import CandidateMeasured, EngineStatus, ModelReady
+    from tui.messages import EngineEvent
 
     class Pump:
         def __init__(self) -> None:
@@ -191,13 +191,14 @@ def test_engine_events_reach_subscribers_once_without_bubbling_twice() -> None:
 
     target, pane, other = Pump(), Pump(), Pump()
     client = EngineClient(target)  # type: ignore[arg-type]
-    client.subscribe(pane, ModelReady, EngineStatus)  # type: ignore[arg-type]
-    client.subscribe(other, CandidateMeasured)  # type: ignore[arg-type]
+    client.subscribe(pane, msg.ModelLoaded, msg.Status)  # type: ignore[arg-type]
+    client.subscribe(other, msg.Compressed)  # type: ignore[arg-type]
     figures = msg.ModelFigures("dense", 10, 10, 0.0, 40, 1.0, 2.7, 0.5, 0.9, 1.0)
     client._dispatch(msg.ModelLoaded("runs/a/1", "gpt", 60, 17, 32, figures))
     client._dispatch(msg.Status("idle"))
-    assert [type(m) for m in target.got] == [ModelReady, EngineStatus]
-    assert [type(m) for m in pane.got] == [ModelReady, EngineStatus]
+    assert [type(m) for m in target.got + pane.got] == [EngineEvent] * 4
+    assert [type(m.event) for m in target.got] == [msg.ModelLoaded, msg.Status]
+    assert [type(m.event) for m in pane.got] == [msg.ModelLoaded, msg.Status]
     assert other.got == []
     assert all(m._stop_propagation for m in pane.got)  # the app already has its own copy
     assert not any(m._stop_propagation for m in target.got)
@@ -248,12 +249,12 @@ def test_engine_events_after_the_screen_is_gone_are_ignored(tmp_path: Path) -> N
 
     from core import messages as msg
     from tui.app import LlmlabApp
-    from tui.messages import EngineStatus, RunBegan, StepReported
+    from tui.messages import EngineEvent
 
     app = LlmlabApp(small_session(tmp_path), None)
-    app.on_engine_status(EngineStatus(msg.Status("stopped")))
-    app.on_run_began(RunBegan(msg.RunStarted("r", "gpt", 1, 1, 1, 10, 0, "cpu", "fp32")))
-    app.on_step_reported(StepReported(msg.StepMetrics(1, 8, 1.0, 1e-3, 1.0, 1.0, 0.0, 0.1)))
+    app.on_engine_event(EngineEvent(msg.Status("stopped")))
+    app.on_engine_event(EngineEvent(msg.RunStarted("r", "gpt", 1, 1, 1, 10, 0, "cpu", "fp32")))
+    app.on_engine_event(EngineEvent(msg.StepMetrics(1, 8, 1.0, 1e-3, 1.0, 1.0, 0.0, 0.1)))
     assert app.model_loading is None
 
 
@@ -288,7 +289,6 @@ def test_a_narrow_title_bar_shortens_the_session_name_not_the_state() -> None:
 def test_the_app_sees_an_engine_event_before_any_pane() -> None:
     from core import messages as msg
     from tui.engine_client import EngineClient
-    from tui.messages import ModelReady
 
     order: list[str] = []
 
@@ -302,7 +302,7 @@ def test_the_app_sees_an_engine_event_before_any_pane() -> None:
 
     client = EngineClient(Pump("target"),  # type: ignore[arg-type]
                           observe=lambda event: order.append(type(event).__name__))
-    client.subscribe(Pump("pane"), ModelReady)  # type: ignore[arg-type]
+    client.subscribe(Pump("pane"), msg.ModelLoaded)  # type: ignore[arg-type]
     figures = msg.ModelFigures("dense", 10, 10, 0.0, 40, 1.0, 2.7, 0.5, 0.9, 1.0)
     client._dispatch(msg.ModelLoaded("runs/a/1", "gpt", 60, 17, 32, figures))
     assert order == ["ModelLoaded", "target", "pane"]

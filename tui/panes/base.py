@@ -1,9 +1,10 @@
 """What every pane is: the one contract between the app and its panes.
 
 A pane says who it is (`KEY`, `TITLE`, `ABOUT`), which keys it has (`BINDINGS`: the help
-screen lists them), which engine events it wants (`ENGINE_EVENTS`), how it shows the session
-(`show_session`) and which commands it adds to the palette (`palette_commands`). The app
-builds itself from the registry in `tui/panes/__init__.py`: compose, switching, the title bar,
+screen lists them), which engine events it wants (`ENGINE_EVENTS`: core.messages event
+types, each handed to `engine_event`), how it shows the session (`show_session`) and which
+commands it adds to the palette (`palette_commands`). The app builds itself from the registry
+in `tui/panes/__init__.py`: compose, switching, the title bar,
 the palette's "Go to", the help screen and the engine subscriptions.
 
 State flows down, messages go up. The app state a pane reads (the session path, the loaded
@@ -25,9 +26,12 @@ from textual.containers import Vertical
 from textual.message import Message
 from textual.reactive import var
 
+from core.values import EngineState
 from tui.keymap import key_display, keys
+from tui.messages import EngineEvent
 
 if TYPE_CHECKING:
+    from core.messages import Event
     from core.session import Session
     from tui.commands import PaletteCommand
     from tui.document import SessionDocument
@@ -38,15 +42,17 @@ class Pane(Vertical, can_focus=True):
     TITLE: ClassVar[str]  # its name in the title bar, the palette and the help ("Dataset")
     ABOUT: ClassVar[str] = ""  # what is in it, in a few words, for the palette and the help
     WANTS_MODEL: ClassVar[bool] = False  # shown, it has the app load the session's newest run
-    # The engine messages the pane wants: the app subscribes it to them on mount.
-    ENGINE_EVENTS: ClassVar[tuple[type[Message], ...]] = ()
+    # The engine events (core.messages types) the pane wants: the app subscribes it to them
+    # on mount, and each arrives at `engine_event`.
+    ENGINE_EVENTS: ClassVar[tuple[type[Event], ...]] = ()
 
     # App state, bound to the app's reactives of the same names (data_bind in the app's
     # compose): set by the app, read here.
     session_path: var[Path | None] = var(None)  # the session's file (also `doc.path`)
     model_source: var[str | None] = var(None)  # the run / compressed model the engine has
     model_loading: var[str | None] = var(None)  # a model asked for and not loaded yet
-    engine_state: var[str] = var("idle")
+    model_request: var[int] = var(0)  # the request id of the app's last LoadRun (0: none)
+    engine_state: var[EngineState] = var(EngineState.IDLE)
     busy: var[bool] = var(False)  # a training run goes (preparing, running, paused, stopping)
     engine_id: var[int] = var(0)  # which engine process: a new one has forgotten all requests
 
@@ -82,6 +88,14 @@ class Pane(Vertical, can_focus=True):
     def show_session(self, doc: SessionDocument, force: bool = False) -> None:
         """The session changed (an edit here or elsewhere, a file saved or opened): show it.
         `force`: also over text being typed (a session replaced as a whole)."""
+
+    def on_engine_event(self, message: EngineEvent) -> None:
+        self.engine_event(message.event)
+
+    def engine_event(self, event: Event) -> None:
+        """An engine event of a type in `ENGINE_EVENTS`. An answer carries the request id of
+        the command it answers (`event.request_id`): a pane keeps the ids of the commands it
+        sent, and tells its own answers from other panes' by them."""
 
     def palette_commands(self) -> list[PaletteCommand]:
         """The pane's own commands in the palette (ctrl+p), besides its "Go to"."""

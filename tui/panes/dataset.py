@@ -13,7 +13,7 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 from textual import work
 from textual.app import ComposeResult
@@ -23,6 +23,7 @@ from textual.timer import Timer
 from textual.widgets import Input, Label, Select, Static
 from textual.worker import get_current_worker
 
+from core import messages as msg
 from core.messages import ScoreText
 from core.samples import SAMPLE_PREFIX, SAMPLES
 from core.session import DataConfig, field_doc
@@ -33,13 +34,9 @@ from tui.messages import (
     CorpusFailed,
     CorpusLoaded,
     CorpusProgress,
-    EngineFailed,
-    EngineMessage,
     EngineRequest,
     LoadModelRequest,
-    ModelReady,
     SessionEdited,
-    SurpriseScored,
 )
 from tui.panes.base import Pane
 from tui.text import fit_words
@@ -53,8 +50,6 @@ BROWSE = "browse…"
 TYPED_PATH = "path"
 PREVIEW_CHARS = 1200
 RELOAD_DELAY = 0.4  # seconds of quiet after an edit before the corpus is read again
-# ScoreText request ids of this pane start here, apart from any other pane's.
-SCORE_REQUEST_BASE = 1_000_000
 BOUNDARY_TITLE = "preview: token boundaries in alternating colours · {key}: surprise heatmap"
 NO_MODEL = ("no model to score the preview with: train one ({start}), or load a run in the "
             "Runs pane ({runs})")
@@ -99,9 +94,7 @@ class DatasetPane(Pane):
     KEY = "d"
     TITLE = "Dataset"
     ABOUT = "corpus, tokenizer, statistics, preview"
-    # Engine messages the heatmap needs (the app subscribes the pane to them on mount).
-    ENGINE_EVENTS: ClassVar[tuple[type[EngineMessage], ...]] = (ModelReady, SurpriseScored,
-                                                                EngineFailed)
+    ENGINE_EVENTS = (msg.ModelLoaded, msg.TextScored, msg.Error)  # (the heatmap's)
     BINDINGS = [
         bind("dataset.browse", "browse", "Browse",
              help="Pick a corpus: a text file or a folder of them"),
@@ -128,7 +121,6 @@ class DatasetPane(Pane):
         self.heatmap = False  # the user asked for it (h); it shows once the text is scored
         self.scored: Any = None  # core.messages.TextScored of the shown text, or None
         self.heat_error: str | None = None
-        self._next_request = SCORE_REQUEST_BASE
         self._pending: int | None = None  # the ScoreText waiting for its answer
         self._pending_key: tuple[str, str] | None = None  # (text, model) it scores
         self._scored_key: tuple[str, str] | None = None
@@ -467,35 +459,42 @@ class DatasetPane(Pane):
                               self._model_steps.get(scored.source))
         elif key != self._pending_key:
             preview.hide_heat()
-            self._next_request += 1
-            self._pending, self._pending_key = self._next_request, key
-            self.post_message(EngineRequest(ScoreText(text, self._pending)))
+            score = ScoreText(text)
+            self._pending, self._pending_key = score.request_id, key
+            self.post_message(EngineRequest(score))
             legend.show_message(f"scoring the preview under {run_name(source)} …")
 
-    def on_model_ready(self, message: ModelReady) -> None:
-        event = message.event
+    def engine_event(self, event: msg.Event) -> None:
+        match event:
+            case msg.ModelLoaded():
+                self._model_loaded(event)
+            case msg.TextScored():
+                self._scored(event)
+            case msg.Error():
+                self._score_failed(event)
+
+    def _model_loaded(self, event: msg.ModelLoaded) -> None:
         self._model_steps[event.source] = event.step
         self._awaiting_model = False
         if self.heatmap:
             self.heat_error = None
             self.update_heatmap(event.source)
 
-    def on_surprise_scored(self, message: SurpriseScored) -> None:
-        event = message.event
+    def _scored(self, event: msg.TextScored) -> None:
         if event.request_id != self._pending:
             return  # an answer for text or a model no longer shown
         self._scored_key, self._pending, self._pending_key = self._pending_key, None, None
         self.scored = event
         self.update_heatmap(self._scored_key[1] if self._scored_key else None)
 
-    def on_engine_failed(self, message: EngineFailed) -> None:
+    def _score_failed(self, e: msg.Error) -> None:
         """A scoring (or the model load it waits for) failed: one line, the boundaries stay."""
-        e = message.event
-        ours = ((e.command == "ScoreText" and e.request_id == self._pending)
-                or (e.command == "LoadRun" and self._awaiting_model))
+        ours = e.request_id != 0 and (
+            e.request_id == self._pending
+            or (self._awaiting_model and e.request_id == self.model_request))
         if not self.heatmap or not ours:
             return
         self._pending = self._pending_key = None
         self._awaiting_model = False
-        self.heat_error = message.event.message
+        self.heat_error = e.message
         self.update_heatmap()

@@ -2,7 +2,7 @@
 
 The pane never runs a model: it posts `EngineRequest(Generate(...))` (the app sends it to the
 engine, whose workbench holds the loaded run and, after pruning, the compressed candidate) and
-shows the `TextGenerated` events that come back, each carrying the new piece of text, the
+shows the `Generated` events that come back, each carrying the new piece of text, the
 tokens so far and tokens/s. Every request has its own id; events of any other id (an earlier
 generation that was replaced) are ignored. Side by side, the same prompt and seed go to the
 dense and the compressed model as two requests, which the engine runs together (a token of
@@ -17,7 +17,6 @@ For benchmarks (bench/ui.py): `tokens_per_s` holds the last tokens/s shown per m
 
 from __future__ import annotations
 
-import itertools
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -33,15 +32,7 @@ from core.session import GenerateConfig
 from tui.commands import PaletteCommand
 from tui.document import SessionDocument
 from tui.keymap import bind
-from tui.messages import (
-    CandidateMeasured,
-    EngineFailed,
-    EngineMessage,
-    EngineRequest,
-    ModelReady,
-    SessionEdited,
-    TextGenerated,
-)
+from tui.messages import EngineRequest, SessionEdited
 from tui.panes.base import Pane
 from tui.widgets.generate_controls import MODELS, GenerateControls
 from tui.widgets.generate_output import GenerateColumn
@@ -72,9 +63,7 @@ class GeneratePane(Pane):
         bind("pane.next_field", "move_field(1)", "", show=False),
         bind("pane.previous_field", "move_field(-1)", "", show=False),
     ]
-    # Engine messages this pane wants (the app subscribes it to them on mount).
-    ENGINE_EVENTS: ClassVar[tuple[type[EngineMessage], ...]] = (
-        TextGenerated, ModelReady, CandidateMeasured, EngineFailed)
+    ENGINE_EVENTS = (msg.Generated, msg.ModelLoaded, msg.Compressed, msg.Error)
 
     def __init__(self, doc: SessionDocument, **kwargs: Any) -> None:
         super().__init__(doc, **kwargs)
@@ -84,7 +73,6 @@ class GeneratePane(Pane):
         self.runs_dir: Path | None = None
         self.loaded: msg.ModelLoaded | None = None
         self.requests: dict[int, str] = {}  # request id -> model, for the requests under way
-        self._ids = itertools.count(1)
         self._stopping = False
         self._engine = 0  # which engine the requests went to (EngineClient.spawned)
         self.text_source: str | None = None  # the model the text shown was generated from
@@ -224,19 +212,27 @@ class GeneratePane(Pane):
     def on_show(self) -> None:
         self.show_source()
 
-    def on_model_ready(self, message: ModelReady) -> None:
-        self.loaded = message.event
+    def engine_event(self, event: msg.Event) -> None:
+        match event:
+            case msg.Generated():
+                self._generated(event)
+            case msg.ModelLoaded():
+                self._model_loaded(event)
+            case msg.Compressed():
+                self.column("compressed").set_label(event.figures.label)
+            case msg.Error():
+                self._failed(event)
+
+    def _model_loaded(self, event: msg.ModelLoaded) -> None:
+        self.loaded = event
         self.column("compressed").set_label("")  # a new model has no candidate yet
-        if self.text_source not in (None, message.event.source) and not self.requests:
+        if self.text_source not in (None, event.source) and not self.requests:
             for model in MODELS:  # (text of the previous model must not pass for this one's)
                 self.column(model).clear()
             self.text_source = None
-            self.app.notify(f"model changed to {self._short(message.event.source)}: the "
+            self.app.notify(f"model changed to {self._short(event.source)}: the "
                             "previous model's text was cleared", timeout=4)
         self.show_source()
-
-    def on_candidate_measured(self, message: CandidateMeasured) -> None:
-        self.column("compressed").set_label(message.event.figures.label)
 
     # ------------------------------------------------------------------ generating
 
@@ -261,22 +257,20 @@ class GeneratePane(Pane):
         self.text_source = self.model_source or self.model_loading
         self._engine = self.engine_id
         for model in self.shown_models():
-            request_id = next(self._ids)
             command = msg.Generate(
                 prompt, max_tokens=int(values["max_tokens"]),
                 temperature=float(values["temperature"]), top_k=int(values["top_k"]),
                 top_p=float(values["top_p"]), repetition_penalty=cfg.repetition_penalty,
-                stop=tuple(cfg.stop), seed=int(values["seed"]), model=model,
-                request_id=request_id)
-            self.requests[request_id] = model
+                stop=tuple(cfg.stop), seed=int(values["seed"]), model=model)
+            self.requests[command.request_id] = model
             self.column(model).begin(prompt, command.max_tokens)
             self.post_message(EngineRequest(command))
 
     def _cancel(self) -> None:
-        """One Cancel ends every generation under way (the engine runs them together) and
-        answers each request with its last event."""
-        if self.requests:
-            self.post_message(EngineRequest(msg.Cancel()))
+        """A Cancel per generation under way, naming it (the engine runs them together, and
+        ends them together); each request is answered with its last event."""
+        for request_id in self.requests:
+            self.post_message(EngineRequest(msg.Cancel(request_id)))
 
     def action_stop(self) -> None:
         if not self.requests:
@@ -294,8 +288,7 @@ class GeneratePane(Pane):
         for model in self.requests.values():
             self.column(model).set_state("stopping")
 
-    def on_text_generated(self, message: TextGenerated) -> None:
-        e = message.event
+    def _generated(self, e: msg.Generated) -> None:
         model = self.requests.get(e.request_id)
         if model is None:
             return  # an earlier generation's late words
@@ -310,17 +303,15 @@ class GeneratePane(Pane):
         elif self._stopping:
             column.set_state("stopping")
 
-    def on_engine_failed(self, message: EngineFailed) -> None:
+    def _failed(self, e: msg.Error) -> None:
         """A Generate the engine refused (no candidate, a bad value, a prompt the tokenizer
         cannot encode) comes back as an error naming its request."""
-        e = message.event
-        if e.command == "LoadRun":
+        if e.request_id and e.request_id == self.model_request:  # the app's LoadRun
             self.show_source()
-        if e.command != "Generate" or e.request_id not in self.requests:
+        if e.request_id not in self.requests:
             return
-        request_id, model = e.request_id, self.requests[e.request_id]
-        del self.requests[request_id]
-        text = message.event.message
+        model = self.requests.pop(e.request_id)
+        text = e.message
         if "nothing to generate" in text:
             text = (f"{text} (Prune pane: {self._key('app.prune')})")
         self.column(model).finish("failed", text)

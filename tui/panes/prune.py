@@ -16,8 +16,6 @@ sweep's), and never lets an older result overwrite a newer one on the table.
 
 from __future__ import annotations
 
-import dataclasses
-import itertools
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -27,22 +25,12 @@ from textual.widgets import Select, Static
 from textual_slider import Slider
 
 from core import messages as msg
-from core.messages import ModelFigures
 from core.session import field_doc, get_field
+from core.values import SWEEP_LEVELS, ModelFigures
 from tui.commands import PaletteCommand
 from tui.document import SessionDocument
 from tui.keymap import bind
-from tui.messages import (
-    CandidateMeasured,
-    CompressedWritten,
-    EngineFailed,
-    EngineMessage,
-    EngineRequest,
-    FinetuneReported,
-    ModelReady,
-    SessionEdited,
-    SweepPointReported,
-)
+from tui.messages import EngineRequest, SessionEdited
 from tui.panes.base import Pane
 from tui.widgets.metric_plot import MetricPlot, PlotData, Series
 from tui.widgets.prune_layers import PruneLayers
@@ -56,10 +44,6 @@ SPARK = "▁▂▃▄▅▆▇█"
 LEFT_MIN, LEFT_MAX = 32, 52  # columns of the table's side
 _UNSET = object()
 ECHOED = ("compress.method", "compress.sparsity")  # fields show_session shows
-SWEEP_LEVELS = msg.SWEEP_LEVELS
-# The commands whose failure ends what this pane waits for.
-PRUNE_COMMANDS = frozenset({"LoadRun", "PruneTo", "Sweep", "FineTune", "Quantize",
-                            "SaveCompressed"})
 
 
 def sparkline(values: list[float], width: int = 12) -> str:
@@ -107,10 +91,8 @@ class PrunePane(Pane):
         bind("prune.cancel", "cancel", "Cancel", show=False,
              help="Stop the sweep or the fine-tuning under way"),
     ]
-    # Engine messages this pane wants (the app subscribes it to them on mount).
-    ENGINE_EVENTS: ClassVar[tuple[type[EngineMessage], ...]] = (
-        ModelReady, CandidateMeasured, SweepPointReported, FinetuneReported,
-        CompressedWritten, EngineFailed)
+    ENGINE_EVENTS = (msg.ModelLoaded, msg.Compressed, msg.SweepPointMeasured, msg.FinetuneStep,
+                     msg.CompressedSaved, msg.Error)
 
     def __init__(self, doc: SessionDocument, **kwargs: Any) -> None:
         super().__init__(doc, **kwargs)
@@ -127,7 +109,6 @@ class PrunePane(Pane):
         self.sweep_points: dict[float, float] = {}  # sparsity % -> loss, of self.method
         # Requests under way, by request id: (kind, what), kind "prune" (what: the (method,
         # percent) asked), "finetune" (steps), "quantize" or "save".
-        self._ids = itertools.count(1)
         self._requests: dict[int, tuple[str, Any]] = {}
         self._shown_id = 0  # the request whose answer the table shows: older ones never do
         self._wanted: tuple[str, int] | None = None  # the newest position asked meanwhile
@@ -276,7 +257,7 @@ class PrunePane(Pane):
     def _method_changed(self) -> None:
         """A new method: the slider's answer first, then the new method's curve."""
         if self.sweeping:  # (the old method's curve)
-            self._request(msg.Cancel())
+            self._cancel_sweeps()
         self.sweeping, self.sweep_points = False, {}
         self._want_prune()
         self._run_sweep()
@@ -287,12 +268,16 @@ class PrunePane(Pane):
         self.post_message(EngineRequest(command))
 
     def _send(self, kind: str, command: msg.Command, what: Any = None) -> int:
-        """Send `command` with a fresh request id, remembered as `kind` until answered."""
-        request_id = next(self._ids)
+        """Send `command`, its request id remembered as `kind` until answered."""
         if kind != "sweep":
-            self._requests[request_id] = (kind, what)
-        self._request(dataclasses.replace(command, request_id=request_id))
-        return request_id
+            self._requests[command.request_id] = (kind, what)
+        self._request(command)
+        return command.request_id
+
+    def _cancel_sweeps(self) -> None:
+        """Cancel the sweeps of this pane's (not a fine-tuning queued behind them)."""
+        for request_id in self._sweep_ids:
+            self._request(msg.Cancel(request_id))
 
     def _prunes(self) -> list[tuple[str, int]]:
         """The positions of the PruneTo requests in flight, oldest first."""
@@ -324,7 +309,7 @@ class PrunePane(Pane):
         not after the whole curve; the levels it has left, to sweep after the move."""
         if not self.sweeping:
             return ()
-        self._request(msg.Cancel())
+        self._cancel_sweeps()
         done = set(self.sweep_points)
         return tuple(level for level in SWEEP_LEVELS
                      if round(level * 100, 1) not in done)
@@ -340,7 +325,7 @@ class PrunePane(Pane):
         if self._refuse_int8():
             return
         if self.sweeping:
-            self._request(msg.Cancel())
+            self._cancel_sweeps()
         self.sweeping = True
         self.sweep_points = {}
         self._sweep_ids = {self._send("sweep", msg.Sweep(self.method))}
@@ -426,7 +411,10 @@ class PrunePane(Pane):
             self.notify("nothing to cancel: no sweep or fine-tuning is under way",
                         severity="warning")
             return
-        self._request(msg.Cancel())
+        if self.sweeping:
+            self._cancel_sweeps()
+        if self.finetuning:
+            self._request(msg.Cancel(self._finetune_id))
         if self.sweeping:  # (a cancelled sweep says nothing more)
             self.sweeping = False
             self.note = "sweep cancelled"
@@ -443,8 +431,22 @@ class PrunePane(Pane):
         self._wanted = None
         self.sweeping = self.finetuning = self.saving = False
 
-    def on_model_ready(self, message: ModelReady) -> None:
-        e = message.event
+    def engine_event(self, event: msg.Event) -> None:
+        match event:
+            case msg.ModelLoaded():
+                self._model_loaded(event)
+            case msg.Compressed():
+                self._compressed(event)
+            case msg.SweepPointMeasured():
+                self._sweep_point(event)
+            case msg.FinetuneStep():
+                self._finetune_step(event)
+            case msg.CompressedSaved():
+                self._saved(event)
+            case msg.Error():
+                self._failed(event)
+
+    def _model_loaded(self, e: msg.ModelLoaded) -> None:
         self._clear_requests()
         self.source, self.step, self.dense = e.source, e.step, e.dense
         self.compression, self.quantized = e.compression, e.quantized
@@ -469,8 +471,7 @@ class PrunePane(Pane):
             self._want_prune()
         self._run_sweep()
 
-    def on_candidate_measured(self, message: CandidateMeasured) -> None:
-        e = message.event
+    def _compressed(self, e: msg.Compressed) -> None:
         request = self._requests.pop(e.request_id, None)
         if request is None:
             return  # no request of this pane's (one made before this model was loaded)
@@ -506,8 +507,7 @@ class PrunePane(Pane):
                 f"; val loss {figures.loss:.3f}"
         self._refresh()
 
-    def on_sweep_point_reported(self, message: SweepPointReported) -> None:
-        e = message.event
+    def _sweep_point(self, e: msg.SweepPointMeasured) -> None:
         if e.request_id not in self._sweep_ids:
             return  # a sweep of the method before, or of the model before
         self.sweep_points[round(e.sparsity * 100, 1)] = e.loss
@@ -515,29 +515,27 @@ class PrunePane(Pane):
             self.sweeping = False
         self._refresh()
 
-    def on_finetune_reported(self, message: FinetuneReported) -> None:
-        e = message.event
+    def _finetune_step(self, e: msg.FinetuneStep) -> None:
         if e.request_id != self._finetune_id or not self.finetuning:
             return
         self.finetune_losses.append(e.loss)
         self._finetune_at = (e.step, e.steps)
         self._refresh_status()
 
-    def on_compressed_written(self, message: CompressedWritten) -> None:
-        if self._requests.pop(message.event.request_id, None) is None:
+    def _saved(self, e: msg.CompressedSaved) -> None:
+        if self._requests.pop(e.request_id, None) is None:
             return
         self.saving = False
-        self.saved_path = message.event.path
-        self.note = f"written: {source_name(message.event.path)}"
-        self.notify(f"compressed model written to {message.event.path}", timeout=6)
+        self.saved_path = e.path
+        self.note = f"written: {source_name(e.path)}"
+        self.notify(f"compressed model written to {e.path}", timeout=6)
         self._refresh()
 
-    def on_engine_failed(self, message: EngineFailed) -> None:
+    def _failed(self, e: msg.Error) -> None:
         """The app shows the error; here the failed request is no longer waited for
         (another pane's failure, a Generate or a ScoreText, changes nothing here)."""
-        e = message.event
-        if e.command not in PRUNE_COMMANDS:
-            return
+        if not e.request_id:
+            return  # a training's failure
         if e.request_id in self._sweep_ids:
             self.sweeping = False
             self._sweep_ids.clear()
@@ -547,8 +545,10 @@ class PrunePane(Pane):
                 self._wanted = None  # (the next position would most likely fail the same way)
             self.finetuning &= kind != "finetune"
             self.saving &= kind != "save"
-        elif not e.request_id:  # (a LoadRun, or a request without an id: nothing is left)
+        elif e.request_id == self.model_request:  # the app's LoadRun: nothing is left
             self._clear_requests()
+        else:
+            return  # another pane's request
         self._refresh()
 
     # ------------------------------------------------------------------ showing

@@ -31,6 +31,7 @@ from textual.content import Content
 from textual.widgets import Static
 from textual.worker import Worker, WorkerState, get_current_worker
 
+from core import messages as msg
 from core.errors import LlmlabError
 from core.runs import (
     DAMAGED,
@@ -47,14 +48,7 @@ from core.text import one_line
 from tui.commands import PaletteCommand
 from tui.document import SessionDocument
 from tui.keymap import bind
-from tui.messages import (
-    EngineFailed,
-    EngineMessage,
-    EngineStatus,
-    LoadModelRequest,
-    ModelReady,
-    ResumeRunRequest,
-)
+from tui.messages import LoadModelRequest, ResumeRunRequest
 from tui.panes.base import Pane
 from tui.run_curves import RunCurves, metrics_stamp, read_curves
 from tui.runs_text import diff_lines
@@ -69,7 +63,6 @@ from tui.widgets.runs_table import RunsTable
 # One colour per run overlaid, in this order: the plot colours every theme defines.
 RUN_COLORS = ("plot-train", "plot-val", "plot-acc", "plot-lr", "plot-marker", "plot-smooth")
 VAL_MARKER = "·"  # the val loss: a dotted line (the train loss is braille)
-ENDED = ("finished", "stopped", "failed")
 
 
 AXES = ("step", "tokens", "time")  # what the x-axis can be, in the order a key cycles them
@@ -107,9 +100,7 @@ class RunsPane(Pane):
         bind("runs.diff", "toggle_diff", "Diff", show=False,
              help="The session fields that differ between the runs overlaid, on/off"),
     ]
-    # Engine messages this pane wants (the app subscribes it to them on mount).
-    ENGINE_EVENTS: ClassVar[tuple[type[EngineMessage], ...]] = (EngineStatus, ModelReady,
-                                                                 EngineFailed)
+    ENGINE_EVENTS = (msg.Status, msg.ModelLoaded, msg.Error)
 
     def __init__(self, doc: SessionDocument, **kwargs: Any) -> None:
         super().__init__(doc, **kwargs)
@@ -280,25 +271,26 @@ class RunsPane(Pane):
 
     # ------------------------------------------------------------------ engine events
 
-    def on_engine_status(self, message: EngineStatus) -> None:
-        if message.event.state in ENDED:
-            self.refresh_runs()
+    def engine_event(self, event: msg.Event) -> None:
+        match event:
+            case msg.Status() if event.state.ended:
+                self.refresh_runs()
+            case msg.ModelLoaded():
+                self._model_loaded(event)
+            case msg.Error() if self.opening is not None and event.request_id and \
+                    event.request_id == self.model_request:
+                # The load this pane asked for failed (the app says why): no longer under way.
+                self.opening = None
+                self._show_status()
 
-    def on_model_ready(self, message: ModelReady) -> None:
-        self.loaded = message.event.source
-        if self.opening is not None and message.event.source == self.opening:
+    def _model_loaded(self, event: msg.ModelLoaded) -> None:
+        self.loaded = event.source
+        if self.opening is not None and event.source == self.opening:
             self.opening = None
             self.notify(f"{self._label(self.loaded)} is loaded: the Prune "
                         f"({self._key('app.prune')}) and Generate "
                         f"({self._key('app.generate')}) panes use it", timeout=6)
         self._show_status()
-
-    def on_engine_failed(self, message: EngineFailed) -> None:
-        """The engine could not do something (the app says what): a load this pane asked
-        for is no longer under way."""
-        if self.opening is not None and message.event.command == "LoadRun":
-            self.opening = None
-            self._show_status()
 
     # ------------------------------------------------------------------ actions
 

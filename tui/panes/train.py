@@ -17,25 +17,13 @@ from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.worker import get_current_worker
 
+from core import messages as msg
 from core.session import Session
+from core.values import EngineState
 from tui.commands import PaletteCommand
 from tui.document import SessionDocument
 from tui.history import TrainHistory
 from tui.keymap import bind
-from tui.messages import (
-    CheckpointReported,
-    EngineFailed,
-    EngineStatus,
-    EngineWarning,
-    EvalReported,
-    EvaluationReported,
-    HparamApplied,
-    RunBegan,
-    SampleReported,
-    SparsityReported,
-    StepReported,
-    TrainingWaiting,
-)
 from tui.nudge import format_number
 from tui.panes.base import Pane
 from tui.saved_run import SavedRun, newest_saved_run
@@ -52,13 +40,15 @@ REDRAW_HZ = 4
 WAIT_PARTS = {"pruning sweep": "the sweep level in progress",
               "fine-tuning": "the fine-tuning step in progress",
               "generating": "the token in progress"}
-RUN_GOING = ("preparing", "running", "paused", "stopping")
 
 
 class TrainPane(Pane):
     KEY = "t"
     TITLE = "Train"
     ABOUT = "progress, plots and log of the run"
+    ENGINE_EVENTS = (msg.Status, msg.RunStarted, msg.StepMetrics, msg.EvalMetrics,
+                     msg.Evaluated, msg.EvalSample, msg.CheckpointSaved, msg.HparamChanged,
+                     msg.SparsityChanged, msg.TrainingWaits, msg.Warning, msg.Error)
     BINDINGS = [
         bind("train.lr_down", "app.scale_lr(0.5)", "lr ÷2",
              help="Halve the learning rate of the running training, now"),
@@ -85,7 +75,8 @@ class TrainPane(Pane):
         self.smoothing = True
         self.log_scale = False
         self.side_plot = "lr"  # the lower side plot: "lr" or "grad_norm"
-        self.state = "idle"
+        self.state = EngineState.IDLE
+        self._evaluate_request = 0  # the Evaluate whose report the pane waits for
         self.waiting_for = ""  # the workbench work the training waits for, if any
         self._dirty = False
         self.saved_run: str | None = None  # the run folder shown, read back (no run went here)
@@ -146,7 +137,7 @@ class TrainPane(Pane):
 
     def on_train_pane_saved_run_read(self, message: SavedRunRead) -> None:
         message.stop()
-        if self.state in RUN_GOING:
+        if self.state.busy:
             return  # the run going here is what the pane shows
         saved = message.saved
         self.saved_run = saved.run_dir if saved else None
@@ -159,18 +150,48 @@ class TrainPane(Pane):
 
     # ------------------------------------------------------------------ engine events
 
-    def on_engine_status(self, message: EngineStatus) -> None:
-        self.state = message.event.state
+    def engine_event(self, event: msg.Event) -> None:
+        match event:
+            case msg.Status():
+                self._status(event)
+            case msg.RunStarted():
+                self._run_started(event)
+            case msg.StepMetrics():
+                self._step(event)
+            case msg.EvalMetrics():
+                self._evaluated_periodic(event)
+            case msg.Evaluated():
+                self._report(event)
+            case msg.EvalSample():
+                self.event_log.add(f"step {event.step} sample: {event.line()}")
+            case msg.CheckpointSaved():
+                best = " (best so far)" if event.best else ""
+                self.event_log.add(f"step {event.step}: checkpoint saved{best}")
+            case msg.HparamChanged():
+                self._hparam(event)
+            case msg.SparsityChanged():
+                self.event_log.add(f"step {event.step}: pruned to {event.sparsity:.1%} "
+                                   f"(schedule {event.target:.1%})")
+            case msg.TrainingWaits():
+                self._waits(event)
+            case msg.Warning():
+                self.event_log.add(event.message, "warning")
+            case msg.Error():
+                self.event_log.add(event.message, "error")
+                if event.request_id and event.request_id == self._evaluate_request:
+                    self.query_one(EvalReportView).failed()
+
+    def _status(self, event: msg.Status) -> None:
+        self.state = event.state
         self.query_one(ProgressLine).state = self.state
-        if self.state not in ("running", "paused", "stopping"):  # (no training to wait)
+        if not self.state.training:  # (no training to wait)
             self.query_one(ProgressLine).waiting = self.waiting_for = ""
             if title := next(iter(self.app.query(TitleBar)), None):
                 title.waiting = False
-        detail = f" ({message.event.detail})" if message.event.detail else ""
+        detail = f" ({event.detail})" if event.detail else ""
         self.event_log.add(f"{self.state}{detail}")
 
-    def on_run_began(self, message: RunBegan) -> None:
-        e = message.event
+    def _run_started(self, e: msg.RunStarted) -> None:
         self.history.started(e)
         self.saved_run = None
         progress = self.query_one(ProgressLine)
@@ -181,41 +202,30 @@ class TrainPane(Pane):
                      f"({e.precision})" + (f", from step {e.start_step}" if e.start_step else ""))
         self._changed()
 
-    def on_step_reported(self, message: StepReported) -> None:
-        self.history.step(message.event)
-        self.query_one(ProgressLine).metrics = message.event
-        self.query_one(HparamLine).current_lr = message.event.lr
+    def _step(self, e: msg.StepMetrics) -> None:
+        self.history.step(e)
+        self.query_one(ProgressLine).metrics = e
+        self.query_one(HparamLine).current_lr = e.lr
         self._changed()
 
-    def on_eval_reported(self, message: EvalReported) -> None:
-        e = message.event
+    def _evaluated_periodic(self, e: msg.EvalMetrics) -> None:
         self.history.evaluated(e)
         self.event_log.add(f"step {e.step}: {e.split} loss {e.loss:.4f}, ppl {e.perplexity:.2f}, "
                      f"top-1 {e.top1:.1%}, top-5 {e.top5:.1%}")
         self._changed()
 
-    def evaluating(self, split: str) -> None:
+    def evaluating(self, split: str, request_id: int) -> None:
         """An Evaluate was sent: say so at once (the answer may take a while)."""
+        self._evaluate_request = request_id
         self.query_one(EvalReportView).evaluating(split)
         self.event_log.add(f"evaluating the {split} split …")
 
-    def on_evaluation_reported(self, message: EvaluationReported) -> None:
-        e = message.event
+    def _report(self, e: msg.Evaluated) -> None:
         self.query_one(EvalReportView).show_report(e)
         figures = ", ".join(f"{name} {value}" for name, value, _ in e.rows)
         self.event_log.add(f"evaluated {e.scope}: {figures}")
 
-    def on_sample_reported(self, message: SampleReported) -> None:
-        e = message.event
-        self.event_log.add(f"step {e.step} sample: {e.line()}")
-
-    def on_checkpoint_reported(self, message: CheckpointReported) -> None:
-        e = message.event
-        best = " (best so far)" if e.best else ""
-        self.event_log.add(f"step {e.step}: checkpoint saved{best}")
-
-    def on_hparam_applied(self, message: HparamApplied) -> None:
-        e = message.event
+    def _hparam(self, e: msg.HparamChanged) -> None:
         self.history.hparam(e)
         line = self.query_one(HparamLine)
         line.hparams = {**line.hparams, e.name: e.new}
@@ -223,15 +233,9 @@ class TrainPane(Pane):
         self.event_log.add(f"step {e.step}: {e.name} {old} → {new}")
         self._changed()
 
-    def on_sparsity_reported(self, message: SparsityReported) -> None:
-        e = message.event
-        self.event_log.add(f"step {e.step}: pruned to {e.sparsity:.1%} "
-                           f"(schedule {e.target:.1%})")
-
-    def on_training_waiting(self, message: TrainingWaiting) -> None:
+    def _waits(self, e: msg.TrainingWaits) -> None:
         """The engine does workbench work (a sweep ...) and the training stands still: say
         so on the progress line (no ETA meanwhile), once in the log, and in the title."""
-        e = message.event
         what = f"{e.what} ({e.done}/{e.total})" if e.total else e.what
         progress = self.query_one(ProgressLine)
         if what and not progress.waiting:
@@ -251,14 +255,6 @@ class TrainPane(Pane):
             return
         after = WAIT_PARTS.get(self.waiting_for, self.waiting_for)
         self.app.notify(f"{key_action} queued: after {after}", timeout=6)
-
-    def on_engine_warning(self, message: EngineWarning) -> None:
-        self.event_log.add(message.event.message, "warning")
-
-    def on_engine_failed(self, message: EngineFailed) -> None:
-        self.event_log.add(message.event.message, "error")
-        if message.event.command == "Evaluate":
-            self.query_one(EvalReportView).failed()
 
     # ------------------------------------------------------------------ plots
 
