@@ -15,6 +15,7 @@ from typing import Any
 from core import messages as msg
 from core.errors import LlmlabError
 from core.session import LIVE_FIELDS, Session, get_field, live_values, needs_restart
+from core.values import EngineState
 from tui.commands import PaletteCommand
 from tui.messages import ResumeRunRequest
 from tui.screens.confirm import ConfirmScreen
@@ -93,10 +94,10 @@ class TrainingActions:
 
     def action_toggle_pause(self) -> None:
         try:
-            if self.client.state == "running":
+            if self.client.state is EngineState.RUNNING:
                 self.client.pause()
                 self.train_pane.acknowledge("pause")
-            elif self.client.state == "paused":
+            elif self.client.state is EngineState.PAUSED:
                 self.client.resume()
                 self.train_pane.acknowledge("resume")
             else:
