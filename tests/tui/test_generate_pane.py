@@ -149,6 +149,9 @@ async def test_stop_mid_way(trained, thread_factory) -> None:
         assert 0 < column.tokens < 50_000
         assert column.state == "stopped"
         assert "stopped" in screen(app)
+        sent = app.client.engine.sent  # the Cancel named the generation it stops
+        generate = [c for c in sent if isinstance(c, msg.Generate)][-1]
+        assert [c.target for c in sent if isinstance(c, msg.Cancel)] == [generate.request_id]
         # c with nothing under way says so, and sends nothing
         cancels = sum(isinstance(c, msg.Cancel) for c in app.client.engine.sent)
         await pilot.press("c")

@@ -553,6 +553,11 @@ def test_cancel_fine_tuning_and_errors_clear_measuring(tmp_path: Path, scripted,
             assert "fine-tuning 3/40 loss 2.200" in text and sparkline([2.4, 2.3, 2.2]) in text
             await pilot.press("c")
             assert isinstance(fake_engines[-1].sent[-1], msg.Cancel)
+            # It names the fine-tuning (not whatever runs when the engine reads it), and the
+            # answers come to the app, which hands the pane its copies.
+            tune = sent(fake_engines[-1], msg.FineTune)[-1]
+            assert fake_engines[-1].sent[-1].target == tune.request_id
+            assert app.client.target is app
             await wait_for(pilot, lambda: not pane.finetuning, 5, "the stopped fine-tuning")
             assert pane.candidate.label == "magnitude 10% +3 steps"
             await wait_for_screen(pilot, "fine-tuned 3 steps: train loss 2.400 → 2.200")
