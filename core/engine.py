@@ -127,6 +127,7 @@ class Engine:
         self._shutdown = False
         self._waiting = ""  # the workbench work a training waits for ("" none)
         self._under_way: set[int] = set()  # request ids of the work a Cancel may name
+        self._start_request = 0  # the Start of the training under way (0: train() called)
 
     # ------------------------------------------------------------------ worker main loop
 
@@ -136,6 +137,7 @@ class Engine:
         while not self._shutdown:
             command = self._deferred.pop(0) if self._deferred else self.commands.get()
             if isinstance(command, msg.Start):
+                self._start_request = command.request_id
                 self.train(command.resume)
             else:
                 self._handle(command)
@@ -489,7 +491,8 @@ class Engine:
         """End the run on an error; `status` for run.json ("stopped: disk full" keeps a run
         the machine stopped resumable, not "failed")."""
         details = {"traceback": traceback} if traceback else {}
-        self.emit(msg.Error(message, fatal=True, details=details))
+        self.emit(msg.Error(message, fatal=True, details=details,
+                            request_id=self._start_request))
         if self.trainer is not None:
             try:
                 self.trainer.finish(status)

@@ -528,3 +528,17 @@ def test_dispatch_is_a_table_with_one_handler_per_command():
     commands = {c for c in vars(msg).values()
                 if isinstance(c, type) and issubclass(c, msg.Command) and c is not msg.Command}
     assert set(_HANDLERS) == commands
+
+
+def test_a_failed_start_answers_with_the_start_request_id(tmp_path):
+    """A training's failure is the answer to its Start: the Error carries the Start's id."""
+    s = tiny_session(tmp_path)
+    s.data.corpus = "no-such-corpus.txt"
+    events: list[msg.Event] = []
+    engine = Engine(s, events.append)
+    start = msg.Start()
+    engine.commands.put(start)
+    engine.commands.put(msg.Shutdown())
+    engine.serve()
+    (error,) = of(events, msg.Error)
+    assert error.fatal and error.request_id == start.request_id != 0
