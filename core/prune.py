@@ -32,16 +32,16 @@ Methods:
   spread (heavy-tailed) still gives up more. Ranking within each layer instead would just be
   `magnitude` again.
 - `random`: per matrix, a seeded random choice: the baseline every method must beat.
-- `structured`: whole units, by the L2 norm of all the weights a unit owns: GPT attention heads
-  (their q, k, v rows in `c_attn` and columns in `attn.c_proj`) and MLP neurons (a row of
-  `c_fc` and the column of `mlp.c_proj` that reads it); LSTM/GRU hidden units (their rows in
-  every gate of `weight_ih`/`weight_hh`, and every column that reads them: in `weight_hh` of
-  the same layer, `weight_ih` of the next, or the untied head); hidden neurons of the MLP model
-  (a row and the next layer's column). Zeroing the readers' columns is what removes a unit
-  even with `bias` on (then it still computes a constant from its biases, but nothing reads
-  it). Every unit set (one layer's heads, ...) loses about the same fraction of its units, and
-  as many units go as bring the zeros over all prunable weights closest to `sparsity`. An
-  untied GPT head loses input columns (its rows are tokens); any other Linear loses rows.
+- `structured`: whole units, by the L2 norm of all the weights a unit owns. The units are the
+  model's (`LanguageModel.prunable_units`: GPT heads and MLP neurons, LSTM/GRU hidden units,
+  the MLP model's neurons), so a new family is pruned by structure once it names its own; a
+  weight no unit set names loses whole rows. A unit owns its rows and the columns that read
+  it, so it is gone even with `bias` on. Every unit set (one layer's heads, ...) loses about
+  the same fraction of its units, and as many units go as bring the zeros over all prunable
+  weights closest to `sparsity`.
+
+Fine-tuning after pruning takes the training step itself (`core.train_step`), not a loop of
+its own.
 """
 
 from __future__ import annotations
@@ -53,16 +53,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils import prune
 
 from core.dataset import TokenDataset
-from core.errors import LlmlabError
 from core.evaluate import EvalResult, batch_sums, eval_mode
-from core.models import GPT, MLPLM, RecurrentLM
 from core.optim import build_optimizer, lr_at, set_lr
+from core.prune_units import structured_keeps
 from core.session import OptimConfig, field_doc
+from core.train_step import NonFiniteError, optimizer_step
 from core.values import SWEEP_LEVELS
 
 METHODS: tuple[str, ...] = tuple(field_doc("compress.method")["choices"])  # the schema's
@@ -163,7 +162,7 @@ def update_masks(model: nn.Module, method: str, sparsity: float, seed: int = 0) 
         return
     with torch.no_grad():
         if method == "structured":
-            keeps = _structured_keeps(model, weights, sparsity)
+            keeps = structured_keeps(model, weights, sparsity)
         elif method == "global":
             keeps = _global_keeps(weights, sparsity)
         else:
@@ -208,149 +207,6 @@ def _global_keeps(weights: list[Prunable], sparsity: float) -> list[Tensor]:
     keep = _keep_above_kth(flat, round(sparsity * flat.numel()))
     return [k.view_as(s).to(s.device) for k, s in
             zip(keep.split([s.numel() for s in scores]), scores, strict=True)]
-
-
-# ----------------------------------------------------------------------------- structured
-
-@dataclass
-class _Units:
-    """The units of one layer (heads, neurons, hidden units) and the weight slices each owns.
-
-    `parts` holds (weight, dim, unit): index i along `dim` of the weight belongs to unit
-    `unit[i]`. Removing a unit zeroes all of its slices.
-    """
-
-    n: int
-    parts: list[tuple[Prunable, int, Tensor]]
-
-    def scores(self) -> Tensor:
-        """The L2 norm of each unit's weights (0 for a unit already removed)."""
-        squares = torch.zeros(self.n, dtype=torch.float64)
-        for w, dim, unit in self.parts:
-            along = w.weight().double().square().sum(dim=1 - dim).cpu()
-            squares.index_add_(0, unit, along)
-        return squares.sqrt()
-
-
-def _structured_keeps(model: nn.Module, weights: list[Prunable], sparsity: float) -> list[Tensor]:
-    """Remove units, weakest first within each set, so that every set loses about the same
-    fraction of its units, until the zeros over all prunable weights are as close to `sparsity`
-    as whole units allow.
-
-    The j-th weakest of a set's n units has the key (j + 0.5) / n; removing units in the order
-    of their keys keeps the sets' fractions level, one unit at a time. How many to remove is
-    found by bisection, as units owning shared weights (a recurrent unit's row and column in
-    `weight_hh`) make the zeros per unit uneven.
-    """
-    unit_sets = _unit_sets(model, weights)
-    orders = [u.scores().argsort(stable=True) for u in unit_sets]
-    keys = torch.cat([(torch.arange(u.n) + 0.5) / u.n for u in unit_sets])
-    owner = torch.cat([torch.full((u.n,), i) for i, u in enumerate(unit_sets)])
-    owner = owner[keys.argsort(stable=True)]  # the set of the 1st, 2nd, ... unit to remove
-    total = sum(w.param.numel() for w in weights)
-
-    def keeps_at(m: int) -> list[Tensor]:
-        """Boolean masks with the first `m` units removed."""
-        counts = torch.bincount(owner[:m], minlength=len(unit_sets)).tolist()
-        keeps = {w.name: torch.ones_like(w.param, dtype=torch.bool) for w in weights}
-        for units, order, k in zip(unit_sets, orders, counts, strict=True):
-            dead = torch.zeros(units.n, dtype=torch.bool)
-            dead[order[:k]] = True
-            for w, dim, unit in units.parts:
-                alive = ~dead[unit].to(w.param.device)
-                keeps[w.name] &= alive[:, None] if dim == 0 else alive[None, :]
-        return [keeps[w.name] for w in weights]
-
-    nonzero = [w.weight() != 0 for w in weights]
-
-    def real(m: int) -> float:
-        kept = sum(int((k & nz).sum()) for k, nz in zip(keeps_at(m), nonzero, strict=True))
-        return 1.0 - kept / total
-
-    lo, hi = 0, len(owner)  # the fewest units that reach `sparsity` lie in (lo, hi]
-    if real(lo) >= sparsity:
-        hi = lo
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        if real(mid) >= sparsity:
-            hi = mid
-        else:
-            lo = mid
-    best = min((lo, hi), key=lambda m: abs(real(m) - sparsity))
-    return [k.to(w.param.dtype) for k, w in zip(keeps_at(best), weights, strict=True)]
-
-
-def _unit_sets(model: nn.Module, weights: list[Prunable]) -> list[_Units]:
-    """The unit sets of `model`'s family; every prunable weight nobody owns loses rows."""
-    by_name = {w.name: w for w in weights}
-    if isinstance(model, GPT):
-        layout = _gpt_units(model)
-    elif isinstance(model, RecurrentLM):
-        layout = _rnn_units(model)
-    elif isinstance(model, MLPLM):
-        layout = _mlp_units(model)
-    else:
-        layout = []
-    unit_sets = []
-    for n, parts in layout:
-        owned = [(by_name[name], dim, unit) for name, dim, unit in parts if name in by_name]
-        if owned:
-            unit_sets.append(_Units(n, owned))
-    covered = {w.name for units in unit_sets for w, _, _ in units.parts}
-    for w in weights:
-        if w.name not in covered:
-            dim = 1 if w.name == "lm_head.weight" else 0  # a head's rows are tokens
-            n = w.param.shape[dim]
-            unit_sets.append(_Units(n, [(w, dim, torch.arange(n))]))
-    return unit_sets
-
-
-_Layout = list[tuple[int, list[tuple[str, int, Tensor]]]]  # (units, [(weight name, dim, unit)])
-
-
-def _gpt_units(model: GPT) -> _Layout:
-    """Per block: attention heads (q, k, v rows; c_proj columns) and MLP neurons."""
-    layout = []
-    for i, block in enumerate(model.transformer.h):
-        p = f"transformer.h.{i}."
-        n_head, C = block.attn.n_head, model.n_embd
-        head = torch.arange(C) // (C // n_head)
-        layout.append((n_head, [(p + "attn.c_attn.weight", 0, head.repeat(3)),
-                                (p + "attn.c_proj.weight", 1, head)]))
-        neuron = torch.arange(block.mlp.c_fc.out_features)
-        layout.append((len(neuron), [(p + "mlp.c_fc.weight", 0, neuron),
-                                     (p + "mlp.c_proj.weight", 1, neuron)]))
-    return layout
-
-
-def _rnn_units(model: RecurrentLM) -> _Layout:
-    """Per layer: hidden units (their rows in every gate, and every column that reads them)."""
-    rnn, H = model.rnn, model.rnn.hidden_size
-    unit = torch.arange(H)
-    gate_rows = torch.arange(_GATES[model.arch] * H) % H  # gates are stacked: row g*H + j
-    layout = []
-    for layer in range(rnn.num_layers):
-        reader = (f"rnn.weight_ih_l{layer + 1}" if layer + 1 < rnn.num_layers
-                  else "lm_head.weight")
-        layout.append((H, [(f"rnn.weight_ih_l{layer}", 0, gate_rows),
-                           (f"rnn.weight_hh_l{layer}", 0, gate_rows),
-                           (f"rnn.weight_hh_l{layer}", 1, unit),
-                           (reader, 1, unit)]))
-    return layout
-
-
-_GATES = {"lstm": 4, "gru": 3}
-
-
-def _mlp_units(model: MLPLM) -> _Layout:
-    """Per hidden layer: its neurons (a row, and the next layer's column)."""
-    names = [f"hidden.{i}" for i, m in enumerate(model.hidden) if isinstance(m, nn.Linear)]
-    layout = []
-    for name, reader in zip(names, [*names[1:], "lm_head"], strict=True):
-        neuron = torch.arange(model.get_submodule(name).out_features)
-        layout.append((len(neuron), [(name + ".weight", 0, neuron),
-                                     (reader + ".weight", 1, neuron)]))
-    return layout
 
 
 # ----------------------------------------------------------------------------- masks as state
@@ -464,26 +320,25 @@ def finetune(model: nn.Module, dataset: TokenDataset, steps: int, optim_cfg: Opt
     model.to(device)
     optimizer = build_optimizer(model, optim_cfg, torch.device(device).type)
     set_lr(optimizer, finetune_lr(optim_cfg) if lr is None else lr)
+    optimizer.zero_grad(set_to_none=True)  # the step starts from no gradient, as in training
     generator = torch.Generator().manual_seed(seed)
+
+    def next_batch() -> tuple[Tensor, Tensor]:
+        x, y = dataset.get_batch("train", batch_size, model.context, generator)
+        return x.to(device), y.to(device)
+
     was_training = model.training
     model.train()
     losses = []
     try:
         for step in range(steps):
-            x, y = dataset.get_batch("train", batch_size, model.context, generator)
-            logits = model(x.to(device))
-            loss = F.cross_entropy(logits.flatten(0, 1).float(), y.to(device).flatten())
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if optim_cfg.grad_clip > 0:
-                nn.utils.clip_grad_norm_(model.parameters(), optim_cfg.grad_clip)
-            optimizer.step()
-            losses.append(loss.item())
-            if not math.isfinite(losses[-1]):
-                raise LlmlabError(f"fine-tuning: the loss became {losses[-1]} at step {step}; "
-                                  "try a lower learning rate")
+            loss, _ = optimizer_step(model, optimizer, next_batch, step=step + 1,
+                                     grad_clip=optim_cfg.grad_clip)
+            losses.append(loss)
             if on_step is not None:
-                on_step(step, losses[-1])
+                on_step(step, loss)
+    except NonFiniteError as e:
+        raise NonFiniteError(f"fine-tuning: {e}") from None
     finally:
         model.train(was_training)
     return losses

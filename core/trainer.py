@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 from core import messages as msg
 from core.checkpoint import (
@@ -44,6 +43,7 @@ from core.report import EvalReport, evaluation_report
 from core.runs import RunWriter, load_run_session, new_run_dir
 from core.session import LIVE_FIELDS, Session
 from core.tokenizers import load_tokenizer
+from core.train_step import optimizer_step
 from core.values import EngineState
 
 Emit = Callable[[msg.Event], None]
@@ -52,10 +52,6 @@ Emit = Callable[[msg.Event], None]
 THREADS_EVERY = 10.0  # seconds between fittings of torch's threads to the free cores
 SAMPLE_PROMPT_TOKENS = 8  # the eval sample continues this many tokens of the val split
 SAMPLE_TOKENS = 32  # and writes at most this many
-
-
-class NonFiniteError(LlmlabError):
-    """The loss or the gradient became NaN/inf: the run stops before the weights are hurt."""
 
 
 @dataclass
@@ -188,12 +184,11 @@ class Trainer:
         t0 = time.perf_counter()
         lr = lr_at(self.step, self.session.optim, self.max_steps, peak_lr=self.hp.lr)
         set_lr(self.optimizer, lr)
-        loss = self._forward_backward()
-        grad_norm = self._clip_and_check(loss)
+        loss, grad_norm = optimizer_step(
+            self.model, self.optimizer, self._next_batch, step=self.step + 1,
+            accum=self.session.train.grad_accum, grad_clip=self.hp.grad_clip,
+            forward=self.wrapped, scaler=self.scaler, autocast=self.placement.autocast)
         self.last_grad_norm = grad_norm
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
-        self.optimizer.zero_grad(set_to_none=True)
         self.step += 1
         self.tokens += self.tokens_per_step
         spent = time.perf_counter() - t0
@@ -207,34 +202,10 @@ class Trainer:
             return None
         return self._log_step(loss, lr, grad_norm)
 
-    def _forward_backward(self) -> float:
-        accum = self.session.train.grad_accum
-        total = 0.0
-        for _ in range(accum):
-            x, y = self.dataset.get_batch("train", self.session.train.batch_size,
-                                          self.session.model.context, self.batches)
-            x, y = x.to(self.placement.device), y.to(self.placement.device)
-            with self.placement.autocast():
-                logits = self.wrapped(x)
-                loss = F.cross_entropy(logits.float().flatten(0, 1), y.flatten())
-            self.scaler.scale(loss / accum).backward()
-            total += loss.item()
-        loss_value = total / accum
-        if not math.isfinite(loss_value):
-            self.optimizer.zero_grad(set_to_none=True)
-            raise NonFiniteError(f"loss became {loss_value} at step {self.step + 1}; "
-                                 "try a lower optim.lr or optim.grad_clip")
-        return loss_value
-
-    def _clip_and_check(self, loss: float) -> float:
-        self.scaler.unscale_(self.optimizer)
-        clip = self.hp.grad_clip if self.hp.grad_clip > 0 else math.inf
-        norm = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip))
-        if not math.isfinite(norm) and not self.scaler.is_enabled():
-            self.optimizer.zero_grad(set_to_none=True)
-            raise NonFiniteError(f"gradient norm became {norm} at step {self.step + 1} "
-                                 f"(loss {loss:.4f}); try a lower optim.lr or optim.grad_clip")
-        return norm
+    def _next_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        x, y = self.dataset.get_batch("train", self.session.train.batch_size,
+                                      self.session.model.context, self.batches)
+        return x.to(self.placement.device), y.to(self.placement.device)
 
     def _log_step(self, loss: float, lr: float, grad_norm: float) -> msg.StepMetrics:
         w = self._window

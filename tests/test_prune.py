@@ -14,7 +14,7 @@ from torch.nn.utils import prune
 
 from core.dataset import TokenDataset, load_dataset
 from core.evaluate import evaluate
-from core.models import build_model
+from core.models import LanguageModel, UnitSet, build_model
 from core.prune import (
     METHODS,
     FixedEvalSet,
@@ -233,6 +233,51 @@ def test_structured_removes_whole_mlp_neurons() -> None:
     assert_rows_whole(first)
     assert torch.equal(zero_rows(first), zero_cols(second))
     assert zero_rows(second).any() and zero_cols(head)[zero_rows(second)].all()
+
+
+class PairLM(LanguageModel):
+    """A toy family, not one of the shipped ones: pairs of neurons that only work together
+    (a pair is one unit), read by the head. It is prunable by structure because it says so."""
+
+    arch = "pairs"
+
+    def __init__(self, vocab_size: int = VOCAB, n_embd: int = 8, pairs: int = 6) -> None:
+        super().__init__()
+        self.context, self.vocab_size, self.pairs = 4, vocab_size, pairs
+        self.wte = nn.Embedding(vocab_size, n_embd)
+        self.fc = nn.Linear(n_embd, 2 * pairs, bias=False)
+        self.lm_head = nn.Linear(2 * pairs, vocab_size, bias=False)
+
+    def forward(self, idx: Tensor) -> Tensor:
+        return self.lm_head(torch.relu(self.fc(self.wte(idx))))
+
+    def prunable_units(self) -> list[UnitSet]:
+        pair = torch.arange(2 * self.pairs) // 2  # neurons 2j and 2j+1 are unit j
+        return [UnitSet(self.pairs, [("fc.weight", 0, pair), ("lm_head.weight", 1, pair)])]
+
+
+def test_a_new_family_is_pruned_by_the_units_it_names() -> None:
+    torch.manual_seed(0)
+    model = prune_model(PairLM(), "structured", 0.5)
+    fc, head = model.fc.weight, model.lm_head.weight
+    assert_rows_whole(fc)
+    dead = zero_rows(fc)
+    assert dead.any() and torch.equal(dead, zero_cols(head))  # the readers' columns go too
+    assert torch.equal(dead[0::2], dead[1::2])  # a pair goes as one
+    assert not zero_rows(head).any()  # the head is a reader here, not rows to remove
+    assert sparsity_report(model).sparsity == pytest.approx(0.5, abs=0.1)
+
+
+def test_a_family_that_names_no_units_loses_whole_rows() -> None:
+    class Plain(PairLM):
+        def prunable_units(self) -> list[UnitSet]:
+            return []
+
+    torch.manual_seed(0)
+    model = prune_model(Plain(), "structured", 0.5)
+    for weight in (model.fc.weight, model.lm_head.weight):
+        assert_rows_whole(weight)
+        assert zero_rows(weight).any() and not zero_cols(weight).any()
 
 
 # ----------------------------------------------------------------------------- random

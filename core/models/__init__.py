@@ -7,14 +7,15 @@ Importing this package imports torch, so `core/__init__.py` must not import it.
 
 from __future__ import annotations
 
-from core.models.base import ACTIVATIONS, LanguageModel, make_activation
+from core.models.base import ACTIVATIONS, LanguageModel, UnitSet, make_activation
 from core.models.gpt import GPT
 from core.models.mlp import MLPLM
 from core.models.rnn import RecurrentLM, State
 from core.session import ModelConfig
 
 __all__ = [
-    "ACTIVATIONS", "GPT", "MLPLM", "LanguageModel", "RecurrentLM", "State", "build_model",
+    "ACTIVATIONS", "GPT", "MLPLM", "LanguageModel", "RecurrentLM", "State", "UnitSet",
+    "build_model",
     "make_activation",
 ]
 

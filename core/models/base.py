@@ -19,6 +19,7 @@ callers and may be updated in place.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -41,11 +42,32 @@ def make_activation(name: str) -> nn.Module:
         raise ValueError(f"unknown activation {name!r}; expected one of {known}") from None
 
 
+@dataclass
+class UnitSet:
+    """Units of one layer that structured pruning removes whole: attention heads, neurons,
+    recurrent hidden units.
+
+    `parts` lists the weight slices the units own as (weight name in the state_dict, dim,
+    unit): index i along `dim` of that weight belongs to unit `unit[i]`. A unit owns its own
+    rows and the columns of every weight that reads it, so removing it zeroes both and nothing
+    downstream sees it any more (even with biases on).
+    """
+
+    n: int
+    parts: list[tuple[str, int, Tensor]]
+
+    @classmethod
+    def rows(cls, name: str, n: int, dim: int = 0) -> UnitSet:
+        """`n` units, one per row (`dim=0`) or column of the weight `name`, owning nothing else."""
+        return cls(n, [(name, dim, torch.arange(n))])
+
+
 class LanguageModel(nn.Module):
     """Base class of the model families.
 
     Subclasses set `arch` (the `model.arch` name) and `context` (the tokens of context the model
-    is trained with), and implement `forward` and `flops_per_token`.
+    is trained with), and implement `forward` and `flops_per_token`; `prunable_units` makes
+    a family's structure known to structured pruning.
     """
 
     arch: str = ""
@@ -82,6 +104,15 @@ class LanguageModel(nn.Module):
         out, as in the usual 2N estimate; the backward pass costs about twice this.
         """
         raise NotImplementedError
+
+    def prunable_units(self) -> list[UnitSet]:
+        """The unit sets structured pruning removes whole units from (core/prune.py).
+
+        A prunable weight (Linear or LSTM/GRU matrix, not tied to an embedding) that no set
+        names loses whole rows, one unit per row; this default names none, so any family can
+        be pruned, and a family that knows its heads or neurons says so here.
+        """
+        return []
 
     def num_params(self, include_positions: bool = True) -> int:
         """Trainable parameters, a tied weight counted once.

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from core.models.base import LanguageModel, make_activation
+from core.models.base import LanguageModel, UnitSet, make_activation
 from core.session import ModelConfig
 
 
@@ -207,6 +207,23 @@ class GPT(LanguageModel):
             x = block(x, (k, v), start)
         state.length = end
         return self.lm_head(self.transformer.ln_f(x))
+
+    def prunable_units(self) -> list[UnitSet]:
+        """Per block: attention heads (their q, k, v rows in `c_attn` and columns in
+        `attn.c_proj`) and MLP neurons (a row of `c_fc`, the column of `mlp.c_proj` reading it);
+        an untied head loses input columns (its rows are tokens)."""
+        units = []
+        for i, block in enumerate(self.transformer.h):
+            p = f"transformer.h.{i}."
+            head = torch.arange(self.n_embd) // (self.n_embd // block.attn.n_head)
+            units.append(UnitSet(block.attn.n_head, [(p + "attn.c_attn.weight", 0, head.repeat(3)),
+                                                     (p + "attn.c_proj.weight", 1, head)]))
+            neuron = torch.arange(block.mlp.c_fc.out_features)
+            units.append(UnitSet(len(neuron), [(p + "mlp.c_fc.weight", 0, neuron),
+                                               (p + "mlp.c_proj.weight", 1, neuron)]))
+        if self.lm_head.weight is not self.transformer.wte.weight:
+            units.append(UnitSet.rows("lm_head.weight", self.n_embd, dim=1))
+        return units
 
     def num_position_params(self) -> int:
         return self.transformer.wpe.weight.numel()

@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from core.models.base import LanguageModel, make_activation
+from core.models.base import LanguageModel, UnitSet, make_activation
 from core.session import ModelConfig
 
 
@@ -55,6 +55,16 @@ class MLPLM(LanguageModel):
         if last is not None:
             x = x[:, -last:]
         return x.transpose(2, 3).reshape(B, x.size(1), self.context * self.n_embd)
+
+    def prunable_units(self) -> list[UnitSet]:
+        """Per hidden layer: its neurons (a row, and the next layer's column)."""
+        names = [f"hidden.{i}" for i, m in enumerate(self.hidden) if isinstance(m, nn.Linear)]
+        units = []
+        for name, reader in zip(names, [*names[1:], "lm_head"], strict=True):
+            neuron = torch.arange(self.get_submodule(name).out_features)
+            units.append(UnitSet(len(neuron), [(name + ".weight", 0, neuron),
+                                               (reader + ".weight", 1, neuron)]))
+        return units
 
     def forward(self, idx: Tensor) -> Tensor:
         return self.lm_head(self.hidden(self.windows(idx)))

@@ -14,7 +14,7 @@ from contextlib import contextmanager, nullcontext
 import torch
 from torch import Tensor, nn
 
-from core.models.base import LanguageModel
+from core.models.base import LanguageModel, UnitSet
 from core.session import ModelConfig
 
 # An LSTM's state is (h, c); a GRU's is h. Each is [n_layer, B, hidden].
@@ -62,6 +62,22 @@ class RecurrentLM(LanguageModel):
         self.lm_head = nn.Linear(self.hidden_size, vocab_size, bias=cfg.bias)
         if cfg.tie_embeddings and self.hidden_size == cfg.n_embd:
             self.lm_head.weight = self.wte.weight
+
+    def prunable_units(self) -> list[UnitSet]:
+        """Per layer: hidden units (their rows in every gate of `weight_ih`/`weight_hh`, and
+        every column that reads them: in `weight_hh` of the same layer, `weight_ih` of the
+        next, or the head)."""
+        H = self.hidden_size
+        unit = torch.arange(H)
+        gate_rows = torch.arange(_GATES[self.arch] * H) % H  # gates are stacked: row g*H + j
+        units = []
+        for layer in range(self.n_layer):
+            reader = f"rnn.weight_ih_l{layer + 1}" if layer + 1 < self.n_layer else "lm_head.weight"
+            units.append(UnitSet(H, [(f"rnn.weight_ih_l{layer}", 0, gate_rows),
+                                     (f"rnn.weight_hh_l{layer}", 0, gate_rows),
+                                     (f"rnn.weight_hh_l{layer}", 1, unit),
+                                     (reader, 1, unit)]))
+        return units
 
     def forward(self, idx: Tensor) -> Tensor:
         logits, _ = self.forward_with_state(idx)
