@@ -29,6 +29,7 @@ from core.prune import (
     update_masks,
 )
 from core.session import DataConfig, ModelConfig, OptimConfig
+from core.train_step import NonFiniteError
 
 VOCAB = 40
 CONFIGS = {
@@ -319,6 +320,21 @@ def test_finetune_keeps_pruned_weights_at_zero(dataset: TokenDataset, arch: str,
         assert (w.weight()[pruned[w.name]] == 0).all()
         assert not torch.equal(w.weight(), before[w.name])  # the survivors did train
     assert sparsity_report(model).sparsity == pytest.approx(0.5, abs=1e-3)
+
+
+def test_finetune_takes_the_training_step_and_stops_before_a_nan_moves_weights(
+        dataset: TokenDataset) -> None:
+    """Fine-tuning steps as training does (core.train_step): a non-finite loss stops it
+    before the optimizer moves any weight."""
+    model = prune_model(model_of("gpt", dataset.tokenizer.vocab_size), "magnitude", 0.5)
+    with torch.no_grad():
+        model.transformer.ln_f.weight[0] = float("nan")
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(NonFiniteError, match=r"^fine-tuning: loss became nan at step 1"):
+        finetune(model, dataset, 3, OptimConfig(), batch_size=4, seed=0)
+    after = model.state_dict()
+    assert all(torch.equal(v, after[k]) for k, v in before.items()
+               if k != "transformer.ln_f.weight")
 
 
 def test_update_masks_keeps_an_existing_optimizer_working(dataset: TokenDataset) -> None:
