@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from engine_helpers import tiny_session
+from helpers.sessions import tiny_session
 
 from core import messages as msg
 from core.collapse import CollapseWatch

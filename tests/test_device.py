@@ -68,7 +68,7 @@ def test_mfu_never_exceeds_100_percent() -> None:
 
 def test_a_training_against_a_too_low_peak_reports_at_most_100_percent(
         fake_timings, cache_dir, tmp_path, one_torch_thread) -> None:
-    from engine_helpers import tiny_session
+    from helpers.sessions import tiny_session
 
     from core import messages as msg
     from core.engine import Engine
@@ -138,7 +138,7 @@ def denormal_survives() -> bool:
 def test_a_training_flushes_denormals_while_it_runs(tmp_path, one_torch_thread) -> None:
     """A collapsing run's weights and gradients shrink into denormals, ~50x slower on a CPU;
     after the run the process computes as before (IEEE)."""
-    from engine_helpers import tiny_session
+    from helpers.sessions import tiny_session
 
     from core import messages as msg
     from core.engine import Engine

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from engine_helpers import tiny_session
+from helpers.sessions import tiny_session
 
 import core.trainer
 from core import messages as msg

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-from engine_helpers import tiny_session
+from helpers.sessions import tiny_session
 from safetensors import SafetensorError
 from test_train_cli import env_for, llmlab, one_line, runs_of, sets
 from torch import nn

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from engine_helpers import tiny_session
+from helpers.sessions import tiny_session
 from safetensors.torch import load_file, save_file
 
 from core import tokenizers

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from engine_helpers import tiny_session
+from helpers.sessions import tiny_session
 
 from core.engine import Engine
 from core.errors import LlmlabError

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from engine_helpers import tiny_session
+from helpers.sessions import tiny_session
 
 from core import messages as msg
 from core.engine import Engine

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from engine_helpers import tiny_session
+from helpers.sessions import tiny_session
 
 from core import messages as msg
 from core.runs import read_run_info

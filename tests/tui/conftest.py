@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from tui_helpers import FakeEngine, fake_run, small_session
+from helpers.tui import FakeEngine, fake_run, small_session
 
 from core import messages as msg
 from core.session import Session
@@ -62,7 +62,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Session, Path]:
     """(session, run folder): a tiny GPT trained once per test module on the synthetic
     corpus, for the Prune, Generate and Runs panes and the surprise heatmap. The session's
     runs_dir holds the run, so the app finds it as the session's newest."""
-    from tui_helpers import train_tiny_run
+    from helpers.tui import train_tiny_run
 
     folder = tmp_path_factory.mktemp("trained")
     with pytest.MonkeyPatch.context() as mp:  # (the cache fixture is per test)
@@ -80,7 +80,7 @@ def thread_engines() -> list:
 @pytest.fixture
 def thread_factory(thread_engines: list):
     """An engine factory giving the real engine, served in a thread of this process."""
-    from tui_helpers import ThreadEngine
+    from helpers.tui import ThreadEngine
 
     def factory(session: Session) -> ThreadEngine:
         engine = ThreadEngine(session)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from tui_helpers import small_session, wait_for
+from helpers.tui import small_session, wait_for
 
 from tui.app import LlmlabApp
 

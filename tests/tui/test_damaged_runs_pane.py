@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import asyncio
 
+from helpers.tui import small_session, wait_for, wait_for_screen
 from test_runs_pane import synthetic_run
-from tui_helpers import small_session, wait_for, wait_for_screen
 
 from tui.app import LlmlabApp
 from tui.panes.runs import RunsPane

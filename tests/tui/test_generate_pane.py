@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers.tui import FakeEngine, paste, small_session, train_tiny_run, type_text, wait_for
 from rich.cells import cell_len
-from tui_helpers import FakeEngine, paste, small_session, train_tiny_run, type_text, wait_for
 
 from core import messages as msg
 from core.session import Session, load_session
@@ -44,7 +44,7 @@ def pane_of(app: LlmlabApp) -> GeneratePane:
 
 
 def screen(app: LlmlabApp) -> str:
-    from tui_helpers import screen_text
+    from helpers.tui import screen_text
 
     return screen_text(app)
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from tui_helpers import _focused_field, jump_to_field, settle, small_session, type_text, wait_for
+from helpers.tui import _focused_field, jump_to_field, settle, small_session, type_text, wait_for
 
 from tui.app import LlmlabApp
 from tui.screens.help import HelpScreen

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from tui_helpers import small_session, wait_for, wait_for_screen
+from helpers.tui import small_session, wait_for, wait_for_screen
 
 from tui.app import LlmlabApp
 

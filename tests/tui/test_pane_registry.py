@@ -11,7 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tui_helpers import small_session, wait_for
+from helpers.tui import small_session, wait_for
 
 from tui.app import LlmlabApp
 from tui.panes import PANES, Pane
@@ -79,7 +79,7 @@ from toy_pane import ToyPane
 
 tui.panes.PANES.append(ToyPane)  # the registry line
 
-from tui_helpers import small_session, wait_for
+from helpers.tui import small_session, wait_for
 from tui.app import LlmlabApp
 from tui.widgets.title_bar import TitleBar
 
@@ -108,7 +108,7 @@ def test_a_new_pane_is_one_file_and_one_registry_line(tmp_path: Path) -> None:
     (tmp_path / "toy_pane.py").write_text(TOY_PANE)
     (tmp_path / "scenario.py").write_text(SCENARIO)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-        [str(tmp_path), str(HERE), os.environ.get("PYTHONPATH", "")])}
+        [str(tmp_path), str(HERE.parent), os.environ.get("PYTHONPATH", "")])}
     done = subprocess.run([sys.executable, str(tmp_path / "scenario.py"), str(tmp_path)],
                           env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr

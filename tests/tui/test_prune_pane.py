@@ -15,8 +15,7 @@ import json
 from pathlib import Path
 
 import pytest
-from textual_slider import Slider
-from tui_helpers import (
+from helpers.tui import (
     FakeEngine,
     _palette_has,
     paste,
@@ -26,6 +25,7 @@ from tui_helpers import (
     wait_for,
     wait_for_screen,
 )
+from textual_slider import Slider
 
 from core import messages as msg
 from core.messages import ModelFigures

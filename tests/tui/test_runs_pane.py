@@ -12,7 +12,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from tui_helpers import _palette_has, paste, screen_text, small_session, wait_for, wait_for_screen
+from helpers.tui import _palette_has, paste, screen_text, small_session, wait_for, wait_for_screen
 
 from core import messages as msg
 from core.runs import RunWriter, read_metrics, read_run_info

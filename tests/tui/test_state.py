@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 
 import pytest
-from tui_helpers import jump_to_field, screen_text, settle, small_session, wait_for
+from helpers.tui import jump_to_field, screen_text, settle, small_session, wait_for
 
 from core.session import save_session
 from tui.app import LlmlabApp
@@ -140,7 +140,7 @@ def test_the_form_hides_the_fields_the_model_family_does_not_read(tmp_path: Path
             assert not rows["model.n_head"].display and not rows["model.activation"].display
             assert rows["model.n_hidden"].display
             await pilot.press("down", "down", "down")  # n_layer, n_embd, n_hidden
-            from tui_helpers import _focused_field
+            from helpers.tui import _focused_field
 
             assert _focused_field(app) == "model.n_hidden"
             await app.focus_field("model.n_head")  # (the palette's "Field: model.n_head")

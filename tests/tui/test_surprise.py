@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from tui_helpers import FakeEngine, screen_text, shows, small_session, wait_for, wait_for_screen
+from helpers.tui import FakeEngine, screen_text, shows, small_session, wait_for, wait_for_screen
 
 from core import messages as msg
 from core.session import Session, save_session

@@ -7,7 +7,7 @@ import asyncio
 from pathlib import Path
 
 import pytest
-from tui_helpers import _palette_has, paste, screen_text, wait_for
+from helpers.tui import _palette_has, paste, screen_text, wait_for
 
 from core import messages as msg
 from core.session import Session
@@ -82,7 +82,7 @@ def test_report_lines_fit_the_width() -> None:
 def test_grad_norm_plot_and_eval_samples_in_the_log(session: Session) -> None:
     """n turns the lower side plot into the gradient norm of the run; each evaluation's
     sample is a line of the log, its line breaks and control characters made harmless."""
-    from tui_helpers import FakeEngine, fake_run
+    from helpers.tui import FakeEngine, fake_run
 
     def script(command: msg.Command) -> list[msg.Event]:
         if not isinstance(command, msg.Start):
@@ -121,7 +121,7 @@ def test_grad_norm_plot_and_eval_samples_in_the_log(session: Session) -> None:
 
 
 def test_a_reopened_sessions_run_plots_its_grad_norm(tmp_path: Path) -> None:
-    from tui_helpers import small_session
+    from helpers.tui import small_session
 
     from core.runs import RunWriter
     from core.session import save_session

@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 
 import pytest
-from tui_helpers import (
+from helpers.tui import (
     _palette_has,
     paste,
     screen_text,
@@ -276,7 +276,7 @@ def test_broken_corpus_and_invalid_field_show_messages_app_stays_up(
 
 def test_engine_error_is_a_notification_and_the_app_keeps_working(tmp_path: Path,
                                                                   fake_engines) -> None:
-    from tui_helpers import FakeEngine
+    from helpers.tui import FakeEngine
 
     from core import messages as msg
 

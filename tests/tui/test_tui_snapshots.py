@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tui_helpers import set_field, small_session, wait_for
+from helpers.tui import set_field, small_session, wait_for
 
 from tui.app import LlmlabApp
 

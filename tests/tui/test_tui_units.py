@@ -245,7 +245,7 @@ def test_engine_events_after_the_screen_is_gone_are_ignored(tmp_path: Path) -> N
     """An event can still reach the app while it shuts down (its screen gone): no error,
     and no engine started to load the run that just stopped."""
     sys.path.insert(0, str(Path(__file__).parent))
-    from tui_helpers import small_session
+    from helpers.tui import small_session
 
     from core import messages as msg
     from tui.app import LlmlabApp

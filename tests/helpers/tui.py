@@ -12,25 +12,7 @@ from typing import Any
 
 from core import messages as msg
 from core.session import Session
-
-
-def small_session(base_dir: Path, **train: Any) -> Session:
-    """A session that trains in seconds on the synthetic corpus; runs go under base_dir."""
-    s = Session(name="tiny")
-    s.base_dir = base_dir
-    s.data.corpus = "sample:synthetic"
-    s.model.n_layer, s.model.n_head, s.model.n_embd, s.model.context = 1, 2, 32, 32
-    s.optim.warmup_steps = 0
-    s.train.batch_size = 8
-    s.train.max_steps = 100_000
-    s.train.eval_interval = 100
-    s.train.eval_iters = 4
-    s.train.log_interval = 5
-    s.train.checkpoint_interval = 0
-    s.train.runs_dir = str(base_dir / "runs")
-    for key, value in train.items():
-        setattr(s.train, key, value)
-    return s
+from helpers.sessions import small_session
 
 
 async def wait_for(pilot, condition: Callable[[], Any], timeout: float = 30.0,
