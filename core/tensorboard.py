@@ -4,7 +4,7 @@ runs beside any others.
 One mapping from a metrics.jsonl record to TensorBoard summaries (`summaries`) serves both
 ways of getting them:
 
-- live: with `train.tensorboard = true` the run's writer (`core.runs.RunWriter`) hands every
+- live: with `train.tensorboard = true` the run's writer (`core.run_writer.RunWriter`) hands every
   record it logs to a `TensorBoardLog` in the run folder as well;
 - afterwards: `export_tensorboard` replays a run's metrics.jsonl into a folder of its own
   (`llmlab export RUN --format tensorboard DIR`).

@@ -40,7 +40,8 @@ from core.models import build_model
 from core.optim import build_optimizer, lr_at, set_lr, set_weight_decay
 from core.prune import attach_masks, cubic_sparsity, is_masked, sparsity_report, update_masks
 from core.report import EvalReport, evaluation_report
-from core.runs import RunWriter, load_run_session, new_run_dir
+from core.run_writer import RunWriter
+from core.runs import load_run_session, new_run_dir
 from core.session import LIVE_FIELDS, Session
 from core.tokenizers import load_tokenizer
 from core.train_step import optimizer_step

@@ -9,7 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from core.runs import RunWriter, find_run, list_runs
+from core.run_writer import RunWriter
+from core.runs import find_run, list_runs
 
 GOOD = "20250101-120000"
 

@@ -27,7 +27,8 @@ from core.checkpoint import list_checkpoints, save_checkpoint
 from core.dataset import STALE_BUILD_S, load_dataset
 from core.engine import Engine
 from core.errors import LlmlabError
-from core.runs import RunWriter, check_runs_root, read_metrics, read_run_info
+from core.run_writer import RunWriter
+from core.runs import check_runs_root, read_metrics, read_run_info
 from core.session import DataConfig
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

@@ -29,7 +29,8 @@ import torch
 from core import messages as msg
 from core.engine import Engine
 from core.generate import Sampling, generate_ids
-from core.runs import RunWriter, find_run, read_metrics
+from core.run_writer import RunWriter
+from core.runs import find_run, read_metrics
 from core.session import Session, validate
 from core.tokenizers import load_tokenizer
 from core.workbench import Workbench

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from core.errors import LlmlabError
+from core.run_writer import RunWriter
 from core.runs import (
-    RunWriter,
     hparam_diff,
     list_runs,
     read_run_info,

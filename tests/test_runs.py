@@ -13,8 +13,8 @@ import torch
 from core.checkpoint import list_checkpoints
 from core.errors import LlmlabError
 from core.models import build_model
+from core.run_writer import RunWriter
 from core.runs import (
-    RunWriter,
     find_run,
     has_checkpoint,
     list_runs,

@@ -15,7 +15,8 @@ import pytest
 from helpers.tui import _palette_has, paste, screen_text, small_session, wait_for, wait_for_screen
 
 from core import messages as msg
-from core.runs import RunWriter, read_metrics, read_run_info
+from core.run_writer import RunWriter
+from core.runs import read_metrics, read_run_info
 from tui.app import LlmlabApp
 from tui.panes.runs import RUN_COLORS, SMOOTHING_WEIGHT, RunsPane
 from tui.screens.confirm import ConfirmScreen

@@ -123,7 +123,7 @@ def test_grad_norm_plot_and_eval_samples_in_the_log(session: Session) -> None:
 def test_a_reopened_sessions_run_plots_its_grad_norm(tmp_path: Path) -> None:
     from helpers.tui import small_session
 
-    from core.runs import RunWriter
+    from core.run_writer import RunWriter
     from core.session import save_session
 
     session = small_session(tmp_path)
