@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+SPARK = "▁▂▃▄▅▆▇█"
+
 
 def middle_ellipsis(text: str, width: int) -> str:
     """`text` in at most `width` characters, an ellipsis in the middle if it must be cut
@@ -21,3 +25,21 @@ def fit_words(text: str, width: int) -> str:
     if width < 12:
         return text
     return " ".join(middle_ellipsis(word, width - 4) for word in text.split(" "))
+
+
+def sparkline(values: list[float], width: int = 12) -> str:
+    """The last `width` values as block characters (lowest ▁, highest █)."""
+    values = [v for v in values[-width:] if v == v]
+    if not values:
+        return ""
+    lo, hi = min(values), max(values)
+    span = hi - lo or 1.0
+    return "".join(SPARK[min(7, int((v - lo) / span * 8))] for v in values)
+
+
+def source_name(source: str) -> str:
+    """A run folder's name, or run/compressed/name for a compressed model."""
+    path = Path(source)
+    if path.parent.name == "compressed":
+        return f"{path.parent.parent.name}/compressed/{path.name}"
+    return path.name

@@ -109,5 +109,14 @@ class Pane(Vertical, can_focus=True):
         except Exception:  # not in an app yet
             return keys(binding_id).split(",")[0]
 
+    def how_to_load(self, verb: str = "open", where: str = "Runs",
+                    then_open: bool = True) -> str:
+        """How to get a model when none is loaded: the one hint every pane words alike,
+        `verb`, `where` and `then_open` keeping each pane's own phrasing."""
+        runs = self._key("app.runs")
+        if then_open:
+            runs = f"{runs}, then {self._key('runs.open')}"
+        return f"train one ({self._key('train.start')}), or {verb} a run in {where} ({runs})"
+
     async def shown(self) -> None:
         """The pane has just become the one on screen (build what waits, redraw)."""

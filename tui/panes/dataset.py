@@ -51,8 +51,6 @@ TYPED_PATH = "path"
 PREVIEW_CHARS = 1200
 RELOAD_DELAY = 0.4  # seconds of quiet after an edit before the corpus is read again
 BOUNDARY_TITLE = "preview: token boundaries in alternating colours · {key}: surprise heatmap"
-NO_MODEL = ("no model to score the preview with: train one ({start}), or load a run in the "
-            "Runs pane ({runs})")
 
 
 @dataclass
@@ -403,8 +401,8 @@ class DatasetPane(Pane):
             self.update_heatmap()
             return
         if self._model_source() is None and not self._has_run():
-            self.notify(NO_MODEL.format(start=key_display(self.app, "train.start"),
-                                        runs=key_display(self.app, "app.runs")),
+            how = self.how_to_load(verb="load", where="the Runs pane", then_open=False)
+            self.notify(f"no model to score the preview with: {how}",
                         severity="warning", timeout=8)
             return
         self.heatmap = True

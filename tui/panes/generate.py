@@ -195,10 +195,6 @@ class GeneratePane(Pane):
         for model in MODELS:
             self.column(model).show_hint(hint)
 
-    def how_to_load(self) -> str:
-        return (f"train one ({self._key('train.start')}), or open a run in Runs "
-                f"({self._key('app.runs')}, then {self._key('runs.open')})")
-
     def _short(self, source: str) -> str:
         """A source path as it reads best: under the session's runs folder, relative to it."""
         path = Path(source)

@@ -16,7 +16,6 @@ sweep's), and never lets an older result overwrite a newer one on the table.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, ClassVar
 
 from textual.app import ComposeResult
@@ -32,6 +31,7 @@ from tui.document import SessionDocument
 from tui.keymap import bind
 from tui.messages import EngineRequest, SessionEdited
 from tui.panes.base import Pane
+from tui.text import source_name, sparkline
 from tui.widgets.metric_plot import MetricPlot, PlotData, Series
 from tui.widgets.prune_layers import PruneLayers
 from tui.widgets.prune_table import PruneTable
@@ -40,28 +40,9 @@ METHODS: tuple[str, ...] = tuple(field_doc("compress.method")["choices"])
 MAX_PERCENT = 95
 STEP_PERCENT = 5
 DEFAULT_FINETUNE_STEPS = 100  # when the session's compress.finetune_steps is 0
-SPARK = "▁▂▃▄▅▆▇█"
 LEFT_MIN, LEFT_MAX = 32, 52  # columns of the table's side
 _UNSET = object()
 ECHOED = ("compress.method", "compress.sparsity")  # fields show_session shows
-
-
-def sparkline(values: list[float], width: int = 12) -> str:
-    """The last `width` values as block characters (lowest ▁, highest █)."""
-    values = [v for v in values[-width:] if v == v]
-    if not values:
-        return ""
-    lo, hi = min(values), max(values)
-    span = hi - lo or 1.0
-    return "".join(SPARK[min(7, int((v - lo) / span * 8))] for v in values)
-
-
-def source_name(source: str) -> str:
-    """A run folder's name, or run/compressed/name for a compressed model."""
-    path = Path(source)
-    if path.parent.name == "compressed":
-        return f"{path.parent.parent.name}/compressed/{path.name}"
-    return path.name
 
 
 class PrunePane(Pane):
@@ -557,8 +538,8 @@ class PrunePane(Pane):
         loading = self.model_loading
         if loading:
             return f"loading {source_name(loading)} …"
-        return (f"No model loaded. Train one ({self._key('train.start')}), or open a run in "
-                f"the Runs pane ({self._key('app.runs')}, then {self._key('runs.open')}).\n"
+        how = self.how_to_load(where="the Runs pane")
+        return (f"No model loaded. {how[0].upper()}{how[1:]}.\n"
                 f"Then {self._key('prune.less')}/{self._key('prune.more')} prune a copy of it "
                 "to any sparsity: the trained weights stay as they are.")
 
