@@ -40,6 +40,13 @@ def screen_text(app) -> str:
     return console.export_text()
 
 
+def notifications(app) -> list[str]:
+    """The messages of the notifications the app is showing. Textual 8 keeps them in
+    `App._notifications` and has no public list of them (a Toast shows only while on screen);
+    this is the one place the tests read it."""
+    return [n.message for n in app._notifications]
+
+
 def shows(app, text: str) -> bool:
     """Whether the drawn screen shows `text`, wherever the terminal wrapped it: a long path
     folds over lines (mid-word too), so both sides are compared without whitespace."""

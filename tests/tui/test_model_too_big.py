@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from helpers.tui import small_session, wait_for, wait_for_screen
+from helpers.tui import notifications, small_session, wait_for, wait_for_screen
 
 from tui.app import LlmlabApp
 
@@ -25,8 +25,8 @@ def test_a_model_too_big_for_memory_is_refused_in_the_model_pane(tmp_path, monke
             await wait_for_screen(pilot, "GB, 1 GB free")  # ✗ needs ~9.8 GB, 1 GB free
             assert any(line.startswith("model: needs ~") for line in app.problem_lines)
             app.action_start_training()
-            await wait_for(pilot, lambda: any("cannot start training" in n.message
-                                              for n in app._notifications), 10, "the refusal")
+            await wait_for(pilot, lambda: any("cannot start training" in n
+                                              for n in notifications(app)), 10, "the refusal")
             assert not app.client.busy
 
     asyncio.run(scenario())

@@ -18,6 +18,7 @@ import pytest
 from helpers.tui import (
     FakeEngine,
     _palette_has,
+    notifications,
     paste,
     screen_text,
     shows,
@@ -44,9 +45,6 @@ SIZE = (80, 24)
 def run(coro) -> None:
     asyncio.run(coro)
 
-
-def notifications(app) -> list[str]:
-    return [n.message for n in app._notifications]
 
 
 def pane_of(app: LlmlabApp) -> PrunePane:

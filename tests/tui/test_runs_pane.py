@@ -12,7 +12,15 @@ import shutil
 from pathlib import Path
 
 import pytest
-from helpers.tui import _palette_has, paste, screen_text, small_session, wait_for, wait_for_screen
+from helpers.tui import (
+    _palette_has,
+    notifications,
+    paste,
+    screen_text,
+    small_session,
+    wait_for,
+    wait_for_screen,
+)
 
 from core import messages as msg
 from core.run_writer import RunWriter
@@ -31,9 +39,6 @@ SIZE = (80, 24)
 def run(coro) -> None:
     asyncio.run(coro)
 
-
-def notifications(app) -> list[str]:
-    return [n.message for n in app._notifications]
 
 
 def _train(base: Path, name: str, lr: float) -> Path:

@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 
 import pytest
-from helpers.tui import jump_to_field, screen_text, settle, small_session, wait_for
+from helpers.tui import jump_to_field, notifications, screen_text, settle, small_session, wait_for
 
 from core.session import save_session
 from tui.app import LlmlabApp
@@ -93,8 +93,8 @@ def test_a_live_lr_change_stays_in_the_run_not_in_the_session(tmp_path: Path, fa
             assert app.session.optim.lr == lr and not app.dirty
             # when the run ends the change is offered, and copied only when the user says so
             await pilot.press("x")
-            await wait_for(pilot, lambda: any("the run changed optim.lr 0.004" in n.message
-                                              for n in app._notifications), 5, "the offer")
+            await wait_for(pilot, lambda: any("the run changed optim.lr 0.004" in n
+                                              for n in notifications(app)), 5, "the offer")
             assert app.session.optim.lr == lr and not app.dirty
             app.action_keep_run_changes()
             await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), 5, "asked")
@@ -145,8 +145,8 @@ def test_the_form_hides_the_fields_the_model_family_does_not_read(tmp_path: Path
             assert _focused_field(app) == "model.n_hidden"
             await app.focus_field("model.n_head")  # (the palette's "Field: model.n_head")
             await wait_for(pilot, lambda: any(
-                "model.n_head: only for gpt (model.arch is gru)" in n.message
-                for n in app._notifications), 5, "the notice")
+                "model.n_head: only for gpt (model.arch is gru)" in n
+                for n in notifications(app)), 5, "the notice")
             await settle(pilot)
 
     run(scenario())

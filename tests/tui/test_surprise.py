@@ -9,7 +9,15 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from helpers.tui import FakeEngine, screen_text, shows, small_session, wait_for, wait_for_screen
+from helpers.tui import (
+    FakeEngine,
+    notifications,
+    screen_text,
+    shows,
+    small_session,
+    wait_for,
+    wait_for_screen,
+)
 
 from core import messages as msg
 from core.session import Session, save_session
@@ -215,9 +223,6 @@ def test_heatmap_snapshot(snap_compare, tmp_path: Path) -> None:
 
     assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
 
-
-def notifications(app: LlmlabApp) -> list[str]:
-    return [n.message for n in app._notifications]
 
 
 def test_h_without_any_run_says_how_to_get_a_model(tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from helpers.tui import (
     _palette_has,
+    notifications,
     paste,
     screen_text,
     set_field,
@@ -38,9 +39,6 @@ SIZE = (80, 24)
 def run(coro) -> None:
     asyncio.run(coro)
 
-
-def notifications(app) -> list[str]:
-    return [n.message for n in app._notifications]
 
 
 def _pid_alive(pid: int) -> bool:
