@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
 import re
 import shutil
 import subprocess
@@ -17,6 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers.cli import llmlab, ok
 
 from core import messages as msg
 from core.engine import Engine
@@ -25,27 +25,6 @@ from core.prune import SWEEP_LEVELS
 from core.session import Session, validate
 from core.workbench import Workbench
 from llmlab import cli, compress_commands
-
-
-def llmlab(cwd: Path, *args: str, columns: int = 160, threads: bool = False,
-           **env_vars: str) -> subprocess.CompletedProcess:
-    """Wide enough by default that no table cell wraps; the report of `eval` is tested at 80
-    columns, what Rich uses when the output is not a terminal. One OpenMP thread unless
-    `threads` (then torch's default)."""
-    env = {**os.environ, "LLMLAB_CACHE_DIR": str(cwd / "cache"), "COLUMNS": str(columns),
-           **env_vars}
-    if threads:
-        env.pop("OMP_NUM_THREADS", None)
-    else:
-        env["OMP_NUM_THREADS"] = "1"
-    return subprocess.run([sys.executable, "-m", "llmlab", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=120)
-
-
-def ok(result: subprocess.CompletedProcess) -> str:
-    assert result.returncode == 0, result.stderr
-    assert "Traceback" not in result.stderr
-    return result.stdout
 
 
 def one_line(text: str) -> str:

@@ -15,16 +15,17 @@ module; every command then runs as `python -m llmlab ...` in that folder.
 
 from __future__ import annotations
 
+import functools
 import json
-import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from helpers import cli
+from helpers.cli import ok
 
 from core import messages as msg
 from core.engine import Engine
@@ -49,17 +50,8 @@ RUNS = {
 }
 
 
-def llmlab(cwd: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "LLMLAB_CACHE_DIR": str(cwd / "cache"), "OMP_NUM_THREADS": "1",
-           "COLUMNS": "200"}
-    return subprocess.run([sys.executable, "-m", "llmlab", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=300)
-
-
-def ok(result: subprocess.CompletedProcess) -> str:
-    assert result.returncode == 0, result.stderr
-    assert "Traceback" not in result.stderr
-    return result.stdout
+# (export's lines name two folders: wide enough that none wraps; an ONNX export takes a while)
+llmlab = functools.partial(cli.llmlab, columns=200, timeout=300)
 
 
 def refused(result: subprocess.CompletedProcess) -> str:
