@@ -128,6 +128,7 @@ class Engine:
         self._waiting = ""  # the workbench work a training waits for ("" none)
         self._under_way: set[int] = set()  # request ids of the work a Cancel may name
         self._start_request = 0  # the Start of the training under way (0: train() called)
+        self.control = None  # core.control.ControlInbox of the run training, if it has one
 
     # ------------------------------------------------------------------ worker main loop
 
@@ -144,23 +145,29 @@ class Engine:
 
     # ------------------------------------------------------------------ one training run
 
-    def train(self, resume: str | Path | None = None) -> str:
-        """Train until max_steps, Stop, Shutdown or failure; return the final state."""
+    def train(self, resume: str | Path | None = None, run_dir: str | Path | None = None) -> str:
+        """Train until max_steps, Stop, Shutdown or failure; return the final state.
+        `run_dir`: the folder of the new run (default: a new one under train.runs_dir)."""
         from core.device import denormals_flushed
 
         with denormals_flushed():  # (a collapsing run would crawl: core.device)
-            return self._train(resume)
+            return self._train(resume, run_dir)
 
-    def _train(self, resume: str | Path | None) -> str:
+    def _train(self, resume: str | Path | None, run_dir: str | Path | None) -> str:
+        from core.control import ControlInbox
         from core.optim import decay_warning
         from core.trainer import Trainer
 
         self._stop_requested = False
         self._stop_checkpoint = True
         self.trainer = None  # a failed start must not finish (and mark) the previous run
+        self.control = None
         try:
             self._set_state(EngineState.PREPARING)
-            self.trainer = Trainer.create(self.session, self.emit, resume)
+            self.trainer = Trainer.create(self.session, self.emit, resume, run_dir)
+            if self.trainer.writer.claimed:  # (the run folder is ours: it can be steered)
+                self.control = ControlInbox(self.trainer.run_dir)
+                self._refuse_stale_requests()
             self.emit(self.trainer.started_event(self.trainer.step))
             if (line := decay_warning(self.trainer.session.optim)) is not None:
                 self.emit(msg.Warning(line))
@@ -190,6 +197,7 @@ class Engine:
             if self._stop_requested:
                 return self._finish(EngineState.STOPPED, checkpoint=self._stop_checkpoint)
             metrics = t.train_step()
+            t.writer.beat(step=t.step)
             if metrics is not None:
                 self.emit(metrics)
             if t.prune_due():
@@ -210,23 +218,51 @@ class Engine:
         self.emit(t.eval_sample())
 
     def _drain_commands(self) -> None:
-        """Apply every waiting command; while paused, wait here for the next one. (A command
+        """Apply every waiting command, and the requests waiting in the run folder's control
+        channel (core.control); while paused, wait here for the next one. (A command
         handled here may defer others, e.g. a Resume that came during a generation: those
         come first, every time round.)"""
         while True:
             if self._deferred:
                 self._handle(self._deferred.pop(0))
                 continue
+            self._take_control()
             block = self.state is EngineState.PAUSED and not self._stop_requested
+            wait = 0.5 if self.control is None else self.control.every
             try:
-                command = self.commands.get(timeout=0.5) if block else self.commands.get_nowait()
+                command = self.commands.get(timeout=wait) if block else self.commands.get_nowait()
             except queue.Empty:
                 if block:
                     continue
                 return
             self._handle(command)
 
-    def _handle(self, command: msg.Command) -> None:
+    def _take_control(self, force: bool = False) -> None:
+        """Apply the requests waiting in the run folder, each acknowledged in metrics.jsonl:
+        applied, or refused with its one line (and the training goes on)."""
+        from core.control import ControlRequest, ack_record
+
+        if self.control is None:
+            return
+        for request in self.control.take(force):
+            if isinstance(request, ControlRequest):
+                problem = self._handle(request.command())
+            else:  # (a file in the folder that is not a request)
+                request, problem = ControlRequest(request[0], "unknown"), request[1]
+                self.emit(msg.Warning(problem))
+            self.trainer.writer.log(ack_record(request, self.trainer.step, problem))
+
+    def _refuse_stale_requests(self) -> None:
+        """Requests left in the folder by a job that has ended are not this job's."""
+        from core.control import ControlRequest, ack_record
+
+        for rid, why in self.control.refuse_waiting("sent before this job started; not "
+                                                    "applied"):
+            self.trainer.writer.log(ack_record(ControlRequest(rid, "unknown"),
+                                               self.trainer.step, why))
+
+    def _handle(self, command: msg.Command) -> str | None:
+        """Do what `command` asks; the one line of its error, if it failed (also emitted)."""
         what = WORKBENCH_WORK.get(type(command), "")
         waits = bool(what) and self.state.training and not self._waiting
         if waits:  # the training stands still meanwhile: say so, and say when it goes on
@@ -236,13 +272,16 @@ class Engine:
         try:
             self._dispatch(command)
         except Exception as e:  # noqa: BLE001 - a bug (a file torch chokes on...): keep serving
-            self.emit(_error_of(e, command))
+            error = _error_of(e, command)
+            self.emit(error)
+            return error.message
         finally:
             # (its own id, and those of the generations that joined it)
             self._under_way = set() if what else self._under_way - {command.request_id}
             if waits:
                 self._waiting = ""
                 self.emit(msg.TrainingWaits(""))
+        return None
 
     def _dispatch(self, command: msg.Command) -> None:
         handler = _HANDLERS.get(type(command))
@@ -495,14 +534,16 @@ class Engine:
                             request_id=self._start_request))
         if self.trainer is not None:
             try:
-                self.trainer.finish(status)
+                self.trainer.finish(status, error=message)
             except OSError:  # (the disk that stopped the run may refuse run.json too)
-                self.trainer.writer.close()
+                self.trainer.writer.close(final_state=EngineState.FAILED)
         self._set_state(EngineState.FAILED, message)
         return EngineState.FAILED
 
     def _set_state(self, state: EngineState, detail: str = "") -> None:
         self.state = state
+        if self.trainer is not None:
+            self.trainer.writer.beat(state=state)
         self.emit(msg.Status(state, detail))
 
 

@@ -2,6 +2,8 @@
 
 Every file a training writes into `runs/<session>/<run-id>/` (except checkpoints, which
 core.checkpoint writes atomically) goes through `RunWriter`; core.runs reads what it wrote.
+Before it writes, a writer claims the folder (core.run_claim: the lock, the heartbeat), so
+two jobs never write one run, and viewers anywhere can tell a live job from a dead one.
 """
 
 from __future__ import annotations
@@ -10,11 +12,13 @@ import json
 import math
 import os
 import socket
+import time
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from core.errors import disk_fault
 from core.fileio import atomic_write_text, jsonable
+from core.run_claim import RunClaim
 from core.runs import (
     CHECKPOINTS_DIR,
     INFO_FILE,
@@ -45,6 +49,27 @@ class RunWriter:
         self.tensorboard = tensorboard
         self._tb = None
         self._tb_purge: int | None = None
+        self._claim: RunClaim | None = None
+
+    def claim(self, announce: bool = True) -> None:
+        """Claim the run folder for this process (LlmlabError naming the job that holds it);
+        the heartbeat runs from `announce` until `close`. Disabled (not rank 0): nothing to
+        claim."""
+        if self.enabled and self._claim is None:
+            self._claim = RunClaim.acquire(self.run_dir, announce)
+
+    def announce(self) -> None:
+        if self._claim is not None:
+            self._claim.announce()
+
+    @property
+    def claimed(self) -> bool:
+        return self._claim is not None
+
+    def beat(self, state: str | None = None, step: int | None = None) -> None:
+        """The job's state and step, for its heartbeat (no file is written here)."""
+        if self._claim is not None:
+            self._claim.beat(state, step)
 
     def write_session(self, session: Session) -> None:
         if self.enabled:
@@ -103,7 +128,15 @@ class RunWriter:
                 f.write("\n")
         return f
 
-    def close(self) -> None:
+    def close(self, final_state: str | None = None) -> None:
+        """Close the files, and end the claim (`final_state`: how the job ended, for the
+        last heartbeat)."""
+        self._close_files()
+        if self._claim is not None:
+            claim, self._claim = self._claim, None
+            claim.release(final_state)
+
+    def _close_files(self) -> None:
         if self._metrics is not None:
             self._metrics.close()
             self._metrics = None
@@ -135,6 +168,8 @@ class RunWriter:
                                           {"val_loss": val_loss, **meta})
         if is_best:
             self.update_info(best_step=step, best_val_loss=val_loss)
+        self.log({"type": "checkpoint", "step": step, "path": str(path), "best": is_best,
+                  "time": time.time()})
         best_step = self._info.get("best_step")
         checkpoint.prune_checkpoints(self.ckpt_root, keep_last,
                                      keep={best_step} if best_step is not None else set())
@@ -145,7 +180,7 @@ class RunWriter:
         tail: the steps after the checkpoint it resumes from are about to be redone."""
         if not self.enabled:
             return
-        self.close()
+        self._close_files()
         self._tb_purge = step + 1  # the events of the steps redone are hidden
         path = self.run_dir / METRICS_FILE
         if not path.exists():

@@ -41,6 +41,7 @@ from core.fileio import (
     read_small_file,
     read_small_text,
 )
+from core.run_claim import read_heartbeat
 from core.session import Session, load_session
 
 # (listing and finding runs must not import torch: the UI process never does)
@@ -58,6 +59,7 @@ _STEP_DIR = re.compile(r"step-(\d{7,})")
 # What a run says when the process writing it is gone without saying how it ended (killed,
 # a dropped SSH connection): with a checkpoint it can resume, without one only start again.
 LOST = "lost"
+PAUSED = "paused"  # a live job, paused (its heartbeat says so)
 LOST_NO_CHECKPOINT = "lost, no checkpoint"
 DAMAGED = "damaged"  # a run folder whose own files cannot be read ("damaged: <cause>")
 
@@ -129,13 +131,20 @@ def read_run_info(run_dir: Path) -> dict[str, Any]:
 
 
 def run_status(run_dir: Path, info: dict[str, Any] | None = None) -> str:
-    """The run's status from run.json, except that a run still marked running whose writer
-    is known dead (same host, pid gone) is `LOST`, or `LOST_NO_CHECKPOINT` when it has no
-    complete checkpoint to resume from. On another host the writer cannot be checked: the
-    run stays running."""
+    """The run's status from run.json, told apart by the job's heartbeat (core.run_claim)
+    while it says running: `PAUSED` when the live job is paused, and `LOST` (or
+    `LOST_NO_CHECKPOINT`, when it has nothing to resume from) when its writer is gone: the
+    heartbeat is stale, or on this host its pid is dead. A run without a heartbeat (older,
+    or trained in-process by a library user) is lost only when its pid is known dead."""
     info = read_run_info(run_dir) if info is None else info
     status = str(info.get("status") or "unknown")
-    if status != "running" or _writer_alive(info) is not False:
+    if status != "running":
+        return status
+    alive = _writer_alive(info)
+    beat = read_heartbeat(run_dir)
+    if alive is not False and beat is not None and (beat.fresh() or alive):
+        return PAUSED if beat.state == PAUSED and beat.fresh() else status
+    if alive is not False and beat is None:
         return status
     return LOST if has_checkpoint(run_dir) else LOST_NO_CHECKPOINT
 

@@ -14,7 +14,6 @@ N straight steps and N/2 + resume + N/2 end at the same loss.
 from __future__ import annotations
 
 import dataclasses
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,6 +29,7 @@ from core.checkpoint import (
     load_checkpoint,
 )
 from core.collapse import CollapseWatch
+from core.control import check_live_value
 from core.dataset import TokenDataset, load_dataset
 from core.device import Placement, fit_threads, mfu, observe_flops, peak_flops, place, wrap_model
 from core.errors import LlmlabError
@@ -42,7 +42,7 @@ from core.prune import attach_masks, cubic_sparsity, is_masked, sparsity_report,
 from core.report import EvalReport, evaluation_report
 from core.run_writer import RunWriter
 from core.runs import load_run_session, new_run_dir
-from core.session import LIVE_FIELDS, Session
+from core.session import Session
 from core.tokenizers import load_tokenizer
 from core.train_step import optimizer_step
 from core.values import EngineState
@@ -84,7 +84,8 @@ class _Window:
 
 class Trainer:
     def __init__(self, session: Session, dataset: TokenDataset, placement: Placement,
-                 run_dir: Path, emit: Emit, resume_from: CheckpointInfo | None = None):
+                 run_dir: Path, emit: Emit, resume_from: CheckpointInfo | None = None,
+                 writer: RunWriter | None = None):
         self.session = session
         self.dataset = dataset
         self.placement = placement
@@ -109,7 +110,8 @@ class Trainer:
         self.last_val_loss: float | None = None
         self.last_grad_norm: float | None = None  # the latest step's, before clipping
         self.collapse = CollapseWatch(dataset.tokenizer.vocab_size)
-        self.writer = RunWriter(run_dir, enabled=placement.is_main, tensorboard=t.tensorboard)
+        self.writer = writer or RunWriter(run_dir, enabled=placement.is_main)
+        self.writer.tensorboard = t.tensorboard
         self.flops_per_token = self.model.flops_per_token()
         self._peak = peak_flops(placement)
         self._window = _Window()
@@ -120,8 +122,11 @@ class Trainer:
     # ------------------------------------------------------------------ construction
 
     @classmethod
-    def create(cls, session: Session, emit: Emit, resume: str | Path | None = None) -> Trainer:
-        """Build a trainer for a new run of `session`, or to continue the run at `resume`."""
+    def create(cls, session: Session, emit: Emit, resume: str | Path | None = None,
+               run_dir: str | Path | None = None) -> Trainer:
+        """Build a trainer for a new run of `session` (in `run_dir` if given: a folder made
+        for it by a launcher, empty or with only its log), or to continue the run at
+        `resume`. Either way the run folder is claimed first (core.run_claim)."""
         placement = place(session.train.device, session.train.precision)
         if resume is not None:
             return cls._resume(Path(resume), placement, emit)
@@ -129,15 +134,27 @@ class Trainer:
         dataset = load_dataset(session.data, session.base_dir)
         _check_before_run(session, dataset, placement)  # before the folder: no empty run
         runs_root = session.resolve(session.train.runs_dir)
-        run_dir = new_run_dir(runs_root, session.name) if placement.is_main else runs_root
+        if not placement.is_main:
+            run_dir = runs_root
+        elif run_dir is not None:
+            run_dir = claimable_run_dir(Path(run_dir))
+        else:
+            run_dir = new_run_dir(runs_root, session.name)
         trainer = cls(session, dataset, placement, run_dir, emit)
-        trainer.writer.write_session(_frozen(session))
-        trainer.writer.write_tokenizer(dataset.tokenizer)
-        trainer.writer.update_info(
-            session=session.name, arch=session.model.arch, params=trainer.num_params,
-            flops_per_token=trainer.flops_per_token, max_steps=trainer.max_steps,
-            created=time.strftime("%Y-%m-%dT%H:%M:%S"), status="running", step=0,
-            hparams=trainer.hp.as_dict(), corpus=dataset.corpus.source)
+        trainer.writer.claim()
+        try:
+            trainer.writer.write_session(_frozen(session))
+            trainer.writer.write_tokenizer(dataset.tokenizer)
+            trainer.writer.update_info(
+                session=session.name, arch=session.model.arch, params=trainer.num_params,
+                flops_per_token=trainer.flops_per_token, max_steps=trainer.max_steps,
+                created=time.strftime("%Y-%m-%dT%H:%M:%S"), status="running", step=0,
+                hparams=trainer.hp.as_dict(), corpus=dataset.corpus.source,
+                vocab_size=dataset.tokenizer.vocab_size, device=placement.device,
+                precision=placement.precision)
+        except BaseException:
+            trainer.writer.close(final_state=EngineState.FAILED)
+            raise
         return trainer
 
     @classmethod
@@ -146,21 +163,28 @@ class Trainer:
         session the run was started with. What can refuse is checked before the corpus loads
         (no checkpoint, weights of another model than the session claims, a finished run);
         a finished run is never touched: saving its step N again could lose it."""
-        session = load_run_session(run_dir)
-        ckpt = latest_checkpoint(run_dir / "checkpoints")
-        if ckpt is None:
-            raise LlmlabError(f"{run_dir}: no complete checkpoint to resume from")
-        check_parameter_claim(
-            ckpt.path, param_count(session.model, load_tokenizer(run_dir).vocab_size),
-            f"{run_dir / 'session.toml'} ({describe_model(session.model)})")
-        if ckpt.step >= session.train.max_steps:
-            raise LlmlabError(f"{run_dir}: already finished (step {ckpt.step} of "
-                              f"{session.train.max_steps}), nothing to resume")
-        emit(msg.Status(EngineState.PREPARING, f"opening {session.data.corpus}"))
-        dataset = load_dataset(session.data, session.base_dir)
-        trainer = cls(session, dataset, placement, run_dir, emit, ckpt)
-        trainer.writer.truncate_metrics_after(trainer.step)
-        trainer.writer.update_info(status="running")  # not "stopped" while it trains again
+        writer = RunWriter(run_dir, enabled=placement.is_main)
+        writer.claim(announce=False)  # (a live job's run is refused before anything is read)
+        try:
+            session = load_run_session(run_dir)
+            ckpt = latest_checkpoint(run_dir / "checkpoints")
+            if ckpt is None:
+                raise LlmlabError(f"{run_dir}: no complete checkpoint to resume from")
+            check_parameter_claim(
+                ckpt.path, param_count(session.model, load_tokenizer(run_dir).vocab_size),
+                f"{run_dir / 'session.toml'} ({describe_model(session.model)})")
+            if ckpt.step >= session.train.max_steps:
+                raise LlmlabError(f"{run_dir}: already finished (step {ckpt.step} of "
+                                  f"{session.train.max_steps}), nothing to resume")
+            writer.announce()
+            emit(msg.Status(EngineState.PREPARING, f"opening {session.data.corpus}"))
+            dataset = load_dataset(session.data, session.base_dir)
+            trainer = cls(session, dataset, placement, run_dir, emit, ckpt, writer=writer)
+            trainer.writer.truncate_metrics_after(trainer.step)
+            trainer.writer.update_info(status="running")  # not "stopped" while it trains again
+        except BaseException:
+            writer.close(final_state="stopped")
+            raise
         return trainer
 
     @property
@@ -311,12 +335,9 @@ class Trainer:
 
     def set_hparam(self, name: str, value: float) -> msg.HparamChanged:
         """Change a live hyperparameter; it applies from the next step on."""
-        if name not in LIVE_FIELDS:
-            raise LlmlabError(f"{name}: cannot change while training "
-                              f"(live: {', '.join(LIVE_FIELDS)}); stop and restart instead")
+        value = check_live_value(name, value)
         attr = name.split(".")[1]
         old = getattr(self.hp, attr)
-        value = _checked_live_value(name, value)
         setattr(self.hp, attr, value)
         if attr == "weight_decay":
             set_weight_decay(self.optimizer, value)
@@ -367,9 +388,16 @@ class Trainer:
             setattr(self.hp, name.split(".")[1], value)
         set_weight_decay(self.optimizer, self.hp.weight_decay)
 
-    def finish(self, status: str) -> None:
-        self.writer.update_info(status=status, step=self.step)
-        self.writer.close()
+    def finish(self, status: str, error: str | None = None) -> None:
+        """Mark the run ended (`error`: the one line of a failure, kept in run.json) and end
+        the claim on its folder."""
+        fields = {"status": status, "step": self.step}
+        if error is not None:
+            fields["error"] = error
+        try:
+            self.writer.update_info(**fields)
+        finally:
+            self.writer.close(final_state=status)
 
 
 def _check_before_run(session: Session, dataset: TokenDataset, placement: Placement) -> None:
@@ -385,16 +413,21 @@ def _check_before_run(session: Session, dataset: TokenDataset, placement: Placem
     check_session_fits(session, dataset.tokenizer.vocab_size, placement.device_type)
 
 
-def _checked_live_value(name: str, value: float) -> float | int:
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
-        raise LlmlabError(f"{name}: must be a finite number (got {value!r})")
-    if name == "optim.lr" and value <= 0:
-        raise LlmlabError(f"{name}: must be > 0 (got {value:g})")
-    if value < 0:
-        raise LlmlabError(f"{name}: must be >= 0 (got {value:g})")
-    if name == "train.eval_interval":
-        return int(value)
-    return float(value)
+def claimable_run_dir(run_dir: Path) -> Path:
+    """A folder a launcher made for a new run (the app, a sweep): created if missing; one
+    that already holds a run is refused (resume that one instead)."""
+    from core.runs import INFO_FILE, METRICS_FILE
+
+    if (run_dir / INFO_FILE).exists() or (run_dir / METRICS_FILE).exists():
+        raise LlmlabError(f"{run_dir}: already holds a run; resume it with --resume "
+                          f"{run_dir}, or leave --run-dir out")
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        from core.errors import disk_fault
+
+        raise disk_fault(e, "create the run folder", run_dir) from None
+    return run_dir
 
 
 def _frozen(session: Session) -> Session:

@@ -57,6 +57,12 @@ def build_parser() -> argparse.ArgumentParser:
     train = session_command("train", "train a model headless, with a progress bar")
     train.add_argument("--resume", metavar="RUN",
                        help="continue a run: its folder, SESSION/RUN-ID, SESSION or latest")
+    train.add_argument("--detach", action="store_true",
+                       help="train as a background job that outlives this terminal (its output "
+                            "goes to train.log in the run folder); prints the run folder")
+    train.add_argument("--run-dir", type=Path, metavar="DIR",
+                       help="the new run's folder (made by a launcher: the app, a sweep); "
+                            "default: a new folder under train.runs_dir")
 
     def run_command(name: str, help_text: str, model: bool = False):
         p = sub.add_parser(name, help=help_text, description=help_text)
@@ -95,6 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="where runs live (default: ./runs)")
     runs.add_argument("--csv", type=Path, metavar="FILE",
                       help="also write every metrics record of the listed runs to FILE")
+    from llmlab.job_commands import add_parsers as add_job_parsers
+
+    add_job_parsers(sub)
     for choice in sub._choices_actions:  # a command's own --help says what it does
         command = sub.choices[choice.dest]
         if command.description is None:
@@ -187,6 +196,10 @@ def _dispatch(args: argparse.Namespace) -> int:
             return _compute(args)
     if args.command in ("runs", "export"):
         return _compute(args)
+    if args.command in ("ctl", "attach"):
+        from llmlab import job_commands
+
+        return getattr(job_commands, f"cmd_{args.command}")(args)
     build_parser().print_help()
     return EXIT_OK
 

@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import dataclasses
 import queue
+import shlex
 import signal
 import sys
 import threading
@@ -44,13 +45,15 @@ def cmd_train(args: argparse.Namespace, load_session: LoadSession) -> int:
     if args.resume:
         resume = find_run(args.resume, session.resolve(session.train.runs_dir))
         _check_resumable(resume)
+    if args.detach:
+        return _detach(session, resume)
     console = Console(stderr=True)
     view = _TrainView(console)
     # A SimpleQueue: its put() is safe to call from a signal handler.
     engine = Engine(session, view.on_event, queue.SimpleQueue())
     try:
         with _stop_on_signals(engine) as received:
-            final = engine.train(resume)
+            final = engine.train(resume, run_dir=args.run_dir)
     finally:
         if view.task is not None:  # started with the run: a run that never starts prints
             view.progress.stop()  # nothing but its error line
@@ -64,6 +67,21 @@ def cmd_train(args: argparse.Namespace, load_session: LoadSession) -> int:
               f"{args.session or ''} --resume {view.run_dir}".replace("  ", " "),
               file=sys.stderr)
         return 128 + received[0] if received else EXIT_INTERRUPTED
+    return EXIT_OK
+
+
+def _detach(session: Session, resume: Path | None) -> int:
+    """`llmlab train --detach`: the job starts in the background; say where it writes and
+    how to watch and steer it. (A job refused at its start says why in train.log.)"""
+    from core.launch import launch_training
+
+    job = launch_training(session, resume)
+    run = shlex.quote(str(job.run_dir))
+    print(f"training in the background: pid {job.pid}, run folder {job.run_dir}", flush=True)
+    print(f"  watch it:  llmlab attach {run}   (log: {shlex.quote(str(job.log_path))})",
+          flush=True)
+    print(f"  steer it:  llmlab ctl {run} pause|resume|stop|checkpoint|set optim.lr=3e-4",
+          flush=True)
     return EXIT_OK
 
 
@@ -81,7 +99,6 @@ def _check_resumable(run_dir: Path) -> None:
     """A run with no complete checkpoint cannot resume: say so in one line, with its status
     (`lost, no checkpoint` when its process died) and the command that starts it again."""
     import json
-    import shlex
 
     from core.runs import SESSION_FILE, has_checkpoint, run_status
 

@@ -1,0 +1,185 @@
+"""The run folder's control channel: how any process steers a training job it did not start.
+
+A controller (the app, `llmlab ctl`, a sweep) writes one small JSON file per request into the
+run's `control/` folder; the job takes them in order at its next step boundary, applies each,
+and acknowledges it with a record in metrics.jsonl. Files, not a socket: whatever can write the
+folder can steer the job, from another terminal or another machine on a shared filesystem, and
+nothing is lost while the job is busy (a request waits in the folder).
+
+    control/<time_ns>-<host>-<pid>-<random>.json
+        {"id": "...", "op": "pause" | "resume" | "stop" | "checkpoint" | "set",
+         "name": "optim.lr", "value": 0.0003, "sent": 1733300000.0}
+
+A request is written to a dot-file and renamed into place, so the job never reads half of
+one. The acknowledgement, in metrics.jsonl:
+
+    {"type": "control", "id": "...", "op": "set", "name": "optim.lr", "value": 0.0003,
+     "ok": true | false, "reason": "one line, when refused", "step": 120, "time": ...}
+
+A `set` that is applied also writes its usual `hparam` record (the step it applies from).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import secrets
+import socket
+import stat
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from core import messages as msg
+from core.errors import LlmlabError
+from core.session import LIVE_FIELDS
+from core.text import one_line
+
+CONTROL_DIR = "control"
+OPS = ("pause", "resume", "stop", "checkpoint", "set")
+REQUEST_LIMIT = 4096  # bytes: a request is one small JSON object
+
+
+@dataclass(frozen=True)
+class ControlRequest:
+    id: str
+    op: str
+    name: str = ""
+    value: float | None = None
+    sent: float = 0.0
+
+    def describe(self) -> str:
+        return f"set {self.name}={self.value:g}" if self.op == "set" else self.op
+
+    def command(self) -> msg.Command:
+        """The engine command this request asks for (core.messages)."""
+        if self.op == "set":
+            assert self.value is not None
+            return msg.SetHparam(self.name, self.value)
+        return {"pause": msg.Pause, "resume": msg.Resume, "stop": msg.Stop,
+                "checkpoint": msg.SaveCheckpoint}[self.op]()
+
+
+def check_live_value(name: str, value: Any) -> float | int:
+    """`value` as live hyperparameter `name` takes it, or LlmlabError saying why not."""
+    if name not in LIVE_FIELDS:
+        raise LlmlabError(f"{name}: cannot change while training "
+                          f"(live: {', '.join(LIVE_FIELDS)}); stop and restart instead")
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+        raise LlmlabError(f"{name}: must be a finite number (got {value!r})")
+    if name == "optim.lr" and value <= 0:
+        raise LlmlabError(f"{name}: must be > 0 (got {value:g})")
+    if value < 0:
+        raise LlmlabError(f"{name}: must be >= 0 (got {value:g})")
+    if name == "train.eval_interval":
+        if not float(value).is_integer():
+            raise LlmlabError(f"{name}: must be a whole number (got {value:g})")
+        return int(value)
+    return float(value)
+
+
+def make_request(op: str, name: str = "", value: Any = None) -> ControlRequest:
+    """A checked request (LlmlabError if it could never be applied)."""
+    if op not in OPS:
+        raise LlmlabError(f"{op}: not a control ({', '.join(OPS)})")
+    if op == "set":
+        value = check_live_value(name, value)
+    elif name or value is not None:
+        raise LlmlabError(f"{op}: takes no value")
+    rid = f"{time.time_ns():020d}-{_safe(socket.gethostname())}-{os.getpid()}-" \
+          f"{secrets.token_hex(3)}"
+    return ControlRequest(rid, op, name, value, time.time())
+
+
+def send_control(run_dir: Path, request: ControlRequest) -> Path:
+    """Put `request` into the run's control folder; the path it was written to."""
+    folder = Path(run_dir) / CONTROL_DIR
+    try:
+        folder.mkdir(exist_ok=True)
+        body = {"id": request.id, "op": request.op, "sent": request.sent}
+        if request.op == "set":
+            body.update(name=request.name, value=request.value)
+        tmp = folder / f".{request.id}.tmp"
+        tmp.write_text(json.dumps(body) + "\n", encoding="utf-8")
+        path = folder / f"{request.id}.json"
+        os.replace(tmp, path)
+    except OSError as e:
+        raise LlmlabError(f"{folder}: cannot write a control request "
+                          f"({e.strerror or e})") from None
+    return path
+
+
+def ack_record(request: ControlRequest, step: int, problem: str | None) -> dict[str, Any]:
+    """The metrics.jsonl record that answers `request` (`problem`: why it was refused)."""
+    record: dict[str, Any] = {"type": "control", "id": request.id, "op": request.op,
+                              "ok": problem is None, "step": step, "time": time.time()}
+    if request.op == "set":
+        record.update(name=request.name, value=request.value)
+    if problem is not None:
+        record["reason"] = one_line(problem)
+    return record
+
+
+class ControlInbox:
+    """The job's end of the channel: the requests waiting in the folder, oldest first."""
+
+    def __init__(self, run_dir: Path, every: float = 0.1):
+        self.folder = Path(run_dir) / CONTROL_DIR
+        self.every = every  # seconds between looks at the folder (a listdir per step is waste)
+        self._last_look = 0.0
+
+    def take(self, force: bool = False) -> list[ControlRequest | tuple[str, str]]:
+        """The waiting requests, removed from the folder. A file that is not a request (not
+        JSON, an unknown op, a bad value, a symlink...) comes back as (its id, why), to be
+        refused with that line."""
+        now = time.monotonic()
+        if not force and now - self._last_look < self.every:
+            return []
+        self._last_look = now
+        try:
+            names = sorted(n for n in os.listdir(self.folder)
+                           if n.endswith(".json") and not n.startswith("."))
+        except OSError:
+            return []
+        taken: list[ControlRequest | tuple[str, str]] = []
+        for name in names:
+            path = self.folder / name
+            taken.append(_read_request(path))
+            try:
+                path.unlink()
+            except OSError:
+                pass
+        return taken
+
+    def refuse_waiting(self, why: str) -> list[tuple[str, str]]:
+        """Take every waiting request and return (id, why) for each: requests sent to a job
+        that had ended are not applied to the next one."""
+        return [(r.id, why) if isinstance(r, ControlRequest) else r
+                for r in self.take(force=True)]
+
+
+def _read_request(path: Path) -> ControlRequest | tuple[str, str]:
+    rid = path.name[: -len(".json")]
+    try:
+        st = os.lstat(path)
+        if not stat.S_ISREG(st.st_mode):
+            return rid, f"control file {path.name}: not a regular file"
+        if st.st_size > REQUEST_LIMIT:
+            return rid, f"control file {path.name}: {st.st_size} bytes, not a request"
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(data, dict):
+            raise ValueError("not an object")
+        request = make_request(str(data.get("op", "")), str(data.get("name", "")),
+                               data.get("value"))
+        return ControlRequest(str(data.get("id") or rid), request.op, request.name,
+                              request.value, float(data.get("sent") or 0.0))
+    except LlmlabError as e:
+        return rid, str(e)
+    except (OSError, ValueError, TypeError) as e:
+        return rid, f"control file {path.name}: not a request ({e})"
+
+
+def _safe(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in text)[:40] or "host"

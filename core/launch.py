@@ -1,0 +1,96 @@
+"""Starting a training as a job: `llmlab train` in a process of its own, detached.
+
+The app (and `llmlab train --detach`) never trains in its own process: it launches the same
+command a user would type, in a new session (`setsid`: a hang-up of the terminal, the SSH
+connection dropping, or the app being killed does not reach it), with its output going to
+`train.log` in the run folder. The run folder is made here first, so the launcher knows where
+to follow the job (core.follow) and to send it requests (core.control) before the job has
+written a line.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from core.errors import LlmlabError, disk_fault
+from core.runs import SESSION_FILE, new_run_dir
+from core.session import Session, save_session
+
+LOG_FILE = "train.log"
+
+
+@dataclass
+class Launched:
+    run_dir: Path
+    process: subprocess.Popen
+    log_path: Path
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+
+def launch_training(session: Session, resume: str | Path | None = None) -> Launched:
+    """Start training `session` as a job (or continue the run folder `resume`)."""
+    if resume is not None:
+        run_dir = Path(resume).absolute()
+        args = ["train", str(run_dir / SESSION_FILE), "--resume", str(run_dir),
+                "--set", f"train.runs_dir={json.dumps(str(run_dir.parent.parent))}"]
+    else:
+        run_dir = new_run_dir(session.resolve(session.train.runs_dir), session.name).absolute()
+        session_file = run_dir / SESSION_FILE
+        try:
+            save_session(launch_copy(session), session_file)
+        except OSError as e:
+            raise disk_fault(e, "write", session_file) from None
+        args = ["train", str(session_file), "--run-dir", str(run_dir)]
+    return Launched(run_dir, _spawn(args, run_dir / LOG_FILE), run_dir / LOG_FILE)
+
+
+def launch_copy(session: Session) -> Session:
+    """The session as the job reads it from inside its run folder: the corpus and the runs
+    folder made absolute (relative paths would resolve against the run folder)."""
+    corpus = session.data.corpus
+    if not corpus.startswith("sample:"):
+        corpus = str(session.resolve(corpus))
+    runs_dir = str(session.resolve(session.train.runs_dir))
+    return dataclasses.replace(
+        session, data=dataclasses.replace(session.data, corpus=corpus),
+        train=dataclasses.replace(session.train, runs_dir=runs_dir))
+
+
+def _spawn(args: list[str], log_path: Path) -> subprocess.Popen:
+    try:
+        log = open(log_path, "ab")
+    except OSError as e:
+        raise disk_fault(e, "write", log_path) from None
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env.pop("TEXTUAL", None)  # (a job has no screen: nothing of the app's devtools)
+    try:
+        with log:
+            return subprocess.Popen([sys.executable, "-m", "llmlab", *args],
+                                    stdin=subprocess.DEVNULL, stdout=log,
+                                    stderr=subprocess.STDOUT, start_new_session=True,
+                                    close_fds=True, env=env)
+    except OSError as e:
+        raise LlmlabError(f"cannot start the training job: {e.strerror or e}") from None
+
+
+def log_tail(log_path: Path, lines: int = 1) -> str:
+    """The last line(s) of a job's log that say something (a job that died before its run
+    started leaves its reason there)."""
+    from core.fileio import read_small_file
+    from core.text import one_line
+
+    try:
+        data = read_small_file(log_path, 1 << 24)[-8192:]
+    except OSError:
+        return ""
+    kept = [one_line(x) for x in data.decode("utf-8", "replace").splitlines() if x.strip()]
+    return "\n".join(kept[-lines:])
