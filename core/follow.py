@@ -148,8 +148,9 @@ class RunFollower:
 
     # ------------------------------------------------------------------ follow
 
-    def poll(self) -> list[msg.Event]:
-        """The events since the last poll: new records, then a change of the job's state."""
+    def poll(self, state: bool = True) -> list[msg.Event]:
+        """The events since the last poll: new records, then a change of the job's state
+        (`state` False: not looked at this time; it costs two small reads)."""
         events: list[msg.Event] = []
         lines, restarted = self.tail.read_lines()
         if restarted:  # (resumed: the steps after its checkpoint are redone)
@@ -160,7 +161,8 @@ class RunFollower:
             record = _parse(line)
             if record is not None and (event := record_event(record, self.info)) is not None:
                 events.append(event)
-        events += self._state_events()
+        if state or restarted:
+            events += self._state_events()
         return events
 
     def _state_events(self) -> list[msg.Event]:
@@ -171,8 +173,8 @@ class RunFollower:
         events: list[msg.Event] = []
         if error:
             events.append(msg.Error(error, fatal=True))
-        events.append(msg.Status(EngineState(state) if state in EngineState._value2member_map_
-                                 else EngineState.STOPPED, detail))
+        known = state in set(EngineState)
+        events.append(msg.Status(EngineState(state) if known else EngineState.STOPPED, detail))
         return events
 
     def job_state(self) -> tuple[str, str, str]:

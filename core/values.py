@@ -36,6 +36,7 @@ class EngineState(StrEnum):
     STOPPED = "stopped"
     FINISHED = "finished"
     FAILED = "failed"
+    LOST = "lost"  # a job's run whose heartbeat stopped: killed, or its machine died
 
     @property
     def training(self) -> bool:
@@ -50,7 +51,8 @@ class EngineState(StrEnum):
     @property
     def ended(self) -> bool:
         """A run came to its end (finished, stopped or failed)."""
-        return self in (EngineState.FINISHED, EngineState.STOPPED, EngineState.FAILED)
+        return self in (EngineState.FINISHED, EngineState.STOPPED, EngineState.FAILED,
+                        EngineState.LOST)
 
 
 @dataclass

@@ -82,7 +82,11 @@ class LlmlabApp(SessionActions, TrainingActions, App[None]):
     engine_id: var[int] = var(0)  # engines started so far: a new one forgot every request
 
     def __init__(self, session: Session | None = None, session_path: Path | None = None, *,
-                 engine_factory: Callable[..., Any] | None = None) -> None:
+                 engine_factory: Callable[..., Any] | None = None,
+                 attach: Path | None = None, jobs: bool | None = None) -> None:
+        """`attach`: a run folder the Train pane follows from the start (`llmlab attach`).
+        `jobs`: trainings are jobs of their own (tui.job_client; the default, except when a
+        test hands in an `engine_factory`, whose engine then trains in-process as well)."""
         super().__init__()
         # No smooth scrolling or fades: over SSH every frame costs, and keys must feel instant.
         self.animation_level = os.environ.get("TEXTUAL_ANIMATIONS", "none")  # type: ignore
@@ -97,6 +101,8 @@ class LlmlabApp(SessionActions, TrainingActions, App[None]):
         self.live: dict[str, float] = {}  # live hyperparameters as the run has them
         self.startup_problems: list[str] = []
         self._engine_factory = engine_factory
+        self._jobs = engine_factory is None if jobs is None else jobs
+        self._attach = attach
         self._quitting = False
         self._hangup = HangupGuard(self._stop_engine_now)
         self._kept_changes: dict[str, Any] = {}  # the last run's live changes, offered
@@ -109,6 +115,7 @@ class LlmlabApp(SessionActions, TrainingActions, App[None]):
         wanted = self.settings.theme
         self.theme = wanted if wanted in self.available_themes else DEFAULT_THEME
         self.client: EngineClient  # made on mount: it posts engine events to the app
+        self.training: Any  # made on mount: a JobClient, or the EngineClient (in-process)
 
     # ------------------------------------------------------------------ the document
 
@@ -153,6 +160,13 @@ class LlmlabApp(SessionActions, TrainingActions, App[None]):
 
         self.client = EngineClient(self, self._engine_factory or quiet_engine,
                                    observe=self._engine_event_seen)
+        self.training = self.client
+        if self._jobs:
+            from tui.job_client import JobClient
+
+            self.client.workbench_only = True
+            self.training = JobClient(self, self.client.deliver,
+                                      on_attached=self._job_attached)
         for pane in self.panes():
             if pane.ENGINE_EVENTS:
                 self.client.subscribe(pane, *pane.ENGINE_EVENTS)
@@ -164,7 +178,12 @@ class LlmlabApp(SessionActions, TrainingActions, App[None]):
                            for p in PANES}
         self.session_changed()
         self.train_pane.greet()
-        self.train_pane.show_newest_run(self.session)
+        if self._attach is not None:
+            self.attach_run(self._attach)
+        else:
+            self.train_pane.show_newest_run(self.session)
+            if self._jobs:
+                self.call_after_refresh(self._attach_live_run)
         for problem in self.startup_problems:
             self.notify(problem, severity="warning", timeout=8)
         self.call_after_refresh(lambda: self.show_pane(self.current_pane))
@@ -204,8 +223,9 @@ class LlmlabApp(SessionActions, TrainingActions, App[None]):
         return self.query_one(ContentSwitcher).current or PANES[0].pane_name()
 
     def client_busy(self) -> bool:
-        client = getattr(self, "client", None)  # (none before the app is mounted)
-        return client is not None and client.busy
+        """A training goes (the in-process engine's, or a job's this app follows)."""
+        training = getattr(self, "training", None)  # (none before the app is mounted)
+        return training is not None and training.busy
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Hide the training keys that do nothing now (start while a run goes, ...)."""
@@ -287,9 +307,10 @@ class LlmlabApp(SessionActions, TrainingActions, App[None]):
         if event.state.ended:
             self._offer_run_changes()
             self.run_session = None
-        if event.state in (EngineState.FINISHED, EngineState.STOPPED) and self.client.run_dir:
+        if event.state in (EngineState.FINISHED, EngineState.STOPPED) and \
+                self.training.run_dir:
             # The run just trained is the model to prune, sample from and score text with.
-            self.load_model(self.client.run_dir, quiet=True)
+            self.load_model(self.training.run_dir, quiet=True)
         self.refresh_bindings()
 
     # ------------------------------------------------------------------ the workbench
@@ -346,8 +367,8 @@ class LlmlabApp(SessionActions, TrainingActions, App[None]):
 
     def _engine_synced(self) -> None:
         """The app's reactive record of the engine bridge, as it is now (panes read it)."""
-        self.engine_state = self.client.state
-        self.busy = self.client.busy
+        self.engine_state = self.training.state
+        self.busy = self.training.busy
         self.engine_id = self.client.spawned
 
     def _engine_replaced(self) -> None:
@@ -463,8 +484,11 @@ class LlmlabApp(SessionActions, TrainingActions, App[None]):
     async def action_quit(self) -> None:
         if self._quitting:
             return
+        if self._jobs and self.training.started_here:
+            self.ask_about_job_on_quit()
+            return
         reasons = []
-        if self.client.busy:
+        if self.training.busy and not self._jobs:
             reasons.append("Training is running: it will stop and save a checkpoint.")
         if self.dirty:
             reasons.append("The session has unsaved edits.")

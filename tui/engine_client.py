@@ -76,6 +76,9 @@ class EngineClient:
         self._retiring: list[threading.Thread] = []
         self._subscribers: dict[type[msg.Event], list[MessagePump]] = {}
         self.spawned = 0  # engines started so far: a new one has no model loaded
+        # Trainings are jobs (tui.job_client): this engine's own state says nothing of them,
+        # so its Status events are kept from the app and the panes.
+        self.workbench_only = False
 
     # ------------------------------------------------------------------ state
 
@@ -169,8 +172,15 @@ class EngineClient:
                 return  # a fresh engine saying hello before it sees the Start
             self._starting = False
             self.state = event.state
+            if self.workbench_only:
+                return
         elif isinstance(event, msg.RunStarted):
             self.run_dir = event.run_dir
+        self.deliver(event)
+
+    def deliver(self, event: msg.Event) -> None:
+        """Hand `event` to the app (`observe`, then an EngineEvent) and to the panes that
+        asked for its type; training jobs' events (tui.job_client) come this way too."""
         if self.observe is not None:
             self.observe(event)
         self.target.post_message(EngineEvent(event))

@@ -45,7 +45,7 @@ class SessionActions:
         """Change one field of the session, as if typed in the form."""
         if self.document.edit(path, value):
             self.session_changed()
-        if final and self.client.busy:
+        if final and self.training.busy:
             self._apply_to_run(path, value)
 
     def session_changed(self, force: bool = False) -> None:
@@ -147,7 +147,7 @@ class SessionActions:
     # ------------------------------------------------------------------ open
 
     def action_open(self) -> None:
-        if self.client.busy:
+        if self.training.busy:
             self.notify(f"stop the training ({self._key('train.stop')}) before opening another "
                         "session",
                         severity="warning")

@@ -7,10 +7,12 @@ handle.
 
 from __future__ import annotations
 
+import asyncio
 import copy
+import subprocess
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core import messages as msg
 from core.errors import LlmlabError
@@ -20,6 +22,12 @@ from tui.commands import PaletteCommand
 from tui.messages import ResumeRunRequest
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.hparam_edit import HparamEditScreen
+from tui.screens.quit_job import QuitJobScreen
+
+if TYPE_CHECKING:
+    from core.follow import Attached
+
+JOB_STOP_TIMEOUT = 120  # seconds a quitting app waits for its job to save and stop
 
 
 class TrainingActions:
@@ -48,7 +56,7 @@ class TrainingActions:
         ]
 
     def action_start_training(self) -> None:
-        if self.client.busy:
+        if self.training.busy:
             self.notify(f"a run is already going: stop it ({self._key('train.stop')}) first",
                         severity="warning")
             return
@@ -61,7 +69,7 @@ class TrainingActions:
         self.run_session = copy.deepcopy(run_session)
         self.live = live_values(run_session)
         try:  # (a resume brings the run's own session; a new run trains run_session)
-            fresh = self.client.start(self.session if resume else run_session, resume)
+            fresh = self.training.start(self.session if resume else run_session, resume)
         except LlmlabError as e:
             self.notify(str(e), severity="error")
             return
@@ -72,10 +80,68 @@ class TrainingActions:
         self.refresh_bindings()
         self.call_next(self.show_pane, "train")
 
+    # ------------------------------------------------------------------ jobs
+
+    def attach_run(self, run_dir: str | Path) -> None:
+        """Follow the run at `run_dir` in the Train pane: live while a job trains it."""
+        if not self._jobs:
+            return
+        if self.training.busy and self.training.run_dir != str(run_dir):
+            self.notify("a run is already followed here: stop it first", severity="warning")
+            return
+        self.training.attach(run_dir)
+        self.notify(f"following {run_dir}", timeout=4)
+        self.call_next(self.show_pane, "train")
+
+    async def _attach_live_run(self) -> None:
+        """A session reopened while a job trains one of its runs: follow that run at once."""
+        from core.runs import list_runs
+
+        runs_root = self.session.resolve(self.session.train.runs_dir)
+        runs = await asyncio.to_thread(list_runs, runs_root, self.session.name)
+        live = next((r for r in runs if r.status in ("running", "paused")), None)
+        if live is not None and not self.training.busy:
+            self.attach_run(live.path)
+
+    def _job_attached(self, attached: Attached) -> None:
+        """The followed run's live values are the ones the keys change from."""
+        hparams = attached.info.get("hparams")
+        self.live = dict(hparams) if isinstance(hparams, dict) else live_values(self.session)
+        self.train_pane.show_attached(attached)
+
+    def ask_about_job_on_quit(self) -> None:
+        """Quitting while a job this app started trains: leave it, stop it, or stay."""
+        extra = "\nThe session has unsaved edits: quitting drops them." if self.dirty else ""
+
+        def answered(choice: str | None) -> None:
+            if choice == "leave":
+                self.run_worker(self.quit_cleanly(), name="quit", exclusive=True)
+            elif choice == "stop":
+                self.run_worker(self._stop_job_then_quit(), name="quit", exclusive=True)
+
+        self.push_screen(QuitJobScreen(str(self.training.run_dir), extra), answered)
+
+    async def _stop_job_then_quit(self) -> None:
+        """Stop the job (it saves a checkpoint), wait for its process to end, then quit: no
+        process is left behind."""
+        job = self.training.launched
+        try:
+            self.training.stop()
+        except LlmlabError as e:
+            self.notify(str(e), severity="warning")
+        self.notify("stopping the training job, saving a checkpoint …", timeout=30)
+        if job is not None:
+            try:
+                await asyncio.to_thread(job.process.wait, JOB_STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                self.notify(f"the job (pid {job.pid}) did not stop within "
+                            f"{JOB_STOP_TIMEOUT} s; it is left running", severity="error")
+        await self.quit_cleanly()
+
     def on_resume_run_request(self, message: ResumeRunRequest) -> None:
         from core.runs import load_run_session, restart_session
 
-        if self.client.busy:
+        if self.training.busy:
             self.notify(f"a run is already going: stop it ({self._key('train.stop')}) first",
                         severity="warning")
             return
@@ -94,11 +160,11 @@ class TrainingActions:
 
     def action_toggle_pause(self) -> None:
         try:
-            if self.client.state is EngineState.RUNNING:
-                self.client.pause()
+            if self.training.state is EngineState.RUNNING:
+                self.training.pause()
                 self.train_pane.acknowledge("pause")
-            elif self.client.state is EngineState.PAUSED:
-                self.client.resume()
+            elif self.training.state is EngineState.PAUSED:
+                self.training.resume()
                 self.train_pane.acknowledge("resume")
             else:
                 self.notify("no training is running", severity="warning")
@@ -106,11 +172,11 @@ class TrainingActions:
             self.notify(str(e), severity="warning")
 
     def action_stop_training(self) -> None:
-        if not self.client.busy:
+        if not self.training.busy:
             self.notify("no training is running", severity="warning")
             return
         try:
-            self.client.stop()
+            self.training.stop()
             self.train_pane.acknowledge("stop")
         except LlmlabError as e:
             self.notify(str(e), severity="warning")
@@ -118,7 +184,7 @@ class TrainingActions:
     # ------------------------------------------------------------------ live values
 
     def action_scale_lr(self, factor: float) -> None:
-        if not self.client.busy:
+        if not self.training.busy:
             self.notify("no training is running: optim.lr is edited in the Model pane",
                         severity="warning")
             return
@@ -128,14 +194,14 @@ class TrainingActions:
     def action_edit_hparam(self) -> None:
         """During a run the change goes to the run only (its run.json and metrics record
         it); with no run going it edits the session, as the Model form would."""
-        busy = self.client.busy
+        busy = self.training.busy
         current = self.live if busy else live_values(self.session)
 
         def chosen(result: tuple[str, float] | None) -> None:
             if result is not None:
                 name, value = result
                 value = self._as_field_type(name, value)
-                if self.client.busy:
+                if self.training.busy:
                     self.set_live(name, value)
                 else:
                     self.edit(name, value)
@@ -149,7 +215,7 @@ class TrainingActions:
         if value == self.live.get(path):
             return
         try:
-            self.client.set_hparam(path, float(value))
+            self.training.set_hparam(path, float(value))
         except LlmlabError as e:
             self.notify(str(e), severity="warning")
             return
@@ -221,8 +287,11 @@ class TrainingActions:
         """The evaluation report of the model training now, else of the loaded model, else
         of this session's newest run (loaded first), shown in the Train pane. The engine
         computes it; the screen only says it is under way."""
-        if not self.client.busy and self.model_source is None and self.model_loading is None:
-            self.load_model(None)  # (says so if the session has no run yet)
+        job_running = self._jobs and self.training.busy
+        if (job_running or not self.training.busy) and self.model_source is None \
+                and self.model_loading is None:
+            # (a job's weights are in another process: its latest checkpoint is evaluated)
+            self.load_model(self.training.run_dir if job_running else None)
             if self.model_loading is None:
                 return
         try:

@@ -28,6 +28,6 @@ def test_a_collapsing_run_says_so_in_the_train_log(tmp_path: Path) -> None:
                 pilot, lambda: [t for t in pane.event_log.texts if "collapsed" in t], 120,
                 "the collapse warning in the Train log")
             assert "ln(vocab 17)" in line[0]
-            await wait_for(pilot, lambda: app.client.state == "finished", 60, "the run's end")
+            await wait_for(pilot, lambda: app.training.state == "finished", 60, "the run's end")
 
     asyncio.run(scenario())

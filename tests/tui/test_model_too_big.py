@@ -27,7 +27,7 @@ def test_a_model_too_big_for_memory_is_refused_in_the_model_pane(tmp_path, monke
             app.action_start_training()
             await wait_for(pilot, lambda: any("cannot start training" in n
                                               for n in notifications(app)), 10, "the refusal")
-            assert not app.client.busy
+            assert not app.training.busy
 
     asyncio.run(scenario())
 

@@ -384,9 +384,9 @@ def test_resume_starts_the_engine_from_the_run(real_runs, tmp_path: Path, thread
                            "a command to the engine")
             start = thread_engines[-1].sent[0]
             assert start == msg.Start(resume=str(copy))
-            if app.client.busy:
+            if app.training.busy:
                 await pilot.press("x")
-            await wait_for(pilot, lambda: app.client.state in ("finished", "stopped"), 60,
+            await wait_for(pilot, lambda: app.training.state in ("finished", "stopped"), 60,
                            "the run to end")
             # A run that ended: the table is read again.
             await wait_for(pilot, lambda: pane.scans > scans, 20, "the refresh")

@@ -89,8 +89,8 @@ def test_pick_sample_set_model_train_change_lr_stop_save_reopen(tmp_path: Path) 
                 return len(losses) >= 4 and losses[-1] < losses[0] - 0.4
 
             await wait_for(pilot, loss_fell, 90, "the training loss to fall")
-            assert app.client.state == "running"
-            run_dir = Path(app.client.run_dir)
+            assert app.training.state == "running"
+            run_dir = Path(app.training.run_dir)
 
             # Live lr change by key: marked on the plot, recorded in the run.
             old_lr = app.live["optim.lr"]
@@ -121,7 +121,7 @@ def test_pick_sample_set_model_train_change_lr_stop_save_reopen(tmp_path: Path) 
 
             # Stop: the engine saves a checkpoint.
             await pilot.press("x")
-            await wait_for(pilot, lambda: app.client.state == "stopped", 60, "the stop")
+            await wait_for(pilot, lambda: app.training.state == "stopped", 60, "the stop")
             assert list((run_dir / "checkpoints").glob("step-*"))
             # The run just trained is loaded for the Prune and Generate panes.
             await wait_for(pilot, lambda: app.model_source == str(run_dir), 60,
@@ -191,7 +191,7 @@ def test_quit_during_training_asks_saves_and_leaves_no_process(tmp_path: Path) -
             await pilot.press("y")
             await wait_for(pilot, lambda: app._exit, 60, "the app to exit")
         assert not app.client.alive
-        run_dir = Path(app.client.run_dir)
+        run_dir = Path(app.training.run_dir)
         assert list((run_dir / "checkpoints").glob("step-*")), "no checkpoint on quit"
         info = json.loads((run_dir / "run.json").read_text())
         assert info["status"] == "stopped"
@@ -251,7 +251,7 @@ def test_broken_corpus_and_invalid_field_show_messages_app_stays_up(
             await wait_for_screen(pilot, "must be a number (got 'fast')")
             await pilot.press("escape", "s")
             assert any("cannot start training: 2 problems" in n for n in notifications(app))
-            assert not app.client.busy
+            assert not app.training.busy
             await pilot.press("ctrl+s")
             assert not isinstance(app.screen, PathPickerScreen)  # no save while invalid
             # Fixing them makes the session valid again, and the app still answers keys.
@@ -294,7 +294,7 @@ def test_engine_error_is_a_notification_and_the_app_keeps_working(tmp_path: Path
         app = LlmlabApp(small_session(tmp_path), None, engine_factory=factory)
         async with app.run_test(size=SIZE) as pilot:
             await pilot.press("s")
-            await wait_for(pilot, lambda: app.client.state == "failed", 10, "the failure")
+            await wait_for(pilot, lambda: app.training.state == "failed", 10, "the failure")
             assert any("out of memory" in n for n in notifications(app))
             assert any("out of memory" in line for line in app.train_pane.event_log.texts)
             await pilot.press("d")
@@ -346,7 +346,7 @@ def test_train_keys_send_commands_and_plots_follow_events(tmp_path: Path, fake_f
             assert any(isinstance(c, msg.SetHparam) and c.name == "optim.weight_decay"
                        and c.value == 0.05 for c in engine.sent)
             await pilot.press("x")
-            await wait_for(pilot, lambda: app.client.state == "stopped", 5, "stop")
+            await wait_for(pilot, lambda: app.training.state == "stopped", 5, "stop")
             assert [type(c).__name__ for c in engine.sent][:3] == ["Start", "Pause",
                                                                   "SetHparam"]
 

@@ -18,6 +18,7 @@ from textual.message import Message
 from textual.worker import get_current_worker
 
 from core import messages as msg
+from core.follow import Attached
 from core.session import Session
 from core.values import EngineState
 from tui.commands import PaletteCommand
@@ -26,7 +27,7 @@ from tui.history import TrainHistory
 from tui.keymap import bind
 from tui.nudge import format_number
 from tui.panes.base import Pane
-from tui.saved_run import SavedRun, newest_saved_run
+from tui.saved_run import SavedRun, history_from_records, newest_saved_run
 from tui.smoothing import SMOOTHING_WEIGHT, debiased_ema
 from tui.widgets.eval_report import EvalReportView
 from tui.widgets.event_log import EventLog
@@ -146,6 +147,45 @@ class TrainPane(Pane):
             self.event_log.add(f"the newest run of this session: {saved.run_dir} "
                                f"({saved.status or 'no status'}, step {saved.last_step}); "
                                f"{self._key('train.start')} starts a new one")
+        self._changed()
+
+    # ------------------------------------------------------------------ a job attached
+
+    class RunAttached(Message):
+        """The run a job trains, as it was when the app attached to it."""
+
+        def __init__(self, history: TrainHistory, last: msg.StepMetrics | None,
+                     hparams: dict[str, float]) -> None:
+            super().__init__()
+            self.history = history
+            self.last = last
+            self.hparams = hparams
+
+    def show_attached(self, attached: Attached) -> None:
+        """Show the run so far (its RunStarted is on its way here first: the history is
+        posted after it, and the events read later come after both)."""
+        from core.follow import record_event
+
+        history = history_from_records(attached.records, attached.info)
+        history.run_dir = str(attached.run_dir)
+        last = next((e for r in reversed(attached.records) if r.get("type") == "train"
+                     and isinstance(e := record_event(r, attached.info), msg.StepMetrics)),
+                    None)
+        hparams = attached.info.get("hparams")
+        self.post_message(self.RunAttached(history, last,
+                                           hparams if isinstance(hparams, dict) else {}))
+
+    def on_train_pane_run_attached(self, message: RunAttached) -> None:
+        message.stop()
+        self.history = message.history
+        self.history.last_step = message.last
+        if message.last is not None:
+            self.query_one(ProgressLine).metrics = message.last
+            self.query_one(HparamLine).current_lr = message.last.lr
+        if message.hparams:
+            self.show_hparams(message.hparams)
+        self.event_log.add(f"following {message.history.run_dir}: the job's steps show as it "
+                           "logs them")
         self._changed()
 
     # ------------------------------------------------------------------ engine events
