@@ -32,6 +32,7 @@ from tui.document import is_shipped
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.help import HelpScreen
 from tui.screens.path_picker import PathPickerScreen
+from tui.screens.quit_job import QuitJobScreen
 
 SIZE = (80, 24)
 
@@ -173,7 +174,9 @@ def test_pick_sample_set_model_train_change_lr_stop_save_reopen(tmp_path: Path) 
     run(scenario())
 
 
-def test_quit_during_training_asks_saves_and_leaves_no_process(tmp_path: Path) -> None:
+def test_quit_during_training_asks_and_stop_leaves_no_process(tmp_path: Path) -> None:
+    """ctrl+q while a job this app started trains asks: leave it / stop it / cancel. Stop
+    saves a checkpoint and ends the job's process before the app exits."""
     session = small_session(tmp_path)
 
     async def scenario() -> int:
@@ -182,14 +185,21 @@ def test_quit_during_training_asks_saves_and_leaves_no_process(tmp_path: Path) -
             await pilot.press("s")
             await wait_for(pilot, lambda: len(app.train_pane.history.train_loss) >= 2, 90,
                            "training steps")
-            pid = app.client.pid
-            assert pid is not None and _pid_alive(pid)
+            pid = app.training.launched.pid
+            assert _pid_alive(pid)
             await pilot.press("ctrl+q")
-            await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), 10,
+            await wait_for(pilot, lambda: isinstance(app.screen, QuitJobScreen), 10,
                            "the quit question")
-            await wait_for_screen(pilot, "Training is running")
-            await pilot.press("y")
-            await wait_for(pilot, lambda: app._exit, 60, "the app to exit")
+            await wait_for_screen(pilot, "leave it training")
+            await pilot.press("escape")  # cancel: nothing happens
+            await wait_for(pilot, lambda: not isinstance(app.screen, QuitJobScreen), 10,
+                           "the question gone")
+            assert app.training.busy and _pid_alive(pid)
+            await pilot.press("ctrl+q")
+            await wait_for(pilot, lambda: isinstance(app.screen, QuitJobScreen), 10,
+                           "the quit question")
+            await pilot.press("s")
+            await wait_for(pilot, lambda: app._exit, 90, "the app to exit")
         assert not app.client.alive
         run_dir = Path(app.training.run_dir)
         assert list((run_dir / "checkpoints").glob("step-*")), "no checkpoint on quit"

@@ -37,6 +37,7 @@ from tui.widgets.progress_line import ProgressLine
 from tui.widgets.title_bar import TitleBar
 
 REDRAW_HZ = 4
+ATTACH_LOG_LINES = 40  # the latest log lines of a run shown when the pane attaches to it
 # What a key pressed while the training waits is taken after (core.engine polls between these).
 WAIT_PARTS = {"pruning sweep": "the sweep level in progress",
               "fine-tuning": "the fine-tuning step in progress",
@@ -155,11 +156,12 @@ class TrainPane(Pane):
         """The run a job trains, as it was when the app attached to it."""
 
         def __init__(self, history: TrainHistory, last: msg.StepMetrics | None,
-                     hparams: dict[str, float]) -> None:
+                     hparams: dict[str, float], logged: list[msg.Event]) -> None:
             super().__init__()
             self.history = history
             self.last = last
             self.hparams = hparams
+            self.logged = logged  # the run's latest log-worthy events, oldest first
 
     def show_attached(self, attached: Attached) -> None:
         """Show the run so far (its RunStarted is on its way here first: the history is
@@ -172,8 +174,11 @@ class TrainPane(Pane):
                      and isinstance(e := record_event(r, attached.info), msg.StepMetrics)),
                     None)
         hparams = attached.info.get("hparams")
+        logged = [e for r in attached.records if r.get("type") != "train"
+                  and (e := record_event(r, attached.info)) is not None][-ATTACH_LOG_LINES:]
         self.post_message(self.RunAttached(history, last,
-                                           hparams if isinstance(hparams, dict) else {}))
+                                           hparams if isinstance(hparams, dict) else {},
+                                           logged))
 
     def on_train_pane_run_attached(self, message: RunAttached) -> None:
         message.stop()
@@ -186,6 +191,8 @@ class TrainPane(Pane):
             self.show_hparams(message.hparams)
         self.event_log.add(f"following {message.history.run_dir}: the job's steps show as it "
                            "logs them")
+        for event in message.logged:
+            self._log(event)
         self._changed()
 
     # ------------------------------------------------------------------ engine events
@@ -202,24 +209,38 @@ class TrainPane(Pane):
                 self._evaluated_periodic(event)
             case msg.Evaluated():
                 self._report(event)
+            case msg.EvalSample() | msg.CheckpointSaved() | msg.SparsityChanged() | msg.Warning():
+                self._log(event)
+            case msg.HparamChanged():
+                self._hparam(event)
+            case msg.TrainingWaits():
+                self._waits(event)
+            case msg.Error():
+                self.event_log.add(event.message, "error")
+                if event.request_id and event.request_id == self._evaluate_request:
+                    self.query_one(EvalReportView).failed()
+
+    def _log(self, event: msg.Event) -> None:
+        """The log line of an event that changes nothing but the log (and of the events a
+        run had logged before the pane attached to it)."""
+        match event:
             case msg.EvalSample():
                 self.event_log.add(f"step {event.step} sample: {event.line()}")
             case msg.CheckpointSaved():
                 best = " (best so far)" if event.best else ""
                 self.event_log.add(f"step {event.step}: checkpoint saved{best}")
-            case msg.HparamChanged():
-                self._hparam(event)
             case msg.SparsityChanged():
                 self.event_log.add(f"step {event.step}: pruned to {event.sparsity:.1%} "
                                    f"(schedule {event.target:.1%})")
-            case msg.TrainingWaits():
-                self._waits(event)
             case msg.Warning():
                 self.event_log.add(event.message, "warning")
-            case msg.Error():
-                self.event_log.add(event.message, "error")
-                if event.request_id and event.request_id == self._evaluate_request:
-                    self.query_one(EvalReportView).failed()
+            case msg.EvalMetrics():
+                self.event_log.add(f"step {event.step}: {event.split} loss {event.loss:.4f}, "
+                                   f"ppl {event.perplexity:.2f}, top-1 {event.top1:.1%}, "
+                                   f"top-5 {event.top5:.1%}")
+            case msg.HparamChanged():
+                old, new = format_number(event.old), format_number(event.new)
+                self.event_log.add(f"step {event.step}: {event.name} {old} → {new}")
 
     def _status(self, event: msg.Status) -> None:
         self.state = event.state
@@ -250,8 +271,7 @@ class TrainPane(Pane):
 
     def _evaluated_periodic(self, e: msg.EvalMetrics) -> None:
         self.history.evaluated(e)
-        self.event_log.add(f"step {e.step}: {e.split} loss {e.loss:.4f}, ppl {e.perplexity:.2f}, "
-                     f"top-1 {e.top1:.1%}, top-5 {e.top5:.1%}")
+        self._log(e)
         self._changed()
 
     def evaluating(self, split: str, request_id: int) -> None:
@@ -269,8 +289,7 @@ class TrainPane(Pane):
         self.history.hparam(e)
         line = self.query_one(HparamLine)
         line.hparams = {**line.hparams, e.name: e.new}
-        old, new = format_number(e.old), format_number(e.new)
-        self.event_log.add(f"step {e.step}: {e.name} {old} → {new}")
+        self._log(e)
         self._changed()
 
     def _waits(self, e: msg.TrainingWaits) -> None:

@@ -1,0 +1,174 @@
+"""Trainings outlive the app (issue 12), the way a user meets it: a training started from the
+Train pane survives the app being killed, and a reopened app attaches to it; a training
+started headless in another terminal is followed and steered (pause, lr, resume, stop) from
+the app. Every process a test starts is gone when it ends."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import pty
+import select
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from helpers.tui import small_session, wait_for
+
+from core.run_claim import read_heartbeat
+from core.runs import has_checkpoint, read_metrics, read_run_info
+from core.session import load_session, save_session
+from tui.app import LlmlabApp
+
+SIZE = (100, 30)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat") as f:  # a zombie is not alive
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _train_steps(run_dir: Path) -> list[int]:
+    return [r["step"] for r in read_metrics(run_dir) if r.get("type") == "train"]
+
+
+def _until(condition, limit: float) -> bool:
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.1)
+    return bool(condition())
+
+
+def _env(tmp_path: Path) -> dict[str, str]:
+    return {**os.environ, "TERM": "xterm-256color", "OMP_NUM_THREADS": "1",
+            "LLMLAB_HEARTBEAT_S": "0.5", "LLMLAB_CONFIG_DIR": str(tmp_path)}
+
+
+def _session_file(tmp_path: Path) -> Path:
+    session = small_session(tmp_path, name="s", log_interval=5, checkpoint_interval=200,
+                            runs_dir="runs")
+    path = tmp_path / "s.toml"
+    save_session(session, path)
+    return path
+
+
+def test_a_training_started_in_the_app_outlives_its_kill_and_is_attached_again(
+        tmp_path: Path, monkeypatch) -> None:
+    path = _session_file(tmp_path)
+    env = _env(tmp_path)
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: the app in a terminal, as a user runs it
+        os.chdir(tmp_path)
+        os.execve(sys.executable, [sys.executable, "-m", "llmlab", "s.toml"], env)
+    runs = tmp_path / "runs" / "s"
+    job = None
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:  # the first screen
+            if select.select([fd], [], [], 0.1)[0]:
+                os.read(fd, 1 << 16)
+        os.write(fd, b"s")  # train
+        assert _until(lambda: runs.is_dir() and any(runs.iterdir()), 120), "no run began"
+        (run_dir,) = runs.iterdir()
+        assert _until(lambda: len(_train_steps(run_dir)) >= 3, 120), "no step"
+        job = read_heartbeat(run_dir)
+        assert job is not None and job.pid != pid
+        os.kill(pid, signal.SIGKILL)  # the app dies without a word
+        os.waitpid(pid, 0)
+        before = _train_steps(run_dir)[-1]
+        assert _until(lambda: _train_steps(run_dir)[-1] > before + 20, 60), \
+            "the job stopped with the app"
+
+        # Reopening the session attaches to its running job at once.
+        monkeypatch.setenv("LLMLAB_HEARTBEAT_S", "0.5")
+
+        async def reopen() -> None:
+            app = LlmlabApp(load_session(path), path)
+            async with app.run_test(size=SIZE) as pilot:
+                await wait_for(pilot, lambda: app.training.busy, 30, "the attach")
+                assert app.training.run_dir == str(run_dir)
+                logged = len(_train_steps(run_dir))
+                pane = app.train_pane
+                await wait_for(pilot, lambda: len(pane.history.train_loss) >= logged, 30,
+                               "every step so far in the plot")
+                assert pane.history.train_loss.steps[0] == 1  # from the run's first step
+                plotted = pane.plot_data()["loss"].series[0].steps
+                assert len(plotted) >= logged, "the plot lacks steps logged before the attach"
+                await pilot.press("x")  # stop, from the app
+                await wait_for(pilot, lambda: app.training.state == "stopped", 60, "the stop")
+                await app.action_quit()  # (no question: the job is over)
+
+        asyncio.run(reopen())
+        assert _until(lambda: not _alive(job.pid), 30), "the job outlived its stop"
+        assert read_run_info(run_dir)["status"] == "stopped" and has_checkpoint(run_dir)
+    finally:
+        for p in (pid, job.pid if job else 0):
+            if p and _alive(p):
+                os.kill(p, signal.SIGKILL)
+        os.close(fd)
+
+
+def test_a_headless_training_is_steered_from_the_app(tmp_path: Path, monkeypatch) -> None:
+    path = _session_file(tmp_path)
+    monkeypatch.setenv("LLMLAB_HEARTBEAT_S", "0.5")
+    job = subprocess.Popen([sys.executable, "-m", "llmlab", "train", str(path)],
+                           cwd=tmp_path, env=_env(tmp_path), stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+    runs = tmp_path / "runs" / "s"
+    try:
+        assert _until(lambda: runs.is_dir() and any(
+            len(_train_steps(r)) >= 2 for r in runs.iterdir()), 120), "no step"
+        (run_dir,) = runs.iterdir()
+
+        async def steer() -> None:
+            app = LlmlabApp(load_session(path), path)
+            async with app.run_test(size=SIZE) as pilot:
+                await wait_for(pilot, lambda: app.training.state == "running", 30,
+                               "the attach")
+                await pilot.press("space")  # pause
+                await wait_for(pilot, lambda: app.training.state == "paused", 30, "paused")
+                paused_at = _train_steps(run_dir)[-1]
+                lr = app.live["optim.lr"]
+                await pilot.press("right_square_bracket")  # lr x2
+                await wait_for(pilot, lambda: any(
+                    r.get("type") == "hparam" for r in read_metrics(run_dir)), 30,
+                    "the lr change in metrics.jsonl")
+                (change,) = [r for r in read_metrics(run_dir) if r.get("type") == "hparam"]
+                assert change["name"] == "optim.lr" and change["new"] == lr * 2
+                assert change["step"] == paused_at + 1  # from the next step on
+                assert _train_steps(run_dir)[-1] == paused_at  # still paused
+                await wait_for(pilot, lambda: app.train_pane.history.markers, 10,
+                               "the change shown in the plot")
+                await pilot.press("space")  # resume
+                await wait_for(pilot, lambda: _train_steps(run_dir)[-1] > paused_at + 10,
+                               30, "steps after resume")
+                after = [r for r in read_metrics(run_dir)
+                         if r.get("type") == "train" and r["step"] > paused_at]
+                assert after and all(abs(r["lr"]) > 0 for r in after)
+                await pilot.press("x")  # stop
+                await wait_for(pilot, lambda: app.training.state == "stopped", 60, "the stop")
+                await app.action_quit()
+
+        asyncio.run(steer())
+        assert job.wait(timeout=60) == 130  # (stopped: llmlab train's exit status)
+        assert read_run_info(run_dir)["status"] == "stopped"
+        assert has_checkpoint(run_dir), "stop left nothing to resume from"
+        acks = [r for r in read_metrics(run_dir) if r.get("type") == "control"]
+        assert [a["op"] for a in acks] == ["pause", "set", "resume", "stop"]
+        assert all(a["ok"] for a in acks), json.dumps(acks)
+    finally:
+        if job.poll() is None:
+            job.kill()
+            job.wait()
