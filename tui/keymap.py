@@ -4,6 +4,10 @@ Every binding in the app is made with `bind(id, action, description)`, which tak
 from the default keymap, so the TOML file is the one place keys are written down. At start the
 app reads the user's keymap (same ids; see `user_keymap_path`) and applies it with Textual's
 `App.set_keymap`, which rebinds by id.
+
+What a binding does and says (its action, footer label and help text) is in
+`tui/bindings.toml`, a table per pane in the order its help lists them: a pane's BINDINGS are
+`bindings("<section>")`.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
 DEFAULT_KEYMAP = Path(__file__).with_name("keymap.toml")
+BINDINGS_FILE = Path(__file__).with_name("bindings.toml")
 KEYMAP_FILE = "keymap.toml"
 
 
@@ -80,6 +85,29 @@ def bind(binding_id: str, action: str, description: str = "", *, show: bool = Tr
     return Binding(keys(binding_id, default), action, description, show=show, priority=priority,
                    key_display=key_display, id=binding_id, tooltip=help,
                    group=Binding.Group(group, compact=True) if group else None)
+
+
+@cache
+def binding_table() -> dict[str, dict[str, dict[str, Any]]]:
+    """Section -> binding name -> what it does and says (`action`, `label`, `help`, `show`),
+    from tui/bindings.toml, in the file's order."""
+    with open(BINDINGS_FILE, "rb") as f:
+        return tomllib.load(f)
+
+
+def bindings(section: str) -> list[Binding]:
+    """The bindings of `section` (a pane's: "runs"), in tui/bindings.toml's order: binding id
+    `<section>.<name>`, its key from the keymap."""
+    return [bind(f"{section}.{name}", entry["action"], entry.get("label", ""),
+                 show=entry.get("show", True), help=entry.get("help", ""))
+            for name, entry in binding_table()[section].items()]
+
+
+def palette_entries(section: str) -> list[tuple[str, str, str]]:
+    """(action, title, help) of each binding of `section` that is also a palette command,
+    in tui/bindings.toml's order."""
+    return [(entry["action"], entry["palette"], entry.get("palette_help", ""))
+            for entry in binding_table()[section].values() if "palette" in entry]
 
 
 def user_keymap_path() -> Path:

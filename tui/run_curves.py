@@ -1,17 +1,30 @@
 """A run's curves for the Runs pane's plot: the train loss, validation loss and gradient norm
-of its metrics.jsonl, each point placed on every x-axis (step, tokens seen, seconds).
+of its metrics.jsonl, each point placed on every x-axis (step, tokens seen, seconds); and what
+the plot shows of the runs on it (`plot_data`), in their colours.
 
-Plain Python (read in a worker thread, no Textual): what the pane plots, not how."""
+No widgets (curves are read in a worker thread): what the pane plots, not how."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from core.errors import LlmlabError
 from core.runs import METRICS_FILE, load_run_session, read_metrics
+from tui.smoothing import SMOOTHING_WEIGHT, debiased_ema
+from tui.widgets.metric_plot import PlotData, Series
+
+# One colour per run overlaid, in this order: the plot colours every theme defines.
+RUN_COLORS = ("plot-train", "plot-val", "plot-acc", "plot-lr", "plot-marker", "plot-smooth")
+VAL_MARKER = "·"  # the val loss: a dotted line (the train loss is braille)
+
+AXES = ("step", "tokens", "time")  # what the x-axis can be, in the order a key cycles them
+AXIS_NAMES = {"step": "step", "tokens": "tokens", "time": "wall time (s)"}
+METRICS = ("loss", "grad_norm")  # what the plot can show, in the order a key cycles them
+METRIC_TITLES = {"loss": "loss: train (line), val (dots)", "grad_norm": "gradient norm"}
 
 
 @dataclass
@@ -81,6 +94,22 @@ def read_curves(run_dir: Path) -> RunCurves:
     return curves
 
 
+def reread_curves(wanted: dict[str, RunCurves | None], cancelled: Callable[[], bool]
+                  ) -> dict[str, RunCurves]:
+    """The curves of the run folders `wanted` (folder -> the curves read before, or None):
+    those read before kept while the metrics file is unchanged (same mtime and size), the
+    others read again; a folder that is gone left out; stops early when `cancelled()`."""
+    curves: dict[str, RunCurves] = {}
+    for path, cached in wanted.items():
+        if cancelled():
+            break
+        if cached is not None and cached.stamp == metrics_stamp(Path(path)):
+            curves[path] = cached
+        elif Path(path).is_dir():
+            curves[path] = read_curves(Path(path))
+    return curves
+
+
 def _tokens_per_step(run_dir: Path) -> int | None:
     try:
         s = load_run_session(run_dir)
@@ -106,3 +135,51 @@ def _seconds(record: dict[str, Any], t0: float | None) -> float | None:
 def _number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and \
         math.isfinite(value)
+
+
+# ---------------------------------------------------------------------- what the plot shows
+
+
+def next_in(cycle: tuple[str, ...], current: str) -> str:
+    """The choice after `current` in `cycle` (an x-axis, a metric), round again at its end."""
+    return cycle[(cycle.index(current) + 1) % len(cycle)]
+
+
+def free_color(used: list[str]) -> str:
+    """The colour for one more run overlaid: the first of RUN_COLORS no run has, else round
+    the list again."""
+    free = [c for c in RUN_COLORS if c not in used]
+    return free[0] if free else RUN_COLORS[len(set(used)) % len(RUN_COLORS)]
+
+
+def smoothed(curve: tuple[list[float], list[float]], smoothing: bool
+             ) -> tuple[list[float], list[float]]:
+    """(xs, values), the values as TensorBoard's debiased EMA when `smoothing` is on (as the
+    Train pane smooths)."""
+    xs, values = curve
+    if smoothing and len(values) > 1:
+        values = debiased_ema(values, SMOOTHING_WEIGHT)
+    return list(xs), list(values)
+
+
+def plot_data(plotted: dict[str, str], curves: dict[str, RunCurves], names: dict[str, str],
+              metric: str, x_axis: str, smoothing: bool, log_scale: bool) -> PlotData:
+    """What the plot shows: per run on it (`plotted`: run folder -> colour variable) whose
+    curves are read, named by `names[folder]` and in its colour, the train loss (smoothed or
+    not) and val loss (dots), or the gradient norm, against `x_axis`."""
+    series: list[Series] = []
+    for path, color in plotted.items():
+        run = curves.get(path)
+        if run is None:
+            continue
+        name = names[path]
+        if metric == "loss":
+            series.append(Series(f"{name} train",
+                                 *smoothed(run.train_loss.on(x_axis), smoothing), color))
+            series.append(Series(f"{name} val", *run.val_loss.on(x_axis), color,
+                                 marker=VAL_MARKER))
+        else:
+            series.append(Series(f"{name} grad norm",
+                                 *smoothed(run.grad_norm.on(x_axis), smoothing), color))
+    title = f"{METRIC_TITLES[metric]} by {AXIS_NAMES[x_axis]}"
+    return PlotData(series, log_y=log_scale, title=title)

@@ -26,11 +26,12 @@ from core import messages as msg
 from core.run_writer import RunWriter
 from core.runs import read_metrics, read_run_info
 from tui.app import LlmlabApp
-from tui.panes.runs import RUN_COLORS, SMOOTHING_WEIGHT, RunsPane
+from tui.panes.runs import RunsPane
+from tui.run_curves import RUN_COLORS
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.path_picker import PathPickerScreen
 from tui.screens.run_label import RunLabelScreen
-from tui.smoothing import debiased_ema
+from tui.smoothing import SMOOTHING_WEIGHT, debiased_ema
 from tui.widgets.runs_table import RunsTable
 
 SIZE = (80, 24)

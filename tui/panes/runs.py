@@ -26,7 +26,6 @@ from typing import Any, ClassVar
 
 from textual import work
 from textual.app import ComposeResult
-from textual.color import Color, ColorParseError
 from textual.content import Content
 from textual.widgets import Static
 from textual.worker import Worker, WorkerState, get_current_worker
@@ -34,9 +33,6 @@ from textual.worker import Worker, WorkerState, get_current_worker
 from core import messages as msg
 from core.errors import LlmlabError
 from core.runs import (
-    DAMAGED,
-    LOST,
-    LOST_NO_CHECKPOINT,
     RunSummary,
     export_csv,
     has_checkpoint,
@@ -44,62 +40,24 @@ from core.runs import (
     list_runs,
     set_run_label,
 )
-from core.text import one_line
+from tui import run_curves, runs_text
 from tui.commands import PaletteCommand
 from tui.document import SessionDocument
-from tui.keymap import bind
+from tui.keymap import bindings, palette_entries
 from tui.messages import LoadModelRequest, ResumeRunRequest
 from tui.panes.base import Pane
-from tui.run_curves import RunCurves, metrics_stamp, read_curves
-from tui.runs_text import diff_lines
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.path_picker import PathPickerScreen
 from tui.screens.run_label import RunLabelScreen
-from tui.smoothing import SMOOTHING_WEIGHT, debiased_ema
-from tui.text import middle_ellipsis
-from tui.widgets.metric_plot import MetricPlot, PlotData, Series
+from tui.widgets.metric_plot import MetricPlot, PlotData
 from tui.widgets.runs_table import RunsTable
-
-# One colour per run overlaid, in this order: the plot colours every theme defines.
-RUN_COLORS = ("plot-train", "plot-val", "plot-acc", "plot-lr", "plot-marker", "plot-smooth")
-VAL_MARKER = "·"  # the val loss: a dotted line (the train loss is braille)
-
-
-AXES = ("step", "tokens", "time")  # what the x-axis can be, in the order a key cycles them
-AXIS_NAMES = {"step": "step", "tokens": "tokens", "time": "wall time (s)"}
-METRICS = ("loss", "grad_norm")  # what the plot can show, in the order a key cycles them
-METRIC_TITLES = {"loss": "loss: train (line), val (dots)", "grad_norm": "gradient norm"}
 
 
 class RunsPane(Pane):
     KEY = "r"
     TITLE = "Runs"
     ABOUT = "compare, open, resume and export runs"
-    BINDINGS: ClassVar[list] = [
-        bind("runs.select", "toggle_select", "Overlay",
-             help="Put the run under the cursor on the plot / take it off"),
-        bind("runs.open", "open_run", "Open",
-             help="Load the run for the Prune and Generate panes and the surprise view"),
-        bind("runs.resume", "resume_run", "Resume",
-             help="Resume training the run from its latest checkpoint"),
-        bind("runs.export", "export", "CSV",
-             help="Export the metrics of the runs on the plot (or the one under the cursor) "
-                  "to a CSV file"),
-        bind("runs.refresh", "refresh_runs", "Refresh", show=False,
-             help="Read the runs folder again"),
-        bind("runs.smoothing", "toggle_smoothing", "Smooth", show=False,
-             help="Plot: smoothing of the train loss (debiased EMA) on/off"),
-        bind("runs.log_scale", "toggle_log_scale", "Log", show=False,
-             help="Plot: logarithmic loss axis on/off"),
-        bind("runs.x_axis", "cycle_x_axis", "X-axis", show=False,
-             help="Plot: x-axis by step, tokens seen or wall time"),
-        bind("runs.metric", "cycle_metric", "Metric", show=False,
-             help="Plot: the loss (train and val) or the gradient norm"),
-        bind("runs.label", "label_run", "Name", show=False,
-             help="Name the run under the cursor and write notes on it (kept in run.json)"),
-        bind("runs.diff", "toggle_diff", "Diff", show=False,
-             help="The session fields that differ between the runs overlaid, on/off"),
-    ]
+    BINDINGS: ClassVar[list] = bindings("runs")  # (tui/bindings.toml)
     ENGINE_EVENTS = (msg.Status, msg.ModelLoaded, msg.Error)
 
     def __init__(self, doc: SessionDocument, **kwargs: Any) -> None:
@@ -108,11 +66,11 @@ class RunsPane(Pane):
         self.runs: list[RunSummary] = []
         self.selected: dict[str, str] = {}  # run path -> its colour variable, in order
         self.preview: str | None = None  # the run under the cursor (plotted if none is selected)
-        self.curves: dict[str, RunCurves] = {}
+        self.curves: dict[str, run_curves.RunCurves] = {}
         self.smoothing = True
         self.log_scale = False
-        self.x_axis = AXES[0]
-        self.metric = METRICS[0]
+        self.x_axis = run_curves.AXES[0]
+        self.metric = run_curves.METRICS[0]
         self.show_diff = False
         self.scans = 0  # runs folder reads shown so far (tests wait on it)
         self.scanned = False
@@ -127,7 +85,7 @@ class RunsPane(Pane):
         yield Static("", id="runs-status")
         yield Static("", id="runs-details")
         yield Static("", id="runs-legend")
-        yield MetricPlot(METRIC_TITLES["loss"], id="runs-plot")
+        yield MetricPlot(run_curves.METRIC_TITLES["loss"], id="runs-plot")
 
     def on_mount(self) -> None:
         self.app.theme_changed_signal.subscribe(self, self._theme_changed)
@@ -175,23 +133,14 @@ class RunsPane(Pane):
         self._scan(root, wanted)
 
     @work(thread=True, exclusive=True, group="runs-scan", exit_on_error=False)
-    def _scan(self, root: Path, wanted: dict[str, RunCurves | None]
-              ) -> tuple[list[RunSummary], dict[str, RunCurves]]:
-        runs = list_runs(root)
+    def _scan(self, root: Path, wanted: dict[str, run_curves.RunCurves | None]
+              ) -> tuple[list[RunSummary], dict[str, run_curves.RunCurves]]:
         worker = get_current_worker()
-        curves: dict[str, RunCurves] = {}
-        for path, cached in wanted.items():
-            if worker.is_cancelled:
-                break
-            if cached is not None and cached.stamp == metrics_stamp(Path(path)):
-                curves[path] = cached
-            elif Path(path).is_dir():
-                curves[path] = read_curves(Path(path))
-        return runs, curves
+        return list_runs(root), run_curves.reread_curves(wanted, lambda: worker.is_cancelled)
 
     @work(thread=True, group="runs-curves", exit_on_error=False)
-    def _read_curves(self, path: str) -> tuple[str, RunCurves]:
-        return path, read_curves(Path(path))
+    def _read_curves(self, path: str) -> tuple[str, run_curves.RunCurves]:
+        return path, run_curves.read_curves(Path(path))
 
     @work(thread=True, group="runs-export", exit_on_error=False)
     def _export(self, paths: list[str], target: Path) -> tuple[int, Path]:
@@ -200,13 +149,7 @@ class RunsPane(Pane):
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         worker = event.worker
         if event.state == WorkerState.ERROR:
-            error = worker.error
-            what = {"runs-export": "could not export",
-                    "runs-scan": "could not read the runs"}.get(worker.group, "runs")
-            reason = (error.strerror or str(error)) if isinstance(error, OSError) else error
-            where = f"{error.filename}: " if isinstance(error, OSError) and error.filename \
-                else ""
-            self.notify(f"{where}{what} ({reason})", severity="error")
+            self.notify(runs_text.failure_text(worker.group, worker.error), severity="error")
             return
         if event.state != WorkerState.SUCCESS:
             return
@@ -223,7 +166,7 @@ class RunsPane(Pane):
             self.exported = (rows, target)
             self.notify(f"wrote {rows} rows to {target}", timeout=6)
 
-    def _scanned(self, runs: list[RunSummary], curves: dict[str, RunCurves]) -> None:
+    def _scanned(self, runs: list[RunSummary], curves: dict[str, run_curves.RunCurves]) -> None:
         current = self.session.name if self.session else ""
         # The session's own runs first (each part newest first, as list_runs gives them).
         self.runs = sorted(runs, key=lambda r: r.session != current)
@@ -260,10 +203,8 @@ class RunsPane(Pane):
         self.plot.display = not none
         self.query_one("#runs-legend").display = not none
         if none and self.session is not None:
-            empty.update(f"No runs yet in {self.session.train.runs_dir}. Press "
-                         f"{self._key('train.start')} to train the session "
-                         f"'{self.session.name}': its run shows here, and "
-                         f"{self._key('runs.select')} puts runs on the plot to compare.")
+            empty.update(runs_text.no_runs_text(self.session.train.runs_dir,
+                                                self.session.name, self._key))
 
     def _theme_changed(self, _theme: Any) -> None:
         if self.runs:
@@ -287,7 +228,7 @@ class RunsPane(Pane):
         self.loaded = event.source
         if self.opening is not None and event.source == self.opening:
             self.opening = None
-            self.notify(f"{self._label(self.loaded)} is loaded: the Prune "
+            self.notify(f"{runs_text.run_label(self.loaded)} is loaded: the Prune "
                         f"({self._key('app.prune')}) and Generate "
                         f"({self._key('app.generate')}) panes use it", timeout=6)
         self._show_status()
@@ -297,8 +238,8 @@ class RunsPane(Pane):
     def _cursor_run(self) -> RunSummary | None:
         run = self.table.cursor_run() if self.runs else None
         if run is None:
-            self.notify("no run here yet: train one "
-                        f"({self._key('train.start')})", severity="warning")
+            self.notify(f"no run here yet: train one ({self._key('train.start')})",
+                        severity="warning")
         return run
 
     def action_toggle_select(self) -> None:
@@ -313,9 +254,7 @@ class RunsPane(Pane):
             if not self.selected and self.preview and self.preview not in self.curves:
                 self._read_curves(self.preview)  # (the plot falls back on the cursor's run)
         else:
-            used = set(self.selected.values())
-            free = [c for c in RUN_COLORS if c not in used]
-            self.selected[path] = free[0] if free else RUN_COLORS[len(used) % len(RUN_COLORS)]
+            self.selected[path] = run_curves.free_color(list(self.selected.values()))
             self._read_curves(path)
         self._show_rows()
         self._show_status()
@@ -340,11 +279,9 @@ class RunsPane(Pane):
         if run.status == "running" or has_checkpoint(run.path):
             self.post_message(ResumeRunRequest(path))
             return
-        status = one_line(run.status if run.status.endswith("no checkpoint") else (
-            f"{run.status}, no checkpoint"))
         self.app.push_screen(
-            ConfirmScreen(f"{self._label(path)}: {status} to resume from.\n"
-                          "Start a new run from its session?", yes="start again", no="cancel"),
+            ConfirmScreen(runs_text.start_again_question(path, run.status),
+                          yes="start again", no="cancel"),
             lambda yes: self.post_message(ResumeRunRequest(path, fresh=True)) if yes else None)
 
     def action_refresh_runs(self) -> None:
@@ -352,7 +289,7 @@ class RunsPane(Pane):
 
     def action_toggle_smoothing(self) -> None:
         self.smoothing = not self.smoothing
-        self._show_status()
+        self._show_status()  # (it shows the toggles; the plot's title the axis and metric)
         self.redraw()
 
     def action_toggle_log_scale(self) -> None:
@@ -361,13 +298,11 @@ class RunsPane(Pane):
         self.redraw()
 
     def action_cycle_x_axis(self) -> None:
-        """The next x-axis (the plot's title names it)."""
-        self.x_axis = AXES[(AXES.index(self.x_axis) + 1) % len(AXES)]
+        self.x_axis = run_curves.next_in(run_curves.AXES, self.x_axis)
         self.redraw()
 
     def action_cycle_metric(self) -> None:
-        """The next metric (the plot's title names it)."""
-        self.metric = METRICS[(METRICS.index(self.metric) + 1) % len(METRICS)]
+        self.metric = run_curves.next_in(run_curves.METRICS, self.metric)
         self.redraw()
 
     def action_toggle_diff(self) -> None:
@@ -391,8 +326,8 @@ class RunsPane(Pane):
                 return
             self.refresh_runs()
 
-        self.app.push_screen(RunLabelScreen(self._label(str(path)), run.name, run.notes),
-                             chosen)
+        self.app.push_screen(
+            RunLabelScreen(runs_text.run_label(str(path)), run.name, run.notes), chosen)
 
     def export_paths(self) -> list[str]:
         """The runs to export: those overlaid (in the table's order), else the cursor's."""
@@ -405,14 +340,11 @@ class RunsPane(Pane):
     def action_export(self) -> None:
         paths = self.export_paths()
         if not paths:
-            self.notify("no run to export yet: train one "
-                        f"({self._key('train.start')})", severity="warning")
+            self.notify(f"no run to export yet: train one ({self._key('train.start')})",
+                        severity="warning")
             return
-        folder = self._export_folder()
-        name = "runs" if len(paths) > 1 else Path(paths[0]).parent.name + "-" + \
-            Path(paths[0]).name
-        n = len(paths)
-        title = f"Export the metrics of {n} run{'s' * (n != 1)} to a CSV file"
+        folder = self.doc.folder()  # (the session file's, as the app's save starts in)
+        title, name = runs_text.export_offer(paths)
 
         def chosen(path: Path | None) -> None:
             if path is None:
@@ -427,12 +359,7 @@ class RunsPane(Pane):
                 self._export(paths, path)
 
         self.app.push_screen(PathPickerScreen(title, folder, pick="save", suffixes=(".csv",),
-                                              initial=str(folder / f"{name}.csv")), chosen)
-
-    def _export_folder(self) -> Path:
-        """Where the export dialog starts: the session file's folder, as the app's save does
-        (the working folder for a session that has no file, or a shipped one)."""
-        return self.doc.folder()
+                                              initial=str(folder / name)), chosen)
 
     # ------------------------------------------------------------------ the plot
 
@@ -453,40 +380,21 @@ class RunsPane(Pane):
         """Run folder -> colour of the runs on the plot: those overlaid, else the cursor's."""
         if self.selected or self.preview is None:
             return self.selected
-        return {self.preview: RUN_COLORS[0]}
+        return {self.preview: run_curves.RUN_COLORS[0]}
 
     def plot_data(self) -> PlotData:
-        """What the plot shows now (the data a test can read back): per run overlaid (or the
-        cursor's, when none is), in the run's colour, its train loss (smoothed or not) and val
-        loss, or its gradient norm, against the chosen x-axis."""
-        series: list[Series] = []
-        for path, color in self.plotted().items():
-            curves = self.curves.get(path)
-            if curves is None:
-                continue
-            name = self._label(path)
-            if self.metric == "loss":
-                series.append(Series(f"{name} train",
-                                     *self._smoothed(curves.train_loss.on(self.x_axis)), color))
-                series.append(Series(f"{name} val", *curves.val_loss.on(self.x_axis), color,
-                                     marker=VAL_MARKER))
-            else:
-                series.append(Series(f"{name} grad norm",
-                                     *self._smoothed(curves.grad_norm.on(self.x_axis)), color))
-        title = f"{METRIC_TITLES[self.metric]} by {AXIS_NAMES[self.x_axis]}"
-        return PlotData(series, log_y=self.log_scale, title=title)
-
-    def _smoothed(self, curve: tuple[list[float], list[float]]
-                  ) -> tuple[list[float], list[float]]:
-        xs, values = curve
-        if self.smoothing and len(values) > 1:
-            values = debiased_ema(values, SMOOTHING_WEIGHT)
-        return list(xs), list(values)
+        """What the plot shows now (the data a test can read back): `run_curves.plot_data` of
+        the runs on it, named session/run-id."""
+        plotted = self.plotted()
+        names = {p: runs_text.run_label(p) for p in plotted}
+        return run_curves.plot_data(plotted, self.curves, names, self.metric, self.x_axis,
+                                    self.smoothing, self.log_scale)
 
     def legend(self) -> list[tuple[str, str]]:
         """(what names the run, its colour variable) of each run on the plot: the run's name
         if it has one, else session/run-id."""
-        return [(self._display_name(path), color) for path, color in self.plotted().items()]
+        return [(runs_text.display_name(self.runs, path), color)
+                for path, color in self.plotted().items()]
 
     def redraw(self) -> None:
         data = self.plot_data()
@@ -494,25 +402,13 @@ class RunsPane(Pane):
         self._show_legend(empty=not any(s.values for s in data.series))
 
     def _show_legend(self, empty: bool = False) -> None:
-        """Each run on the plot in its colour; and when its curves are read but hold nothing
-        for this metric and axis (a run that recorded no wall time...), that says so."""
-        parts: list[tuple[str, str] | str] = []
-        for name, color in self.legend():
-            parts += [("● ", self._color(color)), (one_line(name), "bold"), "  "]
         read = any(path in self.curves for path in self.plotted())
-        if parts and empty and read:  # (the plot's title names the metric and the axis)
-            parts.append(("none recorded", "$text-muted"))
-        elif parts and self.metric == "loss":
-            parts.append(("line train, dots val", "$text-muted"))
-        self.query_one("#runs-legend", Static).update(Content.assemble(*parts))
+        entries = [(name, self._color(color)) for name, color in self.legend()]
+        self.query_one("#runs-legend", Static).update(runs_text.legend_line(
+            entries, none_recorded=empty and read, loss=self.metric == "loss"))
 
     def _color(self, variable: str) -> str:
-        """A theme colour variable as a style Content takes."""
-        value = self.app.theme_variables.get(variable) or self.app.theme_variables["primary"]
-        try:
-            return Color.parse(value).hex
-        except ColorParseError:
-            return ""
+        return runs_text.theme_style(self.app.theme_variables, variable)
 
     # ------------------------------------------------------------------ details
 
@@ -522,100 +418,30 @@ class RunsPane(Pane):
         return hparam_diff(paths) if len(paths) > 1 else []
 
     def _show_details(self) -> None:
-        """The panel under the status line: the hyperparameter diff (when asked for) and the
-        notes of the run under the cursor (when it has some); hidden when it has neither."""
-        muted = "$text-muted"
-        lines: list[Content] = []
-        if self.show_diff:
-            colors = [self.selected[str(r.path)] for r in self.runs
-                      if str(r.path) in self.selected]
-            lines += diff_lines(self.diff_rows(), [self._color(c) for c in colors],
-                                self._key("runs.select"))
+        """The panel under the status line (`runs_text.details_lines`); hidden when empty."""
+        styles = [self._color(self.selected[str(r.path)]) for r in self.runs
+                  if str(r.path) in self.selected]
         run = self.table.cursor_run() if self.runs else None
-        if run is not None and run.notes:
-            lines.append(Content.assemble(("notes ", muted), one_line(run.notes)))
+        lines = runs_text.details_lines(self.diff_rows() if self.show_diff else None, styles,
+                              self._key("runs.select"), run.notes if run is not None else "")
         details = self.query_one("#runs-details", Static)
         details.display = bool(lines)
         details.update(Content("\n").join(lines))
 
-    def _display_name(self, path: str) -> str:
-        run = next((r for r in self.runs if str(r.path) == path), None)
-        return run.name if run is not None and run.name else self._label(path)
-
-    # ------------------------------------------------------------------ text
-
-    def _label(self, path: str | None) -> str:
-        if path is None:
-            return ""
-        p = Path(path)
-        return one_line(f"{p.parent.name}/{p.name}")
-
     def _show_status(self) -> None:
-        """One line: how many runs, how many on the plot, the plot's toggles (their keys as
-        the Train pane shows them), and the run loaded for Prune and Generate; or, on a run
-        whose training was lost, that and what the resume key does with it."""
-        muted, key, value = "$text-muted", "$accent", "bold"
         run = self.table.cursor_run() if self.runs else None
-        if run is not None and run.status in (LOST, LOST_NO_CHECKPOINT):
-            does = " starts it again" if run.status == LOST_NO_CHECKPOINT else " resumes it"
-            tail = f": {run.status}  {self._key('runs.resume')}{does}"
-            name = middle_ellipsis(self._label(str(run.path)),
-                                   max(8, (self.size.width or 80) - 2 - len(tail)))
-            self.query_one("#runs-status", Static).update(Content.assemble(
-                (name, value), (f": {run.status}  ", "$error"),
-                (self._key("runs.resume"), key), (does, muted)))
-            return
-        if run is not None and run.status.startswith(DAMAGED):
-            name = middle_ellipsis(self._label(str(run.path)),
-                                   max(8, (self.size.width or 80) - 4 - len(run.status)))
-            self.query_one("#runs-status", Static).update(Content.assemble(
-                (name, value), (f": {run.status}", "$error")))
-            return
-        n = len(self.runs)
-        parts: list[tuple[str, str]] = []
-        if n:
-            parts += [(f"{n} run{'s' * (n != 1)}  ", muted), (self._key("runs.select"), key),
-                      (" plotted ", muted), (str(len(self.selected)), value), ("  ", muted)]
-        parts += [(self._key("runs.smoothing"), key), (" smooth ", muted),
-                  ("on" if self.smoothing else "off", value), ("  ", muted),
-                  (self._key("runs.log_scale"), key), (" log ", muted),
-                  ("on" if self.log_scale else "off", value)]
-        shown = self.opening or self.loaded
-        if shown is not None:
-            word = "  loading " if self.opening else "  loaded "
-            used = sum(len(text) for text, _ in parts) + len(word)
-            room = max(8, (self.size.width or 80) - 2 - used)
-            parts += [(word, muted), (middle_ellipsis(self._label(shown), room), value)]
-        self.query_one("#runs-status", Static).update(Content.assemble(*parts))
+        self.query_one("#runs-status", Static).update(runs_text.status_line(
+            run, self._key, self.size.width or 80, runs=len(self.runs),
+            plotted=len(self.selected), smoothing=self.smoothing, log_scale=self.log_scale,
+            opening=self.opening, loaded=self.loaded))
 
     # ------------------------------------------------------------------ palette
 
     def palette_commands(self) -> list[PaletteCommand]:
-        c = PaletteCommand
-        return [
-            c("Runs: overlay/select", "put the run under the cursor on the plot / take it off",
-              self._in_pane(self.action_toggle_select)),
-            c("Runs: open for pruning and generation",
-              "load the run under the cursor for the Prune and Generate panes",
-              self._in_pane(self.action_open_run)),
-            c("Runs: resume training", "from the latest checkpoint of the run under the cursor",
-              self._in_pane(self.action_resume_run)),
-            c("Runs: export CSV", "the metrics of the runs on the plot, or the cursor's",
-              self._in_pane(self.action_export)),
-            c("Runs: refresh", "read the runs folder again", self._in_pane(self.refresh_runs)),
-            c("Runs: toggle smoothing", "TensorBoard's debiased EMA of the train loss",
-              self._in_pane(self.action_toggle_smoothing)),
-            c("Runs: toggle log scale", "logarithmic loss axis",
-              self._in_pane(self.action_toggle_log_scale)),
-            c("Runs: x-axis by step / tokens / wall time", "cycle the plot's x-axis",
-              self._in_pane(self.action_cycle_x_axis)),
-            c("Runs: plot loss / gradient norm", "cycle what the plot shows",
-              self._in_pane(self.action_cycle_metric)),
-            c("Runs: name and notes", "of the run under the cursor, kept in its run.json",
-              self._in_pane(self.action_label_run)),
-            c("Runs: hyperparameter diff", "the session fields that differ between the runs "
-              "overlaid", self._in_pane(self.action_toggle_diff)),
-        ]
+        """The pane's bindings that are palette commands too (tui/bindings.toml)."""
+        return [PaletteCommand(f"Runs: {title}", about,
+                               self._in_pane(getattr(self, f"action_{action}")))
+                for action, title, about in palette_entries("runs")]
 
     def _in_pane(self, action: Callable[[], Any]) -> Callable[[], Any]:
         """A palette command acts on what the user sees: the Runs pane is shown first."""
