@@ -302,7 +302,8 @@ async def drive_workbench(session_path: Path, moves: int, tokens: int) -> dict:
         await pilot.press("p")
         prune = app.query_one("#prune")
         await until(lambda: prune.dense is not None, 180, "model loaded")
-        await until(lambda: len(prune.sweep_points) >= 11 and not prune.sweeping, 300, "sweep")
+        await until(lambda: len(prune.requests.sweep_points) >= 11
+                    and not prune.requests.sweeping, 300, "sweep")
         out["dense_loss"] = prune.dense.loss
         latencies, engine = [], []
         keys = ["right"] * min(moves, 19) + ["left"] * max(0, moves - 19)

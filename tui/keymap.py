@@ -95,11 +95,11 @@ def binding_table() -> dict[str, dict[str, dict[str, Any]]]:
         return tomllib.load(f)
 
 
-def bindings(section: str) -> list[Binding]:
+def bindings(section: str, **values: Any) -> list[Binding]:
     """The bindings of `section` (a pane's: "runs"), in tui/bindings.toml's order: binding id
-    `<section>.<name>`, its key from the keymap."""
+    `<section>.<name>`, its key from the keymap; `values` fill the {names} of a help text."""
     return [bind(f"{section}.{name}", entry["action"], entry.get("label", ""),
-                 show=entry.get("show", True), help=entry.get("help", ""))
+                 show=entry.get("show", True), help=entry.get("help", "").format(**values))
             for name, entry in binding_table()[section].items()]
 
 

@@ -34,8 +34,9 @@ from core.prune import sparsity_report
 from core.session import Session, load_session
 from tui.app import LlmlabApp
 from tui.messages import LoadModelRequest
-from tui.panes.prune import PrunePane, sparkline
+from tui.panes.prune import PrunePane
 from tui.screens.path_picker import PathPickerScreen
+from tui.text import sparkline
 from tui.widgets.prune_layers import bar, short_name
 from tui.widgets.prune_table import PruneTable, compact_count, human_bytes, table_cells
 
@@ -71,7 +72,7 @@ async def show_loaded(pilot) -> PrunePane:
     await pilot.press("p")
     pane = pane_of(pilot.app)
     await wait_for(pilot, lambda: pane.dense is not None, 60, "the model to load")
-    await wait_for(pilot, lambda: not pane.sweeping, 60, "the sweep")
+    await wait_for(pilot, lambda: not pane.requests.sweeping, 60, "the sweep")
     return pane
 
 
@@ -92,7 +93,7 @@ def test_slider_prunes_a_copy_and_the_trained_model_stays_dense(trained, thread_
             text = screen_text(app)
             assert run_dir.name in text and "step 60" in text
             assert "dense" in text and "val loss" in text
-            assert len(pane.sweep_points) == 11
+            assert len(pane.requests.sweep_points) == 11
             table = app.query_one(PruneTable)
             assert table.column("dense")["sparsity"] == "0.0%"
             workbench = thread_engines[-1].engine.workbench
@@ -146,8 +147,8 @@ def test_quantize_fine_tune_and_write(trained, thread_factory, thread_engines) -
 
             await pilot.press("f")  # compress.finetune_steps is 0: 100 steps
             assert sent(thread_engines[-1], msg.FineTune)[-1].steps == 100
-            await wait_for(pilot, lambda: not pane.finetuning, 60, "the fine-tuning")
-            assert len(pane.finetune_losses) == 100
+            await wait_for(pilot, lambda: not pane.requests.finetuning, 60, "the fine-tuning")
+            assert len(pane.requests.finetune_losses) == 100
             assert pane.candidate.label == "magnitude 30% +100 steps"
             status = pane.status_text()
             assert "fine-tuned 100 steps" in status and f"{pane.candidate.loss:.3f}" in status
@@ -201,7 +202,7 @@ def test_quantize_fine_tune_and_write(trained, thread_factory, thread_engines) -
             assert pane.dense.layers
             assert pane.dense.sparsity == pytest.approx(0.3, abs=0.1)
             assert "int8: generate from it" in text  # and no sweep, no error
-            assert not pane.sweeping and not any(
+            assert not pane.requests.sweeping and not any(
                 isinstance(c, msg.Sweep) for c in thread_engines[-1].sent[-3:])
             await pilot.press("right")
             assert any("the loaded model is int8" in n for n in notifications(app))
@@ -237,8 +238,8 @@ def test_layers_view_palette_and_sweep_again(trained, thread_factory, thread_eng
             sweeps = len(sent(thread_engines[-1], msg.Sweep))
             await pilot.press("u")
             assert len(sent(thread_engines[-1], msg.Sweep)) == sweeps + 1
-            await wait_for(pilot, lambda: not pane.sweeping and len(pane.sweep_points) == 11,
-                           30, "the sweep again")
+            await wait_for(pilot, lambda: not pane.requests.sweeping
+                           and len(pane.requests.sweep_points) == 11, 30, "the sweep again")
 
     run(main())
 
@@ -347,7 +348,7 @@ async def load_scripted(pilot) -> PrunePane:
     await pilot.press("p")
     pilot.app.post_message(LoadModelRequest(SOURCE))
     pane = pane_of(pilot.app)
-    await wait_for(pilot, lambda: pane.dense is not None and not pane.sweeping, 10,
+    await wait_for(pilot, lambda: pane.dense is not None and not pane.requests.sweeping, 10,
                    "the scripted model")
     return pane
 
@@ -392,18 +393,18 @@ def test_a_slider_move_interrupts_the_sweep_and_the_curve_finishes_after(
             pane = await load_scripted(pilot)
             engine = fake_engines[-1]
             # As if the sweep were under way, three levels measured so far.
-            pane.sweeping = True
-            pane.sweep_points = {0.0: 1.0, 10.0: 1.01, 20.0: 1.02}
+            pane.requests.sweeping = True
+            pane.requests.sweep_points = {0.0: 1.0, 10.0: 1.01, 20.0: 1.02}
             await pilot.press("right")
             assert [type(c).__name__ for c in engine.sent[-3:]] == ["Cancel", "PruneTo",
                                                                      "Sweep"]
             resumed = sent(engine, msg.Sweep)[-1]
             assert resumed.method == "magnitude"
             assert resumed.levels == (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
-            await wait_for(pilot, lambda: not pane.sweeping and not pane.pruning, 5,
+            await wait_for(pilot, lambda: not pane.requests.sweeping and not pane.pruning, 5,
                            "the candidate, then the rest of the curve")
             assert pane.candidate.label == "magnitude 5%"
-            assert len(pane.sweep_points) == 11
+            assert len(pane.requests.sweep_points) == 11
 
     run(main())
 
@@ -425,15 +426,16 @@ def test_method_change_sweeps_again_and_the_session_records_the_choices(
             await wait_for(pilot, lambda: pane.candidate is not None and not pane.pruning, 5,
                            "the candidate")
             assert app.session.compress.sparsity == pytest.approx(0.15)
-            pane.sweeping = True  # (as if the sweep were still under way: it is cancelled)
+            pane.requests.sweeping = True  # (as if the sweep were still under way: it is cancelled)
             await pilot.press("e")  # the next method
             assert app.session.compress.method == "global"
             assert [type(c).__name__ for c in engine.sent[-3:]] == ["Cancel", "PruneTo",
                                                                      "Sweep"]
             assert sent(engine, msg.Sweep)[-1].method == "global"
             await wait_for(pilot, lambda: pane.candidate.label == "global 15%"
-                           and not pane.sweeping, 5, "the new method's candidate and curve")
-            assert len(pane.sweep_points) == 11
+                           and not pane.requests.sweeping, 5,
+                           "the new method's candidate and curve")
+            assert len(pane.requests.sweep_points) == 11
 
             await pilot.press("a")
             await wait_for_screen(pilot, "applied: global 15% is the compressed model")
@@ -444,7 +446,7 @@ def test_method_change_sweeps_again_and_the_session_records_the_choices(
 
             # Apply records what the compressed model is: fine-tuned, then int8.
             await pilot.press("f")
-            await wait_for(pilot, lambda: not pane.finetuning, 5, "the fine-tuning")
+            await wait_for(pilot, lambda: not pane.requests.finetuning, 5, "the fine-tuning")
             await pilot.press("i")
             await wait_for(pilot, lambda: pane.int8 is not None, 5, "the int8 column")
             assert app.session.compress.quantize == "int8"
@@ -544,7 +546,7 @@ def test_cancel_fine_tuning_and_errors_clear_measuring(tmp_path: Path, scripted,
             workbench.hold_finetune = True
             app.edit("compress.finetune_steps", 40)
             await pilot.press("f")
-            await wait_for(pilot, lambda: len(pane.finetune_losses) == 3, 5, "the losses")
+            await wait_for(pilot, lambda: len(pane.requests.finetune_losses) == 3, 5, "the losses")
             assert sent(fake_engines[-1], msg.FineTune)[-1].steps == 40
             await wait_for_screen(pilot, "fine-tuning 3/40 loss 2.200")
             text = screen_text(app)
@@ -556,7 +558,8 @@ def test_cancel_fine_tuning_and_errors_clear_measuring(tmp_path: Path, scripted,
             tune = sent(fake_engines[-1], msg.FineTune)[-1]
             assert fake_engines[-1].sent[-1].target == tune.request_id
             assert app.client.target is app
-            await wait_for(pilot, lambda: not pane.finetuning, 5, "the stopped fine-tuning")
+            await wait_for(pilot, lambda: not pane.requests.finetuning, 5,
+                           "the stopped fine-tuning")
             assert pane.candidate.label == "magnitude 10% +3 steps"
             await wait_for_screen(pilot, "fine-tuned 3 steps: train loss 2.400 → 2.200")
 
@@ -599,7 +602,7 @@ def test_fine_tune_pressed_while_measuring_keeps_the_fine_tuned_result(
             workbench.hold_all = False
             engine.pending += workbench.held  # the answers, in the order asked
             workbench.held = []
-            await wait_for(pilot, lambda: not pane.finetuning and not pane.pruning, 5,
+            await wait_for(pilot, lambda: not pane.requests.finetuning and not pane.pruning, 5,
                            "every answer")
             await pilot.pause()
             assert pane.candidate.label == "magnitude 15% +3 steps"
@@ -618,7 +621,7 @@ def test_fine_tune_pressed_while_measuring_keeps_the_fine_tuned_result(
             engine.pending.append(msg.SweepPointMeasured("magnitude", 0.5, 0.5, 9.9, 1.0, 0.1,
                                                          0.2, request_id=first.request_id))
             await pilot.pause(0.2)
-            assert pane.candidate is fine_tuned and pane.sweep_points[50.0] != 9.9
+            assert pane.candidate is fine_tuned and pane.requests.sweep_points[50.0] != 9.9
 
     run(main())
 
