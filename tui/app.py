@@ -37,6 +37,7 @@ from tui.panes import PANES, Pane, pane_bindings, pane_styles
 from tui.panes.dataset import DatasetPane
 from tui.panes.model import ModelPane, form_fields
 from tui.panes.train import TrainPane
+from tui.quit_actions import QuitActions
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.help import HelpScreen
 from tui.screens.path_picker import PathPickerScreen
@@ -50,7 +51,7 @@ from tui.widgets.number_input import NumberInput
 from tui.widgets.title_bar import TitleBar
 
 
-class LlmlabApp(SessionActions, TrainingActions, App[None]):
+class LlmlabApp(SessionActions, TrainingActions, QuitActions, App[None]):
     CSS_PATH = ["app.tcss", *pane_styles()]
     TITLE = "llmlab"
     AUTO_FOCUS = None
@@ -465,7 +466,8 @@ class LlmlabApp(SessionActions, TrainingActions, App[None]):
               "e.g. one written by the Prune pane (w): generate from it, prune it further",
               self.action_pick_model),
             c("Help: keys", "every key binding", self.action_help),
-            c("Quit", "stops a running training first, with a checkpoint", self.action_quit),
+            c("Quit", "asks first if a training job started here runs (leave it or stop it)",
+              self.action_quit),
         ]
         commands += self.training_commands() + self.session_commands()
         for pane in self.panes():
@@ -478,40 +480,6 @@ class LlmlabApp(SessionActions, TrainingActions, App[None]):
             commands.append(c(f"Theme: {name}", "colours; remembered for next time",
                               partial(setattr, self, "theme", name)))
         return commands
-
-    # ------------------------------------------------------------------ quitting
-
-    async def action_quit(self) -> None:
-        if self._quitting:
-            return
-        if self._jobs and self.training.started_here:
-            self.ask_about_job_on_quit()
-            return
-        reasons = []
-        if self.training.busy and not self._jobs:
-            reasons.append("Training is running: it will stop and save a checkpoint.")
-        if self.dirty:
-            reasons.append("The session has unsaved edits.")
-        if not reasons:
-            await self.quit_cleanly()
-            return
-
-        def answered(yes: bool | None) -> None:
-            if yes:
-                self.run_worker(self.quit_cleanly(), name="quit", exclusive=True)
-
-        self.push_screen(ConfirmScreen("\n".join(reasons) + "\nQuit?", yes="quit",
-                                       no="stay"), answered)
-
-    async def quit_cleanly(self) -> None:
-        """Stop the engine (a running training saves a checkpoint), wait for its process to
-        end, then exit."""
-        self._quitting = True
-        if self.client.alive:
-            self.query_one(TitleBar).state = "stopping"
-            self.notify("stopping the engine, saving a checkpoint …", timeout=30)
-            await self.client.shutdown()
-        self.exit()
 
     def on_unmount(self) -> None:
         self._hangup.uninstall()

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import subprocess
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,12 +21,9 @@ from tui.commands import PaletteCommand
 from tui.messages import ResumeRunRequest
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.hparam_edit import HparamEditScreen
-from tui.screens.quit_job import QuitJobScreen
 
 if TYPE_CHECKING:
     from core.follow import Attached
-
-JOB_STOP_TIMEOUT = 120  # seconds a quitting app waits for its job to save and stop
 
 
 class TrainingActions:
@@ -109,37 +105,12 @@ class TrainingActions:
         self.live = dict(hparams) if isinstance(hparams, dict) else live_values(self.session)
         self.train_pane.show_attached(attached)
 
-    def ask_about_job_on_quit(self) -> None:
-        """Quitting while a job this app started trains: leave it, stop it, or stay."""
-        extra = "\nThe session has unsaved edits: quitting drops them." if self.dirty else ""
-
-        def answered(choice: str | None) -> None:
-            if choice == "leave":
-                self.run_worker(self.quit_cleanly(), name="quit", exclusive=True)
-            elif choice == "stop":
-                self.run_worker(self._stop_job_then_quit(), name="quit", exclusive=True)
-
-        self.push_screen(QuitJobScreen(str(self.training.run_dir), extra), answered)
-
-    async def _stop_job_then_quit(self) -> None:
-        """Stop the job (it saves a checkpoint), wait for its process to end, then quit: no
-        process is left behind."""
-        job = self.training.launched
-        try:
-            self.training.stop()
-        except LlmlabError as e:
-            self.notify(str(e), severity="warning")
-        self.notify("stopping the training job, saving a checkpoint …", timeout=30)
-        if job is not None:
-            try:
-                await asyncio.to_thread(job.process.wait, JOB_STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                self.notify(f"the job (pid {job.pid}) did not stop within "
-                            f"{JOB_STOP_TIMEOUT} s; it is left running", severity="error")
-        await self.quit_cleanly()
-
     def on_resume_run_request(self, message: ResumeRunRequest) -> None:
-        from core.runs import load_run_session, restart_session
+        from core.runs import load_run_session, restart_session, run_status
+
+        if self._jobs and run_status(Path(message.path)) in ("running", "paused"):
+            self.attach_run(message.path)  # (a job trains it: follow that one)
+            return
 
         if self.training.busy:
             self.notify(f"a run is already going: stop it ({self._key('train.stop')}) first",

@@ -172,3 +172,56 @@ def test_a_headless_training_is_steered_from_the_app(tmp_path: Path, monkeypatch
         if job.poll() is None:
             job.kill()
             job.wait()
+
+
+def test_a_killed_job_shows_lost_in_the_runs_pane_and_one_key_resumes_it(
+        tmp_path: Path, monkeypatch) -> None:
+    path = _session_file(tmp_path)
+    monkeypatch.setenv("LLMLAB_HEARTBEAT_S", "0.5")
+    job = subprocess.Popen([sys.executable, "-m", "llmlab", "train", str(path)],
+                           cwd=tmp_path, env=_env(tmp_path), stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+    runs = tmp_path / "runs" / "s"
+    resumed: list[int] = []
+    try:
+        assert _until(lambda: runs.is_dir() and any(has_checkpoint(r) for r in runs.iterdir()),
+                      120), "no checkpoint"
+        (run_dir,) = runs.iterdir()
+
+        async def scenario() -> None:
+            app = LlmlabApp(load_session(path), path)
+            async with app.run_test(size=SIZE) as pilot:
+                await wait_for(pilot, lambda: app.training.state == "running", 30,
+                               "the attach")
+                await pilot.press("r")  # the Runs pane
+                pane = app.query_one("#runs")
+                await wait_for(pilot, lambda: [r.status for r in pane.runs] == ["running"],
+                               30, "the run listed as running")
+                job.send_signal(signal.SIGKILL)
+                job.wait()
+                await wait_for(pilot, lambda: [r.status for r in pane.runs] == ["lost"], 30,
+                               "the run shown as lost")
+                await wait_for(pilot, lambda: app.training.state == "lost", 30,
+                               "the Train pane's run lost")
+                steps = _train_steps(run_dir)[-1]
+                pane.table.focus()
+                await pilot.press("u")  # resume it
+                await wait_for(pilot, lambda: app.training.state == "running", 60,
+                               "the resumed job training")
+                resumed.append(app.training.launched.pid)
+                await wait_for(pilot, lambda: _train_steps(run_dir)[-1] > steps, 60,
+                               "steps after the resume")
+                await pilot.press("t", "x")  # the Train pane, stop
+                await wait_for(pilot, lambda: app.training.state == "stopped", 60, "the stop")
+                await app.action_quit()
+
+        asyncio.run(scenario())
+        assert resumed and _until(lambda: not _alive(resumed[0]), 30)
+        assert read_run_info(run_dir)["status"] == "stopped"
+    finally:
+        if job.poll() is None:
+            job.kill()
+            job.wait()
+        for pid in resumed:
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)

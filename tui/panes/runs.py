@@ -38,6 +38,7 @@ from core.runs import (
     has_checkpoint,
     hparam_diff,
     list_runs,
+    run_status,
     set_run_label,
 )
 from tui import run_curves, runs_text
@@ -51,6 +52,9 @@ from tui.screens.path_picker import PathPickerScreen
 from tui.screens.run_label import RunLabelScreen
 from tui.widgets.metric_plot import MetricPlot, PlotData
 from tui.widgets.runs_table import RunsTable
+
+LIVE_CHECK_EVERY = 2.0  # seconds between looks at the runs shown as running or paused
+LIVE_STATUSES = ("running", "paused")
 
 
 class RunsPane(Pane):
@@ -91,6 +95,20 @@ class RunsPane(Pane):
         self.app.theme_changed_signal.subscribe(self, self._theme_changed)
         self._show_status()
         self._show_empty()
+        self.set_interval(LIVE_CHECK_EVERY, self._check_live_runs, name="runs-live-check")
+
+    def _check_live_runs(self) -> None:
+        """A run shown as running or paused may have ended, or been lost (its job killed,
+        its machine gone: the heartbeat went stale): look again, while the pane shows."""
+        live = [r for r in self.runs if r.status in LIVE_STATUSES]
+        if live and self.display:
+            self._recheck(live)
+
+    @work(thread=True, exclusive=True, group="runs-live-check", exit_on_error=False)
+    def _recheck(self, live: list[RunSummary]) -> None:
+        if any(run_status(r.path) != r.status for r in live) and \
+                not get_current_worker().is_cancelled:
+            self.app.call_from_thread(self.refresh_runs)
 
     @property
     def table(self) -> RunsTable:
@@ -276,7 +294,7 @@ class RunsPane(Pane):
         if run is None:
             return
         path = str(run.path)
-        if run.status == "running" or has_checkpoint(run.path):
+        if run.status in LIVE_STATUSES or has_checkpoint(run.path):
             self.post_message(ResumeRunRequest(path))
             return
         self.app.push_screen(
