@@ -94,3 +94,20 @@ def log_tail(log_path: Path, lines: int = 1) -> str:
         return ""
     kept = [one_line(x) for x in data.decode("utf-8", "replace").splitlines() if x.strip()]
     return "\n".join(kept[-lines:])
+
+
+def discard_unstarted(run_dir: Path) -> bool:
+    """Remove the folder of a job that was refused before its run began (no run.json: a bad
+    corpus, a model that does not fit), so no empty run is left behind; its reason was read
+    from train.log first. A folder holding anything else is left alone. True if removed."""
+    expected = {SESSION_FILE, LOG_FILE}
+    try:
+        entries = {p.name for p in Path(run_dir).iterdir()}
+        if not entries <= expected:
+            return False
+        for name in entries:
+            (Path(run_dir) / name).unlink()
+        Path(run_dir).rmdir()
+    except OSError:
+        return False
+    return True

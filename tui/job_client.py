@@ -22,7 +22,7 @@ from textual.timer import Timer
 from core import messages as msg
 from core.errors import LlmlabError
 from core.follow import Attached, RunFollower
-from core.launch import Launched, launch_training, log_tail
+from core.launch import Launched, discard_unstarted, launch_training, log_tail
 from core.session import Session
 from core.values import EngineState
 
@@ -137,6 +137,7 @@ class JobClient:
             return
         self.launched, self.follower = None, None
         line = log_tail(job.log_path) or f"the training job exited ({job.process.returncode})"
+        discard_unstarted(job.run_dir)
         self.state = EngineState.FAILED
         self.deliver(msg.Error(line, fatal=True))
         self.deliver(msg.Status(EngineState.FAILED, line))

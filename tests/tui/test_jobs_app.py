@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from helpers.tui import small_session, wait_for
+from helpers.tui import notifications, small_session, train_tiny_run, wait_for
 
 from core.run_claim import read_heartbeat
 from core.runs import has_checkpoint, read_metrics, read_run_info
@@ -225,3 +225,44 @@ def test_a_killed_job_shows_lost_in_the_runs_pane_and_one_key_resumes_it(
         for pid in resumed:
             if _alive(pid):
                 os.kill(pid, signal.SIGKILL)
+
+
+def test_a_job_refused_at_its_start_says_why_in_one_line_and_leaves_no_folder(
+        tmp_path: Path) -> None:
+    blob = tmp_path / "blob.bin"
+    blob.write_bytes(bytes(range(256)) * 64)
+    session = small_session(tmp_path, name="s", runs_dir="runs")
+    session.data.corpus = str(blob)
+
+    async def scenario() -> None:
+        app = LlmlabApp(session, None)
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.press("s")
+            await wait_for(pilot, lambda: app.training.state == "failed", 60,
+                           "the job's refusal")
+            shown = [n for n in notifications(app) if "blob.bin" in n]
+            assert shown and "\n" not in shown[0] and "Traceback" not in shown[0], shown
+            assert not app.training.busy
+
+    asyncio.run(scenario())
+    runs = tmp_path / "runs" / "s"
+    assert not runs.exists() or not any(runs.iterdir()), "an empty run folder was left"
+
+
+def test_llmlab_attach_opens_the_app_on_a_run_with_its_curves(tmp_path: Path) -> None:
+    run_dir = train_tiny_run(tmp_path, steps=30)
+    steps = _train_steps(run_dir)
+
+    async def scenario() -> None:
+        from core.runs import restart_session
+
+        app = LlmlabApp(restart_session(run_dir), None, attach=run_dir)
+        async with app.run_test(size=SIZE) as pilot:
+            pane = app.train_pane
+            await wait_for(pilot, lambda: len(pane.history.train_loss) == len(steps), 30,
+                           "the run's curves")
+            assert pane.history.train_loss.steps == [float(s) for s in steps]
+            assert app.training.state == "finished" and not app.training.busy
+            assert app.session_path is None  # (the run's frozen session is never saved over)
+
+    asyncio.run(scenario())
