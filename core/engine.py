@@ -19,6 +19,7 @@ from typing import Protocol
 
 from core import messages as msg
 from core.errors import DiskFault, LlmlabError, disk_fault
+from core.generation_stream import EMIT_EVERY, GenerationStream
 from core.session import Session
 from core.values import EngineState
 
@@ -39,7 +40,6 @@ def _error_of(e: Exception, command: msg.Command) -> msg.Error:
                      request_id=command.request_id)
 
 
-EMIT_EVERY = 0.03  # seconds between Generated events of a stream: the screen needs no more
 # Workbench commands a training in the same engine waits for, as the Train pane names them.
 WORKBENCH_WORK: dict[type[msg.Command], str] = {
     msg.LoadRun: "loading a model", msg.PruneTo: "pruning", msg.Sweep: "pruning sweep",
@@ -49,60 +49,6 @@ WORKBENCH_WORK: dict[type[msg.Command], str] = {
 # Commands for the training that are taken at once during workbench work (between a sweep's
 # levels, a fine-tuning's steps, a generation's tokens), not after it.
 TRAINING_CONTROLS = (msg.Pause, msg.Resume, msg.Stop, msg.SetHparam)
-
-
-class _Stream:
-    """One generation under way: its text not yet reported, its tokens, and the time spent
-    making them (tokens/s is per stream, whatever else ran between its tokens)."""
-
-    def __init__(self, command: msg.Generate, pieces) -> None:
-        self.command = command
-        self.pieces = pieces
-        self.pending = ""
-        self.tokens = 0
-        self.busy = 0.0
-        self.last_emit = time.perf_counter()
-        self.done = False
-
-    @classmethod
-    def open(cls, workbench, c: msg.Generate) -> _Stream:
-        from core.generate import Sampling
-        from core.session import session_from_dict
-
-        # Checked like a session's [generate] (one line naming every bad field), not left to
-        # fail inside the sampler.
-        sampling = Sampling.from_config(session_from_dict({"generate": {
-            "max_tokens": c.max_tokens, "temperature": c.temperature, "top_k": c.top_k,
-            "top_p": c.top_p, "repetition_penalty": c.repetition_penalty, "stop": list(c.stop),
-            "seed": c.seed}}).generate)
-        return cls(c, workbench.generate(c.prompt, sampling, c.model))
-
-    def due(self) -> bool:
-        return time.perf_counter() - self.last_emit >= EMIT_EVERY
-
-    def advance(self) -> msg.Generated | None:
-        """Make one token; the event to send now, if one is due."""
-        t0 = time.perf_counter()
-        piece = next(self.pieces, None)
-        self.busy += time.perf_counter() - t0
-        if piece is None:
-            return self.finish()
-        self.pending += piece
-        self.tokens += 1
-        if not self.due():
-            return None
-        return self._event(done=False)
-
-    def finish(self) -> msg.Generated:
-        self.done = True
-        return self._event(done=True)
-
-    def _event(self, done: bool) -> msg.Generated:
-        c = self.command
-        event = msg.Generated(self.pending, self.tokens, self.tokens / max(self.busy, 1e-9),
-                              done=done, model=c.model, request_id=c.request_id)
-        self.pending, self.last_emit = "", time.perf_counter()
-        return event
 
 
 class CommandQueue(Protocol):
@@ -419,7 +365,7 @@ class Engine:
         fill together. A Cancel (or Shutdown) ends them all; a stream that fails (a prompt its
         tokenizer cannot encode) ends alone, with an Error naming its request."""
         wb = self._bench()
-        streams = [_Stream.open(wb, first)]
+        streams = [GenerationStream.open(wb, first)]
         last_poll = time.perf_counter()
         while streams:
             for stream in list(streams):
@@ -439,7 +385,7 @@ class Engine:
             cancelled, joining = self._poll(join_generates=True)
             for command in joining:
                 try:
-                    streams.append(_Stream.open(wb, command))
+                    streams.append(GenerationStream.open(wb, command))
                 except Exception as e:  # noqa: BLE001
                     self.emit(_error_of(e, command))
             if cancelled:
