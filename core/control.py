@@ -21,6 +21,7 @@ A `set` that is applied also writes its usual `hparam` record (the step it appli
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
@@ -129,6 +130,7 @@ class ControlInbox:
         self.folder = Path(run_dir) / CONTROL_DIR
         self.every = every  # seconds between looks at the folder (a listdir per step is waste)
         self._last_look = 0.0
+        self._kept: set[str] = set()  # answered, but could not be removed (a folder...)
 
     def take(self, force: bool = False) -> list[ControlRequest | tuple[str, str]]:
         """The waiting requests, removed from the folder. A file that is not a request (not
@@ -140,7 +142,8 @@ class ControlInbox:
         self._last_look = now
         try:
             names = sorted(n for n in os.listdir(self.folder)
-                           if n.endswith(".json") and not n.startswith("."))
+                           if n.endswith(".json") and not n.startswith(".")
+                           and n not in self._kept)
         except OSError:
             return []
         taken: list[ControlRequest | tuple[str, str]] = []
@@ -149,8 +152,8 @@ class ControlInbox:
             taken.append(_read_request(path))
             try:
                 path.unlink()
-            except OSError:
-                pass
+            except OSError:  # (answered once, not at every step from now on)
+                self._kept.add(name)
         return taken
 
     def refuse_waiting(self, why: str) -> list[tuple[str, str]]:
@@ -163,12 +166,12 @@ class ControlInbox:
 def _read_request(path: Path) -> ControlRequest | tuple[str, str]:
     rid = path.name[: -len(".json")]
     try:
-        st = os.lstat(path)
-        if not stat.S_ISREG(st.st_mode):
+        text = _read_small(path)
+        if text is None:
             return rid, f"control file {path.name}: not a regular file"
-        if st.st_size > REQUEST_LIMIT:
-            return rid, f"control file {path.name}: {st.st_size} bytes, not a request"
-        data = json.loads(path.read_text(encoding="utf-8"))
+        if len(text) > REQUEST_LIMIT:
+            return rid, f"control file {path.name}: over {REQUEST_LIMIT} bytes, not a request"
+        data = json.loads(text.decode("utf-8"))
         if not isinstance(data, dict):
             raise ValueError("not an object")
         request = make_request(str(data.get("op", "")), str(data.get("name", "")),
@@ -179,6 +182,24 @@ def _read_request(path: Path) -> ControlRequest | tuple[str, str]:
         return rid, str(e)
     except (OSError, ValueError, TypeError) as e:
         return rid, f"control file {path.name}: not a request ({e})"
+
+
+def _read_small(path: Path) -> bytes | None:
+    """At most REQUEST_LIMIT + 1 bytes of the regular file `path`; None if it is anything
+    else. Opened without following a link and without blocking (a FIFO), and checked on the
+    open descriptor: a link swapped in after a look at the name cannot get past."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as e:
+        if e.errno in (errno.ELOOP, errno.ENXIO, errno.EISDIR):
+            return None
+        raise
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        return os.read(fd, REQUEST_LIMIT + 1)
+    finally:
+        os.close(fd)
 
 
 def _safe(text: str) -> str:

@@ -1,0 +1,80 @@
+"""Training jobs in tests: started as a user starts them (`llmlab train --detach`), watched
+through their run folder, and never left behind: `JobTracker.finish` kills whatever a test
+started that still lives and says so, so the test fails instead of leaking a process."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+from helpers.cli import llmlab, ok
+
+# Fast heartbeats (a lost job shows in under two seconds), one thread (the cores are shared,
+# and exact-resume comparisons need the same order of sums in both runs).
+JOB_ENV = {"LLMLAB_HEARTBEAT_S": "0.2", "LLMLAB_THREADS": "1", "OMP_NUM_THREADS": "1"}
+
+T = TypeVar("T")
+
+
+def alive(pid: int) -> bool:
+    """Whether process `pid` still runs (a zombie nobody reaped yet does not: its job ended)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return not Path("/proc/self").exists()  # (gone meanwhile; or a system without /proc)
+    return state != "Z"
+
+
+def wait_until(condition: Callable[[], T], timeout: float = 120, what: str = "") -> T:
+    """The first true value of `condition()`, polled; AssertionError after `timeout` seconds
+    (generous: the machine is shared; no test asserts how long anything took)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what or condition}")
+        time.sleep(0.05)
+
+
+class JobTracker:
+    """The jobs a test started."""
+
+    def __init__(self) -> None:
+        self.pids: list[int] = []
+
+    def detach(self, cwd: Path, *args: str) -> tuple[Path, int]:
+        """`llmlab train ARGS --detach` in `cwd`: (the run folder, the job's pid) it printed."""
+        out = ok(llmlab(cwd, "train", *args, "--detach", **JOB_ENV))
+        found = re.match(r"training in the background: pid (\d+), run folder (.+)$",
+                         out.splitlines()[0])
+        assert found, out
+        pid = int(found.group(1))
+        self.pids.append(pid)
+        return Path(found.group(2)), pid
+
+    def finish(self) -> list[int]:
+        """Kill every job still alive (its whole session); the pids that were."""
+        left = [pid for pid in self.pids if alive(pid)]
+        for pid in left:
+            for kill in (os.killpg, os.kill):  # (a detached job leads its own session)
+                try:
+                    kill(pid, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
+        for pid in left:
+            wait_until(lambda pid=pid: not alive(pid), timeout=60, what=f"pid {pid} to die")
+        return left
+
