@@ -113,9 +113,7 @@ class RunClaim:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
-            raise LlmlabError(f"{run_dir}: a job is already writing this run "
-                              f"({_holder(run_dir, other)}); stop it first "
-                              f"(llmlab ctl {run_dir} stop)") from None
+            raise busy_error(run_dir, _holder(run_dir, other)) from None
         except OSError as e:  # (a filesystem without locks: the heartbeat still guards)
             if e.errno not in (errno.ENOLCK, errno.EOPNOTSUPP):
                 os.close(fd)
@@ -189,6 +187,30 @@ class RunClaim:
 
 
 _ENDED = ("finished", "stopped", "failed")
+
+
+def busy_error(run_dir: Path, who: str) -> LlmlabError:
+    return LlmlabError(f"{run_dir}: a job is already writing this run ({who}); stop it "
+                       f"first (llmlab ctl {run_dir} stop)")
+
+
+def claim_holder(run_dir: Path) -> str | None:
+    """Who holds the run's lock now ("pid N on HOST, since ..."); None when no job on this
+    machine does. A look only: nothing is created or written, the lock is not taken."""
+    path = Path(run_dir) / LOCK_FILE
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return _holder(Path(run_dir), read_heartbeat(run_dir))
+    except OSError:
+        return None
+    finally:
+        os.close(fd)  # (and with it the shared lock, if it was taken)
+    return None
 
 
 def _open_lock(run_dir: Path) -> int:

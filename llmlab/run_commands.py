@@ -100,8 +100,11 @@ def _check_resumable(run_dir: Path) -> None:
     (`lost, no checkpoint` when its process died) and the command that starts it again."""
     import json
 
+    from core.run_claim import busy_error, claim_holder
     from core.runs import SESSION_FILE, has_checkpoint, run_status
 
+    if (who := claim_holder(run_dir)) is not None:  # (a live job: name it, checkpoint or not)
+        raise busy_error(run_dir, who)
     if has_checkpoint(run_dir):
         return
     status = run_status(run_dir)
