@@ -124,12 +124,16 @@ def ack_record(request: ControlRequest, step: int, problem: str | None) -> dict[
 
 
 class ControlInbox:
-    """The job's end of the channel: the requests waiting in the folder, oldest first."""
+    """The job's end of the channel: the requests waiting in the folder, oldest first.
+    `started`: when the job's process started (default: this process's start); a request
+    sent before it was meant for an earlier job (`refuse_waiting`)."""
 
-    def __init__(self, run_dir: Path, every: float = 0.1):
+    def __init__(self, run_dir: Path, every: float = 0.1, started: float | None = None):
         self.folder = Path(run_dir) / CONTROL_DIR
         self.every = every  # seconds between looks at the folder (a listdir per step is waste)
+        self.started = process_started() if started is None else started
         self._last_look = 0.0
+        self._pending: list[ControlRequest | tuple[str, str]] = []  # taken, not yet answered
         self._kept: set[str] = set()  # answered, but could not be removed (a folder...)
 
     def take(self, force: bool = False) -> list[ControlRequest | tuple[str, str]]:
@@ -137,16 +141,16 @@ class ControlInbox:
         JSON, an unknown op, a bad value, a symlink...) comes back as (its id, why), to be
         refused with that line."""
         now = time.monotonic()
-        if not force and now - self._last_look < self.every:
+        if not force and now - self._last_look < self.every and not self._pending:
             return []
         self._last_look = now
+        taken, self._pending = self._pending, []
         try:
             names = sorted(n for n in os.listdir(self.folder)
                            if n.endswith(".json") and not n.startswith(".")
                            and n not in self._kept)
         except OSError:
-            return []
-        taken: list[ControlRequest | tuple[str, str]] = []
+            return taken
         for name in names:
             path = self.folder / name
             taken.append(_read_request(path))
@@ -157,10 +161,39 @@ class ControlInbox:
         return taken
 
     def refuse_waiting(self, why: str) -> list[tuple[str, str]]:
-        """Take every waiting request and return (id, why) for each: requests sent to a job
-        that had ended are not applied to the next one."""
-        return [(r.id, why) if isinstance(r, ControlRequest) else r
-                for r in self.take(force=True)]
+        """(id, why) for each waiting request sent before this job started, and each file
+        that is not a request: requests sent to a job that had ended are not applied to the
+        next one. Those sent since (a launcher steering the job it just started) stay for
+        the next `take`."""
+        refused: list[tuple[str, str]] = []
+        for r in self.take(force=True):
+            if not isinstance(r, ControlRequest):
+                refused.append(r)
+            elif r.sent < self.started:
+                refused.append((r.id, why))
+            else:
+                self._pending.append(r)
+        return refused
+
+
+def process_started() -> float:
+    """When this process started, by the wall clock (Linux: from /proc, to the boot time's
+    second, rounded down; elsewhere: when this module was imported, which a job does before
+    it looks at its control folder)."""
+    from core.runs import process_start
+
+    ticks = process_start(os.getpid())
+    try:
+        with open("/proc/stat", encoding="ascii") as f:
+            boot = next(int(x.split()[1]) for x in f if x.startswith("btime "))
+        if ticks is not None:
+            return boot + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
+        pass
+    return _IMPORTED
+
+
+_IMPORTED = time.time()
 
 
 def _read_request(path: Path) -> ControlRequest | tuple[str, str]:

@@ -237,3 +237,22 @@ def test_whatever_lands_in_the_control_folder_is_refused_with_one_line(tmp_path:
     inbox = ControlInbox(tmp_path)
     assert [t for t in inbox.take(force=True) if t[0] != "j-folder"] == []
     assert inbox.take(force=True) == []
+
+
+def test_only_requests_sent_before_the_job_started_are_refused_as_stale(tmp_path: Path) -> None:
+    old = send_control(tmp_path, make_request("pause"))
+    started = time.time()
+    (tmp_path / CONTROL_DIR / "junk.json").write_text("?")
+    new = send_control(tmp_path, make_request("set", "optim.lr", 1e-3))
+    inbox = ControlInbox(tmp_path, started=started)
+    refused = inbox.refuse_waiting("sent before this job started")
+    assert refused[0] == (old.stem, "sent before this job started")
+    assert [rid for rid, _ in refused] == [old.stem, "junk"]
+    (kept,) = inbox.take()  # (at once: it waited already)
+    assert kept.id == new.stem and kept.describe() == "set optim.lr=0.001"
+    assert inbox.take(force=True) == [] and os.listdir(tmp_path / CONTROL_DIR) == []
+    # This process started before any of them was written: none is stale for it.
+    third = send_control(tmp_path, make_request("resume"))
+    inbox = ControlInbox(tmp_path)
+    assert inbox.refuse_waiting("stale") == []
+    assert [r.id for r in inbox.take()] == [third.stem]

@@ -203,3 +203,30 @@ def test_a_killed_job_is_lost_and_a_detached_resume_continues_exactly(
     losses = [(r["step"], r["loss"]) for r in records if r["type"] == "train"]
     assert [s for s, _ in losses] == list(range(1, steps + 1))
     assert losses == [(r["step"], r["loss"]) for r in train_records(straight)]
+
+
+def test_a_request_sent_while_the_job_starts_is_its_own(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The app launches a job (core.launch) and may send it a request before the job has
+    written a line (a user pressing pause at once): that request is this job's, applied,
+    not refused as one left over from an earlier job."""
+    from core.launch import launch_training
+
+    for name, value in JOB_ENV.items():
+        monkeypatch.setenv(name, value)
+    session = small_session(tmp_path, name="s", log_interval=1, eval_interval=0)
+    job = launch_training(session)
+    try:
+        sent = send_control(job.run_dir, make_request("pause"))
+        (ack,) = wait_until(lambda: [r for r in read_metrics(job.run_dir)
+                                     if r.get("id") == sent.stem], what="the pause's answer")
+        assert ack["ok"] is True, ack
+        wait_until(lambda: status_in_listing(tmp_path, job.run_dir) == "paused", what="paused")
+        stopped = applied_at(ok(ctl(tmp_path, job.run_dir, "stop")), "stop")
+        assert job.process.wait(timeout=120) == 130  # (stopped: as after ctrl+c)
+    finally:
+        if job.process.poll() is None:
+            job.process.kill()
+            job.process.wait()
+    assert stopped == ack["step"]  # (it stood still while paused)
+    assert read_run_info(job.run_dir)["status"] == "stopped"
