@@ -177,18 +177,19 @@ class ControlInbox:
 
 
 def process_started() -> float:
-    """When this process started, by the wall clock (Linux: from /proc, to the boot time's
-    second, rounded down; elsewhere: when this module was imported, which a job does before
-    it looks at its control folder)."""
+    """When this process started, by the wall clock. Linux: its start in /proc (clock ticks
+    since boot) against the clock since boot now, so to a tick (/proc/stat's boot time is
+    only to the second: a request sent half a second before the job started passed for its
+    own). Elsewhere: when this module was imported, which a job does before it looks at its
+    control folder."""
     from core.runs import process_start
 
     ticks = process_start(os.getpid())
     try:
-        with open("/proc/stat", encoding="ascii") as f:
-            boot = next(int(x.split()[1]) for x in f if x.startswith("btime "))
         if ticks is not None:
-            return boot + ticks / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError, StopIteration):
+            since_boot = time.clock_gettime(time.CLOCK_BOOTTIME)
+            return time.time() - (since_boot - ticks / os.sysconf("SC_CLK_TCK"))
+    except (AttributeError, OSError, ValueError):
         pass
     return _IMPORTED
 

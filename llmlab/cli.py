@@ -187,6 +187,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return cmd_init(args)
     if args.command == "samples":
         return cmd_samples()
+    if args.command == "train" and args.detach:  # (a launcher: no torch, back at once)
+        return _compute(args)
     if args.command in ("train", "eval", "sample", "prune", "quantize"):
         from core.device import denormals_flushed
 

@@ -35,7 +35,6 @@ PLAIN = {"soft_wrap": True, "markup": False, "highlight": False}
 
 
 def cmd_train(args: argparse.Namespace, load_session: LoadSession) -> int:
-    from core.engine import Engine
     from core.runs import find_run
 
     if args.resume:
@@ -47,6 +46,8 @@ def cmd_train(args: argparse.Namespace, load_session: LoadSession) -> int:
         _check_resumable(resume)
     if args.detach:
         return _detach(session, resume)
+    from core.engine import Engine  # (torch: not for a launcher)
+
     console = Console(stderr=True)
     view = _TrainView(console)
     # A SimpleQueue: its put() is safe to call from a signal handler.

@@ -176,6 +176,7 @@ def test_a_killed_job_is_lost_and_a_detached_resume_continues_exactly(
     steps = 1200
     write_session(tmp_path, max_steps=steps, checkpoint_interval=100, dropout=0.1)
     straight, straight_pid = jobs.detach(tmp_path, "s.toml")
+    assert read_run_info(straight).get("status") != "finished"  # (it did not wait)
     run, pid = jobs.detach(tmp_path, "s.toml")
     assert run != straight
     wait_until(lambda: last_step(run) >= 150, what="steps past the first checkpoint")

@@ -7,18 +7,26 @@ from __future__ import annotations
 import os
 import re
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-from helpers.cli import llmlab, ok
+from helpers.cli import ok
 
 # Fast heartbeats (a lost job shows in under two seconds), one thread (the cores are shared,
 # and exact-resume comparisons need the same order of sums in both runs).
 JOB_ENV = {"LLMLAB_HEARTBEAT_S": "0.2", "LLMLAB_THREADS": "1", "OMP_NUM_THREADS": "1"}
 
 T = TypeVar("T")
+# `llmlab ARGS` (python -c LAUNCHER ARGS), then a check of what it imported.
+LAUNCHER = ("import sys\n"
+            "from llmlab.cli import main\n"
+            "code = main(sys.argv[1:])\n"
+            "assert 'torch' not in sys.modules, 'the launcher imported torch'\n"
+            "sys.exit(code)\n")
 
 
 def alive(pid: int) -> bool:
@@ -56,8 +64,12 @@ class JobTracker:
         self.pids: list[int] = []
 
     def detach(self, cwd: Path, *args: str) -> tuple[Path, int]:
-        """`llmlab train ARGS --detach` in `cwd`: (the run folder, the job's pid) it printed."""
-        out = ok(llmlab(cwd, "train", *args, "--detach", **JOB_ENV))
+        """`llmlab train ARGS --detach` in `cwd`: (the run folder, the job's pid) it printed.
+        The launcher itself never imports torch (it returns at once; the job trains)."""
+        env = {**os.environ, "LLMLAB_CACHE_DIR": str(cwd / "cache"), **JOB_ENV}
+        out = ok(subprocess.run([sys.executable, "-c", LAUNCHER, "train", *args, "--detach"],
+                                cwd=cwd, env=env, capture_output=True, text=True,
+                                timeout=120))
         found = re.match(r"training in the background: pid (\d+), run folder (.+)$",
                          out.splitlines()[0])
         assert found, out
