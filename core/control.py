@@ -160,17 +160,17 @@ class ControlInbox:
                 self._kept.add(name)
         return taken
 
-    def refuse_waiting(self, why: str) -> list[tuple[str, str]]:
-        """(id, why) for each waiting request sent before this job started, and each file
-        that is not a request: requests sent to a job that had ended are not applied to the
-        next one. Those sent since (a launcher steering the job it just started) stay for
-        the next `take`."""
-        refused: list[tuple[str, str]] = []
+    def refuse_waiting(self, why: str) -> list[tuple[ControlRequest, str]]:
+        """(request, why) for each waiting request sent before this job started, and each
+        file that is not a request (as an op "unknown"): requests sent to a job that had
+        ended are not applied to the next one. Those sent since (a launcher steering the job
+        it just started) stay for the next `take`."""
+        refused: list[tuple[ControlRequest, str]] = []
         for r in self.take(force=True):
             if not isinstance(r, ControlRequest):
-                refused.append(r)
+                refused.append((ControlRequest(r[0], "unknown"), r[1]))
             elif r.sent < self.started:
-                refused.append((r.id, why))
+                refused.append((r, why))
             else:
                 self._pending.append(r)
         return refused

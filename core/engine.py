@@ -200,12 +200,11 @@ class Engine:
 
     def _refuse_stale_requests(self) -> None:
         """Requests left in the folder by a job that has ended are not this job's."""
-        from core.control import ControlRequest, ack_record
+        from core.control import ack_record
 
-        for rid, why in self.control.refuse_waiting("sent before this job started; not "
-                                                    "applied"):
-            self.trainer.writer.log(ack_record(ControlRequest(rid, "unknown"),
-                                               self.trainer.step, why))
+        for request, why in self.control.refuse_waiting("sent before this job started; not "
+                                                        "applied"):
+            self.trainer.writer.log(ack_record(request, self.trainer.step, why))
 
     def _handle(self, command: msg.Command) -> str | None:
         """Do what `command` asks; the one line of its error, if it failed (also emitted)."""

@@ -67,6 +67,16 @@ class MetricsTail:
         self._inode: int | None = None
         self._partial = b""
 
+    def skip_to_end(self) -> None:
+        """Read from now on only what is added (a controller waiting for its answer): the
+        file so far is not read at all, however long the run. A line being written at the
+        end comes back as its rest, which parses as nothing."""
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return
+        self.offset, self._inode, self._partial = st.st_size, st.st_ino, b""
+
     def read_lines(self, limit: int = 64 << 20) -> tuple[list[bytes], bool]:
         """(the complete lines added since the last read, at most about `limit` bytes of
         them; whether the file started over)."""

@@ -51,7 +51,7 @@ def cmd_ctl(args: argparse.Namespace) -> int:
                 f"{run_dir})" if resumable else "")
         raise LlmlabError(f"{run_dir}: {status}, no job is training it{hint}")
     tail = MetricsTail(run_dir / METRICS_FILE)
-    tail.read_lines(limit=1 << 62)  # (skip what is there: the answer comes after)
+    tail.skip_to_end()  # (the answer comes after what is there)
     send_control(run_dir, request)
     if args.wait <= 0:
         print(f"sent {request.describe()} to {run_dir}")

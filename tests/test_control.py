@@ -246,8 +246,8 @@ def test_only_requests_sent_before_the_job_started_are_refused_as_stale(tmp_path
     new = send_control(tmp_path, make_request("set", "optim.lr", 1e-3))
     inbox = ControlInbox(tmp_path, started=started)
     refused = inbox.refuse_waiting("sent before this job started")
-    assert refused[0] == (old.stem, "sent before this job started")
-    assert [rid for rid, _ in refused] == [old.stem, "junk"]
+    assert [(r.id, r.op, why[:4]) for r, why in refused] == [
+        (old.stem, "pause", "sent"), ("junk", "unknown", "cont")]
     (kept,) = inbox.take()  # (at once: it waited already)
     assert kept.id == new.stem and kept.describe() == "set optim.lr=0.001"
     assert inbox.take(force=True) == [] and os.listdir(tmp_path / CONTROL_DIR) == []

@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from core import messages as msg
 from core.follow import MetricsTail, RunFollower, record_event
 from core.runs import INFO_FILE, METRICS_FILE
@@ -54,6 +56,20 @@ def test_a_partial_last_line_is_read_only_once_it_is_complete(tmp_path: Path) ->
     lines, restarted = tail.read_lines()
     assert [json.loads(x)["step"] for x in lines] == [2, 3] and not restarted
     assert tail.read_lines() == ([], False)  # never a byte twice
+
+
+def test_a_controller_skips_to_the_end_without_reading_it(tmp_path: Path) -> None:
+    path = tmp_path / METRICS_FILE
+    path.write_bytes(b"".join(line(train(s)) for s in range(1, 1000)) + line(train(1000))[:9])
+    tail = MetricsTail(path)
+    tail.skip_to_end()
+    assert tail.offset == path.stat().st_size  # (not read: a long run's file may be GBs)
+    append(path, line(train(1000))[9:] + line(train(1001)))
+    lines, restarted = tail.read_lines()
+    rest, *new = lines
+    assert not restarted and [json.loads(x)["step"] for x in new] == [1001]
+    with pytest.raises(ValueError):  # (the rest of the line being written: no record)
+        json.loads(rest)
 
 
 def test_a_replaced_or_shrunk_file_starts_over(tmp_path: Path) -> None:

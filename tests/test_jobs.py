@@ -200,6 +200,7 @@ def test_a_killed_job_is_lost_and_a_detached_resume_continues_exactly(
     records = read_metrics(run)
     (refused,) = [r for r in records if r["type"] == "control" and r["id"] == stale.stem]
     assert refused["ok"] is False and refused["step"] == paused // 100 * 100  # (resumed from)
+    assert refused["op"] == "pause"  # (what the viewer shows as refused)
     assert "sent before this job started" in refused["reason"]
     losses = [(r["step"], r["loss"]) for r in records if r["type"] == "train"]
     assert [s for s, _ in losses] == list(range(1, steps + 1))
