@@ -52,11 +52,16 @@ def cmd_ctl(args: argparse.Namespace) -> int:
         raise LlmlabError(f"{run_dir}: {status}, no job is training it{hint}")
     tail = MetricsTail(run_dir / METRICS_FILE)
     tail.skip_to_end()  # (the answer comes after what is there)
-    send_control(run_dir, request)
+    sent = send_control(run_dir, request)
     if args.wait <= 0:
         print(f"sent {request.describe()} to {run_dir}")
         return EXIT_OK
-    answer = _wait_for_answer(tail, request.id, args.wait)
+    answer, ended = _wait_for_answer(tail, request.id, args.wait, run_dir)
+    if ended:  # (a request no job will take: withdrawn, not left for the next one)
+        sent.unlink(missing_ok=True)
+        print(f"{request.describe()}: not taken, the job ended first ({ended})",
+              file=sys.stderr)
+        return EXIT_NO_ANSWER
     if answer is None:
         print(f"{request.describe()}: sent, no answer within {args.wait:g} s (the job takes "
               "requests between steps; it stays in the run folder until then)",
@@ -82,21 +87,40 @@ def _assignment(op: str, text: str | None) -> tuple[str, float | None]:
         raise LlmlabError(f"{name.strip()}: not a number ({one_line(value)})") from None
 
 
-def _wait_for_answer(tail, request_id: str, seconds: float) -> dict | None:
-    import json
+def _wait_for_answer(tail, request_id: str, seconds: float,
+                     run_dir: Path) -> tuple[dict | None, str]:
+    """(the job's answer, or None after `seconds`; the run's status if its job ended
+    without answering: finished, stopped, failed or lost meanwhile)."""
+    from core.runs import run_status
 
     deadline = time.monotonic() + seconds
+    next_look = time.monotonic() + 0.5
     while time.monotonic() < deadline:
-        for line in tail.read_lines()[0]:
-            if b'"control"' not in line:
-                continue
-            try:
-                record = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(record, dict) and record.get("id") == request_id:
-                return record
+        if (answer := _answer(tail, request_id)) is not None:
+            return answer, ""
+        if time.monotonic() >= next_look:  # (a stat or two, twice a second)
+            next_look += 0.5
+            status = run_status(run_dir)
+            if status not in LIVE_STATUSES:  # (it may have answered, then ended: stop)
+                answer = _answer(tail, request_id)
+                return answer, "" if answer is not None else status
         time.sleep(0.05)
+    return None, ""
+
+
+def _answer(tail, request_id: str) -> dict | None:
+    """The answer to `request_id` among the records added since the last look."""
+    import json
+
+    for line in tail.read_lines()[0]:
+        if b'"control"' not in line:
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict) and record.get("id") == request_id:
+            return record
     return None
 
 

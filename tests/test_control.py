@@ -256,3 +256,47 @@ def test_only_requests_sent_before_the_job_started_are_refused_as_stale(tmp_path
     inbox = ControlInbox(tmp_path)
     assert inbox.refuse_waiting("stale") == []
     assert [r.id for r in inbox.take()] == [third.stem]
+
+
+def test_ctl_says_so_when_the_job_ends_before_answering(tmp_path: Path) -> None:
+    """A job that dies (or finishes) with a request waiting never answers it: `llmlab ctl`
+    says so in one line as soon as the run shows it, and withdraws the request, instead of
+    waiting out its --wait and leaving it for the next job."""
+    from helpers.cli import llmlab
+
+    from core.runs import process_start
+
+    run = tmp_path / "runs" / "s" / "20260101-000000"
+    run.mkdir(parents=True)
+    job = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    try:
+        (run / INFO_FILE).write_text(json.dumps({
+            "session": "s", "status": "running", "step": 3, "max_steps": 100, "pid": job.pid,
+            "host": socket.gethostname(), "pid_start": process_start(job.pid)}))
+        write_heartbeat(run, age=0.0, state="running", host=socket.gethostname(), pid=job.pid)
+        assert run_status(run) == "running"
+        ctl = subprocess.Popen(
+            [sys.executable, "-m", "llmlab", "ctl", str(run), "pause", "--wait", "120"],
+            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            wait_until(lambda: (run / CONTROL_DIR).is_dir()
+                       and os.listdir(run / CONTROL_DIR), what="the request")
+            job.kill()
+            job.wait(timeout=30)
+            out, err = ctl.communicate(timeout=200)
+        finally:
+            if ctl.poll() is None:
+                ctl.kill()
+                ctl.communicate()
+    finally:
+        if job.poll() is None:
+            job.kill()
+            job.wait()
+    assert ctl.returncode == 1 and out == "", (out, err)
+    assert err == f"pause: not taken, the job ended first ({LOST_NO_CHECKPOINT})\n"
+    assert os.listdir(run / CONTROL_DIR) == []
+    # And a run no job trains is refused before anything is sent.
+    result = llmlab(tmp_path, "ctl", str(run), "resume")
+    assert result.returncode == 2
+    assert one_line(result.stderr).startswith(f"{run}: {LOST_NO_CHECKPOINT}, no job is training")
+    assert os.listdir(run / CONTROL_DIR) == []
