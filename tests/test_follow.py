@@ -189,3 +189,41 @@ def test_following_a_run_never_imports_torch(tmp_path: Path) -> None:
             f"send_control(f.run_dir, make_request('set', 'optim.lr', 1e-3))\n"
             "assert 'torch' not in sys.modules, 'torch imported by the follower'\n")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+def test_the_jobs_state_comes_from_its_heartbeat_then_from_run_json(tmp_path: Path) -> None:
+    """A job on another machine: running and paused as its heartbeat says, lost when the
+    heartbeat goes stale, and a failure with its one line once run.json says so. Each change
+    is one Status, sent once."""
+    import time
+
+    from core.run_claim import HEARTBEAT_FILE
+    from core.values import EngineState
+
+    run = make_run(tmp_path / "run", [train(1)], status="running", pid=1, host="elsewhere")
+
+    def beat(state: str, age: float = 0.0) -> None:
+        (run / HEARTBEAT_FILE).write_text(json.dumps({
+            "time": time.time() - age, "pid": 1, "host": "elsewhere", "state": state,
+            "step": 1, "every": 0.2}))
+
+    def statuses(follower: RunFollower) -> list[tuple[str, str]]:
+        return [(e.state, e.detail) for e in follower.poll() if isinstance(e, msg.Status)]
+
+    beat("running")
+    follower = RunFollower(run)
+    follower.attach()
+    assert statuses(follower) == [(EngineState.RUNNING, "pid 1 on elsewhere")]
+    assert statuses(follower) == []
+    beat("paused")
+    assert statuses(follower) == [(EngineState.PAUSED, "pid 1 on elsewhere")]
+    beat("paused", age=600)
+    ((state, detail),) = statuses(follower)
+    assert state == EngineState.LOST and "the job writing it is gone" in detail
+    info = json.loads((run / INFO_FILE).read_text())
+    (run / INFO_FILE).write_text(json.dumps({**info, "status": "failed",
+                                             "error": "disk full: metrics.jsonl"}))
+    events = follower.poll()
+    assert [type(e) for e in events] == [msg.Error, msg.Status]
+    assert events[0].message == "disk full: metrics.jsonl" and events[0].fatal
+    assert events[1].state == EngineState.FAILED
