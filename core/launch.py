@@ -15,11 +15,12 @@ import json
 import os
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from core.errors import LlmlabError, disk_fault
-from core.runs import SESSION_FILE, new_run_dir
+from core.runs import INFO_FILE, SESSION_FILE, new_run_dir
 from core.session import Session, save_session
 
 LOG_FILE = "train.log"
@@ -96,14 +97,31 @@ def log_tail(log_path: Path, lines: int = 1) -> str:
     return "\n".join(kept[-lines:])
 
 
+def record_refusal(run_dir: Path, session_name: str, error: str) -> None:
+    """A job refused before its run began (a bad corpus, a model that does not fit) in the
+    folder its launcher made: run.json says so, with the one line, so `llmlab runs` and any
+    viewer show `failed` and why (not an unexplained folder)."""
+    from core.fileio import atomic_write_text
+
+    info = {"session": session_name, "status": "failed", "error": error, "step": 0,
+            "unstarted": True, "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    try:
+        atomic_write_text(Path(run_dir) / INFO_FILE, json.dumps(info, indent=2) + "\n")
+    except OSError:
+        pass  # (its train.log still says why)
+
+
 def discard_unstarted(run_dir: Path) -> bool:
-    """Remove the folder of a job that was refused before its run began (no run.json: a bad
-    corpus, a model that does not fit), so no empty run is left behind; its reason was read
-    from train.log first. A folder holding anything else is left alone. True if removed."""
-    expected = {SESSION_FILE, LOG_FILE}
+    """Remove the folder of a job that was refused before its run began (`record_refusal`,
+    or no run.json at all), so the app that launched it leaves no empty run behind; its
+    reason was shown first. A folder holding anything else is left alone. True if removed."""
+    from core.runs import read_run_info
+
+    expected = {SESSION_FILE, LOG_FILE, INFO_FILE}
     try:
         entries = {p.name for p in Path(run_dir).iterdir()}
-        if not entries <= expected:
+        if not entries <= expected or (
+                INFO_FILE in entries and not read_run_info(run_dir).get("unstarted")):
             return False
         for name in entries:
             (Path(run_dir) / name).unlink()

@@ -61,6 +61,10 @@ def cmd_train(args: argparse.Namespace, load_session: LoadSession) -> int:
     for line in view.summary():
         console.print(line, **PLAIN)
     if final == "failed":
+        if args.run_dir is not None and not view.run_dir:  # (refused before its run began)
+            from core.launch import record_refusal
+
+            record_refusal(args.run_dir, session.name, one_line(view.error or "failed"))
         print(one_line(view.error or "training failed"), file=sys.stderr)
         return EXIT_INTERNAL if view.error_is_internal else EXIT_BAD_INPUT
     if final == "stopped":

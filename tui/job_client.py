@@ -128,6 +128,8 @@ class JobClient:
                 self.state = event.state
             self.deliver(event)
         if exited and self.launched is not None and not self.state.busy:
+            if self.state is EngineState.FAILED and discard_unstarted(self.launched.run_dir):
+                self.detach()  # (refused before its run began: its line was shown)
             self.launched = None  # (reaped by poll(): no zombie left)
 
     def _reap_early_death(self) -> None:
