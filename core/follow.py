@@ -167,11 +167,15 @@ class RunFollower:
             self.info = read_run_info(self.run_dir) or self.info
             attached = Attached(self.run_dir, self.info)
             events.append(attached.started_event())
+        answered = False  # (a request was answered: a pause or stop changes the state now)
         for line in lines:
             record = _parse(line)
-            if record is not None and (event := record_event(record, self.info)) is not None:
+            if record is None:
+                continue
+            answered = answered or record.get("type") == "control"
+            if (event := record_event(record, self.info)) is not None:
                 events.append(event)
-        if state or restarted:
+        if state or restarted or answered:
             events += self._state_events()
         return events
 
