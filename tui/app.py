@@ -300,6 +300,10 @@ class LlmlabApp(SessionActions, TrainingActions, QuitActions, App[None]):
             case msg.Error() as e:
                 self._engine_failed(e)
 
+    def on_train_pane_waits(self, message: TrainPane.Waits) -> None:
+        if title := self._title_bar():
+            title.waiting = message.waiting
+
     def _engine_status(self, event: msg.Status) -> None:
         title = self._title_bar()
         if title is None or self._quitting:

@@ -34,7 +34,6 @@ from tui.widgets.event_log import EventLog
 from tui.widgets.hparam_line import HparamLine
 from tui.widgets.metric_plot import MetricPlot, PlotData, Series
 from tui.widgets.progress_line import ProgressLine
-from tui.widgets.title_bar import TitleBar
 
 REDRAW_HZ = 4
 ATTACH_LOG_LINES = 40  # the latest log lines of a run shown when the pane attaches to it
@@ -150,6 +149,14 @@ class TrainPane(Pane):
                                f"{self._key('train.start')} starts a new one")
         self._changed()
 
+    class Waits(Message):
+        """The training stands still for workbench work (or goes on): the app's title says
+        so (state up, as a message: the pane does not reach into the app's widgets)."""
+
+        def __init__(self, waiting: bool) -> None:
+            super().__init__()
+            self.waiting = waiting
+
     # ------------------------------------------------------------------ a job attached
 
     class RunAttached(Message):
@@ -247,8 +254,7 @@ class TrainPane(Pane):
         self.query_one(ProgressLine).state = self.state
         if not self.state.training:  # (no training to wait)
             self.query_one(ProgressLine).waiting = self.waiting_for = ""
-            if title := next(iter(self.app.query(TitleBar)), None):
-                title.waiting = False
+            self.post_message(self.Waits(False))
         detail = f" ({event.detail})" if event.detail else ""
         self.event_log.add(f"{self.state}{detail}")
 
@@ -303,8 +309,7 @@ class TrainPane(Pane):
             self.event_log.add("training goes on")
         progress.waiting = what
         self.waiting_for = e.what
-        if title := next(iter(self.app.query(TitleBar)), None):
-            title.waiting = bool(what)
+        self.post_message(self.Waits(bool(what)))
 
     def acknowledge(self, key_action: str) -> None:
         """A pause, resume or stop asked while the training waits for workbench work: say at
