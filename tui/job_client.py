@@ -75,8 +75,12 @@ class JobClient:
         return False
 
     def attach(self, run_dir: str | Path) -> None:
-        """Follow the run at `run_dir` (whichever job trains it) from now on."""
+        """Follow the run at `run_dir` (whichever job trains it) from now on; a job followed
+        before trains on."""
+        if self.launched is not None and self.launched.run_dir != Path(run_dir):
+            self.launched = None  # (no longer this app's to stop on quit)
         self.run_dir = str(run_dir)
+        self.state = EngineState.IDLE
         self.follower = RunFollower(run_dir)
         self._attached = False
         self._ticks = 0

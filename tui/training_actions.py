@@ -82,11 +82,10 @@ class TrainingActions:
         """Follow the run at `run_dir` in the Train pane: live while a job trains it."""
         if not self._jobs:
             return
-        if self.training.busy and self.training.run_dir != str(run_dir):
-            self.notify("a run is already followed here: stop it first", severity="warning")
-            return
+        before = self.training.run_dir if self.training.busy else None
         self.training.attach(run_dir)
-        self.notify(f"following {run_dir}", timeout=4)
+        also = f" ({before} trains on)" if before and before != str(run_dir) else ""
+        self.notify(f"following {run_dir}{also}", timeout=4)
         self.call_next(self.show_pane, "train")
 
     async def _attach_live_run(self) -> None:
