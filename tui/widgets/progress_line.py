@@ -28,7 +28,7 @@ class ProgressLine(Widget):
     waiting: reactive[str] = reactive("")
 
     ICONS = {"running": "▶", "paused": "⏸", "preparing": "…", "stopping": "■",
-             "stopped": "■", "finished": "✓", "failed": "✗", "idle": "·"}
+             "stopped": "■", "finished": "✓", "failed": "✗", "lost": "?", "idle": "·"}
 
     def render(self) -> Content:
         icon = self.ICONS.get(self.state, "·")

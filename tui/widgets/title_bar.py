@@ -65,7 +65,7 @@ class TitleBar(Widget):
         wanted = len(self.session_name) + 2 * self.dirty + 3 + len(state)
         if Content.assemble(*parts).cell_length + wanted > self.size.width:
             parts = self._panes(short=True)
-        style = {"running": "$success", "paused": "$warning", "failed": "$error",
+        style = {"running": "$success", "paused": "$warning", "failed": "$error", "lost": "$error",
                  "preparing": "$warning", "stopping": "$warning",
                  "waiting": "$warning"}.get(shown, "$text-muted")
         # Narrow: the session's name gives way (middle ellipsis), the engine's state does not.
