@@ -21,6 +21,7 @@ from tui.commands import PaletteCommand
 from tui.messages import ResumeRunRequest
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.hparam_edit import HparamEditScreen
+from tui.screens.path_picker import PathPickerScreen
 
 if TYPE_CHECKING:
     from core.follow import Attached
@@ -49,6 +50,9 @@ class TrainingActions:
               "over the whole val split", partial(self.action_evaluate, "val")),
             c("Train: evaluate (test split)", "the same over the whole test split",
               partial(self.action_evaluate, "test")),
+            *([c("Train: follow a run…", "show a run folder in the Train pane, live while a "
+                 "job trains it (started anywhere: another terminal, an app since closed)",
+                 self.action_follow_run)] if self._jobs else []),
         ]
 
     def action_start_training(self) -> None:
@@ -87,6 +91,21 @@ class TrainingActions:
         also = f" ({before} trains on)" if before and before != str(run_dir) else ""
         self.notify(f"following {run_dir}{also}", timeout=4)
         self.call_next(self.show_pane, "train")
+
+    def action_follow_run(self) -> None:
+        """Ask for a run folder and follow it."""
+        from core.runs import is_run_dir
+
+        def accept(path: Path) -> str | None:
+            return None if is_run_dir(path) else f"{path}: not a run folder (no run.json)"
+
+        def chosen(path: Path | None) -> None:
+            if path is not None:
+                self.attach_run(path)
+
+        start = self.session.resolve(self.session.train.runs_dir)
+        self.push_screen(PathPickerScreen("Follow a run", start if start.is_dir() else
+                                          Path.cwd(), pick="any", accept=accept), chosen)
 
     async def _attach_live_run(self) -> None:
         """A session reopened while a job trains one of its runs: follow that run at once."""

@@ -16,12 +16,20 @@ import sys
 import time
 from pathlib import Path
 
-from helpers.tui import notifications, small_session, train_tiny_run, wait_for
+from helpers.tui import (
+    notifications,
+    paste,
+    settle,
+    small_session,
+    train_tiny_run,
+    wait_for,
+)
 
 from core.run_claim import read_heartbeat
 from core.runs import has_checkpoint, read_metrics, read_run_info
 from core.session import load_session, save_session
 from tui.app import LlmlabApp
+from tui.screens.path_picker import PathPickerScreen
 
 SIZE = (100, 30)
 
@@ -247,6 +255,31 @@ def test_a_job_refused_at_its_start_says_why_in_one_line_and_leaves_no_folder(
             runs = tmp_path / "runs" / "s"
             await wait_for(pilot, lambda: not runs.exists() or not any(runs.iterdir()), 30,
                            "the unstarted run's folder removed")
+
+    asyncio.run(scenario())
+
+
+def test_the_palette_follows_a_run_picked_by_its_folder(tmp_path: Path) -> None:
+    run_dir = train_tiny_run(tmp_path, steps=20)
+
+    async def scenario() -> None:
+        app = LlmlabApp(small_session(tmp_path / "other"), None)
+        async with app.run_test(size=SIZE) as pilot:
+            app.action_follow_run()
+            await wait_for(pilot, lambda: isinstance(app.screen, PathPickerScreen), 10,
+                           "the folder picker")
+            await pilot.press("ctrl+a", "ctrl+k")
+            await paste(pilot, str(tmp_path))  # not a run: refused, the picker stays
+            await pilot.press("enter")
+            await settle(pilot)
+            assert isinstance(app.screen, PathPickerScreen)
+            await pilot.press("ctrl+a", "ctrl+k")
+            await paste(pilot, str(run_dir))
+            await pilot.press("enter")
+            await wait_for(pilot, lambda: app.training.run_dir == str(run_dir), 10,
+                           "the run followed")
+            await wait_for(pilot, lambda: len(app.train_pane.history.train_loss)
+                           == len(_train_steps(run_dir)), 30, "its curves")
 
     asyncio.run(scenario())
 
