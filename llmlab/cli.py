@@ -104,6 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
     from llmlab.job_commands import add_parsers as add_job_parsers
 
     add_job_parsers(sub)
+    from llmlab.serve_command import add_parser as add_serve_parser
+
+    add_serve_parser(sub)
     for choice in sub._choices_actions:  # a command's own --help says what it does
         command = sub.choices[choice.dest]
         if command.description is None:
@@ -202,6 +205,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from llmlab import job_commands
 
         return getattr(job_commands, f"cmd_{args.command}")(args)
+    if args.command == "serve":
+        from llmlab.serve_command import cmd_serve
+
+        return cmd_serve(args)
     build_parser().print_help()
     return EXIT_OK
 

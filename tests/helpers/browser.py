@@ -1,0 +1,166 @@
+"""A headless Chromium driven over its DevTools protocol: load a page, read what the page's
+terminal shows, take a screenshot. For `llmlab serve`, whose page draws the app with xterm.js on
+a canvas (WebGL), so the text is not in the DOM: a script run before the page's own hands us
+the xterm.js Terminal object when the page stores it (`this.terminal = new Terminal(...)`),
+and its buffer is the text the canvas shows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+CATCH_TERMINAL = """
+Object.defineProperty(Object.prototype, "terminal", {
+  configurable: true,
+  set(value) {
+    Object.defineProperty(this, "terminal",
+                          {value, writable: true, configurable: true, enumerable: true});
+    if (value && value.buffer && value.loadAddon && !window.__xterm) window.__xterm = value;
+  },
+});
+"""
+
+READ_TERMINAL = """
+(() => {
+  const t = window.__xterm;
+  if (!t) return null;
+  const buffer = t.buffer.active, lines = [];
+  for (let i = 0; i < t.rows; i++) {
+    const line = buffer.getLine(buffer.viewportY + i);
+    lines.push(line ? line.translateToString(true) : "");
+  }
+  return lines.join("\\n");
+})()
+"""
+
+
+def chromium_path() -> str | None:
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        if path := shutil.which(name):
+            return path
+    return None
+
+
+class Chromium:
+    """`with Chromium(profile_dir) as browser:` a headless browser in a process group of its
+    own, ended (the whole group) on leaving."""
+
+    def __init__(self, profile_dir: Path, width: int = 1280, height: int = 800) -> None:
+        self.profile_dir, self.width, self.height = profile_dir, width, height
+        self.process: subprocess.Popen | None = None
+        self.devtools = ""
+
+    def __enter__(self) -> Chromium:
+        args = [chromium_path() or "chromium", "--headless=new", "--remote-debugging-port=0",
+                f"--user-data-dir={self.profile_dir}", f"--window-size={self.width},"
+                f"{self.height}", "--no-first-run", "--no-default-browser-check",
+                "--disable-background-networking", "--disable-extensions",
+                "--enable-unsafe-swiftshader", "about:blank"]
+        if hasattr(os, "geteuid") and os.geteuid() == 0:
+            args.insert(1, "--no-sandbox")  # (Chromium refuses to run as root otherwise)
+        self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL,
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                        start_new_session=True)
+        self.devtools = self._devtools_address()
+        return self
+
+    def _devtools_address(self, timeout: float = 30) -> str:
+        """host:port of the DevTools server (Chromium writes it into the profile folder)."""
+        port_file = self.profile_dir / "DevToolsActivePort"
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                raise RuntimeError(f"chromium exited with {self.process.returncode}")
+            if port_file.exists() and (lines := port_file.read_text().split()):
+                return f"127.0.0.1:{lines[0]}"
+            time.sleep(0.05)
+        raise TimeoutError("chromium did not open its DevTools port")
+
+    def __exit__(self, *exc: object) -> None:
+        end_group(self.process)
+
+    def page_websocket(self) -> str:
+        with urllib.request.urlopen(f"http://{self.devtools}/json/list", timeout=10) as answer:
+            targets = json.load(answer)
+        return next(t["webSocketDebuggerUrl"] for t in targets if t["type"] == "page")
+
+    def show(self, url: str, wanted: list[str], screenshot: Path,
+             timeout: float = 60) -> str:
+        """Load `url`, wait until the page's terminal shows every string in `wanted`, save a
+        PNG screenshot; the terminal's text (what it showed last, when the wait ran out)."""
+        return asyncio.run(self._show(url, wanted, screenshot, timeout))
+
+    async def _show(self, url: str, wanted: list[str], screenshot: Path,
+                    timeout: float) -> str:
+        async with aiohttp.ClientSession() as http, \
+                http.ws_connect(self.page_websocket(), max_msg_size=0) as ws:
+            page = _Page(ws)
+            await page.call("Page.enable")
+            await page.call("Page.addScriptToEvaluateOnNewDocument", source=CATCH_TERMINAL)
+            await page.call("Page.navigate", url=url)
+            text, deadline = "", time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                answer = await page.call("Runtime.evaluate", expression=READ_TERMINAL,
+                                         returnByValue=True)
+                text = answer["result"].get("value") or ""
+                if all(w in text for w in wanted):
+                    break
+                await asyncio.sleep(0.2)
+            await asyncio.sleep(0.5)  # (the page fades the terminal in over 0.3 s)
+            shot = await page.call("Page.captureScreenshot", format="png")
+            screenshot.write_bytes(base64.b64decode(shot["data"]))
+            return text
+
+
+class _Page:
+    """Calls on one DevTools page session: send a method, wait for its answer by id."""
+
+    def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        self.ws, self.next_id = ws, 0
+
+    async def call(self, method: str, **params: Any) -> dict:
+        self.next_id += 1
+        await self.ws.send_json({"id": self.next_id, "method": method, "params": params})
+        while True:
+            message = await asyncio.wait_for(self.ws.receive_json(), timeout=30)
+            if message.get("id") == self.next_id:
+                if "error" in message:
+                    raise RuntimeError(f"{method}: {message['error']}")
+                return message["result"]
+
+
+def end_group(process: subprocess.Popen | None, grace: float = 5) -> None:
+    """SIGTERM the process group `process` leads, then SIGKILL what is left of it."""
+    if process is None:
+        return
+    for signum in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(process.pid, signum)
+        except ProcessLookupError:
+            break
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline and group_alive(process.pid):
+            process.poll()
+            time.sleep(0.05)
+    process.poll()
+
+
+def group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True

@@ -1,0 +1,126 @@
+"""`llmlab serve`: the app in a browser tab, seen as a user sees it (a headless Chromium loads
+the page, reads the terminal xterm.js draws, takes a screenshot), and its bad input."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from helpers.browser import Chromium, chromium_path, end_group, group_alive
+from helpers.cli import llmlab
+from helpers.sessions import small_session
+
+from core.session import save_session
+
+PANES = ["Dataset", "Model", "Train", "Prune", "Generate", "Runs"]
+
+
+def start_server(folder: Path, *args: str) -> tuple[subprocess.Popen, str]:
+    """`llmlab serve ARGS --port 0` in a process group of its own; the address it printed."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "LLMLAB_CACHE_DIR": str(folder / "cache")}
+    server = subprocess.Popen([sys.executable, "-m", "llmlab", "serve", *args, "--port", "0"],
+                              cwd=folder, env=env, stdin=subprocess.DEVNULL,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              start_new_session=True)
+    assert server.stdout is not None
+    line = server.stdout.readline()  # (the address, printed once the socket listens)
+    match = re.search(r"http://127\.0\.0\.1:\d+", line)
+    if match is None:
+        end_group(server)
+        pytest.fail(f"llmlab serve printed {line!r}, stderr: {server.stderr.read()!r}")
+    return server, match.group(0)
+
+
+def stop_server(server: subprocess.Popen, timeout: float = 30) -> None:
+    """SIGTERM to the server alone, as ctrl+c or a service manager would: it closes its tabs,
+    whose apps exit; nothing of its process group may be left."""
+    server.terminate()
+    try:
+        server.wait(timeout)
+    finally:
+        deadline = time.monotonic() + timeout
+        while group_alive(server.pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        left = group_alive(server.pid)
+        end_group(server)
+    assert server.returncode == 0, server.stderr.read() if server.stderr else ""
+    assert not left, "a tab's app outlived the server"
+
+
+def not_blank(png: Path) -> bool:
+    """The screenshot has the drawn terminal in it: many colours over a large area (a page
+    that failed shows one background colour, or a dialog)."""
+    from PIL import Image
+
+    image = Image.open(png).convert("RGB")
+    colours = image.getcolors(maxcolors=1 << 20) or []
+    background = max(colours)[1] if colours else None
+    drawn = sum(count for count, colour in colours if colour != background)
+    return len(colours) > 20 and drawn > image.width * image.height * 0.05
+
+
+@pytest.mark.skipif(chromium_path() is None,
+                    reason="no Chromium on this machine (Debian: apt-get install chromium); "
+                           "the browser view is untested here")
+def test_a_browser_tab_shows_the_app_on_the_session(tmp_path: Path) -> None:
+    session = small_session(tmp_path, name="webtab")
+    path = save_session(session, tmp_path / "webtab.toml")
+    server, url = start_server(tmp_path, str(path))
+    try:
+        with Chromium(tmp_path / "profile") as browser:
+            shot = tmp_path / "serve.png"
+            text = browser.show(url, PANES + ["webtab"], shot)
+    finally:
+        stop_server(server)
+    print(f"screenshot: {shot}")
+    for word in PANES + ["webtab"]:  # every pane's tab, and the session it was asked for
+        assert word in text, f"{word!r} not in the browser's terminal:\n{text}"
+    assert not_blank(shot), f"the screenshot {shot} shows no terminal"
+
+
+def test_a_port_in_use_is_one_line(tmp_path: Path) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        result = llmlab(tmp_path, "serve", "--port", str(port), timeout=60)
+    assert result.returncode == 2
+    assert result.stderr.strip() == (f"port {port} on 127.0.0.1: in use (another server? "
+                                     "choose another with --port)")
+    assert result.stdout == ""
+
+
+@pytest.mark.parametrize("args, line", [
+    (["--port", "http"], "--port 'http': not a port number (0-65535; 0 picks a free one)"),
+    (["--port", "65536"], "--port '65536': not a port number (0-65535; 0 picks a free one)"),
+    (["--host", "no-such-host.invalid", "--port", "0"],
+     "--host 'no-such-host.invalid': not an address of this machine"),
+    (["broken.toml", "--port", "0"], "broken.toml: TOML syntax error"),
+    (["absent.toml", "--port", "0"], "absent.toml: no such session file"),
+])
+def test_bad_input_is_one_line_exit_2(tmp_path: Path, args: list[str], line: str) -> None:
+    (tmp_path / "broken.toml").write_text("[model\n")
+    result = llmlab(tmp_path, "serve", *args, timeout=60)
+    assert result.returncode == 2
+    assert len(result.stderr.splitlines()) == 1 and line in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr and result.stdout == ""
+
+
+def test_a_non_local_host_warns_in_one_line(tmp_path: Path) -> None:
+    env = {**os.environ, "LLMLAB_CACHE_DIR": str(tmp_path / "cache")}
+    server = subprocess.Popen([sys.executable, "-m", "llmlab", "serve", "--host", "0.0.0.0",
+                               "--port", "0"], cwd=tmp_path, env=env, stdin=subprocess.DEVNULL,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              start_new_session=True)
+    try:
+        address = server.stdout.readline()
+        warning = server.stderr.readline()
+    finally:
+        stop_server(server)
+    assert re.match(r"llmlab serve: http://0\.0\.0\.0:\d+ ", address), address
+    assert warning.startswith("llmlab serve: warning: listening on http://0.0.0.0:")
+    assert "anyone who reaches the port gets the full app" in warning
