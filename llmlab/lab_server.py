@@ -33,6 +33,7 @@ class LabServer(Server):
         self.sock = sock
         self.loopback = is_loopback(sock)
         self.tabs: set[asyncio.Task] = set()
+        self.stopping = False
 
     def initialize_logging(self) -> None:
         super().initialize_logging()
@@ -75,6 +76,14 @@ class LabServer(Server):
             name = urlsplit(f"//{request.host}").hostname or ""
             return name == "localhost" or _is_ip(name)
         return True
+
+    def request_exit(self) -> None:
+        """The first SIGINT/SIGTERM stops the server; one more while it closes its tabs is
+        ignored (raised then, aiohttp's GracefulExit would end the process with status 1
+        midway, leaving the tabs' apps behind)."""
+        if not self.stopping:
+            self.stopping = True
+            super().request_exit()
 
     def serve(self, debug: bool = False) -> None:
         """Serve until SIGINT or SIGTERM (textual-serve's, on our socket)."""

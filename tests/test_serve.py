@@ -3,6 +3,7 @@ the page, reads the terminal xterm.js draws, takes a screenshot), and its bad in
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import socket
@@ -11,8 +12,9 @@ import sys
 import time
 from pathlib import Path
 
+import aiohttp
 import pytest
-from helpers.browser import Chromium, chromium_path, end_group, group_alive
+from helpers.browser import Chromium, chromium_path, end_group, group_members
 from helpers.cli import llmlab
 from helpers.sessions import small_session
 
@@ -45,12 +47,11 @@ def stop_server(server: subprocess.Popen, timeout: float = 30) -> None:
         server.wait(timeout)
     finally:
         deadline = time.monotonic() + timeout
-        while group_alive(server.pid) and time.monotonic() < deadline:
+        while (left := group_members(server.pid)) and time.monotonic() < deadline:
             time.sleep(0.1)
-        left = group_alive(server.pid)
         end_group(server)
     assert server.returncode == 0, server.stderr.read() if server.stderr else ""
-    assert not left, "a tab's app outlived the server"
+    assert not left, f"processes {left} of the server's outlived it"
 
 
 def not_blank(png: Path) -> bool:
@@ -68,20 +69,44 @@ def not_blank(png: Path) -> bool:
 @pytest.mark.skipif(chromium_path() is None,
                     reason="no Chromium on this machine (Debian: apt-get install chromium); "
                            "the browser view is untested here")
-def test_a_browser_tab_shows_the_app_on_the_session(tmp_path: Path) -> None:
+def test_a_browser_tab_runs_the_app_on_the_session(tmp_path: Path) -> None:
+    """The page shows the app on the session served (its panes, the Dataset pane's
+    fields), keys typed in the tab reach it, and closing the tab ends its app while the
+    server serves on."""
     session = small_session(tmp_path, name="webtab")
     path = save_session(session, tmp_path / "webtab.toml")
     server, url = start_server(tmp_path, str(path))
+    shot = tmp_path / "serve.png"
     try:
         with Chromium(tmp_path / "profile") as browser:
-            shot = tmp_path / "serve.png"
-            text = browser.show(url, PANES + ["webtab"], shot)
+            first, model, apps, after = asyncio.run(use_tab(browser, url, shot, server.pid))
     finally:
         stop_server(server)
     print(f"screenshot: {shot}")
-    for word in PANES + ["webtab"]:  # every pane's tab, and the session it was asked for
-        assert word in text, f"{word!r} not in the browser's terminal:\n{text}"
+    for word in PANES + ["webtab", "corpus", "tokenizer"]:
+        assert word in first, f"{word!r} not in the browser's terminal:\n{first}"
     assert not_blank(shot), f"the screenshot {shot} shows no terminal"
+    assert "Summary" in model and "FLOPs/token" in model, f"m showed no Model pane:\n{model}"
+    assert apps, "no app process besides the server while the tab is open"
+    assert after == [server.pid], "the closed tab's app is still running"
+
+
+async def use_tab(browser: Chromium, url: str, shot: Path,
+                  server: int) -> tuple[str, str, list[int], list[int]]:
+    """What the tab showed first, after `m`; the server's other processes while the tab is
+    open, and once it is closed (navigated away)."""
+    async with browser.page() as page:
+        await page.open(url)
+        first = await page.wait_for_text(PANES + ["webtab", "corpus"])
+        await page.screenshot(shot)
+        await page.press("m")
+        model = await page.wait_for_text(["Summary", "FLOPs/token"])
+        apps = [pid for pid in group_members(server) if pid != server]
+        await page.close()
+        deadline = time.monotonic() + 30
+        while (after := group_members(server)) != [server] and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+    return first, model, apps, after
 
 
 def test_a_port_in_use_is_one_line(tmp_path: Path) -> None:
@@ -124,3 +149,63 @@ def test_a_non_local_host_warns_in_one_line(tmp_path: Path) -> None:
     assert re.match(r"llmlab serve: http://0\.0\.0\.0:\d+ ", address), address
     assert warning.startswith("llmlab serve: warning: listening on http://0.0.0.0:")
     assert "anyone who reaches the port gets the full app" in warning
+
+
+def test_stopping_the_server_ends_the_apps_of_open_tabs(tmp_path: Path) -> None:
+    """A tab (a websocket, as the page opens it) running its app when the server gets
+    SIGTERM: the app exits with the server, nothing is left."""
+    server, url = start_server(tmp_path)
+
+    async def open_tab() -> int:
+        async with aiohttp.ClientSession() as http, \
+                http.ws_connect(f"{url}/ws?width=100&height=30".replace("http", "ws", 1),
+                                headers={"Origin": url}) as ws:
+            drawn = 0
+            while drawn < 10_000:  # (the app's first frames)
+                message = await ws.receive(timeout=60)
+                assert message.type == aiohttp.WSMsgType.BINARY, message
+                drawn += len(message.data)
+            running = len(group_members(server.pid)) - 1
+            server.terminate()
+            while not ws.closed:  # (a browser answers the server's close at once)
+                await ws.receive(timeout=60)
+            return running
+
+    try:
+        running = asyncio.run(open_tab())
+    finally:
+        stop_server(server)
+    assert running >= 1, "no app process for the tab"
+
+
+def test_the_page_follows_the_address_used_and_refuses_other_sites(tmp_path: Path) -> None:
+    """Through a tunnel on another port the page's websocket address is the tunnel's; a
+    websocket opened by another site's page, or through a name other than a loopback one
+    (DNS rebinding), is refused before any app starts."""
+    server, url = start_server(tmp_path)
+    port = url.rsplit(":", 1)[1]
+
+    async def visit() -> tuple[str, list[int]]:
+        async with aiohttp.ClientSession() as http:
+            async with http.get(url, headers={"Host": "localhost:9999"}) as answer:
+                page = await answer.text()
+            refused = []
+            for headers in ({"Origin": "http://evil.example"},
+                            {"Host": f"evil.example:{port}",
+                             "Origin": f"http://evil.example:{port}"}):
+                try:
+                    async with http.ws_connect(url.replace("http", "ws", 1) + "/ws",
+                                               headers=headers):
+                        pass
+                except aiohttp.WSServerHandshakeError as e:
+                    refused.append(e.status)
+            return page, refused
+
+    try:
+        page, refused = asyncio.run(visit())
+        apps = [pid for pid in group_members(server.pid) if pid != server.pid]
+    finally:
+        stop_server(server)
+    assert 'data-session-websocket-url="ws://localhost:9999/ws"' in page
+    assert refused == [403, 403]
+    assert apps == []

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import os
 import shutil
@@ -16,6 +17,7 @@ import signal
 import subprocess
 import time
 import urllib.request
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -97,36 +99,20 @@ class Chromium:
             targets = json.load(answer)
         return next(t["webSocketDebuggerUrl"] for t in targets if t["type"] == "page")
 
-    def show(self, url: str, wanted: list[str], screenshot: Path,
-             timeout: float = 60) -> str:
-        """Load `url`, wait until the page's terminal shows every string in `wanted`, save a
-        PNG screenshot; the terminal's text (what it showed last, when the wait ran out)."""
-        return asyncio.run(self._show(url, wanted, screenshot, timeout))
-
-    async def _show(self, url: str, wanted: list[str], screenshot: Path,
-                    timeout: float) -> str:
+    @contextlib.asynccontextmanager
+    async def page(self) -> AsyncIterator[Page]:
+        """The browser's tab, driven over DevTools."""
         async with aiohttp.ClientSession() as http, \
                 http.ws_connect(self.page_websocket(), max_msg_size=0) as ws:
-            page = _Page(ws)
+            page = Page(ws)
             await page.call("Page.enable")
             await page.call("Page.addScriptToEvaluateOnNewDocument", source=CATCH_TERMINAL)
-            await page.call("Page.navigate", url=url)
-            text, deadline = "", time.monotonic() + timeout
-            while time.monotonic() < deadline:
-                answer = await page.call("Runtime.evaluate", expression=READ_TERMINAL,
-                                         returnByValue=True)
-                text = answer["result"].get("value") or ""
-                if all(w in text for w in wanted):
-                    break
-                await asyncio.sleep(0.2)
-            await asyncio.sleep(0.5)  # (the page fades the terminal in over 0.3 s)
-            shot = await page.call("Page.captureScreenshot", format="png")
-            screenshot.write_bytes(base64.b64decode(shot["data"]))
-            return text
+            yield page
 
 
-class _Page:
-    """Calls on one DevTools page session: send a method, wait for its answer by id."""
+class Page:
+    """One tab: DevTools calls (send a method, wait for its answer by id), and what a user
+    does and sees there."""
 
     def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
         self.ws, self.next_id = ws, 0
@@ -140,6 +126,41 @@ class _Page:
                 if "error" in message:
                     raise RuntimeError(f"{method}: {message['error']}")
                 return message["result"]
+
+    async def open(self, url: str) -> None:
+        await self.call("Page.navigate", url=url)
+
+    async def terminal_text(self) -> str:
+        """The rows the page's terminal shows ("" before it exists)."""
+        answer = await self.call("Runtime.evaluate", expression=READ_TERMINAL,
+                                 returnByValue=True)
+        return answer["result"].get("value") or ""
+
+    async def wait_for_text(self, wanted: list[str], timeout: float = 60) -> str:
+        """The terminal's text once it shows every string in `wanted`, or when `timeout`
+        runs out (the caller's asserts then say what was missing)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            text = await self.terminal_text()
+            if all(w in text for w in wanted) or time.monotonic() > deadline:
+                return text
+            await asyncio.sleep(0.2)
+
+    async def press(self, key: str) -> None:
+        """A printable key, typed into the terminal (focused first, as a click would)."""
+        await self.call("Runtime.evaluate", expression="window.__xterm.focus()")
+        for kind in ("keyDown", "keyUp"):
+            await self.call("Input.dispatchKeyEvent", type=kind, key=key, text=key)
+
+    async def close(self) -> None:
+        """Close the tab (navigating away may keep the page, and its websocket, cached)."""
+        await self.call("Page.close")
+
+    async def screenshot(self, path: Path) -> Path:
+        await asyncio.sleep(0.5)  # (the page fades the terminal in over 0.3 s)
+        shot = await self.call("Page.captureScreenshot", format="png")
+        path.write_bytes(base64.b64decode(shot["data"]))
+        return path
 
 
 def end_group(process: subprocess.Popen | None, grace: float = 5) -> None:
@@ -164,3 +185,16 @@ def group_alive(pgid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+def group_members(pgid: int) -> list[int]:
+    """The live (not zombie) processes of process group `pgid` (Linux: /proc)."""
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # (it ended meanwhile)
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            members.append(int(stat.parent.name))
+    return members
