@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -18,14 +19,20 @@ from helpers.browser import Chromium, chromium_path, end_group, group_members
 from helpers.cli import llmlab
 from helpers.sessions import small_session
 
+from core.run_claim import read_heartbeat
+from core.runs import has_checkpoint, read_metrics, read_run_info
 from core.session import save_session
 
 PANES = ["Dataset", "Model", "Train", "Prune", "Generate", "Runs"]
+needs_chromium = pytest.mark.skipif(
+    chromium_path() is None, reason="no Chromium on this machine (Debian: apt-get install "
+                                    "chromium); the browser view is untested here")
 
 
-def start_server(folder: Path, *args: str) -> tuple[subprocess.Popen, str]:
+def start_server(folder: Path, *args: str, **env_vars: str) -> tuple[subprocess.Popen, str]:
     """`llmlab serve ARGS --port 0` in a process group of its own; the address it printed."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "LLMLAB_CACHE_DIR": str(folder / "cache")}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "LLMLAB_CACHE_DIR": str(folder / "cache"),
+           "LLMLAB_CONFIG_DIR": str(folder), **env_vars}
     server = subprocess.Popen([sys.executable, "-m", "llmlab", "serve", *args, "--port", "0"],
                               cwd=folder, env=env, stdin=subprocess.DEVNULL,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -66,9 +73,7 @@ def not_blank(png: Path) -> bool:
     return len(colours) > 20 and drawn > image.width * image.height * 0.05
 
 
-@pytest.mark.skipif(chromium_path() is None,
-                    reason="no Chromium on this machine (Debian: apt-get install chromium); "
-                           "the browser view is untested here")
+@needs_chromium
 def test_a_browser_tab_runs_the_app_on_the_session(tmp_path: Path) -> None:
     """The page shows the app on the session served (its panes, the Dataset pane's
     fields), keys typed in the tab reach it, and closing the tab ends its app while the
@@ -107,6 +112,80 @@ async def use_tab(browser: Chromium, url: str, shot: Path,
         while (after := group_members(server)) != [server] and time.monotonic() < deadline:
             await asyncio.sleep(0.1)
     return first, model, apps, after
+
+
+@needs_chromium
+def test_a_training_started_in_a_tab_outlives_it_and_another_tab_attaches(
+        tmp_path: Path) -> None:
+    """Trainings are jobs: one started with `s` in a tab trains on once the tab is closed
+    (its app gone), and a new tab on the session follows it and stops it with `x`."""
+    session = small_session(tmp_path, name="webjob", log_interval=5, checkpoint_interval=200,
+                            runs_dir="runs")
+    path = save_session(session, tmp_path / "webjob.toml")
+    server, url = start_server(tmp_path, str(path), LLMLAB_HEARTBEAT_S="0.5")
+    runs, job = tmp_path / "runs" / "webjob", None
+    try:
+        with Chromium(tmp_path / "profile") as browser:
+            async def first_tab() -> str:
+                async with browser.page() as page:
+                    await page.open(url)
+                    await page.wait_for_text(["webjob", "idle"])
+                    await page.press("s")
+                    shown = await page.wait_for_text(["running"])
+                    await asyncio.to_thread(until, lambda: runs.is_dir() and any(
+                        len(train_steps(r)) >= 3 for r in runs.iterdir()), 120)
+                    await page.close()
+                return shown
+
+            assert "running" in asyncio.run(first_tab()), "s did not start a training"
+            (run_dir,) = runs.iterdir()
+            job = read_heartbeat(run_dir)
+            assert job is not None
+            assert until(lambda: group_members(server.pid) == [server.pid], 30), \
+                "the closed tab's app is still running"
+            before = train_steps(run_dir)[-1]
+            assert until(lambda: train_steps(run_dir)[-1] > before + 20, 60), \
+                "the training ended with the tab"
+
+            async def second_tab() -> tuple[str, str]:
+                async with browser.page() as page:
+                    await page.open(url)
+                    attached = await page.wait_for_text(["webjob", "running"])
+                    await page.press("x")
+                    stopped = await page.wait_for_text(["stopped"])
+                    await page.close()
+                return attached, stopped
+
+            attached, stopped = asyncio.run(second_tab())
+    finally:
+        stop_server(server)
+        if job is not None and alive(job.pid):
+            os.kill(job.pid, signal.SIGKILL)
+    assert "running" in attached, f"the new tab did not follow the job:\n{attached}"
+    assert "stopped" in stopped, f"x in the tab did not stop the job:\n{stopped}"
+    assert until(lambda: not alive(job.pid), 30), "the job outlived its stop"
+    assert read_run_info(run_dir)["status"] == "stopped" and has_checkpoint(run_dir)
+
+
+def train_steps(run_dir: Path) -> list[int]:
+    return [r["step"] for r in read_metrics(run_dir) if r.get("type") == "train"]
+
+
+def until(condition, limit: float) -> bool:
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.1)
+    return bool(condition())
+
+
+def alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:  # (a zombie is not alive)
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
 
 
 def test_a_port_in_use_is_one_line(tmp_path: Path) -> None:

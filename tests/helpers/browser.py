@@ -94,16 +94,18 @@ class Chromium:
     def __exit__(self, *exc: object) -> None:
         end_group(self.process)
 
-    def page_websocket(self) -> str:
-        with urllib.request.urlopen(f"http://{self.devtools}/json/list", timeout=10) as answer:
-            targets = json.load(answer)
-        return next(t["webSocketDebuggerUrl"] for t in targets if t["type"] == "page")
+    def new_tab(self) -> str:
+        """Open a blank tab; its DevTools websocket."""
+        request = urllib.request.Request(f"http://{self.devtools}/json/new?about:blank",
+                                         method="PUT")
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            return json.load(answer)["webSocketDebuggerUrl"]
 
     @contextlib.asynccontextmanager
     async def page(self) -> AsyncIterator[Page]:
-        """The browser's tab, driven over DevTools."""
+        """A new tab, driven over DevTools."""
         async with aiohttp.ClientSession() as http, \
-                http.ws_connect(self.page_websocket(), max_msg_size=0) as ws:
+                http.ws_connect(self.new_tab(), max_msg_size=0) as ws:
             page = Page(ws)
             await page.call("Page.enable")
             await page.call("Page.addScriptToEvaluateOnNewDocument", source=CATCH_TERMINAL)
