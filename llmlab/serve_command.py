@@ -53,6 +53,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"llmlab serve: warning: listening on {address}, not this machine alone: anyone "
               "who reaches the port gets the full app (no shell, but your files); prefer "
               "127.0.0.1 and an SSH tunnel", file=sys.stderr)
+    if ipaddress.ip_address(sock.getsockname()[0]).is_unspecified:  # (every interface)
+        address += f" (from elsewhere: {url_of(sock, socket.gethostname())})"
     print(f"llmlab serve: {address} (each browser tab runs the app; ctrl+c stops the server)",
           flush=True)
     LabServer(command, sock).serve()
@@ -89,7 +91,9 @@ def bind(host: str, port: int) -> socket.socket:
         infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM,
                                    flags=socket.AI_PASSIVE)
     except (socket.gaierror, UnicodeError) as e:
-        raise LlmlabError(f"--host {host!r}: not an address of this machine ({e})") from None
+        cause = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+        raise LlmlabError(f"--host {host!r}: not an address of this machine ({cause})") \
+            from None
     family, _type, _proto, _name, address = infos[0]
     try:
         return socket.create_server(address, family=family, backlog=128)
@@ -101,18 +105,13 @@ def bind(host: str, port: int) -> socket.socket:
         raise LlmlabError(f"port {port} on {host}: {cause}") from None
 
 
-def url_of(sock: socket.socket) -> str:
+def url_of(sock: socket.socket, name: str | None = None) -> str:
+    """The address `sock` listens on, as a URL (with host `name` instead, if given)."""
     host, port = sock.getsockname()[:2]
+    host = name or host
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
 def is_loopback(sock: socket.socket) -> bool:
     return ipaddress.ip_address(sock.getsockname()[0]).is_loopback
 
-
-def _is_ip(name: str) -> bool:
-    try:
-        ipaddress.ip_address(name)
-    except ValueError:
-        return False
-    return True
