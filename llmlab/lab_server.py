@@ -14,6 +14,7 @@ import ipaddress
 import logging
 import signal
 import socket
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from aiohttp import web
@@ -85,14 +86,18 @@ class LabServer(Server):
             self.stopping = True
             super().request_exit()
 
-    def serve(self, debug: bool = False) -> None:
-        """Serve until SIGINT or SIGTERM (textual-serve's, on our socket)."""
+    def serve(self, debug: bool = False, ready: Callable[[], None] | None = None) -> None:
+        """Serve until SIGINT or SIGTERM (textual-serve's, on our socket); `ready` is called
+        once a signal would stop the server cleanly (it says where it listens: a caller
+        that stops it as soon as it has read that gets a clean stop)."""
         self.debug = debug
         self.initialize_logging()
         loop = asyncio.new_event_loop()
         asyncio.set_event_loop(loop)
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, self.request_exit)
+        if ready is not None:
+            ready()
         web.run_app(self._make_app(), sock=self.sock, handle_signals=False, loop=loop,
                     print=None, shutdown_timeout=TAB_CLOSE_TIMEOUT)
 

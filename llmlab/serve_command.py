@@ -18,6 +18,7 @@ import ipaddress
 import shlex
 import socket
 import sys
+from functools import partial
 from pathlib import Path
 
 from core.errors import LlmlabError
@@ -55,9 +56,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
               "127.0.0.1 and an SSH tunnel", file=sys.stderr)
     if ipaddress.ip_address(sock.getsockname()[0]).is_unspecified:  # (every interface)
         address += f" (from elsewhere: {url_of(sock, socket.gethostname())})"
-    print(f"llmlab serve: {address} (each browser tab runs the app; ctrl+c stops the server)",
-          flush=True)
-    LabServer(command, sock).serve()
+    ready = f"llmlab serve: {address} (each browser tab runs the app; ctrl+c stops the server)"
+    LabServer(command, sock).serve(ready=partial(print, ready, flush=True))
     return 0
 
 
