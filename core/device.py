@@ -61,9 +61,21 @@ def place(device: str, precision: str) -> Placement:
     _check_precision(precision, resolved)
     fit_threads()
     if world_size > 1 and not torch.distributed.is_initialized():
+        import datetime
+
         backend = "nccl" if resolved.startswith("cuda") else "gloo"
-        torch.distributed.init_process_group(backend=backend)
+        # Bounded: a rank that died makes the others give up within this, not 30 minutes.
+        timeout = datetime.timedelta(seconds=dist_timeout())
+        torch.distributed.init_process_group(backend=backend, timeout=timeout)
     return Placement(resolved, precision, rank, local_rank, world_size)
+
+
+def dist_timeout() -> float:
+    """Seconds a collective waits for the other ranks (LLMLAB_DIST_TIMEOUT, default 60)."""
+    try:
+        return max(5.0, float(os.environ.get("LLMLAB_DIST_TIMEOUT", 60)))
+    except ValueError:
+        return 60.0
 
 
 def _resolve_device(device: str, local_rank: int) -> str:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Protocol
 
 from core import messages as msg
+from core.engine_control import ControlChannel
 from core.errors import DiskFault, LlmlabError, disk_fault
 from core.generation_stream import EMIT_EVERY, GenerationStream
 from core.session import Session
@@ -59,7 +60,7 @@ class CommandQueue(Protocol):
     def get_nowait(self) -> msg.Command: ...
 
 
-class Engine:
+class Engine(ControlChannel):
     def __init__(self, session: Session, emit: Emit, commands: CommandQueue | None = None):
         self.session = session
         self.emit = emit
@@ -167,7 +168,10 @@ class Engine:
         """Apply every waiting command, and the requests waiting in the run folder's control
         channel (core.control); while paused, wait here for the next one. (A command
         handled here may defer others, e.g. a Resume that came during a generation: those
-        come first, every time round.)"""
+        come first, every time round.) Under torchrun, rank 0 decides for all ranks."""
+        if self.trainer is not None and self.trainer.placement.distributed:
+            self._drain_as_one()
+            return
         while True:
             if self._deferred:
                 self._handle(self._deferred.pop(0))
@@ -182,29 +186,6 @@ class Engine:
                     continue
                 return
             self._handle(command)
-
-    def _take_control(self, force: bool = False) -> None:
-        """Apply the requests waiting in the run folder, each acknowledged in metrics.jsonl:
-        applied, or refused with its one line (and the training goes on)."""
-        from core.control import ControlRequest, ack_record
-
-        if self.control is None:
-            return
-        for request in self.control.take(force):
-            if isinstance(request, ControlRequest):
-                problem = self._handle(request.command())
-            else:  # (a file in the folder that is not a request)
-                request, problem = ControlRequest(request[0], "unknown"), request[1]
-                self.emit(msg.Warning(problem))
-            self.trainer.writer.log(ack_record(request, self.trainer.step, problem))
-
-    def _refuse_stale_requests(self) -> None:
-        """Requests left in the folder by a job that has ended are not this job's."""
-        from core.control import ack_record
-
-        for request, why in self.control.refuse_waiting("sent before this job started; not "
-                                                        "applied"):
-            self.trainer.writer.log(ack_record(request, self.trainer.step, why))
 
     def _handle(self, command: msg.Command) -> str | None:
         """Do what `command` asks; the one line of its error, if it failed (also emitted)."""

@@ -37,8 +37,10 @@ class Launched:
         return self.process.pid
 
 
-def launch_training(session: Session, resume: str | Path | None = None) -> Launched:
-    """Start training `session` as a job (or continue the run folder `resume`)."""
+def launch_training(session: Session, resume: str | Path | None = None,
+                    nproc: int = 0) -> Launched:
+    """Start training `session` as a job (or continue the run folder `resume`); `nproc` > 0:
+    with that many processes (else the session's train.nproc; a resume may change it)."""
     if resume is not None:
         run_dir = Path(resume).absolute()
         args = ["train", str(run_dir / SESSION_FILE), "--resume", str(run_dir),
@@ -51,6 +53,8 @@ def launch_training(session: Session, resume: str | Path | None = None) -> Launc
         except OSError as e:
             raise disk_fault(e, "write", session_file) from None
         args = ["train", str(session_file), "--run-dir", str(run_dir)]
+    if nproc > 0:
+        args += ["--nproc", str(nproc)]
     return Launched(run_dir, _spawn(args, run_dir / LOG_FILE), run_dir / LOG_FILE)
 
 

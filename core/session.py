@@ -123,6 +123,8 @@ class TrainConfig:
     device: str = knob("auto", "where to train", choices=("auto", "cpu", "cuda", "mps"))
     precision: str = knob("fp32", "numeric precision (autocast)", choices=("fp32", "bf16", "fp16"))
     compile: bool = knob(False, "torch.compile the model")
+    nproc: int = knob(1, "training processes on this machine (torchrun, DDP: batch_size stays "
+                      "per process); on CPU each gets cores/nproc threads", lo=1, hi=1024)
     runs_dir: str = knob("runs", "folder for runs, relative to the session file")
     tensorboard: bool = knob(False, "also write TensorBoard event files in the run folder "
                              "(tensorboard --logdir runs)")

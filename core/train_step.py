@@ -28,6 +28,18 @@ class NonFiniteError(LlmlabError):
     """The loss or the gradient became NaN/inf: the run stops before the weights are hurt."""
 
 
+def _mean_over_ranks(value: float) -> float:
+    """The step's loss over every rank's batch (every rank then sees the same loss, so a
+    NaN on one stops all of them at the same step: none is left waiting in a collective)."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return value
+    t = torch.tensor([value], dtype=torch.float64)
+    dist.all_reduce(t)
+    return float(t.item()) / dist.get_world_size()
+
+
 def optimizer_step(model: nn.Module, optimizer: torch.optim.Optimizer,
                    next_batch: Callable[[], Batch], *, step: int, accum: int = 1,
                    grad_clip: float = 0.0, forward: nn.Module | None = None,
@@ -43,13 +55,18 @@ def optimizer_step(model: nn.Module, optimizer: torch.optim.Optimizer,
     forward = model if forward is None else forward
     scaler = scaler if scaler is not None else torch.amp.GradScaler(enabled=False)
     total = 0.0
-    for _ in range(accum):
+    for micro in range(accum):
         x, y = next_batch()
-        with autocast():
-            loss = F.cross_entropy(forward(x).float().flatten(0, 1), y.flatten())
-        scaler.scale(loss / accum).backward()
+        # Under DDP the gradients are averaged across ranks once, on the last micro-step.
+        last = micro == accum - 1
+        sync = forward.no_sync() if hasattr(forward, "no_sync") and not last else \
+            contextlib.nullcontext()
+        with sync:
+            with autocast():
+                loss = F.cross_entropy(forward(x).float().flatten(0, 1), y.flatten())
+            scaler.scale(loss / accum).backward()
         total += loss.item()
-    loss_value = total / accum
+    loss_value = _mean_over_ranks(total / accum)
     if not math.isfinite(loss_value):
         optimizer.zero_grad(set_to_none=True)
         raise NonFiniteError(f"loss became {loss_value} at step {step}; "

@@ -102,8 +102,10 @@ class Trainer:
         self.wrapped = wrap_model(self.model, placement, t.compile)
         self.scaler = torch.amp.GradScaler(placement.device_type,
                                            enabled=placement.precision == "fp16")
-        # Each rank draws its own batches: the data is sharded by seed.
-        self.batches = torch.Generator().manual_seed(t.seed + 1000 * placement.rank)
+        # One batch stream for every rank: each micro-step every rank draws world_size
+        # batches and trains on its own, so a run's global batch (and a resume with another
+        # number of processes) is the same as one process with world_size x grad_accum.
+        self.batches = torch.Generator().manual_seed(t.seed)
         self.step = 0
         self.tokens = 0
         self.elapsed = 0.0
@@ -151,7 +153,9 @@ class Trainer:
                 created=time.strftime("%Y-%m-%dT%H:%M:%S"), status="running", step=0,
                 hparams=trainer.hp.as_dict(), corpus=dataset.corpus.source,
                 vocab_size=dataset.tokenizer.vocab_size, device=placement.device,
-                precision=placement.precision)
+                precision=placement.precision, world_size=placement.world_size,
+                global_batch=session.train.batch_size * session.train.grad_accum
+                * placement.world_size)
         except BaseException:
             trainer.writer.close(final_state=EngineState.FAILED)
             raise
@@ -228,8 +232,16 @@ class Trainer:
         return self._log_step(loss, lr, grad_norm)
 
     def _next_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
-        x, y = self.dataset.get_batch("train", self.session.train.batch_size,
-                                      self.session.model.context, self.batches)
+        """This rank's micro-batch: the rank-th of the world_size drawn now (every rank
+        draws them all, so the stream stays the same on every rank)."""
+        mine = None
+        for rank in range(self.placement.world_size):
+            batch = self.dataset.get_batch("train", self.session.train.batch_size,
+                                           self.session.model.context, self.batches)
+            if rank == self.placement.rank:
+                mine = batch
+        assert mine is not None
+        x, y = mine
         return x.to(self.placement.device), y.to(self.placement.device)
 
     def _log_step(self, loss: float, lr: float, grad_norm: float) -> msg.StepMetrics:

@@ -45,19 +45,29 @@ def cmd_train(args: argparse.Namespace, load_session: LoadSession) -> int:
         resume = find_run(args.resume, session.resolve(session.train.runs_dir))
         _check_resumable(resume)
     if args.detach:
-        return _detach(session, resume)
+        return _detach(session, resume, args.nproc)
+    from llmlab import ranks
+
+    nproc = args.nproc or session.train.nproc
+    if nproc > 1 and not ranks.under_torchrun():
+        return ranks.launch_ranks(args, session, resume, nproc)
+    if ranks.under_torchrun():
+        resume = resume or ranks.restarted_resume(args.run_dir)
     from core.engine import Engine  # (torch: not for a launcher)
 
     console = Console(stderr=True)
-    view = _TrainView(console)
+    view = _TrainView(console) if ranks.rank() == 0 else _QuietView(console)
     # A SimpleQueue: its put() is safe to call from a signal handler.
     engine = Engine(session, view.on_event, queue.SimpleQueue())
     try:
         with _stop_on_signals(engine) as received:
-            final = engine.train(resume, run_dir=args.run_dir)
+            final = engine.train(resume, run_dir=None if resume else args.run_dir)
     finally:
         if view.task is not None:  # started with the run: a run that never starts prints
             view.progress.stop()  # nothing but its error line
+        ranks.end_group()
+    if ranks.under_torchrun() and final in ("stopped", "finished"):
+        return EXIT_OK  # (a stop is not a failure torchrun should restart)
     for line in view.summary():
         console.print(line, **PLAIN)
     if final == "failed":
@@ -75,12 +85,12 @@ def cmd_train(args: argparse.Namespace, load_session: LoadSession) -> int:
     return EXIT_OK
 
 
-def _detach(session: Session, resume: Path | None) -> int:
+def _detach(session: Session, resume: Path | None, nproc: int = 0) -> int:
     """`llmlab train --detach`: the job starts in the background; say where it writes and
     how to watch and steer it. (A job refused at its start says why in train.log.)"""
     from core.launch import launch_training
 
-    job = launch_training(session, resume)
+    job = launch_training(session, resume, nproc)
     run = shlex.quote(str(job.run_dir))
     print(f"training in the background: pid {job.pid}, run folder {job.run_dir}", flush=True)
     print(f"  watch it:  llmlab attach {run}   (log: {shlex.quote(str(job.log_path))})",
@@ -152,6 +162,28 @@ def _stop_on_signals(engine) -> Iterator[list[int]]:
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
+
+
+class _QuietView:
+    """Another rank than 0: rank 0 reports the run; this one keeps only its error."""
+
+    def __init__(self, console: Console):
+        self.console = console
+        self.task = None
+        self.step = 0
+        self.run_dir = ""
+        self.error: str | None = None
+        self.error_is_internal = False
+
+    def on_event(self, event) -> None:
+        from core import messages as msg
+
+        if isinstance(event, msg.Error):
+            self.error = event.message
+            self.error_is_internal = event.message.startswith("internal error")
+
+    def summary(self) -> list[str]:
+        return []
 
 
 class _TrainView:

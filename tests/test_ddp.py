@@ -1,0 +1,136 @@
+"""Training on several processes through torchrun (DDP, gloo on CPU), as a user runs it:
+`llmlab train SESSION --nproc 2`, steered through the run folder, resumed with another number
+of processes, and a rank killed. Every process a test starts is gone at its end."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+from pathlib import Path
+
+import pytest
+from helpers.cli import llmlab, ok
+from helpers.jobs import JOB_ENV, JobTracker, alive, wait_until
+from helpers.sessions import small_session
+
+from core.checkpoint import list_checkpoints
+from core.runs import has_checkpoint, read_metrics, read_run_info
+from core.session import save_session
+
+DDP_ENV = {**JOB_ENV, "LLMLAB_DIST_TIMEOUT": "20"}
+
+
+@pytest.fixture
+def jobs():
+    tracker = JobTracker()
+    yield tracker
+    left = tracker.finish()
+    assert not left, f"the test left process(es) running: pids {left}"
+
+
+def _session(folder: Path, name: str = "s.toml", **fields) -> Path:
+    path = folder / name
+    save_session(small_session(folder, name="d", log_interval=1, runs_dir="runs", batch_size=4,
+                               **fields), path)
+    return path
+
+
+def _train_losses(run_dir: Path) -> list[float]:
+    return [r["loss"] for r in read_metrics(run_dir) if r.get("type") == "train"]
+
+
+def _one_line_exit_2(result: subprocess.CompletedProcess) -> str:
+    assert result.returncode == 2, (result.returncode, result.stderr[-2000:])
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    return lines[0]
+
+
+def _children(pid: int) -> list[int]:
+    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True,
+                         text=True).stdout
+    return [int(p) for p in out.split()]
+
+
+def test_two_processes_train_exactly_as_one_with_twice_the_accumulation(tmp_path: Path) -> None:
+    """Every rank draws the same batch stream and trains on its own share of each draw, so 2
+    processes x batch 4 see the very batches 1 process x batch 4 x grad_accum 2 sees, and DDP
+    averages the gradients as accumulation does: the curves agree to float rounding (the sums
+    may be taken in another order: 1e-5 allows for it; on this machine they are equal)."""
+    two = _session(tmp_path, "two.toml", max_steps=20, eval_interval=10, nproc=2)
+    one = _session(tmp_path, "one.toml", max_steps=20, eval_interval=10, grad_accum=2)
+    ok(llmlab(tmp_path, "train", str(two), **DDP_ENV))
+    ok(llmlab(tmp_path, "train", str(one), **DDP_ENV))
+    runs = sorted((tmp_path / "runs" / "d").iterdir())
+    assert len(runs) == 2, "a process left a folder of its own"
+    ddp, single = runs
+    assert read_run_info(ddp)["world_size"] == 2 and read_run_info(ddp)["global_batch"] == 8
+    a, b = _train_losses(ddp), _train_losses(single)
+    assert len(a) == len(b) == 20
+    assert max(abs(x - y) for x, y in zip(a, b, strict=True)) < 1e-5
+    val = [[r["val_loss"] for r in read_metrics(run) if r.get("type") == "eval"]
+           for run in runs]
+    assert abs(val[0][-1] - val[1][-1]) < 0.02
+    # Rank 0 alone wrote: one metrics.jsonl, every record once, nothing else in the runs folder.
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["d"]
+    steps = [r["step"] for r in read_metrics(ddp) if r.get("type") == "train"]
+    assert steps == list(range(1, 21))
+    assert len(list(ddp.rglob("metrics.jsonl"))) == 1
+
+
+def test_a_two_process_job_stopped_through_its_folder_resumes_on_one(
+        tmp_path: Path, jobs: JobTracker) -> None:
+    session = _session(tmp_path, max_steps=60, eval_interval=0, nproc=2)
+    run_dir, pid = jobs.detach(tmp_path, str(session))
+    wait_until(lambda: len(_train_losses(run_dir)) >= 10, what="ten steps")
+    stop = ok(llmlab(tmp_path, "ctl", str(run_dir), "stop", **DDP_ENV))
+    assert "stop: applied at step" in stop
+    wait_until(lambda: not alive(pid), what="the job (all its ranks) to end")
+    stopped_at = read_run_info(run_dir)["step"]
+    assert read_run_info(run_dir)["status"] == "stopped"
+    assert [c.step for c in list_checkpoints(run_dir / "checkpoints")][-1] == stopped_at
+    ok(llmlab(tmp_path, "train", str(session), "--resume", str(run_dir), "--nproc", "1",
+              **DDP_ENV))
+    info = read_run_info(run_dir)
+    assert info["status"] == "finished" and info["step"] == 60
+    steps = [r["step"] for r in read_metrics(run_dir) if r.get("type") == "train"]
+    assert steps == list(range(1, 61)), "steps lost or repeated across the resume"
+
+
+def test_a_killed_rank_ends_the_job_with_its_run_resumable(
+        tmp_path: Path, jobs: JobTracker) -> None:
+    session = _session(tmp_path, max_steps=100_000, eval_interval=0, nproc=2,
+                       checkpoint_interval=5)
+    run_dir, pid = jobs.detach(tmp_path, str(session))
+    wait_until(lambda: has_checkpoint(run_dir) and len(_train_losses(run_dir)) >= 8,
+               what="a checkpoint")
+    ranks = wait_until(lambda: [c for c in _children(pid) if c != pid] or None,
+                       what="the ranks")
+    jobs.pids += ranks
+    beat = json.loads((run_dir / "heartbeat.json").read_text())
+    other = [r for r in ranks if r != beat["pid"]]
+    assert other, (ranks, beat)
+    os.kill(other[0], signal.SIGKILL)
+    wait_until(lambda: not alive(pid) and not any(alive(r) for r in ranks), timeout=90,
+               what="every process of the job to end after a rank died")
+    status = wait_until(lambda: read_run_info(run_dir).get("status") != "running" or
+                        llmlab(tmp_path, "runs", **DDP_ENV).stdout.count("lost"),
+                        what="the run marked")
+    assert status
+    listed = llmlab(tmp_path, "runs", **DDP_ENV).stdout
+    assert "failed" in listed or "lost" in listed or "stopped" in listed, listed
+    assert has_checkpoint(run_dir), "nothing to resume from"
+
+
+def test_impossible_process_counts_are_one_line(tmp_path: Path) -> None:
+    session = _session(tmp_path, max_steps=5)
+    cores = len(os.sched_getaffinity(0))
+    _one_line_exit_2(llmlab(tmp_path, "train", str(session), "--nproc", str(cores + 1),
+                           **DDP_ENV))
+    bad = _one_line_exit_2(llmlab(tmp_path, "train", str(session), "--set", "train.nproc=0",
+                                 **DDP_ENV))
+    assert "train.nproc" in bad
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").rglob("run.json"))
+
