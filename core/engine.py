@@ -131,9 +131,21 @@ class Engine(ControlChannel):
         except LlmlabError as e:
             final = self._fail(str(e))
         except Exception as e:  # a bug: still one readable line, details for a report
+            if self._peer_lost(e):
+                t = self.trainer
+                return self._fail(f"another process of this job died (rank {t.placement.rank} "
+                                  f"lost its connection at step {t.step}); resume the run "
+                                  "from its latest checkpoint",
+                                  status="stopped: a process of the job died")
             final = self._fail(f"internal error: {type(e).__name__}: {e}",
                                traceback=traceback.format_exc())
         return final
+
+    def _peer_lost(self, e: Exception) -> bool:
+        """A collective failed under torchrun: another rank died (gloo and nccl say so with a
+        RuntimeError). Not a bug, and not the run's fault: it stops, resumable."""
+        return (self.trainer is not None and self.trainer.placement.distributed
+                and isinstance(e, RuntimeError))
 
     def _loop(self) -> str:
         t = self.trainer

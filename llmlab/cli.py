@@ -63,9 +63,6 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--nproc", type=int, default=0, metavar="N",
                        help="processes on this machine (torchrun, DDP; default: train.nproc); "
                             "also when resuming, with the same or another number")
-    train.add_argument("--max-restarts", type=int, default=0, metavar="K",
-                       help="with --nproc: restart the processes up to K times after one dies; "
-                            "they continue from the latest checkpoint")
     train.add_argument("--run-dir", type=Path, metavar="DIR",
                        help="the new run's folder (made by a launcher: the app, a sweep); "
                             "default: a new folder under train.runs_dir")

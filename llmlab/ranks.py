@@ -61,8 +61,8 @@ def launch_ranks(args: argparse.Namespace, session: Session, resume: Path | None
     from torch.distributed.run import get_args_parser, run
 
     torchrun = get_args_parser().parse_args([
-        "--standalone", "--nproc-per-node", str(nproc), "--max-restarts",
-        str(args.max_restarts), "--monitor-interval", "0.5", "-m", "llmlab", *inner])
+        "--standalone", "--nproc-per-node", str(nproc), "--monitor-interval", "0.5",
+        "-m", "llmlab", *inner])
     try:
         run(torchrun)
     except ChildFailedError as e:
