@@ -260,8 +260,13 @@ def check_fits(mem: MemoryEstimate, available: int | None, where: str = "") -> N
         f"{b(available)} available{where}; use a smaller model, batch_size or context")
 
 
+def global_batch(train: TrainConfig) -> int:
+    """Sequences per optimizer step over every process (batch_size is per process)."""
+    return train.batch_size * train.grad_accum * train.nproc
+
+
 def tokens_per_step(cfg: ModelConfig, train: TrainConfig) -> int:
-    return train.batch_size * train.grad_accum * cfg.context
+    return global_batch(train) * cfg.context
 
 
 def steps_per_epoch(train_tokens: int, cfg: ModelConfig, train: TrainConfig) -> float:

@@ -11,6 +11,7 @@ import pytest
 from core.estimate import (
     activation_bytes,
     flops_per_token,
+    global_batch,
     human_bytes,
     human_count,
     memory_estimate,
@@ -99,3 +100,13 @@ def test_human_formats() -> None:
 def test_estimate_does_not_import_torch() -> None:
     code = "import sys, core.estimate; assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_the_global_batch_counts_every_process() -> None:
+    """batch_size is per process: with train.nproc = 2 a step sees twice the tokens, and an
+    epoch takes half the steps."""
+    cfg = ModelConfig(context=64)
+    train = TrainConfig(batch_size=12, grad_accum=2, nproc=2)
+    assert global_batch(train) == 48
+    assert tokens_per_step(cfg, train) == 48 * 64
+    assert steps_per_epoch(1536 * 10, cfg, train) == pytest.approx(5.0)

@@ -54,6 +54,8 @@ class ModelSummary(Widget):
         except (ValueError, ZeroDivisionError):
             rows.append(("params", "? (fix the form)"))
         per_step = estimate.tokens_per_step(m, t)
+        if t.nproc > 1:  # (batch_size is per process)
+            rows.append(("global batch", f"{estimate.global_batch(t):,} ({t.nproc} procs)"))
         rows.append(("tokens/step", f"{per_step:,}"))
         if self.train_tokens:
             steps = estimate.steps_per_epoch(self.train_tokens, m, t)
