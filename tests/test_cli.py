@@ -2,25 +2,17 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from helpers.cli import llmlab
 
 from core.session import Session, load_session, save_session
 
 
-def llmlab(*args: str, cwd: Path, cache: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "LLMLAB_CACHE_DIR": str(cache), "COLUMNS": "100"}
-    return subprocess.run([sys.executable, "-m", "llmlab", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=120)
-
-
 @pytest.fixture
 def run(tmp_path):
-    return lambda *args: llmlab(*args, cwd=tmp_path, cache=tmp_path / "cache")
+    return lambda *args: llmlab(tmp_path, *args, columns=100)
 
 
 def test_check_ok(run, tmp_path):

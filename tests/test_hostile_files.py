@@ -3,17 +3,17 @@ weights that cannot be right. Each gets one line and exit 2, before anything lar
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
-import resource
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
+from helpers import cli
+from helpers.cli import one_line_exit_2
 from helpers.sessions import tiny_session
 from safetensors.torch import load_file, save_file
 
@@ -29,24 +29,9 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 ADDRESS_SPACE = 6 << 30  # torch needs ~2-3 GiB of address space to start; a bomb needs far more
 
 
-def llmlab(*args: str, cwd: Path, limit_memory: bool = False,
-           timeout: float = 60) -> subprocess.CompletedProcess:
-    """The CLI in a subprocess; with limit_memory, an address-space cap makes a regression
-    fail fast (MemoryError or a kill) instead of eating the machine."""
-    def cap() -> None:
-        resource.setrlimit(resource.RLIMIT_AS, (ADDRESS_SPACE, ADDRESS_SPACE))
-
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "COLUMNS": "200"}
-    return subprocess.run([sys.executable, "-m", "llmlab", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=timeout,
-                          preexec_fn=cap if limit_memory else None)
-
-
-def one_line_exit_2(result: subprocess.CompletedProcess) -> str:
-    assert result.returncode == 2, (result.returncode, result.stderr[-2000:])
-    lines = (result.stdout + result.stderr).strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in result.stderr, lines
-    return lines[0]
+# The CLI in a subprocess; with memory_cap=ADDRESS_SPACE a regression fails fast (MemoryError
+# or a kill) instead of eating the machine.
+llmlab = functools.partial(cli.llmlab, columns=200, cache=False, timeout=60)
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +79,7 @@ def test_a_session_that_is_a_fifo_or_dev_zero_is_refused_at_once(tmp_path: Path)
     for name in ("fifo.toml", "zero.toml"):
         with pytest.raises(SessionError, match="not a regular file"):
             load_session(tmp_path / name)
-        line = one_line_exit_2(llmlab("check", name, cwd=tmp_path, timeout=30))
+        line = one_line_exit_2(llmlab(tmp_path, "check", name, timeout=30))
         assert name in line and "not a regular file" in line
 
 
@@ -105,7 +90,7 @@ def test_one_run_whose_run_json_is_dev_zero_does_not_hide_the_others(run_dir: Pa
     bad.mkdir()
     (bad / "run.json").symlink_to("/dev/zero")
     (bad / "metrics.jsonl").symlink_to("/dev/zero")
-    result = llmlab("runs", cwd=good.parents[2], limit_memory=True, timeout=60)
+    result = llmlab(good.parents[2], "runs", memory_cap=ADDRESS_SPACE)
     assert result.returncode == 0, result.stderr[-2000:]
     assert good.name in result.stdout
 
@@ -126,13 +111,13 @@ def test_a_session_claiming_a_huge_model_beside_small_weights_is_refused_before_
     run = copy_of()
     claim(run / "session.toml", n_layer=1000, n_embd=8192)
     for args in (("eval", str(run)), ("sample", str(run), "--prompt", "ab", "--tokens", "2")):
-        line = one_line_exit_2(llmlab(*args, cwd=run.parents[2], limit_memory=True))
+        line = one_line_exit_2(llmlab(run.parents[2], *args, memory_cap=ADDRESS_SPACE))
         assert "n_layer=1000 n_embd=8192" in line and "refused before building it" in line
 
 
 def test_a_compressed_model_claiming_a_huge_model_is_refused_before_building(
         run_dir: Path, tmp_path: Path) -> None:
-    result = llmlab("quantize", str(run_dir), cwd=run_dir.parents[2], timeout=120)
+    result = llmlab(run_dir.parents[2], "quantize", str(run_dir), timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     (model,) = (run_dir / "compressed").iterdir()
     bomb = tmp_path / "bomb"
@@ -140,7 +125,7 @@ def test_a_compressed_model_claiming_a_huge_model_is_refused_before_building(
     info = json.loads((bomb / "compressed.json").read_text())
     info["arch"].update(n_layer=1000, n_embd=8192)
     (bomb / "compressed.json").write_text(json.dumps(info))
-    line = one_line_exit_2(llmlab("eval", str(bomb), cwd=tmp_path, limit_memory=True))
+    line = one_line_exit_2(llmlab(tmp_path, "eval", str(bomb), memory_cap=ADDRESS_SPACE))
     assert "compressed.json describes it" in line and "refused before building it" in line
 
 
@@ -150,9 +135,8 @@ def test_resuming_a_run_whose_session_claims_another_model_is_refused(copy_of) -
     (run / "run.json").write_text(json.dumps({**json.loads((run / "run.json").read_text()),
                                               "status": "stopped"}))
     before = {p: p.stat().st_mtime_ns for p in run.rglob("*") if p.is_file()}
-    line = one_line_exit_2(llmlab("train", str(run / "session.toml"), "--resume", str(run),
-                                  cwd=run.parents[2],
-                                  limit_memory=True))
+    line = one_line_exit_2(llmlab(run.parents[2], "train", str(run / "session.toml"),
+                                  "--resume", str(run), memory_cap=ADDRESS_SPACE))
     assert "claims" in line and "refused before building it" in line
     assert {p: p.stat().st_mtime_ns for p in run.rglob("*") if p.is_file()} == before
 
@@ -173,7 +157,7 @@ def _rewrite_weights(run: Path, change) -> None:
 def test_integer_or_nan_weights_are_refused_on_load(copy_of, change, words: str) -> None:
     run = copy_of()
     _rewrite_weights(run, change)
-    line = one_line_exit_2(llmlab("eval", str(run), cwd=run.parents[2]))
+    line = one_line_exit_2(llmlab(run.parents[2], "eval", str(run)))
     assert words in line and str(run) in line
 
 

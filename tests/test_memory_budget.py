@@ -3,14 +3,13 @@ by `train` before a run folder exists (issue 16, item 2)."""
 
 from __future__ import annotations
 
-import os
+import functools
 import re
-import resource
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from helpers import cli
+from helpers.cli import ok, one_line_exit_2
 
 from core import estimate
 from core.errors import LlmlabError
@@ -22,28 +21,14 @@ TINY = ["data.corpus=sample:synthetic", "model.n_layer=1", "model.n_embd=32", "m
 HUGE = ["model.n_layer=1000", "model.n_embd=8192"]
 
 
-def llmlab(cwd: Path, *args: str, sets: list[str]) -> subprocess.CompletedProcess:
-    def cap() -> None:  # a regression fails fast instead of eating the machine
-        resource.setrlimit(resource.RLIMIT_AS, (6 << 30, 6 << 30))
-
-    argv = [a for s in sets for a in ("--set", s)]
-    return subprocess.run([sys.executable, "-m", "llmlab", *args, *argv], cwd=cwd,
-                          env={**os.environ, "OMP_NUM_THREADS": "1", "COLUMNS": "200"},
-                          capture_output=True, text=True, timeout=120, preexec_fn=cap)
+# (an address-space cap: a regression fails fast instead of eating the machine)
+llmlab = functools.partial(cli.llmlab, columns=200, cache=False, memory_cap=6 << 30)
 
 
 @pytest.fixture
 def folder(tmp_path: Path) -> Path:
-    subprocess.run([sys.executable, "-m", "llmlab", "init", "s.toml"], cwd=tmp_path, check=True,
-                   capture_output=True)
+    ok(llmlab(tmp_path, "init", "s.toml"))
     return tmp_path
-
-
-def one_line_exit_2(result: subprocess.CompletedProcess) -> str:
-    assert result.returncode == 2, (result.returncode, result.stdout, result.stderr)
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
-    return lines[0]
 
 
 def test_check_refuses_a_model_that_cannot_fit_naming_estimate_and_available(folder):
@@ -71,9 +56,9 @@ def test_train_leaves_no_run_folder_for_a_split_that_cannot_hold_a_window(folder
 def test_check_finds_a_split_without_val_while_evaluation_is_on(folder):
     line = one_line_exit_2(llmlab(folder, "check", "s.toml", sets=[*TINY, "data.split=[1,0,0]"]))
     assert line.startswith("data.split:")
-    ok = llmlab(folder, "check", "s.toml",
-                sets=[*TINY, "data.split=[1,0,0]", "train.eval_interval=0"])
-    assert ok.returncode == 0, ok.stderr
+    passed = llmlab(folder, "check", "s.toml",
+                    sets=[*TINY, "data.split=[1,0,0]", "train.eval_interval=0"])
+    assert passed.returncode == 0, passed.stderr
 
 
 def test_a_small_model_passes_check(folder):
@@ -109,8 +94,8 @@ def test_check_finds_a_val_split_smaller_than_the_context_from_the_corpus_size(f
     line = one_line_exit_2(llmlab(folder, "check", "s.toml", sets=[
         *TINY, "data.corpus=small.txt", "data.split=[0.97, 0.03, 0]"]))
     assert line.startswith("data.split: the val split has at most")
-    ok = llmlab(folder, "check", "s.toml", sets=[*TINY, "data.corpus=small.txt"])
-    assert ok.returncode == 0, ok.stderr
+    passed = llmlab(folder, "check", "s.toml", sets=[*TINY, "data.corpus=small.txt"])
+    assert passed.returncode == 0, passed.stderr
 
 
 def test_an_address_space_limit_counts_as_what_is_available(folder):

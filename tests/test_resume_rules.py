@@ -3,13 +3,13 @@ the runs folder, a --set it would ignore is refused, a finished run is left as i
 
 from __future__ import annotations
 
-import os
+import functools
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from helpers import cli
+from helpers.cli import one_line_exit_2
 from helpers.sessions import tiny_session
 
 from core.engine import Engine
@@ -20,17 +20,7 @@ from core.session import save_session
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-def llmlab(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "COLUMNS": "200"}
-    return subprocess.run([sys.executable, "-m", "llmlab", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=120)
-
-
-def one_line_exit_2(result: subprocess.CompletedProcess) -> str:
-    assert result.returncode == 2, (result.returncode, result.stderr[-2000:])
-    lines = (result.stdout + result.stderr).strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in result.stderr, lines
-    return lines[0]
+llmlab = functools.partial(cli.llmlab, columns=200, cache=False)
 
 
 def snapshot(folder: Path) -> dict[str, tuple[int, int, int]]:
@@ -75,22 +65,22 @@ def test_a_run_spec_never_climbs_out_of_the_runs_folder(work: Path, monkeypatch)
 def test_train_resume_out_of_the_runs_folder_is_refused_untouched(work: Path) -> None:
     elsewhere = work.parent / "elsewhere_run"
     before = snapshot(elsewhere)
-    line = one_line_exit_2(llmlab("train", "t.toml", "--resume", "t/../../../elsewhere_run",
-                                  cwd=work))
+    line = one_line_exit_2(llmlab(work, "train", "t.toml", "--resume",
+                                  "t/../../../elsewhere_run"))
     assert "not a run inside" in line
     assert snapshot(elsewhere) == before
 
 
 def test_set_with_resume_is_refused_not_ignored(work: Path) -> None:
     before = snapshot(work / "runs")
-    line = one_line_exit_2(llmlab("train", "t.toml", "--resume", "latest",
-                                  "--set", "train.max_steps=6", cwd=work))
+    line = one_line_exit_2(llmlab(work, "train", "t.toml", "--resume", "latest",
+                                  "--set", "train.max_steps=6"))
     assert line.startswith("--set train.max_steps=6: not applied to a resumed run")
     assert snapshot(work / "runs") == before
 
 
 def test_resuming_a_finished_run_leaves_it_as_it_is(work: Path) -> None:
     before = snapshot(work / "runs")
-    line = one_line_exit_2(llmlab("train", "t.toml", "--resume", "t", cwd=work))
+    line = one_line_exit_2(llmlab(work, "train", "t.toml", "--resume", "t"))
     assert "already finished (step 3 of 3)" in line
     assert snapshot(work / "runs") == before  # the final checkpoint was not saved again

@@ -4,13 +4,12 @@ visible, in the CLI and in the app; names that would hide a session's runs are r
 
 from __future__ import annotations
 
+import functools
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from helpers import cli
 from helpers.sessions import tiny_session
 
 from core.engine import Engine
@@ -25,10 +24,7 @@ TITLE = "\x1b]0;owned\x07"  # a window title
 RAW = ("\x1b", "\x07", "\x9b", "\u202e")  # ESC, BEL, C1 CSI, a right-to-left override
 
 
-def llmlab(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "COLUMNS": "200"}
-    return subprocess.run([sys.executable, "-m", "llmlab", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=120)
+llmlab = functools.partial(cli.llmlab, columns=200, cache=False)
 
 
 def assert_no_raw_controls(text: str) -> None:
@@ -56,7 +52,7 @@ def test_session_names_that_hide_runs_or_hold_control_codes_are_refused() -> Non
 
 def test_a_session_file_named_dots_is_one_line_exit_2(tmp_path: Path) -> None:
     (tmp_path / "s.toml").write_text('name = "..."\n')
-    result = llmlab("check", "s.toml", cwd=tmp_path)
+    result = llmlab(tmp_path, "check", "s.toml")
     assert result.returncode == 2, result.stderr
     assert "name:" in result.stderr and "Traceback" not in result.stderr
 
@@ -70,10 +66,7 @@ def test_llmlab_runs_shows_run_json_fields_without_control_codes(tmp_path: Path)
                 arch="gpt\u202e", created=f"{info['created']}\x9b")
     (run / "run.json").write_text(json.dumps(info))
     for columns in ("200", "30"):  # the table, and the two-line listing of a narrow terminal
-        env = {**os.environ, "COLUMNS": columns}
-        result = subprocess.run([sys.executable, "-m", "llmlab", "runs", "--runs-dir", "runs"],
-                                cwd=tmp_path, env=env, capture_output=True, text=True,
-                                timeout=60)
+        result = llmlab(tmp_path, "runs", "--runs-dir", "runs", columns=columns, timeout=60)
         assert result.returncode == 0, result.stderr
         assert_no_raw_controls(result.stdout + result.stderr)
         assert "␛[2J" in result.stdout
@@ -95,8 +88,8 @@ def hostile_word_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_llmlab_sample_never_writes_a_token_s_control_codes(hostile_word_run: Path) -> None:
-    result = llmlab("sample", "t", "--runs-dir", "runs", "--tokens", "40",
-                    cwd=hostile_word_run)
+    result = llmlab(hostile_word_run, "sample", "t", "--runs-dir", "runs", "--tokens",
+                    "40")
     assert result.returncode == 0, result.stderr
     assert_no_raw_controls(result.stdout + result.stderr)
     assert "␛" in result.stdout  # the tokens are there, shown
@@ -128,7 +121,7 @@ def test_the_app_shows_tokens_and_run_names_without_control_codes() -> None:
 def test_an_error_line_quoting_a_folder_name_shows_its_control_codes(tmp_path: Path) -> None:
     (tmp_path / f"d{TITLE}").mkdir()
     save_session(Session(name="e"), tmp_path / "e.toml")
-    result = llmlab("train", "e.toml", "--resume", f"d{TITLE}", cwd=tmp_path)
+    result = llmlab(tmp_path, "train", "e.toml", "--resume", f"d{TITLE}")
     assert result.returncode == 2, result.stderr
     assert_no_raw_controls(result.stdout + result.stderr)
     assert "d␛]0;owned␇" in result.stderr

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import functools
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import cli
 
 from core.checkpoint import list_checkpoints
 from core.runs import read_metrics, read_run_info
@@ -26,15 +27,8 @@ def sets(*items: str) -> list[str]:
     return [arg for item in (*TINY, *items) for arg in ("--set", item)]
 
 
-def llmlab(cwd: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "llmlab", *args], cwd=cwd, env=env_for(cwd),
-                          capture_output=True, text=True, timeout=timeout)
-
-
-def env_for(cwd: Path) -> dict[str, str]:
-    # One thread: tiny models gain nothing from more, and the cores may be shared.
-    return {**os.environ, "LLMLAB_CACHE_DIR": str(cwd / "cache"), "OMP_NUM_THREADS": "1",
-            "COLUMNS": "200"}
+llmlab = functools.partial(cli.llmlab, columns=200)
+env_for = functools.partial(cli.cli_env, columns=200)  # (for a Popen)
 
 
 def one_line(text: str) -> str:
@@ -243,15 +237,13 @@ def test_ctrl_c_stops_with_a_checkpoint_that_resumes_exactly(tmp_path):
 def test_runs_keeps_the_full_run_id_at_80_columns(trained):
     """The id is what the other verbs take: at 80 columns it was cut ("s/20261…")."""
     folder, run_dir, _ = trained
-    env = {**env_for(folder), "COLUMNS": "80"}
     for session_name in ("s", "a-rather-long-session-name-for-a-sweep-of-gpt-models"):
         other = folder / "runs" / session_name / run_dir.name
         if session_name != "s":
             import shutil
 
             shutil.copytree(run_dir, other)
-        listing = subprocess.run([sys.executable, "-m", "llmlab", "runs"], cwd=folder, env=env,
-                                 capture_output=True, text=True, timeout=120)
+        listing = llmlab(folder, "runs", columns=80)
         assert listing.returncode == 0, listing.stderr
         assert f"{session_name}/{run_dir.name}" in listing.stdout
         assert "finished" in listing.stdout and "…" not in listing.stdout
@@ -278,9 +270,7 @@ def test_a_run_lost_before_its_first_checkpoint_says_so_and_how_to_start_again(t
         "created": "2025-01-01T12:00:00", "status": "running", "pid": int(dead.stdout),
         "host": socket.gethostname()}))
 
-    listing = subprocess.run([sys.executable, "-m", "llmlab", "runs"], cwd=tmp_path,
-                             env={**env_for(tmp_path), "COLUMNS": "80"}, capture_output=True,
-                             text=True, timeout=120)
+    listing = llmlab(tmp_path, "runs", columns=80)
     assert "s/20250101-120000" in listing.stdout and "lost, no checkpoint" in listing.stdout
 
     result = llmlab(tmp_path, "train", "s.toml", "--resume", "s/20250101-120000")
