@@ -29,7 +29,7 @@ from core.samples import SAMPLE_PREFIX, SAMPLES
 from core.session import DataConfig, field_doc
 from tui.commands import PaletteCommand
 from tui.document import SessionDocument
-from tui.keymap import bind, key_display, keys
+from tui.keymap import bind, bindings, key_display, keys, palette_entries
 from tui.messages import (
     CorpusFailed,
     CorpusLoaded,
@@ -94,13 +94,7 @@ class DatasetPane(Pane):
     ABOUT = "corpus, tokenizer, statistics, preview"
     ENGINE_EVENTS = (msg.ModelLoaded, msg.TextScored, msg.Error)  # (the heatmap's)
     BINDINGS = [
-        bind("dataset.browse", "browse", "Browse",
-             help="Pick a corpus: a text file or a folder of them"),
-        bind("dataset.reload", "reload", "Reload", show=False,
-             help="Read the corpus again"),
-        # (not in the footer, full at 80 columns: the preview's title names the key)
-        bind("dataset.heatmap", "toggle_heatmap", "Surprise", show=False,
-             help="Preview coloured by each token's loss under the model (on/off)"),
+        *bindings("dataset"),  # (tui/bindings.toml)
         bind("pane.leave_field", "leave_field", "Leave field", show=False,
              help="Leave the field being edited (single keys work again)"),
         bind("pane.next_field", "move_field(1)", "", show=False),
@@ -339,15 +333,9 @@ class DatasetPane(Pane):
         self.post_message(SessionEdited("data.corpus", text))
 
     def palette_commands(self) -> list[PaletteCommand]:
-        c = PaletteCommand
-        return [
-            c("Dataset: browse for a corpus", "a text file or a folder of them",
-              self.action_browse),
-            c("Dataset: reload the corpus", "read and tokenize it again", self.action_reload),
-            c("Dataset: surprise heatmap on/off",
-              "colour the preview by each token's loss under the model",
-              self.action_toggle_heatmap),
-        ]
+        """The pane's bindings that are palette commands too (tui/bindings.toml)."""
+        return [PaletteCommand(f"Dataset: {title}", about, getattr(self, f"action_{action}"))
+                for action, title, about in palette_entries("dataset")]
 
     def action_browse(self) -> None:
         from tui.screens.path_picker import PathPickerScreen

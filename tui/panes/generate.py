@@ -31,7 +31,7 @@ from core import messages as msg
 from core.session import GenerateConfig
 from tui.commands import PaletteCommand
 from tui.document import SessionDocument
-from tui.keymap import bind
+from tui.keymap import bind, bindings
 from tui.messages import EngineRequest, SessionEdited
 from tui.panes.base import Pane
 from tui.widgets.generate_controls import MODELS, GenerateControls
@@ -47,17 +47,7 @@ class GeneratePane(Pane):
     ABOUT = "sample text, dense and compressed"
     WANTS_MODEL = True
     BINDINGS: ClassVar[list[Binding]] = [
-        bind("generate.generate", "generate", "Generate",
-             help="Generate from the prompt with these settings (in the prompt or a "
-                  "sampling control: enter)"),
-        bind("generate.stop", "stop", "Stop", help="Stop the generation under way"),
-        bind("generate.compare", "toggle_compare", "Side by side",
-             help="Dense and compressed side by side, same prompt and seed (on/off)"),
-        bind("generate.model", "toggle_model", "Model",
-             help="Generate from the dense or the compressed model (Prune pane's candidate)"),
-        bind("generate.prompt", "edit_prompt", "Prompt",
-             help="Edit the prompt (↓ or tab reaches the sampling controls, enter "
-                  "generates, escape leaves)"),
+        *bindings("generate"),  # (tui/bindings.toml)
         bind("pane.leave_field", "leave_field", "Leave field",
              help="Leave the field being edited (single keys work again)"),
         bind("pane.next_field", "move_field(1)", "", show=False),
