@@ -10,13 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers.corpora import cfg, write
 
 import core.corpus
 import core.dataset
 from core.corpus import Corpus
 from core.dataset import META_FILE, TOKENS_FILE, load_dataset, token_dtype
 from core.errors import LlmlabError
-from core.session import DataConfig
 from core.tokenizers import CharTokenizer, WordTokenizer
 
 LETTERS = "abcdefghijklmnopqrstuvwxyz"
@@ -27,17 +27,6 @@ def random_text(seed: int, n_lines: int = 200) -> str:
     rng = random.Random(seed)
     return "".join("".join(rng.choice(LETTERS + "  ,.") for _ in range(rng.randrange(1, 60)))
                    + "\n" for _ in range(n_lines))
-
-
-def write(path: Path, text: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8", newline="")
-    return path
-
-
-def cfg(path: Path, **overrides) -> DataConfig:
-    return DataConfig(**{"corpus": str(path), "tokenizer": "char", "vocab_size": 0,
-                         "split": [0.8, 0.1, 0.1], **overrides})
 
 
 def entries(cache: Path) -> list[Path]:

@@ -6,23 +6,11 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from helpers.corpora import cfg, write
 
 from core.dataset import load_dataset
-from core.session import DataConfig
 from core.stats import corpus_stats, token_preview
 from core.tokenizers import UNK, train_tokenizer
-
-
-def write(path: Path, text: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8", newline="")
-    return path
-
-
-def cfg(path: Path, **overrides) -> DataConfig:
-    return DataConfig(**{"corpus": str(path), "tokenizer": "char", "vocab_size": 0,
-                         "split": [0.8, 0.1, 0.1], **overrides})
-
 
 CHAR_TEXT = "aaaaaa bbbbb cccc\n"  # a:6 b:5 c:4 ' ':2 '\n':1, no ties
 

@@ -17,7 +17,7 @@ from helpers.sessions import tiny_session
 
 from core import messages as msg
 from core.runs import read_run_info
-from core.session import Session, validate
+from core.session import Session, save_session, validate
 from core.worker import EngineProcess
 
 DEADLINE = 60.0  # seconds any one wait may take (a spawned process imports torch first)
@@ -166,34 +166,46 @@ def test_a_failed_start_keeps_the_worker_alive(tmp_path, workers):
     assert not proc.alive
 
 
-def test_the_parent_never_imports_torch(tmp_path):
+def ui_process(tmp_path: Path, session: Session, body: str) -> subprocess.CompletedProcess:
+    """Run `body` in a fresh Python as the UI process: core's torch-free modules imported, the
+    session (`session`, through its file in tmp_path) training in the engine process `proc`."""
+    save_session(session, tmp_path / "ui.toml")
     code = textwrap.dedent(f"""
-        import sys, time
+        import os, signal, sys, time
         from pathlib import Path
         from core import messages as msg
-        from core.session import Session
+        from core.session import load_session
         from core.worker import EngineProcess
 
         if __name__ == "__main__":
-            s = Session(name="p")
-            s.base_dir = Path({str(tmp_path)!r})
-            s.data.corpus = "sample:synthetic"
-            s.model.n_layer, s.model.n_embd, s.model.n_head, s.model.context = 1, 32, 2, 16
-            s.optim.warmup_steps = 0
-            s.train.max_steps, s.train.batch_size, s.train.eval_interval = 5, 8, 5
-            s.train.eval_iters = 2
-            proc = EngineProcess(s).start()
+            proc = EngineProcess(load_session(Path({str(tmp_path / "ui.toml")!r}))).start()
             proc.send(msg.Start())
-            final, deadline = None, time.monotonic() + 60
-            while final is None and time.monotonic() < deadline:
-                for e in proc.poll(timeout=0.1):
-                    if isinstance(e, msg.Status) and e.state in ("finished", "failed"):
-                        final = e.state
-            proc.close()
-            print(final, proc.alive, "torch" in sys.modules)
+    """) + textwrap.indent(textwrap.dedent(body), " " * 4)
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, cwd=tmp_path, env={**os.environ, "OMP_NUM_THREADS": "1"})
+
+
+def ui_session(name: str, max_steps: int, eval_interval: int) -> Session:
+    s = Session(name=name)
+    s.data.corpus = "sample:synthetic"
+    s.model.n_layer, s.model.n_embd, s.model.n_head, s.model.context = 1, 32, 2, 16
+    s.optim.warmup_steps = 0
+    s.train.max_steps, s.train.batch_size, s.train.eval_interval = max_steps, 8, eval_interval
+    return s
+
+
+def test_the_parent_never_imports_torch(tmp_path):
+    session = ui_session("p", max_steps=5, eval_interval=5)
+    session.train.eval_iters = 2
+    out = ui_process(tmp_path, session, """
+        final, deadline = None, time.monotonic() + 60
+        while final is None and time.monotonic() < deadline:
+            for e in proc.poll(timeout=0.1):
+                if isinstance(e, msg.Status) and e.state in ("finished", "failed"):
+                    final = e.state
+        proc.close()
+        print(final, proc.alive, "torch" in sys.modules)
     """)
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         timeout=120, cwd=tmp_path, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["finished", "False", "False"]
 
@@ -238,32 +250,16 @@ def test_close_during_training_stops_with_a_checkpoint(tmp_path, workers):
 
 def test_a_killed_ui_leaves_no_engine_training_on(tmp_path):
     """kill -9 of the UI (or a dropped SSH session) must not leave an orphan training."""
-    code = textwrap.dedent(f"""
-        import os, signal, time
-        from pathlib import Path
-        from core import messages as msg
-        from core.session import Session
-        from core.worker import EngineProcess
-
-        if __name__ == "__main__":
-            s = Session(name="orphan")
-            s.base_dir = Path({str(tmp_path)!r})
-            s.data.corpus = "sample:synthetic"
-            s.model.n_layer, s.model.n_embd, s.model.n_head, s.model.context = 1, 32, 2, 16
-            s.optim.warmup_steps = 0
-            s.train.max_steps, s.train.batch_size, s.train.eval_interval = 100000, 8, 0
-            s.train.checkpoint_interval = 0
-            proc = EngineProcess(s).start()
-            proc.send(msg.Start())
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline:
-                if any(isinstance(e, msg.StepMetrics) for e in proc.poll(timeout=0.1)):
-                    break
-            print(proc.process.pid, flush=True)
-            os.kill(os.getpid(), signal.SIGKILL)
+    session = ui_session("orphan", max_steps=100_000, eval_interval=0)
+    session.train.checkpoint_interval = 0
+    ui = ui_process(tmp_path, session, """
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if any(isinstance(e, msg.StepMetrics) for e in proc.poll(timeout=0.1)):
+                break
+        print(proc.process.pid, flush=True)
+        os.kill(os.getpid(), signal.SIGKILL)
     """)
-    ui = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                        timeout=120, cwd=tmp_path, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert ui.returncode == -signal.SIGKILL
     engine_pid = int(ui.stdout.split()[0])
     deadline = time.monotonic() + 30

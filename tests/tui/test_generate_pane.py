@@ -21,6 +21,7 @@ from rich.cells import cell_len
 
 from core import messages as msg
 from core.session import Session, load_session
+from core.values import ModelFigures
 from tui.app import LlmlabApp
 from tui.messages import EngineRequest, LoadModelRequest, SessionEdited
 from tui.panes.generate import GeneratePane
@@ -65,6 +66,16 @@ async def open_pane(pilot, app: LlmlabApp) -> GeneratePane:
     pane = pane_of(app)
     await wait_for(pilot, lambda: pane.loaded is not None and app.model_source, 60,
                    "the model to load")
+    return pane
+
+
+async def load_scripted(pilot, app: LlmlabApp) -> GeneratePane:
+    """g, then the scripted model loaded, as the Runs pane's open loads it."""
+    await pilot.press("g")
+    app.post_message(LoadModelRequest("runs/tiny/run-1"))
+    pane = pane_of(app)
+    await wait_for(pilot, lambda: pane.loaded is not None and app.model_source, 10,
+                   "the scripted model")
     return pane
 
 
@@ -272,8 +283,8 @@ async def test_chinese_words_with_jieba(tmp_path: Path, thread_factory) -> None:
 
 # --------------------------------------------------------------------------- scripted engine
 
-def _figures() -> msg.ModelFigures:
-    return msg.ModelFigures("dense", 13952, 13952, 0.0, 55808, 1.21, 3.35, 0.61, 0.93, 1.5)
+def _figures() -> ModelFigures:
+    return ModelFigures("dense", 13952, 13952, 0.0, 55808, 1.21, 3.35, 0.61, 0.93, 1.5)
 
 
 STORY = (" upon a time there was a little fox who lived by the river. "
@@ -311,9 +322,7 @@ async def test_enter_in_a_sampling_control_generates(tmp_path: Path) -> None:
     engines: list[FakeEngine] = []
     app = scripted_app(tmp_path, engines)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("g")
-        app.post_message(LoadModelRequest("runs/tiny/run-1"))
-        await wait_for(pilot, lambda: app.model_source, 10, "the scripted model")
+        await load_scripted(pilot, app)
         await pilot.press("e", "tab")  # the prompt, then temperature
         await set_number(pilot, "0.5")
         await wait_for(pilot, lambda: any(isinstance(c, msg.Generate) for c in engines[0].sent),
@@ -328,10 +337,7 @@ async def test_another_model_clears_the_previous_models_text(tmp_path: Path) -> 
     """The pane kept the previous model's text under the new model's name."""
     app = scripted_app(tmp_path)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("g")
-        pane = pane_of(app)
-        app.post_message(LoadModelRequest("runs/tiny/run-1"))
-        await wait_for(pilot, lambda: app.model_source, 10, "the scripted model")
+        pane = await load_scripted(pilot, app)
         await pilot.press("n")
         await wait_for(pilot, lambda: pane.done, 10, "the generation")
         assert "little fox" in screen(app)
@@ -420,10 +426,7 @@ async def test_session_values_by_keys_and_restored(tmp_path: Path) -> None:
 async def test_stale_requests_and_palette(tmp_path: Path) -> None:
     app = scripted_app(tmp_path)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("g")
-        app.post_message(LoadModelRequest("runs/tiny/run-1"))
-        pane = pane_of(app)
-        await wait_for(pilot, lambda: pane.loaded is not None, 10, "the scripted model")
+        pane = await load_scripted(pilot, app)
         titles = [c.title for c in pane.palette_commands()]
         assert titles == ["Generate: generate", "Generate: stop",
                           "Generate: side by side on/off", "Generate: model dense/compressed"]
@@ -462,10 +465,7 @@ async def test_stop_after_the_engine_was_replaced(tmp_path: Path) -> None:
 
     app = LlmlabApp(small_session(tmp_path), None, engine_factory=factory)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("g")
-        app.post_message(LoadModelRequest("runs/tiny/run-1"))
-        pane = pane_of(app)
-        await wait_for(pilot, lambda: pane.loaded is not None, 10, "the scripted model")
+        pane = await load_scripted(pilot, app)
         await pilot.press("e")
         await type_text(pilot, "fox")
         await pilot.press("enter")
@@ -490,10 +490,7 @@ def test_snapshot_after_a_generation(snap_compare, tmp_path: Path) -> None:
     app = scripted_app(tmp_path, session=session)
 
     async def run_before(pilot) -> None:
-        await pilot.press("g")
-        app.post_message(LoadModelRequest("runs/tiny/run-1"))
-        pane = pane_of(app)
-        await wait_for(pilot, lambda: pane.loaded is not None, 10, "the scripted model")
+        pane = await load_scripted(pilot, app)
         await pilot.press("e")
         await type_text(pilot, "Once")
         await pilot.press("enter")

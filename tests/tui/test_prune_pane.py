@@ -8,6 +8,7 @@ a deterministic engine: coalescing the slider's requests, cancelling, errors, th
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import dataclasses
 import hashlib
@@ -29,9 +30,9 @@ from helpers.tui import (
 from textual_slider import Slider
 
 from core import messages as msg
-from core.messages import ModelFigures
 from core.prune import sparsity_report
 from core.session import Session, load_session
+from core.values import ModelFigures
 from tui.app import LlmlabApp
 from tui.messages import LoadModelRequest
 from tui.panes.prune import PrunePane
@@ -353,15 +354,22 @@ async def load_scripted(pilot) -> PrunePane:
     return pane
 
 
+@contextlib.asynccontextmanager
+async def scripted_app(tmp_path: Path, scripted, fake_engines: list):
+    """The app on the scripted engine, the Prune pane shown with the scripted model loaded:
+    (app, pilot, the pane, the engine)."""
+    app = LlmlabApp(small_session(tmp_path), None, engine_factory=scripted[1])
+    async with app.run_test(size=SIZE) as pilot:
+        pane = await load_scripted(pilot)
+        yield app, pilot, pane, fake_engines[-1]
+
+
 def test_held_keys_send_only_the_newest_position(tmp_path: Path, scripted,
                                                  fake_engines) -> None:
-    workbench, factory = scripted
+    workbench, _factory = scripted
 
     async def main() -> None:
-        app = LlmlabApp(small_session(tmp_path), None, engine_factory=factory)
-        async with app.run_test(size=SIZE) as pilot:
-            pane = await load_scripted(pilot)
-            engine = fake_engines[-1]
+        async with scripted_app(tmp_path, scripted, fake_engines) as (app, pilot, pane, engine):
             workbench.hold = True
             await pilot.press(*["right"] * 8)  # a held arrow key
             assert pane.percent == 40
@@ -385,13 +393,8 @@ def test_held_keys_send_only_the_newest_position(tmp_path: Path, scripted,
 
 def test_a_slider_move_interrupts_the_sweep_and_the_curve_finishes_after(
         tmp_path: Path, scripted, fake_engines) -> None:
-    _workbench, factory = scripted
-
     async def main() -> None:
-        app = LlmlabApp(small_session(tmp_path), None, engine_factory=factory)
-        async with app.run_test(size=SIZE) as pilot:
-            pane = await load_scripted(pilot)
-            engine = fake_engines[-1]
+        async with scripted_app(tmp_path, scripted, fake_engines) as (app, pilot, pane, engine):
             # As if the sweep were under way, three levels measured so far.
             pane.requests.sweeping = True
             pane.requests.sweep_points = {0.0: 1.0, 10.0: 1.01, 20.0: 1.02}
@@ -411,13 +414,8 @@ def test_a_slider_move_interrupts_the_sweep_and_the_curve_finishes_after(
 
 def test_method_change_sweeps_again_and_the_session_records_the_choices(
         tmp_path: Path, scripted, fake_engines) -> None:
-    _workbench, factory = scripted
-
     async def main() -> None:
-        app = LlmlabApp(small_session(tmp_path), None, engine_factory=factory)
-        async with app.run_test(size=SIZE) as pilot:
-            pane = await load_scripted(pilot)
-            engine = fake_engines[-1]
+        async with scripted_app(tmp_path, scripted, fake_engines) as (app, pilot, pane, engine):
             assert [s.method for s in sent(engine, msg.Sweep)] == ["magnitude"]
             await pilot.press("a")  # nothing pruned yet
             assert any("nothing to apply" in n for n in notifications(app))
@@ -480,12 +478,8 @@ def test_method_change_sweeps_again_and_the_session_records_the_choices(
 
 def test_quick_moves_keep_the_slider_and_the_session_in_step(tmp_path: Path, scripted,
                                                               fake_engines) -> None:
-    _workbench, factory = scripted
-
     async def main() -> None:
-        app = LlmlabApp(small_session(tmp_path), None, engine_factory=factory)
-        async with app.run_test(size=SIZE) as pilot:
-            pane = await load_scripted(pilot)
+        async with scripted_app(tmp_path, scripted, fake_engines) as (app, pilot, pane, _engine):
             await pilot.press("right", "right", "left", "right", "left", "left", "right")
             await wait_for(pilot, lambda: not pane.pruning, 5, "the last answer")
             await pilot.pause(0.1)
@@ -532,12 +526,10 @@ def test_session_shows_without_pruning_or_editing_back(tmp_path: Path, scripted,
 
 def test_cancel_fine_tuning_and_errors_clear_measuring(tmp_path: Path, scripted,
                                                        fake_engines) -> None:
-    workbench, factory = scripted
+    workbench, _factory = scripted
 
     async def main() -> None:
-        app = LlmlabApp(small_session(tmp_path), None, engine_factory=factory)
-        async with app.run_test(size=SIZE) as pilot:
-            pane = await load_scripted(pilot)
+        async with scripted_app(tmp_path, scripted, fake_engines) as (app, pilot, pane, _engine):
             await pilot.press("c")
             assert any("nothing to cancel" in n for n in notifications(app))
             await pilot.press("right", "right")
@@ -583,13 +575,10 @@ def test_fine_tune_pressed_while_measuring_keeps_the_fine_tuned_result(
     fine-tuning went to the engine before the newest position's PruneTo, and that PruneTo's
     answer overwrote the fine-tuned result. The engine answers in order; here it answers
     once the measurement in flight is over, all at once."""
-    workbench, factory = scripted
+    workbench, _factory = scripted
 
     async def main() -> None:
-        app = LlmlabApp(small_session(tmp_path), None, engine_factory=factory)
-        async with app.run_test(size=SIZE) as pilot:
-            pane = await load_scripted(pilot)
-            engine = fake_engines[-1]
+        async with scripted_app(tmp_path, scripted, fake_engines) as (app, pilot, pane, engine):
             await pilot.press("right")
             await wait_for(pilot, lambda: pane.candidate is not None and not pane.pruning, 5,
                            "the candidate at 5%")
