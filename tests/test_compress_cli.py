@@ -21,8 +21,8 @@ from helpers.cli import llmlab, ok
 from core import messages as msg
 from core.engine import Engine
 from core.generate import Sampling
-from core.prune import SWEEP_LEVELS
 from core.session import Session, validate
+from core.values import SWEEP_LEVELS, ModelFigures
 from core.workbench import Workbench
 from llmlab import cli, compress_commands
 
@@ -317,7 +317,7 @@ def test_the_table_says_when_int8_runs_slower_than_fp32() -> None:
     offering it as a speed-up."""
     from rich.console import Console
 
-    dense = msg.ModelFigures("dense", 10, 10, 0.0, 4000, 1.0, 2.7, 0.5, 0.9, 2.0, token_ms=0.8)
+    dense = ModelFigures("dense", 10, 10, 0.0, 4000, 1.0, 2.7, 0.5, 0.9, 2.0, token_ms=0.8)
     int8 = dataclasses.replace(dense, label="int8", size_bytes=1000, latency_ms=1.7,
                                token_ms=1.0)
     console = Console(record=True, width=120)

@@ -98,7 +98,7 @@ def test_token_steps_time_one_token_through_the_cache_after_a_prefill() -> None:
 
 
 def test_slower_than_names_each_trusted_figure_that_is_slower() -> None:
-    from core.messages import ModelFigures
+    from core.values import ModelFigures
 
     def figures(window: float | None, token: float | None) -> ModelFigures:
         return ModelFigures("x", 10, 10, 0.0, 40, 1.0, 2.7, 0.5, 0.9, window, token_ms=token)

@@ -23,8 +23,9 @@ from helpers.sessions import tiny_session
 from core import messages as msg
 from core.engine import Engine
 from core.generate import Sampling
-from core.prune import METHODS, SWEEP_LEVELS
+from core.prune import METHODS
 from core.session import Session
+from core.values import SWEEP_LEVELS
 from core.workbench import Workbench
 
 Hook = Callable[[Engine, msg.Event], None]

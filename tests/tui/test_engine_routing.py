@@ -10,6 +10,7 @@ def test_engine_events_reach_subscribers_once_without_bubbling_twice() -> None:
     """The bridge posts every event to its target (bubbling to the app) and a copy, which
     does not bubble, to each widget subscribed to its kind."""
     from core import messages as msg
+    from core.values import ModelFigures
     from tui.engine_client import EngineClient
     from tui.messages import EngineEvent
 
@@ -25,7 +26,7 @@ def test_engine_events_reach_subscribers_once_without_bubbling_twice() -> None:
     client = EngineClient(target)  # type: ignore[arg-type]
     client.subscribe(pane, msg.ModelLoaded, msg.Status)  # type: ignore[arg-type]
     client.subscribe(other, msg.Compressed)  # type: ignore[arg-type]
-    figures = msg.ModelFigures("dense", 10, 10, 0.0, 40, 1.0, 2.7, 0.5, 0.9, 1.0)
+    figures = ModelFigures("dense", 10, 10, 0.0, 40, 1.0, 2.7, 0.5, 0.9, 1.0)
     client._dispatch(msg.ModelLoaded("runs/a/1", "gpt", 60, 17, 32, figures))
     client._dispatch(msg.Status("idle"))
     assert [type(m) for m in target.got + pane.got] == [EngineEvent] * 4
@@ -57,6 +58,7 @@ def test_engine_events_after_the_screen_is_gone_are_ignored(tmp_path: Path) -> N
 
 def test_the_app_sees_an_engine_event_before_any_pane() -> None:
     from core import messages as msg
+    from core.values import ModelFigures
     from tui.engine_client import EngineClient
 
     order: list[str] = []
@@ -72,6 +74,6 @@ def test_the_app_sees_an_engine_event_before_any_pane() -> None:
     client = EngineClient(Pump("target"),  # type: ignore[arg-type]
                           observe=lambda event: order.append(type(event).__name__))
     client.subscribe(Pump("pane"), msg.ModelLoaded)  # type: ignore[arg-type]
-    figures = msg.ModelFigures("dense", 10, 10, 0.0, 40, 1.0, 2.7, 0.5, 0.9, 1.0)
+    figures = ModelFigures("dense", 10, 10, 0.0, 40, 1.0, 2.7, 0.5, 0.9, 1.0)
     client._dispatch(msg.ModelLoaded("runs/a/1", "gpt", 60, 17, 32, figures))
     assert order == ["ModelLoaded", "target", "pane"]

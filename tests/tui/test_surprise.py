@@ -21,6 +21,7 @@ from helpers.tui import (
 
 from core import messages as msg
 from core.session import Session, save_session
+from core.values import ModelFigures
 from tui.app import LlmlabApp
 from tui.widgets.surprise_legend import HEAT_LEVELS, HeatScale, heat_style
 from tui.widgets.token_preview import TokenPreview
@@ -159,8 +160,8 @@ async def _heatmap_on_off(app: LlmlabApp, run_dir: Path) -> None:
 RUN_ID = "20250101-120000"
 
 
-def _figures() -> msg.ModelFigures:
-    return msg.ModelFigures("dense", params=13952, nonzero=13952, sparsity=0.0,
+def _figures() -> ModelFigures:
+    return ModelFigures("dense", params=13952, nonzero=13952, sparsity=0.0,
                             size_bytes=55808, loss=1.5, perplexity=4.48, top1=0.5, top5=0.9,
                             latency_ms=1.0)
 
