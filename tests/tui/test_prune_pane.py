@@ -77,6 +77,15 @@ async def show_loaded(pilot) -> PrunePane:
     return pane
 
 
+@contextlib.asynccontextmanager
+async def real_app(session: Session, thread_factory):
+    """The app on the real engine (served in a thread), the Prune pane shown with the session's
+    newest run loaded and swept: (app, pilot, the pane)."""
+    app = LlmlabApp(copy.deepcopy(session), None, engine_factory=thread_factory)
+    async with app.run_test(size=SIZE) as pilot:
+        yield app, pilot, await show_loaded(pilot)
+
+
 # --------------------------------------------------------------------------- the real engine
 
 
@@ -87,9 +96,7 @@ def test_slider_prunes_a_copy_and_the_trained_model_stays_dense(trained, thread_
     assert any(name.endswith(".pt") for name in before), before
 
     async def main() -> None:
-        app = LlmlabApp(copy.deepcopy(session), None, engine_factory=thread_factory)
-        async with app.run_test(size=SIZE) as pilot:
-            pane = await show_loaded(pilot)
+        async with real_app(session, thread_factory) as (app, pilot, pane):
             await wait_for_screen(pilot, run_dir.name)
             text = screen_text(app)
             assert run_dir.name in text and "step 60" in text
@@ -138,9 +145,7 @@ def test_quantize_fine_tune_and_write(trained, thread_factory, thread_engines) -
     session, run_dir = trained
 
     async def main() -> None:
-        app = LlmlabApp(copy.deepcopy(session), None, engine_factory=thread_factory)
-        async with app.run_test(size=SIZE) as pilot:
-            pane = await show_loaded(pilot)
+        async with real_app(session, thread_factory) as (app, pilot, pane):
             await pilot.press(*["right"] * 6)
             await wait_for(pilot, lambda: pane.candidate is not None and not pane.pruning
                            and pane.percent == 30 and pane.candidate.label == "magnitude 30%",
@@ -215,9 +220,7 @@ def test_layers_view_palette_and_sweep_again(trained, thread_factory, thread_eng
     session, _run_dir = trained
 
     async def main() -> None:
-        app = LlmlabApp(copy.deepcopy(session), None, engine_factory=thread_factory)
-        async with app.run_test(size=SIZE) as pilot:
-            pane = await show_loaded(pilot)
+        async with real_app(session, thread_factory) as (app, pilot, pane):
             await pilot.press("right", "right", "right", "right")
             await wait_for(pilot, lambda: pane.candidate is not None and not pane.pruning
                            and pane.candidate.label == "magnitude 20%", 10, "the candidate")
