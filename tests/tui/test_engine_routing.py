@@ -27,8 +27,8 @@ def test_engine_events_reach_subscribers_once_without_bubbling_twice() -> None:
     client.subscribe(pane, msg.ModelLoaded, msg.Status)  # type: ignore[arg-type]
     client.subscribe(other, msg.Compressed)  # type: ignore[arg-type]
     figures = ModelFigures("dense", 10, 10, 0.0, 40, 1.0, 2.7, 0.5, 0.9, 1.0)
-    client._dispatch(msg.ModelLoaded("runs/a/1", "gpt", 60, 17, 32, figures))
-    client._dispatch(msg.Status("idle"))
+    client.deliver(msg.ModelLoaded("runs/a/1", "gpt", 60, 17, 32, figures))
+    client.deliver(msg.Status("idle"))
     assert [type(m) for m in target.got + pane.got] == [EngineEvent] * 4
     assert [type(m.event) for m in target.got] == [msg.ModelLoaded, msg.Status]
     assert [type(m.event) for m in pane.got] == [msg.ModelLoaded, msg.Status]
@@ -75,5 +75,5 @@ def test_the_app_sees_an_engine_event_before_any_pane() -> None:
                           observe=lambda event: order.append(type(event).__name__))
     client.subscribe(Pump("pane"), msg.ModelLoaded)  # type: ignore[arg-type]
     figures = ModelFigures("dense", 10, 10, 0.0, 40, 1.0, 2.7, 0.5, 0.9, 1.0)
-    client._dispatch(msg.ModelLoaded("runs/a/1", "gpt", 60, 17, 32, figures))
+    client.deliver(msg.ModelLoaded("runs/a/1", "gpt", 60, 17, 32, figures))
     assert order == ["ModelLoaded", "target", "pane"]

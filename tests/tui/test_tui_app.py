@@ -199,7 +199,7 @@ def test_quit_during_training_asks_and_stop_leaves_no_process(tmp_path: Path) ->
             await wait_for(pilot, lambda: isinstance(app.screen, QuitJobScreen), 10,
                            "the quit question")
             await pilot.press("s")
-            await wait_for(pilot, lambda: app._exit, 90, "the app to exit")
+            await wait_for(pilot, lambda: app.return_code is not None, 90, "the app to exit")
         assert not app.client.alive
         run_dir = Path(app.training.run_dir)
         assert list((run_dir / "checkpoints").glob("step-*")), "no checkpoint on quit"
