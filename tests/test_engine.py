@@ -10,11 +10,11 @@ import json
 import math
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import torch
+from helpers.engines import Hook, of, recording_engine
 from helpers.sessions import tiny_session
 
 import core.trainer
@@ -25,30 +25,14 @@ from core.runs import read_metrics, read_run_info
 from core.samples import sample_dir, synthetic_entropy_rate
 from core.session import Session
 
-Hook = Callable[[Engine, msg.Event], None]
-
-
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def run(session: Session, hook: Hook | None = None,
         resume: str | Path | None = None) -> tuple[Engine, str, list[msg.Event]]:
     """Train in-process; (engine, final state, every event in order)."""
-    events: list[msg.Event] = []
-    engine: Engine
-
-    def emit(event: msg.Event) -> None:
-        events.append(event)
-        if hook is not None:
-            hook(engine, event)
-
-    engine = Engine(session, emit)
-    final = engine.train(resume)
-    return engine, final, events
-
-
-def of(events: list[msg.Event], cls: type) -> list:
-    return [e for e in events if isinstance(e, cls)]
+    engine, events = recording_engine(session, hook)
+    return engine, engine.train(resume), events
 
 
 def run_dir_of(events: list[msg.Event]) -> Path:

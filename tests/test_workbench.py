@@ -13,11 +13,11 @@ import os
 import queue
 import subprocess
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import torch
+from helpers.engines import Hook, of, recording_engine
 from helpers.sessions import tiny_session
 
 from core import messages as msg
@@ -27,9 +27,6 @@ from core.prune import METHODS
 from core.session import Session
 from core.values import SWEEP_LEVELS
 from core.workbench import Workbench
-
-Hook = Callable[[Engine, msg.Event], None]
-
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -79,21 +76,9 @@ def serve(session: Session, *commands: msg.Command,
     commands_q = Script()
     for command in commands:
         commands_q.put(command)
-    events: list[msg.Event] = []
-    engine: Engine
-
-    def emit(event: msg.Event) -> None:
-        events.append(event)
-        if hook is not None:
-            hook(engine, event)
-
-    engine = Engine(session, emit, commands_q)
+    engine, events = recording_engine(session, hook, commands_q)
     engine.serve()  # returns: every command, failing or not, was answered
     return engine, events
-
-
-def of(events: list[msg.Event], cls: type) -> list:
-    return [e for e in events if isinstance(e, cls)]
 
 
 def no_errors(events: list[msg.Event]) -> None:
