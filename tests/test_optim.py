@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+from helpers.models import tiny_config
 from torch import nn
 
 from core.errors import LlmlabError
@@ -18,16 +19,31 @@ from core.optim import (
     set_lr,
     set_weight_decay,
 )
-from core.session import ModelConfig, OptimConfig
+from core.session import OptimConfig
 
 VOCAB = 11
 
 
 def tiny(arch: str, **overrides) -> nn.Module:
     torch.manual_seed(0)
-    cfg = ModelConfig(**{"arch": arch, "n_layer": 2, "n_head": 2, "n_embd": 8, "context": 6,
-                         "bias": True, **overrides})
-    return build_model(cfg, VOCAB)
+    return build_model(tiny_config(arch, **{"n_embd": 8, "context": 6, "bias": True,
+                                            **overrides}), VOCAB)
+
+
+def step_without_gradient(model: nn.Module, opt: torch.optim.Optimizer) -> None:
+    """One step with every gradient zero: only decoupled weight decay can move a weight."""
+    for p in model.parameters():
+        p.grad = torch.zeros_like(p)
+    opt.step()
+
+
+def first_weight_after_a_step(model: nn.Module,
+                              opt: torch.optim.Optimizer) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first weight of the first group (before, after) a step without gradient."""
+    w = opt.param_groups[0]["params"][0]
+    start = w.detach().clone()
+    step_without_gradient(model, opt)
+    return start, w.detach()
 
 
 def group_names(model: nn.Module, opt: torch.optim.Optimizer) -> dict[str, str]:
@@ -163,9 +179,7 @@ def test_weight_decay_is_decoupled_for_every_optimizer(name: str) -> None:
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     opt = build_optimizer(model, OptimConfig(name=name, lr=0.1, weight_decay=0.5))
     for _ in range(2):  # a second step: SGD's momentum must not carry any decay either
-        for p in model.parameters():
-            p.grad = torch.zeros_like(p)
-        opt.step()
+        step_without_gradient(model, opt)
     groups = group_names(model, opt)
     for n, p in model.named_parameters():
         factor = (1 - 0.1 * 0.5) ** 2 if groups[n] == "decay" else 1.0
@@ -178,12 +192,8 @@ def test_decoupled_decay_follows_the_scheduled_lr(name: str) -> None:
     model = tiny("mlp")
     opt = build_optimizer(model, OptimConfig(name=name, lr=0.1, weight_decay=0.5))
     set_lr(opt, 0.02)
-    w = opt.param_groups[0]["params"][0]
-    start = w.detach().clone()
-    for p in model.parameters():
-        p.grad = torch.zeros_like(p)
-    opt.step()
-    torch.testing.assert_close(w.detach(), start * (1 - 0.02 * 0.5))
+    start, after = first_weight_after_a_step(model, opt)
+    torch.testing.assert_close(after, start * (1 - 0.02 * 0.5))
 
 
 def test_an_old_l2_adam_state_resumes_decoupled() -> None:
@@ -196,12 +206,8 @@ def test_an_old_l2_adam_state_resumes_decoupled() -> None:
     opt.load_state_dict(old.state_dict())
     assert opt.param_groups[0]["decoupled_weight_decay"] is False
     set_weight_decay(opt, 0.5)
-    w = opt.param_groups[0]["params"][0]
-    start = w.detach().clone()
-    for p in model.parameters():
-        p.grad = torch.zeros_like(p)
-    opt.step()
-    torch.testing.assert_close(w.detach(), start * (1 - 0.1 * 0.5))
+    start, after = first_weight_after_a_step(model, opt)
+    torch.testing.assert_close(after, start * (1 - 0.1 * 0.5))
 
 
 @pytest.mark.parametrize(("name", "lr", "wd", "warned"), [
@@ -238,9 +244,7 @@ def test_set_weight_decay_changes_the_decay_group_only() -> None:
     set_weight_decay(opt, 0.5)
     assert [g["weight_decay"] for g in opt.param_groups] == [0.5, 0.0]
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
-    for p in model.parameters():
-        p.grad = torch.zeros_like(p)
-    opt.step()  # zero gradients: only decoupled decay moves anything
+    step_without_gradient(model, opt)  # only decoupled decay moves anything
     groups = group_names(model, opt)
     for name, p in model.named_parameters():
         factor = 0.95 if groups[name] == "decay" else 1.0
