@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers.models import tiny_config
 from torch import nn
 
 from core.checkpoint import (
@@ -21,14 +22,13 @@ from core.checkpoint import (
 )
 from core.errors import CheckpointError, LlmlabError
 from core.models import build_model
-from core.session import ModelConfig
 
 VOCAB = 13
 
 
 def tiny(arch: str, **overrides) -> nn.Module:
-    settings = dict(arch=arch, n_layer=1, n_head=2, n_embd=16, context=8)
-    return build_model(ModelConfig(**{**settings, **overrides}), VOCAB)
+    return build_model(tiny_config(arch, **{"n_layer": 1, "n_embd": 16, "context": 8,
+                                            **overrides}), VOCAB)
 
 
 def trained_state(model: nn.Module) -> dict:

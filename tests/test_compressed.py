@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers.models import tiny_config
 from safetensors import safe_open
 from torch import nn
 from torch.nn.utils import prune
@@ -27,8 +28,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def tiny(arch: str, **overrides) -> tuple[ModelConfig, nn.Module]:
-    cfg = ModelConfig(**{"arch": arch, "n_layer": 2, "n_head": 2, "n_embd": 24,
-                         "context": CONTEXT, **overrides})
+    cfg = tiny_config(arch, **{"n_embd": 24, "context": CONTEXT, **overrides})
     torch.manual_seed(0)
     return cfg, build_model(cfg, VOCAB).eval()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers.models import tiny_config
 from torch import nn
 
 from core.models import (
@@ -22,12 +23,6 @@ ARCHS = ("mlp", "lstm", "gru", "gpt")
 VOCAB = 11
 
 
-def tiny(arch: str, **overrides) -> ModelConfig:
-    """A model config small enough to train in a test."""
-    settings = dict(arch=arch, n_layer=2, n_head=2, n_embd=32, context=16)
-    return ModelConfig(**{**settings, **overrides})
-
-
 def tokens(batch: int, length: int, seed: int = 0) -> torch.Tensor:
     return torch.randint(0, VOCAB, (batch, length), generator=torch.Generator().manual_seed(seed))
 
@@ -39,7 +34,7 @@ def _seed() -> None:
 
 @pytest.mark.parametrize("arch", ARCHS)
 def test_build_model_gives_the_family_asked_for(arch: str) -> None:
-    model = build_model(tiny(arch), VOCAB)
+    model = build_model(tiny_config(arch), VOCAB)
     expected = {"mlp": MLPLM, "lstm": RecurrentLM, "gru": RecurrentLM, "gpt": GPT}[arch]
     assert isinstance(model, expected) and isinstance(model, LanguageModel)
     assert model.arch == arch
@@ -48,19 +43,19 @@ def test_build_model_gives_the_family_asked_for(arch: str) -> None:
 
 def test_build_model_rejects_unknown_arch() -> None:
     with pytest.raises(ValueError, match="arch"):
-        build_model(tiny("transformer-xl"), VOCAB)
+        build_model(tiny_config("transformer-xl"), VOCAB)
 
 
 @pytest.mark.parametrize("arch", ARCHS)
 @pytest.mark.parametrize("length", [1, 7, 16])
 def test_logits_shape(arch: str, length: int) -> None:
-    model = build_model(tiny(arch), VOCAB)
+    model = build_model(tiny_config(arch), VOCAB)
     assert model(tokens(3, length)).shape == (3, length, VOCAB)
 
 
 @pytest.mark.parametrize("arch", ARCHS)
 def test_causal_logits_at_t_ignore_later_tokens(arch: str) -> None:
-    model = build_model(tiny(arch), VOCAB).eval()
+    model = build_model(tiny_config(arch), VOCAB).eval()
     idx = tokens(2, 16)
     full = model(idx)
     for t in (0, 5, 14):
@@ -72,7 +67,7 @@ def test_causal_logits_at_t_ignore_later_tokens(arch: str) -> None:
 
 
 def test_mlp_sees_only_its_window() -> None:
-    model = build_model(tiny("mlp", context=4), VOCAB).eval()
+    model = build_model(tiny_config("mlp", context=4), VOCAB).eval()
     idx = tokens(1, 12)
     changed = idx.clone()
     changed[0, 0] = (changed[0, 0] + 1) % VOCAB
@@ -82,14 +77,14 @@ def test_mlp_sees_only_its_window() -> None:
 
 
 def test_gpt_rejects_sequences_longer_than_its_context() -> None:
-    model = build_model(tiny("gpt"), VOCAB)
+    model = build_model(tiny_config("gpt"), VOCAB)
     with pytest.raises(ValueError, match="context"):
         model(tokens(1, 17))
 
 
 def test_gpt_needs_n_head_to_divide_n_embd() -> None:
     with pytest.raises(ValueError, match="n_head"):
-        build_model(tiny("gpt", n_head=5), VOCAB)
+        build_model(tiny_config("gpt", n_head=5), VOCAB)
 
 
 # nanoGPT (model.py) with n_layer=4, n_head=4, n_embd=128, block_size=64, vocab_size=65:
@@ -124,14 +119,14 @@ def test_gpt_flops_per_token_formula() -> None:
 
 @pytest.mark.parametrize("arch", ARCHS)
 def test_flops_per_token_positive_and_growing_with_width(arch: str) -> None:
-    narrow = build_model(tiny(arch, n_embd=32), VOCAB).flops_per_token()
-    wide = build_model(tiny(arch, n_embd=64), VOCAB).flops_per_token()
+    narrow = build_model(tiny_config(arch, n_embd=32), VOCAB).flops_per_token()
+    wide = build_model(tiny_config(arch, n_embd=64), VOCAB).flops_per_token()
     assert 0 < narrow < wide
 
 
 @pytest.mark.parametrize("arch", ARCHS)
 def test_flops_per_token_at_least_twice_the_matmul_weights(arch: str) -> None:
-    model = build_model(tiny(arch), VOCAB)
+    model = build_model(tiny_config(arch), VOCAB)
     # Every parameter except embeddings, norms and biases is used once per token in a matmul.
     matmul = sum(p.numel() for name, p in model.named_parameters()
                  if p.dim() == 2 and "wte" not in name and "wpe" not in name)
@@ -143,7 +138,7 @@ def test_each_family_overfits_a_repeating_sequence(arch: str) -> None:
     pattern = torch.tensor([0, 1, 2, 3, 1, 4, 5, 2, 6, 3])  # next token needs more than one back
     data = pattern.repeat(4)[None, :33]
     x, y = data[:, :-1], data[:, 1:]
-    cfg = tiny(arch, n_layer=1, n_embd=32, context=32, activation="relu")
+    cfg = tiny_config(arch, n_layer=1, n_embd=32, context=32, activation="relu")
     model = build_model(cfg, VOCAB)
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     losses = []
@@ -158,7 +153,7 @@ def test_each_family_overfits_a_repeating_sequence(arch: str) -> None:
 
 @pytest.mark.parametrize("arch", ARCHS)
 def test_tied_embeddings_share_storage(arch: str) -> None:
-    cfg = tiny(arch, n_hidden=32)  # mlp and rnn tie only when the hidden width equals n_embd
+    cfg = tiny_config(arch, n_hidden=32)  # mlp and rnn tie only when the hidden width equals n_embd
     model = build_model(cfg, VOCAB)
     head, emb = model.lm_head.weight, model.get_submodule(_wte(arch)).weight
     assert head is emb
@@ -170,13 +165,13 @@ def test_tied_embeddings_share_storage(arch: str) -> None:
 
 @pytest.mark.parametrize("arch", ARCHS)
 def test_untied_embeddings_are_separate(arch: str) -> None:
-    model = build_model(tiny(arch, n_hidden=32, tie_embeddings=False), VOCAB)
+    model = build_model(tiny_config(arch, n_hidden=32, tie_embeddings=False), VOCAB)
     assert model.lm_head.weight.data_ptr() != model.get_submodule(_wte(arch)).weight.data_ptr()
 
 
 @pytest.mark.parametrize("arch", ["mlp", "lstm", "gru"])
 def test_tying_is_skipped_when_widths_differ(arch: str) -> None:
-    model = build_model(tiny(arch, n_hidden=48, tie_embeddings=True), VOCAB)
+    model = build_model(tiny_config(arch, n_hidden=48, tie_embeddings=True), VOCAB)
     assert model.lm_head.weight.shape == (VOCAB, 48)
     assert model.lm_head.weight.data_ptr() != model.wte.weight.data_ptr()
 
@@ -187,14 +182,14 @@ def _wte(arch: str) -> str:
 
 @pytest.mark.parametrize("arch", ARCHS)
 def test_no_dropout_is_deterministic_in_train_mode(arch: str) -> None:
-    model = build_model(tiny(arch, dropout=0.0), VOCAB).train()
+    model = build_model(tiny_config(arch, dropout=0.0), VOCAB).train()
     idx = tokens(2, 16)
     assert torch.equal(model(idx), model(idx))
 
 
 @pytest.mark.parametrize("arch", ARCHS)
 def test_dropout_acts_in_train_mode_only(arch: str) -> None:
-    model = build_model(tiny(arch, dropout=0.5), VOCAB)
+    model = build_model(tiny_config(arch, dropout=0.5), VOCAB)
     idx = tokens(2, 16)
     model.train()
     assert not torch.equal(model(idx), model(idx))
@@ -204,7 +199,7 @@ def test_dropout_acts_in_train_mode_only(arch: str) -> None:
 
 @pytest.mark.parametrize("arch", ["lstm", "gru"])
 def test_carried_state_continues_the_sequence(arch: str) -> None:
-    model = build_model(tiny(arch), VOCAB).eval()
+    model = build_model(tiny_config(arch), VOCAB).eval()
     idx = tokens(2, 16)
     full = model(idx)
     first, state = model.forward_with_state(idx[:, :9])
@@ -216,7 +211,7 @@ def test_carried_state_continues_the_sequence(arch: str) -> None:
 def test_activation_is_used_by_the_models(name: str) -> None:
     assert isinstance(make_activation(name), nn.Module)
     for arch in ("mlp", "gpt"):
-        model = build_model(tiny(arch, activation=name), VOCAB)
+        model = build_model(tiny_config(arch, activation=name), VOCAB)
         assert any(isinstance(m, ACTIVATIONS[name]) for m in model.modules())
 
 
@@ -228,7 +223,7 @@ def test_unknown_activation_is_a_clear_error() -> None:
 @pytest.mark.parametrize("bias", [False, True])
 @pytest.mark.parametrize("arch", ARCHS)
 def test_bias_option_reaches_every_layer(arch: str, bias: bool) -> None:
-    model = build_model(tiny(arch, bias=bias), VOCAB)
+    model = build_model(tiny_config(arch, bias=bias), VOCAB)
     gpt_head = "lm_head" if arch == "gpt" else None  # nanoGPT's head never has a bias
     layers = [m for name, m in model.named_modules()
               if isinstance(m, (nn.Linear, nn.LayerNorm)) and name != gpt_head]

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers.models import tiny_config
 from torch import nn
 from torch.nn.utils import prune
 
@@ -46,11 +47,6 @@ def dataset(tmp_path_factory: pytest.TempPathFactory) -> TokenDataset:
     return load_dataset(DataConfig(corpus=str(root / "corpus.txt")), cache_dir=root / "cache")
 
 
-def tiny_cfg(arch: str, **overrides) -> ModelConfig:
-    return ModelConfig(**{"arch": arch, "n_layer": 2, "n_head": 2, "n_embd": 32,
-                          "context": CONTEXT, **overrides})
-
-
 def train(cfg: ModelConfig, dataset: TokenDataset, steps: int = 25) -> nn.Module:
     """A few Adam steps, so that the logits mean something (an untrained model is ~uniform)."""
     torch.manual_seed(0)
@@ -73,7 +69,7 @@ _TRAINED: dict[str, nn.Module] = {}
 def trained(dataset: TokenDataset):
     def get(arch: str) -> nn.Module:
         if arch not in _TRAINED:
-            _TRAINED[arch] = train(tiny_cfg(arch), dataset)
+            _TRAINED[arch] = train(tiny_config(arch), dataset)
         return _TRAINED[arch]
     return get
 
@@ -199,7 +195,7 @@ def _prune_all(model: nn.Module, amount: float, remove: bool) -> None:
 @pytest.mark.parametrize("remove", [True, False], ids=["folded", "masks-attached"])
 @pytest.mark.parametrize("arch", ["gpt", "mlp"])
 def test_pruned_then_quantized_keeps_zeros(arch: str, remove: bool, dataset: TokenDataset) -> None:
-    model = train(tiny_cfg(arch, tie_embeddings=False), dataset, steps=5)
+    model = train(tiny_config(arch, tie_embeddings=False), dataset, steps=5)
     _prune_all(model, 0.5, remove)
     zeros = {name: m.weight == 0 for name, m in model.named_modules()
              if isinstance(m, nn.Linear)}
@@ -217,7 +213,7 @@ def test_pruned_then_quantized_keeps_zeros(arch: str, remove: bool, dataset: Tok
 @pytest.mark.parametrize("arch", ["lstm", "gru"])
 def test_pruned_recurrent_weights_stay_zero(arch: str, remove: bool) -> None:
     torch.manual_seed(0)
-    model = build_model(tiny_cfg(arch), 12).eval()
+    model = build_model(tiny_config(arch), 12).eval()
     for name in ("weight_ih_l0", "weight_hh_l0", "weight_hh_l1"):
         prune.l1_unstructured(model.rnn, name, amount=0.6)
         if remove:
@@ -239,7 +235,7 @@ def test_pruned_recurrent_weights_stay_zero(arch: str, remove: bool) -> None:
 @pytest.mark.parametrize("arch", ["lstm", "gru"])
 def test_recurrent_with_and_without_bias(arch: str, bias: bool) -> None:
     torch.manual_seed(0)
-    model = build_model(tiny_cfg(arch, bias=bias), 12).eval()
+    model = build_model(tiny_config(arch, bias=bias), 12).eval()
     q = quantize_int8(model)
     x = torch.randint(12, (2, CONTEXT))
     with torch.no_grad():
