@@ -4,12 +4,10 @@ collapses a word-level LSTM (issue 10, item 1)."""
 from __future__ import annotations
 
 import math
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from helpers.cli import llmlab
 from helpers.sessions import tiny_session
 
 from core import messages as msg
@@ -126,11 +124,8 @@ def test_headless_training_prints_the_collapse_warning(tmp_path) -> None:
                 "optim.momentum": 0, "optim.weight_decay": 50, "optim.schedule": "constant",
                 "optim.warmup_steps": 2, "train.max_steps": 40, "train.eval_interval": 10,
                 "train.batch_size": 8, "train.eval_iters": 4, "train.seed": 1}
-    args = [a for k, v in settings.items() for a in ("--set", f"{k}={v}")]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "COLUMNS": "300",
-           "LLMLAB_CACHE_DIR": str(tmp_path / "cache")}
     save_session(Session(name="s"), tmp_path / "s.toml")
-    out = subprocess.run([sys.executable, "-m", "llmlab", "train", "s.toml", *args], cwd=tmp_path,
-                         env=env, capture_output=True, text=True, timeout=120)
+    out = llmlab(tmp_path, "train", "s.toml", sets=[f"{k}={v}" for k, v in settings.items()],
+                 columns=300)
     assert out.returncode == 0, out.stderr
     assert "warning: step 30: collapsed: val loss 2.8332 = ln(vocab 17)" in out.stdout + out.stderr

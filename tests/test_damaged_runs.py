@@ -5,9 +5,9 @@ tests/tui/test_damaged_runs_pane.py)."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
+
+from helpers.cli import llmlab
 
 from core.run_writer import RunWriter
 from core.runs import find_run, list_runs
@@ -61,9 +61,8 @@ def test_list_runs_shows_each_damaged_run_with_its_cause_beside_the_good_one(tmp
 def test_llmlab_runs_lists_the_good_run_and_the_damaged_ones(tmp_path):
     good_run(tmp_path / "runs")
     causes = bad_runs(tmp_path / "runs")
-    result = subprocess.run([sys.executable, "-m", "llmlab", "runs", "--runs-dir", "runs"],
-                            cwd=tmp_path, capture_output=True, text=True, timeout=60,
-                            env={**os.environ, "COLUMNS": "200"})
+    result = llmlab(tmp_path, "runs", "--runs-dir", "runs", columns=200, cache=False,
+                    timeout=60)
     assert result.returncode == 0, result.stderr
     assert GOOD in result.stdout and "finished" in result.stdout
     for run_id in causes:

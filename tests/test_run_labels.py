@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers.cli import llmlab
 
 from core.errors import LlmlabError
 from core.run_writer import RunWriter
@@ -92,9 +93,7 @@ def test_runs_and_names_need_no_torch(tmp_path: Path) -> None:
 def test_llmlab_runs_shows_a_runs_name_and_notes(tmp_path: Path) -> None:
     run_dir = make_run(tmp_path / "runs", "20250101-120000")
     set_run_label(run_dir, name="[b]w[/]", notes="x\x1b[2J\nsecond")
-    result = subprocess.run([sys.executable, "-m", "llmlab", "runs"], cwd=tmp_path,
-                            capture_output=True, text=True, timeout=60,
-                            env={**__import__("os").environ, "COLUMNS": "120"})
+    result = llmlab(tmp_path, "runs", columns=120, cache=False, timeout=60)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     (i,) = [n for n, line in enumerate(lines) if "s/20250101-120000" in line]
