@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from helpers.cli import llmlab
 
-from core.session import Session, load_session, save_session
+from core.session import Session, load_session, save_session, set_field
+
+
+def saved(folder: Path, name: str, fields: dict[str, Any]) -> None:
+    """A session `name` with `fields` (dotted path -> value) set, saved as folder/<name>.toml."""
+    session = Session(name=name)
+    for path, value in fields.items():
+        set_field(session, path, value)
+    save_session(session, folder / f"{name}.toml")
 
 
 @pytest.fixture
@@ -71,10 +80,7 @@ def test_init_writes_a_valid_session_and_never_overwrites(run, tmp_path):
 
 def test_data_shows_statistics_and_caches(run, tmp_path):
     (tmp_path / "corpus.txt").write_text("the cat sat on the mat\n" * 50)
-    session = Session(name="d")
-    session.data.corpus = "corpus.txt"
-    session.data.tokenizer = "word"
-    save_session(session, tmp_path / "d.toml")
+    saved(tmp_path, "d", {"data.corpus": "corpus.txt", "data.tokenizer": "word"})
     first = run("data", "d.toml", "--preview", "30")
     assert first.returncode == 0, first.stderr
     assert "tokenized now" in first.stdout
@@ -136,10 +142,7 @@ def test_check_refuses_what_train_would_fail_on_one_line_each(run, tmp_path):
 def test_check_ok_for_a_text_folder_and_a_runs_folder_still_to_make(run, tmp_path):
     (tmp_path / "texts" / "sub").mkdir(parents=True)
     (tmp_path / "texts" / "sub" / "a.txt").write_text("some text\n" * 100)  # room for val
-    session = Session(name="f")
-    session.data.corpus = "texts"
-    session.train.runs_dir = "new/runs"
-    save_session(session, tmp_path / "f.toml")
+    saved(tmp_path, "f", {"data.corpus": "texts", "train.runs_dir": "new/runs"})
     result = run("check", "f.toml")
     assert result.returncode == 0, result.stderr
     assert not (tmp_path / "new").exists()
@@ -162,10 +165,7 @@ def test_data_shows_a_corpus_path_and_tokens_with_brackets_as_they_are(run, tmp_
     """A folder named "[draft]" was read as Rich markup: the line said "/tmp/.../ (1 file"."""
     (tmp_path / "[draft]").mkdir()
     (tmp_path / "[draft]" / "a.txt").write_text("[b] [b] [b] cat\n" * 20)
-    session = Session(name="m")
-    session.data.corpus = "[draft]"
-    session.data.tokenizer = "word"
-    save_session(session, tmp_path / "m.toml")
+    saved(tmp_path, "m", {"data.corpus": "[draft]", "data.tokenizer": "word"})
     result = run("data", "m.toml", "--preview", "0")
     assert result.returncode == 0, result.stderr
     squeezed = "".join(result.stdout.split())  # (wherever a long tmp path was folded)
