@@ -3,9 +3,12 @@ sleep), reading the screen as text, typing into the app, and a scripted engine."
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import functools
 import io
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -13,6 +16,28 @@ from typing import Any
 from core import messages as msg
 from core.session import Session
 from helpers.sessions import small_session
+
+
+def sync(test: Callable[..., Coroutine[Any, Any, None]]) -> Callable[..., None]:
+    """Run an async test (with its fixtures) to its end."""
+
+    @functools.wraps(test)
+    def run(*args: Any, **kwargs: Any) -> None:
+        asyncio.run(test(*args, **kwargs))
+
+    return run
+
+
+@contextlib.asynccontextmanager
+async def app_at(folder: Path, size: tuple[int, int] = (80, 24),
+                 **kwargs: Any) -> AsyncIterator[tuple[Any, Any]]:
+    """The app on the small session of `folder` (no session file; `kwargs` to LlmlabApp, an
+    engine_factory...), run for a test at `size`: (app, pilot)."""
+    from tui.app import LlmlabApp
+
+    app = LlmlabApp(small_session(folder), None, **kwargs)
+    async with app.run_test(size=size) as pilot:
+        yield app, pilot
 
 
 async def wait_for(pilot, condition: Callable[[], Any], timeout: float = 30.0,

@@ -8,15 +8,19 @@ snapshot plays a scripted engine so that nothing speed-dependent is on screen.
 
 from __future__ import annotations
 
-import asyncio
 import copy
-import functools
-from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Any
 
 import pytest
-from helpers.tui import FakeEngine, paste, small_session, train_tiny_run, type_text, wait_for
+from helpers.tui import (
+    FakeEngine,
+    paste,
+    small_session,
+    sync,
+    train_tiny_run,
+    type_text,
+    wait_for,
+)
 from rich.cells import cell_len
 
 from core import messages as msg
@@ -28,16 +32,6 @@ from tui.panes.generate import GeneratePane
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 SIZE = (80, 24)
-
-
-def sync(test: Callable[..., Coroutine[Any, Any, None]]) -> Callable[..., None]:
-    """Run an async test (with its fixtures) to its end."""
-
-    @functools.wraps(test)
-    def run(*args: Any, **kwargs: Any) -> None:
-        asyncio.run(test(*args, **kwargs))
-
-    return run
 
 
 def pane_of(app: LlmlabApp) -> GeneratePane:
