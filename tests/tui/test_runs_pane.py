@@ -14,10 +14,12 @@ from pathlib import Path
 import pytest
 from helpers.tui import (
     _palette_has,
+    app_at,
     notifications,
     paste,
     screen_text,
     small_session,
+    sync,
     wait_for,
     wait_for_screen,
 )
@@ -125,138 +127,123 @@ def table_rows(app: LlmlabApp) -> list[list[str]]:
 # --------------------------------------------------------------------------- the table
 
 
-def test_table_lists_runs_with_steps_and_best_val_loss(real_runs) -> None:
+@sync
+async def test_table_lists_runs_with_steps_and_best_val_loss(real_runs) -> None:
     base, (tiny, other) = real_runs
 
-    async def scenario() -> None:
-        app = LlmlabApp(small_session(base), None)
-        async with app.run_test(size=SIZE) as pilot:
-            await show_runs(pilot, app)
-            rows = table_rows(app)
-            assert [row[1] for row in rows] == [f"tiny/{tiny.name}", f"other/{other.name}"]
-            for row, run_dir in zip(rows, (tiny, other), strict=True):
-                info = read_run_info(run_dir)
-                assert row[5] == "60/60"
-                assert row[6] == f"{info['best_val_loss']:.3f}"
-                assert row[3] == "gpt" and row[8] == "finished"
-            await wait_for_screen(pilot, "2 runs  ⏎ plotted 0")
-            text = screen_text(app)
-            assert f"tiny/{tiny.name}" in text and "2 runs  ⏎ plotted 0" in text
-            assert isinstance(app.focused, RunsTable)
-
-    run(scenario())
+    async with app_at(base) as (app, pilot):
+        await show_runs(pilot, app)
+        rows = table_rows(app)
+        assert [row[1] for row in rows] == [f"tiny/{tiny.name}", f"other/{other.name}"]
+        for row, run_dir in zip(rows, (tiny, other), strict=True):
+            info = read_run_info(run_dir)
+            assert row[5] == "60/60"
+            assert row[6] == f"{info['best_val_loss']:.3f}"
+            assert row[3] == "gpt" and row[8] == "finished"
+        await wait_for_screen(pilot, "2 runs  ⏎ plotted 0")
+        text = screen_text(app)
+        assert f"tiny/{tiny.name}" in text and "2 runs  ⏎ plotted 0" in text
+        assert isinstance(app.focused, RunsTable)
 
 
-def test_refresh_key_finds_a_new_run(tmp_path: Path) -> None:
+@sync
+async def test_refresh_key_finds_a_new_run(tmp_path: Path) -> None:
     synthetic_runs(tmp_path)
 
-    async def scenario() -> None:
-        app = LlmlabApp(small_session(tmp_path), None)
-        async with app.run_test(size=SIZE) as pilot:
-            pane = await show_runs(pilot, app)
-            assert len(table_rows(app)) == 3
-            synthetic_run(tmp_path / "runs", "tiny", "20250104-080000", "2025-01-04T08:00:00",
-                          40, 0.9)
-            before = pane.scans
-            await pilot.press("ctrl+r")
-            await wait_for(pilot, lambda: pane.scans > before, 20, "the refresh")
-            rows = table_rows(app)
-            assert rows[0][1] == "tiny/20250104-080000" and rows[0][5] == "40/40"
-            # The session's own runs come first, the other session's last.
-            assert [r[1].split("/")[0] for r in rows] == ["tiny", "tiny", "tiny", "other"]
-
-    run(scenario())
+    async with app_at(tmp_path) as (app, pilot):
+        pane = await show_runs(pilot, app)
+        assert len(table_rows(app)) == 3
+        synthetic_run(tmp_path / "runs", "tiny", "20250104-080000", "2025-01-04T08:00:00",
+                      40, 0.9)
+        before = pane.scans
+        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: pane.scans > before, 20, "the refresh")
+        rows = table_rows(app)
+        assert rows[0][1] == "tiny/20250104-080000" and rows[0][5] == "40/40"
+        # The session's own runs come first, the other session's last.
+        assert [r[1].split("/")[0] for r in rows] == ["tiny", "tiny", "tiny", "other"]
 
 
-def test_no_runs_says_how_to_make_one(tmp_path: Path) -> None:
-    async def scenario() -> None:
-        app = LlmlabApp(small_session(tmp_path), None)
-        async with app.run_test(size=SIZE) as pilot:
-            await show_runs(pilot, app)
-            await pilot.pause()
-            await wait_for_screen(pilot, "Press s to train the session")
-            text = " ".join(screen_text(app).split())
-            assert "No runs yet" in text and "Press s to train the session" in text
-            await pilot.press("o")
-            await wait_for(pilot, lambda: any("no run here yet" in n
-                                              for n in notifications(app)), 5, "the notice")
-
-    run(scenario())
+@sync
+async def test_no_runs_says_how_to_make_one(tmp_path: Path) -> None:
+    async with app_at(tmp_path) as (app, pilot):
+        await show_runs(pilot, app)
+        await pilot.pause()
+        await wait_for_screen(pilot, "Press s to train the session")
+        text = " ".join(screen_text(app).split())
+        assert "No runs yet" in text and "Press s to train the session" in text
+        await pilot.press("o")
+        await wait_for(pilot, lambda: any("no run here yet" in n
+                                          for n in notifications(app)), 5, "the notice")
 
 
 # --------------------------------------------------------------------------- the overlay
 
 
-def test_select_two_runs_overlays_their_curves_smoothing_and_log(real_runs) -> None:
+@sync
+async def test_select_two_runs_overlays_their_curves_smoothing_and_log(real_runs) -> None:
     base, (tiny, other) = real_runs
 
-    async def scenario() -> None:
-        app = LlmlabApp(small_session(base), None)
-        async with app.run_test(size=SIZE) as pilot:
-            pane = await show_runs(pilot, app)
-            await pilot.press("enter", "down", "enter")
-            await wait_for(pilot, lambda: len(pane.plot_data().series) == 4, 20,
-                           "two runs' curves")
-            data = pane.plot_data()
-            by_label = {s.label: s for s in data.series}
-            assert set(by_label) == {f"tiny/{tiny.name} train", f"tiny/{tiny.name} val",
-                                     f"other/{other.name} train", f"other/{other.name} val"}
-            # One colour per run, train and val in it.
-            assert by_label[f"tiny/{tiny.name} train"].color == RUN_COLORS[0]
-            assert by_label[f"tiny/{tiny.name} val"].color == RUN_COLORS[0]
-            assert by_label[f"other/{other.name} train"].color == RUN_COLORS[1]
-            # The curves are the runs' metrics: train loss (smoothed), val loss.
-            train = [r for r in read_metrics(tiny) if r["type"] == "train"]
-            raw = [r["loss"] for r in train]
-            tiny_train = by_label[f"tiny/{tiny.name} train"]
-            assert tiny_train.steps == [r["step"] for r in train]
-            assert tiny_train.values == pytest.approx(debiased_ema(raw, SMOOTHING_WEIGHT))
-            vals = [r["val_loss"] for r in read_metrics(tiny) if r["type"] == "eval"]
-            assert by_label[f"tiny/{tiny.name} val"].values == pytest.approx(vals)
-            await wait_for_screen(pilot, "plotted 2")
-            # The marks: a coloured dot in the first column of both rows.
-            assert [row[0] for row in table_rows(app)] == ["●", "●"]
+    async with app_at(base) as (app, pilot):
+        pane = await show_runs(pilot, app)
+        await pilot.press("enter", "down", "enter")
+        await wait_for(pilot, lambda: len(pane.plot_data().series) == 4, 20,
+                       "two runs' curves")
+        data = pane.plot_data()
+        by_label = {s.label: s for s in data.series}
+        assert set(by_label) == {f"tiny/{tiny.name} train", f"tiny/{tiny.name} val",
+                                 f"other/{other.name} train", f"other/{other.name} val"}
+        # One colour per run, train and val in it.
+        assert by_label[f"tiny/{tiny.name} train"].color == RUN_COLORS[0]
+        assert by_label[f"tiny/{tiny.name} val"].color == RUN_COLORS[0]
+        assert by_label[f"other/{other.name} train"].color == RUN_COLORS[1]
+        # The curves are the runs' metrics: train loss (smoothed), val loss.
+        train = [r for r in read_metrics(tiny) if r["type"] == "train"]
+        raw = [r["loss"] for r in train]
+        tiny_train = by_label[f"tiny/{tiny.name} train"]
+        assert tiny_train.steps == [r["step"] for r in train]
+        assert tiny_train.values == pytest.approx(debiased_ema(raw, SMOOTHING_WEIGHT))
+        vals = [r["val_loss"] for r in read_metrics(tiny) if r["type"] == "eval"]
+        assert by_label[f"tiny/{tiny.name} val"].values == pytest.approx(vals)
+        await wait_for_screen(pilot, "plotted 2")
+        # The marks: a coloured dot in the first column of both rows.
+        assert [row[0] for row in table_rows(app)] == ["●", "●"]
 
-            await pilot.press("a")  # smoothing off: the raw train loss
-            assert not pane.smoothing
-            off = {s.label: s for s in pane.plot_data().series}
-            assert off[f"tiny/{tiny.name} train"].values == pytest.approx(raw)
-            assert off[f"tiny/{tiny.name} train"].values != tiny_train.values
-            await wait_for_screen(pilot, "a smooth off")
-            await pilot.press("l")
-            assert pane.plot_data().log_y and pane.plot.data.log_y
+        await pilot.press("a")  # smoothing off: the raw train loss
+        assert not pane.smoothing
+        off = {s.label: s for s in pane.plot_data().series}
+        assert off[f"tiny/{tiny.name} train"].values == pytest.approx(raw)
+        assert off[f"tiny/{tiny.name} train"].values != tiny_train.values
+        await wait_for_screen(pilot, "a smooth off")
+        await pilot.press("l")
+        assert pane.plot_data().log_y and pane.plot.data.log_y
 
-            await pilot.press("enter")  # the cursor's run (other) off the plot
-            labels = [s.label for s in pane.plot_data().series]
-            assert labels == [f"tiny/{tiny.name} train", f"tiny/{tiny.name} val"]
-            assert [row[0] for row in table_rows(app)] == ["●", ""]
-
-    run(scenario())
+        await pilot.press("enter")  # the cursor's run (other) off the plot
+        labels = [s.label for s in pane.plot_data().series]
+        assert labels == [f"tiny/{tiny.name} train", f"tiny/{tiny.name} val"]
+        assert [row[0] for row in table_rows(app)] == ["●", ""]
 
 
-def test_palette_reaches_the_runs_commands(tmp_path: Path) -> None:
+@sync
+async def test_palette_reaches_the_runs_commands(tmp_path: Path) -> None:
     synthetic_runs(tmp_path)
 
-    async def scenario() -> None:
-        app = LlmlabApp(small_session(tmp_path), None)
-        async with app.run_test(size=SIZE) as pilot:
-            await pilot.press("ctrl+p")
-            await paste(pilot, "Runs: toggle log scale")
-            await wait_for(pilot, lambda: _palette_has(app, "Runs: toggle log scale"), 10,
-                           "the palette entry")
-            await pilot.press("enter")
-            pane = app.query_one(RunsPane)
-            await wait_for(pilot, lambda: pane.log_scale, 10, "the log scale")
-            assert app.current_pane == "runs"
-            titles = [c.title for c in pane.palette_commands()]
-            assert titles == ["Runs: overlay/select", "Runs: open for pruning and generation",
-                              "Runs: resume training", "Runs: export CSV", "Runs: refresh",
-                              "Runs: toggle smoothing", "Runs: toggle log scale",
-                              "Runs: x-axis by step / tokens / wall time",
-                              "Runs: plot loss / gradient norm", "Runs: name and notes",
-                              "Runs: hyperparameter diff"]
-
-    run(scenario())
+    async with app_at(tmp_path) as (app, pilot):
+        await pilot.press("ctrl+p")
+        await paste(pilot, "Runs: toggle log scale")
+        await wait_for(pilot, lambda: _palette_has(app, "Runs: toggle log scale"), 10,
+                       "the palette entry")
+        await pilot.press("enter")
+        pane = app.query_one(RunsPane)
+        await wait_for(pilot, lambda: pane.log_scale, 10, "the log scale")
+        assert app.current_pane == "runs"
+        titles = [c.title for c in pane.palette_commands()]
+        assert titles == ["Runs: overlay/select", "Runs: open for pruning and generation",
+                          "Runs: resume training", "Runs: export CSV", "Runs: refresh",
+                          "Runs: toggle smoothing", "Runs: toggle log scale",
+                          "Runs: x-axis by step / tokens / wall time",
+                          "Runs: plot loss / gradient norm", "Runs: name and notes",
+                          "Runs: hyperparameter diff"]
 
 
 # --------------------------------------------------------------------------- export
@@ -271,102 +258,94 @@ async def export_to(pilot, app: LlmlabApp, path: Path) -> None:
     await pilot.press("enter")
 
 
-def test_export_csv_of_two_runs(real_runs, tmp_path: Path,
+@sync
+async def test_export_csv_of_two_runs(real_runs, tmp_path: Path,
                                 monkeypatch: pytest.MonkeyPatch) -> None:
     base, (tiny, other) = real_runs
     monkeypatch.chdir(tmp_path)  # the dialog starts in the working folder
     target = tmp_path / "out" / "both.csv"
     target.parent.mkdir()
 
-    async def scenario() -> None:
-        app = LlmlabApp(small_session(base), None)
-        async with app.run_test(size=SIZE) as pilot:
-            pane = await show_runs(pilot, app)
-            await pilot.press("enter", "down", "enter")
-            await export_to(pilot, app, target)
-            await wait_for(pilot, lambda: pane.exported is not None, 20, "the export")
-            with open(target, newline="", encoding="utf-8") as f:
-                rows = list(csv.DictReader(f))
-            total = len(read_metrics(tiny)) + len(read_metrics(other))
-            assert len(rows) == total
-            assert {r["run"] for r in rows} == {f"tiny/{tiny.name}", f"other/{other.name}"}
-            assert f"wrote {total} rows to {target}" in notifications(app)
+    async with app_at(base) as (app, pilot):
+        pane = await show_runs(pilot, app)
+        await pilot.press("enter", "down", "enter")
+        await export_to(pilot, app, target)
+        await wait_for(pilot, lambda: pane.exported is not None, 20, "the export")
+        with open(target, newline="", encoding="utf-8") as f:
+            rows = list(csv.DictReader(f))
+        total = len(read_metrics(tiny)) + len(read_metrics(other))
+        assert len(rows) == total
+        assert {r["run"] for r in rows} == {f"tiny/{tiny.name}", f"other/{other.name}"}
+        assert f"wrote {total} rows to {target}" in notifications(app)
 
-            # Again to the same file: asked first; "n" keeps the file as it is.
-            pane.exported = None
-            target.write_text("keep me", encoding="utf-8")
-            await export_to(pilot, app, target)
-            await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), 10,
-                           "the replace question")
-            await pilot.press("n")
-            await pilot.pause()
-            assert target.read_text(encoding="utf-8") == "keep me"
-            await export_to(pilot, app, target)
-            await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), 10,
-                           "the replace question")
-            await pilot.press("y")
-            await wait_for(pilot, lambda: pane.exported is not None, 20, "the export")
-            assert target.read_text(encoding="utf-8").startswith("run,")
-
-    run(scenario())
+        # Again to the same file: asked first; "n" keeps the file as it is.
+        pane.exported = None
+        target.write_text("keep me", encoding="utf-8")
+        await export_to(pilot, app, target)
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), 10,
+                       "the replace question")
+        await pilot.press("n")
+        await pilot.pause()
+        assert target.read_text(encoding="utf-8") == "keep me"
+        await export_to(pilot, app, target)
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), 10,
+                       "the replace question")
+        await pilot.press("y")
+        await wait_for(pilot, lambda: pane.exported is not None, 20, "the export")
+        assert target.read_text(encoding="utf-8").startswith("run,")
 
 
-def test_export_without_selection_takes_the_cursor_run_and_errors_are_one_line(
+@sync
+async def test_export_without_selection_takes_the_cursor_run_and_errors_are_one_line(
         real_runs, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     base, (tiny, other) = real_runs
     monkeypatch.chdir(tmp_path)
     blocker = tmp_path / "a-file"
     blocker.write_text("", encoding="utf-8")
 
-    async def scenario() -> None:
-        app = LlmlabApp(small_session(base), None)
-        async with app.run_test(size=SIZE) as pilot:
-            pane = await show_runs(pilot, app)
-            await pilot.press("down", "e")
-            await wait_for(pilot, lambda: isinstance(app.screen, PathPickerScreen), 10,
-                           "the export dialog")
-            # The dialog offers a file named after the run, in the working folder.
-            offered = app.screen.query_one("#path-input").value
-            assert offered == str(tmp_path / f"other-{other.name}.csv")
-            await pilot.press("escape")
-            await export_to(pilot, app, tmp_path / "one")  # .csv is added
-            await wait_for(pilot, lambda: pane.exported is not None, 20, "the export")
-            with open(tmp_path / "one.csv", newline="", encoding="utf-8") as f:
-                rows = list(csv.DictReader(f))
-            assert {r["run"] for r in rows} == {f"other/{other.name}"}
-            assert len(rows) == len(read_metrics(other))
+    async with app_at(base) as (app, pilot):
+        pane = await show_runs(pilot, app)
+        await pilot.press("down", "e")
+        await wait_for(pilot, lambda: isinstance(app.screen, PathPickerScreen), 10,
+                       "the export dialog")
+        # The dialog offers a file named after the run, in the working folder.
+        offered = app.screen.query_one("#path-input").value
+        assert offered == str(tmp_path / f"other-{other.name}.csv")
+        await pilot.press("escape")
+        await export_to(pilot, app, tmp_path / "one")  # .csv is added
+        await wait_for(pilot, lambda: pane.exported is not None, 20, "the export")
+        with open(tmp_path / "one.csv", newline="", encoding="utf-8") as f:
+            rows = list(csv.DictReader(f))
+        assert {r["run"] for r in rows} == {f"other/{other.name}"}
+        assert len(rows) == len(read_metrics(other))
 
-            await export_to(pilot, app, blocker / "x.csv")  # a folder that cannot be
-            await wait_for(pilot, lambda: any("could not export" in n
-                                              for n in notifications(app)), 20, "the error")
-            (error,) = [n for n in notifications(app) if "could not export" in n]
-            assert "\n" not in error and "Traceback" not in error
-
-    run(scenario())
+        await export_to(pilot, app, blocker / "x.csv")  # a folder that cannot be
+        await wait_for(pilot, lambda: any("could not export" in n
+                                          for n in notifications(app)), 20, "the error")
+        (error,) = [n for n in notifications(app) if "could not export" in n]
+        assert "\n" not in error and "Traceback" not in error
 
 
 # --------------------------------------------------------------------------- open, resume
 
 
-def test_open_loads_the_run_for_prune_and_generate(real_runs, thread_factory) -> None:
+@sync
+async def test_open_loads_the_run_for_prune_and_generate(real_runs, thread_factory) -> None:
     base, (tiny, other) = real_runs
 
-    async def scenario() -> None:
-        app = LlmlabApp(small_session(base), None, engine_factory=thread_factory)
-        async with app.run_test(size=SIZE) as pilot:
-            pane = await show_runs(pilot, app)
-            await pilot.press("down", "o")
-            await wait_for(pilot, lambda: app.model_source == str(other), 60, "the load")
-            assert isinstance(app.client.engine.sent[-1], msg.LoadRun)
-            await wait_for(pilot, lambda: pane.loaded == str(other), 10, "the pane's word")
-            await wait_for_screen(pilot, f"loaded other/{other.name}")
-            assert any("Prune (p) and Generate (g) panes use it" in n
-                       for n in notifications(app))
-
-    run(scenario())
+    async with app_at(base, engine_factory=thread_factory) as (app, pilot):
+        pane = await show_runs(pilot, app)
+        await pilot.press("down", "o")
+        await wait_for(pilot, lambda: app.model_source == str(other), 60, "the load")
+        assert isinstance(app.client.engine.sent[-1], msg.LoadRun)
+        await wait_for(pilot, lambda: pane.loaded == str(other), 10, "the pane's word")
+        await wait_for_screen(pilot, f"loaded other/{other.name}")
+        assert any("Prune (p) and Generate (g) panes use it" in n
+                   for n in notifications(app))
 
 
-def test_resume_starts_the_engine_from_the_run(real_runs, tmp_path: Path, thread_factory,
+@sync
+async def test_resume_starts_the_engine_from_the_run(real_runs, tmp_path: Path, thread_factory,
                                                thread_engines) -> None:
     base, (tiny, _) = real_runs
     copy = tmp_path / "runs" / "tiny" / tiny.name  # resuming writes to the run: a copy
@@ -375,45 +354,38 @@ def test_resume_starts_the_engine_from_the_run(real_runs, tmp_path: Path, thread
     assert "max_steps = 60" in frozen.read_text()
     frozen.write_text(frozen.read_text().replace("max_steps = 60", "max_steps = 80"))
 
-    async def scenario() -> None:
-        app = LlmlabApp(small_session(tmp_path), None, engine_factory=thread_factory)
-        async with app.run_test(size=SIZE) as pilot:
-            pane = await show_runs(pilot, app)
-            scans = pane.scans
-            await pilot.press("u")
-            await wait_for(pilot, lambda: thread_engines and thread_engines[-1].sent, 20,
-                           "a command to the engine")
-            start = thread_engines[-1].sent[0]
-            assert start == msg.Start(resume=str(copy))
-            if app.training.busy:
-                await pilot.press("x")
-            await wait_for(pilot, lambda: app.training.state in ("finished", "stopped"), 60,
-                           "the run to end")
-            # A run that ended: the table is read again.
-            await wait_for(pilot, lambda: pane.scans > scans, 20, "the refresh")
-            await app.client.shutdown()
-
-    run(scenario())
+    async with app_at(tmp_path, engine_factory=thread_factory) as (app, pilot):
+        pane = await show_runs(pilot, app)
+        scans = pane.scans
+        await pilot.press("u")
+        await wait_for(pilot, lambda: thread_engines and thread_engines[-1].sent, 20,
+                       "a command to the engine")
+        start = thread_engines[-1].sent[0]
+        assert start == msg.Start(resume=str(copy))
+        if app.training.busy:
+            await pilot.press("x")
+        await wait_for(pilot, lambda: app.training.state in ("finished", "stopped"), 60,
+                       "the run to end")
+        # A run that ended: the table is read again.
+        await wait_for(pilot, lambda: pane.scans > scans, 20, "the refresh")
+        await app.client.shutdown()
 
 
-def test_resuming_a_finished_run_says_so_and_leaves_it_as_it_is(real_runs, tmp_path: Path,
+@sync
+async def test_resuming_a_finished_run_says_so_and_leaves_it_as_it_is(real_runs, tmp_path: Path,
                                                               thread_factory) -> None:
     base, (tiny, _) = real_runs
     copy = tmp_path / "runs" / "tiny" / tiny.name
     shutil.copytree(tiny, copy)
     before = {p: p.stat().st_mtime_ns for p in copy.rglob("*")}
 
-    async def scenario() -> None:
-        app = LlmlabApp(small_session(tmp_path), None, engine_factory=thread_factory)
-        async with app.run_test(size=SIZE) as pilot:
-            await show_runs(pilot, app)
-            await pilot.press("u")
-            await wait_for(pilot, lambda: any("already finished (step 60 of 60)" in n
-                                              for n in notifications(app)), 60,
-                           "the already-finished line")
-            await app.client.shutdown()
-
-    run(scenario())
+    async with app_at(tmp_path, engine_factory=thread_factory) as (app, pilot):
+        await show_runs(pilot, app)
+        await pilot.press("u")
+        await wait_for(pilot, lambda: any("already finished (step 60 of 60)" in n
+                                          for n in notifications(app)), 60,
+                       "the already-finished line")
+        await app.client.shutdown()
     assert {p: p.stat().st_mtime_ns for p in copy.rglob("*")} == before
 
 
@@ -456,26 +428,23 @@ def test_runs_pane_snapshot(snap_compare, tmp_path: Path) -> None:
     assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
 
 
-def test_with_nothing_overlaid_the_plot_shows_the_cursor_run(real_runs) -> None:
+@sync
+async def test_with_nothing_overlaid_the_plot_shows_the_cursor_run(real_runs) -> None:
     base, (tiny, other) = real_runs
 
-    async def scenario() -> None:
-        app = LlmlabApp(small_session(base), None)
-        async with app.run_test(size=SIZE) as pilot:
-            pane = await show_runs(pilot, app)
-            await wait_for(pilot, lambda: len(pane.plot_data().series) == 2, 20,
-                           "the cursor run's curves")
-            assert {s.label for s in pane.plot_data().series} == {
-                f"tiny/{tiny.name} train", f"tiny/{tiny.name} val"}
-            await pilot.press("down")
-            await wait_for(pilot, lambda: {s.label for s in pane.plot_data().series} == {
-                f"other/{other.name} train", f"other/{other.name} val"}, 20, "the next run's")
-            await pilot.press("enter", "up")  # overlaid: the plot keeps what is overlaid
-            await wait_for(pilot, lambda: pane.plot.data == pane.plot_data(), 5, "redrawn")
-            assert {s.label for s in pane.plot_data().series} == {
-                f"other/{other.name} train", f"other/{other.name} val"}
-
-    run(scenario())
+    async with app_at(base) as (app, pilot):
+        pane = await show_runs(pilot, app)
+        await wait_for(pilot, lambda: len(pane.plot_data().series) == 2, 20,
+                       "the cursor run's curves")
+        assert {s.label for s in pane.plot_data().series} == {
+            f"tiny/{tiny.name} train", f"tiny/{tiny.name} val"}
+        await pilot.press("down")
+        await wait_for(pilot, lambda: {s.label for s in pane.plot_data().series} == {
+            f"other/{other.name} train", f"other/{other.name} val"}, 20, "the next run's")
+        await pilot.press("enter", "up")  # overlaid: the plot keeps what is overlaid
+        await wait_for(pilot, lambda: pane.plot.data == pane.plot_data(), 5, "redrawn")
+        assert {s.label for s in pane.plot_data().series} == {
+            f"other/{other.name} train", f"other/{other.name} val"}
 
 
 def test_a_run_lost_before_its_first_checkpoint_says_so_and_starts_again(
@@ -518,113 +487,104 @@ def test_a_run_lost_before_its_first_checkpoint_says_so_and_starts_again(
 # --------------------------------------------------------------------------- W&B-like
 
 
-def test_legend_x_axis_and_grad_norm_of_the_overlay(real_runs) -> None:
+@sync
+async def test_legend_x_axis_and_grad_norm_of_the_overlay(real_runs) -> None:
     base, (tiny, other) = real_runs
 
-    async def scenario() -> None:
-        app = LlmlabApp(small_session(base), None)
-        async with app.run_test(size=SIZE) as pilot:
-            pane = await overlay_two(pilot, app)
-            # The legend: which colour is which run, on screen.
-            assert pane.legend() == [(f"tiny/{tiny.name}", RUN_COLORS[0]),
-                                     (f"other/{other.name}", RUN_COLORS[1])]
-            for shown in (f"● tiny/{tiny.name}  ● other/{other.name}",
-                          "loss: train (line), val (dots) by step"):
-                await wait_for(pilot, lambda s=shown: s in screen_text(app), 5, shown)
+    async with app_at(base) as (app, pilot):
+        pane = await overlay_two(pilot, app)
+        # The legend: which colour is which run, on screen.
+        assert pane.legend() == [(f"tiny/{tiny.name}", RUN_COLORS[0]),
+                                 (f"other/{other.name}", RUN_COLORS[1])]
+        for shown in (f"● tiny/{tiny.name}  ● other/{other.name}",
+                      "loss: train (line), val (dots) by step"):
+            await wait_for(pilot, lambda s=shown: s in screen_text(app), 5, shown)
 
-            train = [r for r in read_metrics(tiny) if r["type"] == "train"]
-            evals = [r for r in read_metrics(tiny) if r["type"] == "eval"]
-            await pilot.press("a")  # smoothing off: the raw values
-            for key, field, title in (("b", "tokens", "by tokens"),
-                                      ("b", "elapsed", "by wall time (s)")):
-                await pilot.press(key)
-                series = {s.label: s for s in pane.plot_data().series}
-                assert series[f"tiny/{tiny.name} train"].steps == [r[field] for r in train]
-                assert series[f"tiny/{tiny.name} val"].steps == [r[field] for r in evals]
-                await wait_for(pilot, lambda t=title: t in screen_text(app), 5, title)
-            # tokens = step x batch x context here (the records say so too)
-            assert [r["tokens"] for r in train] == [r["step"] * 8 * 32 for r in train]
-            await pilot.press("b")
-            assert pane.x_axis == "step"
-
-            await pilot.press("y")  # the gradient norm, per run
+        train = [r for r in read_metrics(tiny) if r["type"] == "train"]
+        evals = [r for r in read_metrics(tiny) if r["type"] == "eval"]
+        await pilot.press("a")  # smoothing off: the raw values
+        for key, field, title in (("b", "tokens", "by tokens"),
+                                  ("b", "elapsed", "by wall time (s)")):
+            await pilot.press(key)
             series = {s.label: s for s in pane.plot_data().series}
-            assert set(series) == {f"tiny/{tiny.name} grad norm",
-                                   f"other/{other.name} grad norm"}
-            assert series[f"tiny/{tiny.name} grad norm"].values == pytest.approx(
-                [r["grad_norm"] for r in train])
-            await wait_for(pilot, lambda: "gradient norm by step" in screen_text(app), 5,
-                           "the grad norm plot")
+            assert series[f"tiny/{tiny.name} train"].steps == [r[field] for r in train]
+            assert series[f"tiny/{tiny.name} val"].steps == [r[field] for r in evals]
+            await wait_for(pilot, lambda t=title: t in screen_text(app), 5, title)
+        # tokens = step x batch x context here (the records say so too)
+        assert [r["tokens"] for r in train] == [r["step"] * 8 * 32 for r in train]
+        await pilot.press("b")
+        assert pane.x_axis == "step"
 
-    run(scenario())
+        await pilot.press("y")  # the gradient norm, per run
+        series = {s.label: s for s in pane.plot_data().series}
+        assert set(series) == {f"tiny/{tiny.name} grad norm",
+                               f"other/{other.name} grad norm"}
+        assert series[f"tiny/{tiny.name} grad norm"].values == pytest.approx(
+            [r["grad_norm"] for r in train])
+        await wait_for(pilot, lambda: "gradient norm by step" in screen_text(app), 5,
+                       "the grad norm plot")
 
 
-def test_name_notes_and_hyperparameter_diff(real_runs, tmp_path: Path) -> None:
+@sync
+async def test_name_notes_and_hyperparameter_diff(real_runs, tmp_path: Path) -> None:
     base, _ = real_runs
     copy = tmp_path / "copy"  # (the runs are renamed: a copy, the module's stay as they are)
     shutil.copytree(base / "runs", copy / "runs")
     tiny, other = (next((copy / "runs" / s).iterdir()) for s in ("tiny", "other"))
 
-    async def scenario() -> None:
-        app = LlmlabApp(small_session(copy), None)
-        async with app.run_test(size=SIZE) as pilot:
-            pane = await show_runs(pilot, app)
-            await pilot.press("h")  # the diff, with fewer than two runs overlaid: how to
-            await wait_for(pilot, lambda: "overlay two runs or more" in screen_text(app), 5,
-                           "the hint")
-            await pilot.press("enter", "down", "enter")
-            await wait_for(pilot, lambda: len(pane.plot_data().series) == 4, 20, "the curves")
-            diff = dict(pane.diff_rows())
-            assert diff["name"] == ["tiny", "other"] and diff["optim.lr"] == [1e-3, 3e-3]
-            assert "model.n_embd" not in diff  # only what differs
-            await wait_for(pilot, lambda: "optim.lr" in screen_text(app), 5, "the diff")
-            lr_line = next(line for line in screen_text(app).splitlines() if "optim.lr" in line)
-            assert "0.001" in lr_line and "0.003" in lr_line
-            await pilot.press("h")
-            await wait_for(pilot, lambda: "optim.lr" not in screen_text(app), 5, "diff off")
+    async with app_at(copy) as (app, pilot):
+        pane = await show_runs(pilot, app)
+        await pilot.press("h")  # the diff, with fewer than two runs overlaid: how to
+        await wait_for(pilot, lambda: "overlay two runs or more" in screen_text(app), 5,
+                       "the hint")
+        await pilot.press("enter", "down", "enter")
+        await wait_for(pilot, lambda: len(pane.plot_data().series) == 4, 20, "the curves")
+        diff = dict(pane.diff_rows())
+        assert diff["name"] == ["tiny", "other"] and diff["optim.lr"] == [1e-3, 3e-3]
+        assert "model.n_embd" not in diff  # only what differs
+        await wait_for(pilot, lambda: "optim.lr" in screen_text(app), 5, "the diff")
+        lr_line = next(line for line in screen_text(app).splitlines() if "optim.lr" in line)
+        assert "0.001" in lr_line and "0.003" in lr_line
+        await pilot.press("h")
+        await wait_for(pilot, lambda: "optim.lr" not in screen_text(app), 5, "diff off")
 
-            # Name and notes of the run under the cursor (other): n, type, enter.
-            await pilot.press("n")
-            await wait_for(pilot, lambda: isinstance(app.screen, RunLabelScreen), 5, "dialog")
-            await paste(pilot, "high lr")
-            await pilot.press("down")
-            await paste(pilot, "3x the lr of tiny")
-            await pilot.press("enter")
-            await wait_for(pilot, lambda: read_run_info(other).get("notes"), 10, "run.json")
-            assert read_run_info(other)["name"] == "high lr"
-            assert read_run_info(other)["status"] == "finished"  # the rest kept
-            await wait_for(pilot, lambda: any(r.name == "high lr" for r in pane.runs), 20,
-                           "the runs read again")
-            await wait_for(pilot, lambda: [r[1] for r in table_rows(app)] == [
-                f"tiny/{tiny.name}", "high lr"], 5, "the name in the table")
-            for shown in (f"● tiny/{tiny.name}  ● high lr",  # the legend
-                          "notes 3x the lr of tiny"):  # the cursor run's notes
-                await wait_for(pilot, lambda s=shown: s in screen_text(app), 5, shown)
-            assert pane.legend()[1] == ("high lr", RUN_COLORS[1])
+        # Name and notes of the run under the cursor (other): n, type, enter.
+        await pilot.press("n")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunLabelScreen), 5, "dialog")
+        await paste(pilot, "high lr")
+        await pilot.press("down")
+        await paste(pilot, "3x the lr of tiny")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: read_run_info(other).get("notes"), 10, "run.json")
+        assert read_run_info(other)["name"] == "high lr"
+        assert read_run_info(other)["status"] == "finished"  # the rest kept
+        await wait_for(pilot, lambda: any(r.name == "high lr" for r in pane.runs), 20,
+                       "the runs read again")
+        await wait_for(pilot, lambda: [r[1] for r in table_rows(app)] == [
+            f"tiny/{tiny.name}", "high lr"], 5, "the name in the table")
+        for shown in (f"● tiny/{tiny.name}  ● high lr",  # the legend
+                      "notes 3x the lr of tiny"):  # the cursor run's notes
+            await wait_for(pilot, lambda s=shown: s in screen_text(app), 5, shown)
+        assert pane.legend()[1] == ("high lr", RUN_COLORS[1])
 
-            await pilot.press("n")  # esc leaves them as they were
-            await wait_for(pilot, lambda: isinstance(app.screen, RunLabelScreen), 5, "dialog")
-            await pilot.press("ctrl+a", "ctrl+k", "escape")
-            await wait_for(pilot, lambda: not isinstance(app.screen, RunLabelScreen), 5, "closed")
-            assert read_run_info(other)["name"] == "high lr"
-
-    run(scenario())
+        await pilot.press("n")  # esc leaves them as they were
+        await wait_for(pilot, lambda: isinstance(app.screen, RunLabelScreen), 5, "dialog")
+        await pilot.press("ctrl+a", "ctrl+k", "escape")
+        await wait_for(pilot, lambda: not isinstance(app.screen, RunLabelScreen), 5, "closed")
+        assert read_run_info(other)["name"] == "high lr"
 
 
-def test_an_axis_a_run_did_not_record_says_so(tmp_path: Path) -> None:
+@sync
+async def test_an_axis_a_run_did_not_record_says_so(tmp_path: Path) -> None:
     """Synthetic runs record neither wall time nor gradient norm: the plot is empty and the
     legend says there is nothing, rather than an empty frame that looks broken."""
     synthetic_runs(tmp_path)
 
-    async def scenario() -> None:
-        app = LlmlabApp(small_session(tmp_path), None)
-        async with app.run_test(size=SIZE) as pilot:
-            pane = await overlay_two(pilot, app)
-            await pilot.press("y")
-            assert not any(s.values for s in pane.plot_data().series)
-            await wait_for(pilot, lambda: "none recorded" in screen_text(app), 5, "the note")
-            await pilot.press("y")
-            await wait_for(pilot, lambda: "line train, dots val" in screen_text(app), 5,
-                           "the loss legend")
-
-    run(scenario())
+    async with app_at(tmp_path) as (app, pilot):
+        pane = await overlay_two(pilot, app)
+        await pilot.press("y")
+        assert not any(s.values for s in pane.plot_data().series)
+        await wait_for(pilot, lambda: "none recorded" in screen_text(app), 5, "the note")
+        await pilot.press("y")
+        await wait_for(pilot, lambda: "line train, dots val" in screen_text(app), 5,
+                       "the loss legend")
