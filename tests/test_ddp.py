@@ -11,7 +11,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from helpers.cli import llmlab, ok
+from helpers.cli import llmlab, ok, one_line_exit_2
 from helpers.jobs import JOB_ENV, JobTracker, alive, wait_until
 from helpers.sessions import small_session
 
@@ -39,13 +39,6 @@ def _session(folder: Path, name: str = "s.toml", **fields) -> Path:
 
 def _train_losses(run_dir: Path) -> list[float]:
     return [r["loss"] for r in read_metrics(run_dir) if r.get("type") == "train"]
-
-
-def _one_line_exit_2(result: subprocess.CompletedProcess) -> str:
-    assert result.returncode == 2, (result.returncode, result.stderr[-2000:])
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
-    return lines[0]
 
 
 def _children(pid: int) -> list[int]:
@@ -131,9 +124,9 @@ def test_a_killed_rank_ends_the_job_with_its_run_resumable(
 def test_impossible_process_counts_are_one_line(tmp_path: Path) -> None:
     session = _session(tmp_path, max_steps=5)
     cores = len(os.sched_getaffinity(0))
-    _one_line_exit_2(llmlab(tmp_path, "train", str(session), "--nproc", str(cores + 1),
+    one_line_exit_2(llmlab(tmp_path, "train", str(session), "--nproc", str(cores + 1),
                            **DDP_ENV))
-    bad = _one_line_exit_2(llmlab(tmp_path, "train", str(session), "--set", "train.nproc=0",
+    bad = one_line_exit_2(llmlab(tmp_path, "train", str(session), "--set", "train.nproc=0",
                                  **DDP_ENV))
     assert "train.nproc" in bad
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").rglob("run.json"))

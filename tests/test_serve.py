@@ -17,10 +17,11 @@ import aiohttp
 import pytest
 from helpers.browser import Chromium, chromium_path, end_group, group_members
 from helpers.cli import llmlab
+from helpers.jobs import alive, train_steps, until
 from helpers.sessions import small_session
 
 from core.run_claim import read_heartbeat
-from core.runs import has_checkpoint, read_metrics, read_run_info
+from core.runs import has_checkpoint, read_run_info
 from core.session import save_session
 
 PANES = ["Dataset", "Model", "Train", "Prune", "Generate", "Runs"]
@@ -167,25 +168,6 @@ def test_a_training_started_in_a_tab_outlives_it_and_another_tab_attaches(
     assert read_run_info(run_dir)["status"] == "stopped" and has_checkpoint(run_dir)
 
 
-def train_steps(run_dir: Path) -> list[int]:
-    return [r["step"] for r in read_metrics(run_dir) if r.get("type") == "train"]
-
-
-def until(condition, limit: float) -> bool:
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.1)
-    return bool(condition())
-
-
-def alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:  # (a zombie is not alive)
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 def test_a_port_in_use_is_one_line(tmp_path: Path) -> None:

@@ -90,3 +90,20 @@ class JobTracker:
             wait_until(lambda pid=pid: not alive(pid), timeout=60, what=f"pid {pid} to die")
         return left
 
+
+def train_steps(run_dir: Path) -> list[int]:
+    """The steps of the run's train records, in the order logged."""
+    from core.runs import read_metrics
+
+    return [r["step"] for r in read_metrics(run_dir) if r.get("type") == "train"]
+
+
+def until(condition: Callable[[], object], limit: float) -> bool:
+    """Whether `condition()` became true within `limit` seconds (polled; for an assert with
+    its own message, where `wait_until` would raise its own)."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.1)
+    return bool(condition())

@@ -16,6 +16,7 @@ import sys
 import time
 from pathlib import Path
 
+from helpers.jobs import alive, train_steps, until
 from helpers.tui import (
     notifications,
     paste,
@@ -32,31 +33,6 @@ from tui.app import LlmlabApp
 from tui.screens.path_picker import PathPickerScreen
 
 SIZE = (100, 30)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:
-        with open(f"/proc/{pid}/stat") as f:  # a zombie is not alive
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
-def _train_steps(run_dir: Path) -> list[int]:
-    return [r["step"] for r in read_metrics(run_dir) if r.get("type") == "train"]
-
-
-def _until(condition, limit: float) -> bool:
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.1)
-    return bool(condition())
 
 
 def _env(tmp_path: Path) -> dict[str, str]:
@@ -88,15 +64,15 @@ def test_a_training_started_in_the_app_outlives_its_kill_and_is_attached_again(
             if select.select([fd], [], [], 0.1)[0]:
                 os.read(fd, 1 << 16)
         os.write(fd, b"s")  # train
-        assert _until(lambda: runs.is_dir() and any(runs.iterdir()), 120), "no run began"
+        assert until(lambda: runs.is_dir() and any(runs.iterdir()), 120), "no run began"
         (run_dir,) = runs.iterdir()
-        assert _until(lambda: len(_train_steps(run_dir)) >= 3, 120), "no step"
+        assert until(lambda: len(train_steps(run_dir)) >= 3, 120), "no step"
         job = read_heartbeat(run_dir)
         assert job is not None and job.pid != pid
         os.kill(pid, signal.SIGKILL)  # the app dies without a word
         os.waitpid(pid, 0)
-        before = _train_steps(run_dir)[-1]
-        assert _until(lambda: _train_steps(run_dir)[-1] > before + 20, 60), \
+        before = train_steps(run_dir)[-1]
+        assert until(lambda: train_steps(run_dir)[-1] > before + 20, 60), \
             "the job stopped with the app"
 
         # Reopening the session attaches to its running job at once.
@@ -107,7 +83,7 @@ def test_a_training_started_in_the_app_outlives_its_kill_and_is_attached_again(
             async with app.run_test(size=SIZE) as pilot:
                 await wait_for(pilot, lambda: app.training.busy, 30, "the attach")
                 assert app.training.run_dir == str(run_dir)
-                logged = len(_train_steps(run_dir))
+                logged = len(train_steps(run_dir))
                 pane = app.train_pane
                 await wait_for(pilot, lambda: len(pane.history.train_loss) >= logged, 30,
                                "every step so far in the plot")
@@ -119,11 +95,11 @@ def test_a_training_started_in_the_app_outlives_its_kill_and_is_attached_again(
                 await app.action_quit()  # (no question: the job is over)
 
         asyncio.run(reopen())
-        assert _until(lambda: not _alive(job.pid), 30), "the job outlived its stop"
+        assert until(lambda: not alive(job.pid), 30), "the job outlived its stop"
         assert read_run_info(run_dir)["status"] == "stopped" and has_checkpoint(run_dir)
     finally:
         for p in (pid, job.pid if job else 0):
-            if p and _alive(p):
+            if p and alive(p):
                 os.kill(p, signal.SIGKILL)
         os.close(fd)
 
@@ -136,8 +112,8 @@ def test_a_headless_training_is_steered_from_the_app(tmp_path: Path, monkeypatch
                            stderr=subprocess.DEVNULL)
     runs = tmp_path / "runs" / "s"
     try:
-        assert _until(lambda: runs.is_dir() and any(
-            len(_train_steps(r)) >= 2 for r in runs.iterdir()), 120), "no step"
+        assert until(lambda: runs.is_dir() and any(
+            len(train_steps(r)) >= 2 for r in runs.iterdir()), 120), "no step"
         (run_dir,) = runs.iterdir()
 
         async def steer() -> None:
@@ -157,11 +133,11 @@ def test_a_headless_training_is_steered_from_the_app(tmp_path: Path, monkeypatch
                 (change,) = [r for r in read_metrics(run_dir) if r.get("type") == "hparam"]
                 assert change["name"] == "optim.lr" and change["new"] == lr * 2
                 assert change["step"] == paused_at + 1  # from the next step on
-                assert _train_steps(run_dir)[-1] <= paused_at  # still paused
+                assert train_steps(run_dir)[-1] <= paused_at  # still paused
                 await wait_for(pilot, lambda: app.train_pane.history.markers, 10,
                                "the change shown in the plot")
                 await pilot.press("space")  # resume
-                await wait_for(pilot, lambda: _train_steps(run_dir)[-1] > paused_at + 10,
+                await wait_for(pilot, lambda: train_steps(run_dir)[-1] > paused_at + 10,
                                30, "steps after resume")
                 after = [r for r in read_metrics(run_dir)
                          if r.get("type") == "train" and r["step"] > paused_at]
@@ -193,7 +169,7 @@ def test_a_killed_job_shows_lost_in_the_runs_pane_and_one_key_resumes_it(
     runs = tmp_path / "runs" / "s"
     resumed: list[int] = []
     try:
-        assert _until(lambda: runs.is_dir() and any(has_checkpoint(r) for r in runs.iterdir()),
+        assert until(lambda: runs.is_dir() and any(has_checkpoint(r) for r in runs.iterdir()),
                       120), "no checkpoint"
         (run_dir,) = runs.iterdir()
 
@@ -212,27 +188,27 @@ def test_a_killed_job_shows_lost_in_the_runs_pane_and_one_key_resumes_it(
                                "the run shown as lost")
                 await wait_for(pilot, lambda: app.training.state == "lost", 30,
                                "the Train pane's run lost")
-                steps = _train_steps(run_dir)[-1]
+                steps = train_steps(run_dir)[-1]
                 pane.table.focus()
                 await pilot.press("u")  # resume it
                 await wait_for(pilot, lambda: app.training.state == "running", 60,
                                "the resumed job training")
                 resumed.append(app.training.launched.pid)
-                await wait_for(pilot, lambda: _train_steps(run_dir)[-1] > steps, 60,
+                await wait_for(pilot, lambda: train_steps(run_dir)[-1] > steps, 60,
                                "steps after the resume")
                 await pilot.press("t", "x")  # the Train pane, stop
                 await wait_for(pilot, lambda: app.training.state == "stopped", 60, "the stop")
                 await app.action_quit()
 
         asyncio.run(scenario())
-        assert resumed and _until(lambda: not _alive(resumed[0]), 30)
+        assert resumed and until(lambda: not alive(resumed[0]), 30)
         assert read_run_info(run_dir)["status"] == "stopped"
     finally:
         if job.poll() is None:
             job.kill()
             job.wait()
         for pid in resumed:
-            if _alive(pid):
+            if alive(pid):
                 os.kill(pid, signal.SIGKILL)
 
 
@@ -279,14 +255,14 @@ def test_the_palette_follows_a_run_picked_by_its_folder(tmp_path: Path) -> None:
             await wait_for(pilot, lambda: app.training.run_dir == str(run_dir), 10,
                            "the run followed")
             await wait_for(pilot, lambda: len(app.train_pane.history.train_loss)
-                           == len(_train_steps(run_dir)), 30, "its curves")
+                           == len(train_steps(run_dir)), 30, "its curves")
 
     asyncio.run(scenario())
 
 
 def test_llmlab_attach_opens_the_app_on_a_run_with_its_curves(tmp_path: Path) -> None:
     run_dir = train_tiny_run(tmp_path, steps=30)
-    steps = _train_steps(run_dir)
+    steps = train_steps(run_dir)
 
     async def scenario() -> None:
         from core.runs import restart_session
