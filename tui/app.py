@@ -179,8 +179,9 @@ class LlmlabApp(SessionActions, TrainingActions, QuitActions, App[None]):
                            for p in PANES}
         self.session_changed()
         self.train_pane.greet()
-        if self._attach is not None:
-            self.attach_run(self._attach)
+        if self._attach is not None:  # (`llmlab attach`: the app opens on the Train pane)
+            self.query_one(ContentSwitcher).current = TrainPane.pane_name()
+            self.attach_run(self._attach, show=False)
         else:
             self.train_pane.show_newest_run(self.session)
             if self._jobs:

@@ -21,7 +21,7 @@ from textual.timer import Timer
 
 from core import messages as msg
 from core.errors import LlmlabError
-from core.follow import Attached, RunFollower
+from core.follow import Attached, RunFollower, record_event
 from core.launch import Launched, discard_unstarted, launch_training, log_tail
 from core.session import Session
 from core.values import EngineState
@@ -29,11 +29,15 @@ from core.values import EngineState
 FOLLOW_INTERVAL = 0.1  # seconds between reads of the run folder (a step reaches the plot
 # within this plus the Train pane's redraw period)
 STATE_EVERY = 5  # the job's state (heartbeat, run.json) is read every this many reads
+# A run attached to with at most this many train records is replayed as events (as if the
+# app had followed it from its start); a longer one comes as its history (the Train pane's
+# curves, thinned), and its events from then on.
+REPLAY_LIMIT = 2000
 
 
 class JobClient:
     def __init__(self, target: MessagePump, deliver: Callable[[msg.Event], None],
-                 on_attached: Callable[[Attached], None],
+                 on_attached: Callable[[Attached, bool], None],
                  launcher: Callable[..., Launched] = launch_training) -> None:
         self.target = target
         self.deliver = deliver
@@ -119,7 +123,12 @@ class JobClient:
             return
         self._attached = True
         self.deliver(attached.started_event())
-        self.on_attached(attached)
+        replay = attached.train_records <= REPLAY_LIMIT
+        if replay:  # (a short run, or one just started: every pane hears every event)
+            for record in attached.records:
+                if (event := record_event(record, attached.info)) is not None:
+                    self.deliver(event)
+        self.on_attached(attached, replay)
         self._follow(force_state=True)
 
     def _follow(self, force_state: bool = False) -> None:

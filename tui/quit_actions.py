@@ -8,6 +8,7 @@ workbench) always ends with the app.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import subprocess
 
 from core.errors import LlmlabError
@@ -16,6 +17,7 @@ from tui.screens.quit_job import QuitJobScreen
 from tui.widgets.title_bar import TitleBar
 
 JOB_STOP_TIMEOUT = 120  # seconds a quitting app waits for its job to save and stop
+FORM_WAIT = 5.0  # seconds a quitting app waits for the Model form it is mounting
 
 
 class QuitActions:
@@ -47,6 +49,9 @@ class QuitActions:
         """Stop the app's engine (the workbench; in-process, a running training saves a
         checkpoint), wait for its process to end, then exit. A job trains on."""
         self._quitting = True
+        if self.model_pane.built:  # (the form being mounted: let it finish first)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.model_pane.form_ready.wait(), FORM_WAIT)
         if self.client.alive:
             if not self._jobs:  # (the engine trains in-process: it stops and saves first)
                 self.query_one(TitleBar).state = "stopping"

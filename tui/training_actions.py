@@ -82,15 +82,17 @@ class TrainingActions:
 
     # ------------------------------------------------------------------ jobs
 
-    def attach_run(self, run_dir: str | Path) -> None:
-        """Follow the run at `run_dir` in the Train pane: live while a job trains it."""
+    def attach_run(self, run_dir: str | Path, show: bool = True) -> None:
+        """Follow the run at `run_dir` in the Train pane: live while a job trains it (`show`:
+        and show that pane now)."""
         if not self._jobs:
             return
         before = self.training.run_dir if self.training.busy else None
         self.training.attach(run_dir)
         also = f" ({before} trains on)" if before and before != str(run_dir) else ""
         self.notify(f"following {run_dir}{also}", timeout=4)
-        self.call_next(self.show_pane, "train")
+        if show:
+            self.call_next(self.show_pane, "train")
 
     def action_follow_run(self) -> None:
         """Ask for a run folder and follow it."""
@@ -117,11 +119,15 @@ class TrainingActions:
         if live is not None and not self.training.busy:
             self.attach_run(live.path)
 
-    def _job_attached(self, attached: Attached) -> None:
-        """The followed run's live values are the ones the keys change from."""
+    def _job_attached(self, attached: Attached, replayed: bool) -> None:
+        """The followed run's live values are the ones the keys change from; a long run's
+        history goes to the Train pane at once (a short one was replayed as events)."""
         hparams = attached.info.get("hparams")
         self.live = dict(hparams) if isinstance(hparams, dict) else live_values(self.session)
-        self.train_pane.show_attached(attached)
+        if replayed:
+            self.train_pane.show_hparams(self.live)
+        else:
+            self.train_pane.show_attached(attached)
 
     def on_resume_run_request(self, message: ResumeRunRequest) -> None:
         from core.runs import load_run_session, restart_session, run_status

@@ -275,5 +275,30 @@ def test_llmlab_attach_opens_the_app_on_a_run_with_its_curves(tmp_path: Path) ->
             assert pane.history.train_loss.steps == [float(s) for s in steps]
             assert app.training.state == "finished" and not app.training.busy
             assert app.session_path is None  # (the run's frozen session is never saved over)
+            await asyncio.wait_for(app.model_pane.form_ready.wait(), 30)  # (before leaving)
+
+    asyncio.run(scenario())
+
+
+def test_a_long_run_is_attached_as_its_history(tmp_path: Path, monkeypatch) -> None:
+    """A run longer than the replay limit comes to the Train pane as its history at once (the
+    curves so far and its latest log lines), not as one event per record."""
+    monkeypatch.setattr("tui.job_client.REPLAY_LIMIT", 5)
+    run_dir = train_tiny_run(tmp_path, steps=30)
+    steps = train_steps(run_dir)
+
+    async def scenario() -> None:
+        from core.runs import restart_session
+
+        app = LlmlabApp(restart_session(run_dir), None, attach=run_dir)
+        async with app.run_test(size=SIZE) as pilot:
+            pane = app.train_pane
+            await wait_for(pilot, lambda: len(pane.history.train_loss) == len(steps), 30,
+                           "the run's curves")
+            assert pane.history.train_loss.steps == [float(s) for s in steps]
+            assert any("following" in t for t in pane.event_log.texts)
+            assert any("val loss" in t for t in pane.event_log.texts)  # its log lines
+            assert pane.history.val_loss.steps, "the evaluations are in the history"
+            await asyncio.wait_for(app.model_pane.form_ready.wait(), 30)  # (before leaving)
 
     asyncio.run(scenario())

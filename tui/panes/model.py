@@ -3,6 +3,7 @@ validator's problems next to their fields, and a live summary of what the model 
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import fields
 from typing import Any, get_type_hints
 
@@ -68,6 +69,9 @@ class ModelPane(Pane):
     def __init__(self, doc: SessionDocument, **kwargs: Any) -> None:
         super().__init__(doc, **kwargs)
         self.built = False
+        # Set once every field is mounted: quitting waits for it (a Select mounted while the
+        # app closes fails inside Textual).
+        self.form_ready = asyncio.Event()
         self._rows: dict[str, FieldRow] = {}
         self.last_field: str | None = None  # the field the cursor was in last
 
@@ -96,6 +100,7 @@ class ModelPane(Pane):
             widgets.append(row)
         await self.query_one("#form", VerticalScroll).mount_all(widgets)
         self.show_session(self.doc, force=True)
+        self.form_ready.set()
 
     async def shown(self) -> None:
         await self.build_form()
