@@ -175,17 +175,7 @@ def key_latency(session: Path, env: dict[str, str], presses: int) -> dict[str, f
     term.drain(8.0)  # the app on the Train pane, plots updating, no keys
     quiet_end = time.time()
     t_start = time.time()
-    latencies, plotted = [], []
-    state = False  # log scale off
-    for _ in range(presses):
-        term.drain(random.uniform(0.05, 0.25))
-        state = not state
-        mark = len(term.text)
-        pressed = term.send("l")
-        shown = term.wait_for([f"log {'on' if state else 'off'}"], 10, since=mark)
-        latencies.append(shown - pressed)
-        after = term.text.index(f"log {'on' if state else 'off'}", mark)
-        plotted.append(term.wait_for(["┤"], 10, since=after) - pressed)
+    latencies, plotted = press_toggles(term, presses)
     t_end = time.time()
     term.send("\x11")
     term.wait_for(["Quit?"], 10, since=len(term.text) - 200)
@@ -210,6 +200,24 @@ def key_latency(session: Path, env: dict[str, str], presses: int) -> dict[str, f
         "engines": len(engines),
         "engine_left": sum(alive(pid) for pid in engines),
     }
+
+
+def press_toggles(term: Terminal, presses: int) -> tuple[list[float], list[float]]:
+    """Press `l` (the plots' log-scale toggle) `presses` times at irregular intervals: the
+    seconds from each key until the screen shows the new state ("log on" / "log off"), and
+    until the plots were redrawn after it (the first plot axis written after that)."""
+    latencies, plotted = [], []
+    state = False  # log scale off
+    for _ in range(presses):
+        term.drain(random.uniform(0.05, 0.25))
+        state = not state
+        mark = len(term.text)
+        pressed = term.send("l")
+        shown = term.wait_for([f"log {'on' if state else 'off'}"], 10, since=mark)
+        latencies.append(shown - pressed)
+        after = term.text.index(f"log {'on' if state else 'off'}", mark)
+        plotted.append(term.wait_for(["┤"], 10, since=after) - pressed)
+    return latencies, plotted
 
 
 def _metrics(run_dir: Path) -> list[dict]:

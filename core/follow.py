@@ -15,10 +15,12 @@ ended; a run that says running but whose heartbeat went stale is `lost`.
 
 from __future__ import annotations
 
+import heapq
 import json
 import math
 import os
 from dataclasses import dataclass, field
+from itertools import compress
 from pathlib import Path
 from typing import Any
 
@@ -100,7 +102,7 @@ class MetricsTail:
         self.offset += len(data)
         lines = (self._partial + data).split(b"\n")
         self._partial = lines.pop()  # (the last piece has no newline yet: kept for later)
-        return [line for line in lines if line], restarted
+        return (lines if b"" not in lines else [line for line in lines if line]), restarted
 
 
 class RunFollower:
@@ -122,39 +124,8 @@ class RunFollower:
             return None
         self.info = info
         self.tail = MetricsTail(self.run_dir / METRICS_FILE)
-        records, train_count = self._read_thinned(points)
+        records, train_count = read_thinned(self.tail, points)
         return Attached(self.run_dir, info, records, train_count)
-
-    def _read_thinned(self, points: int) -> tuple[list[dict[str, Any]], int]:
-        """Every record so far, the train records thinned: keep every k-th, doubling k (and
-        dropping every other one kept) whenever more than 2 x `points` are kept."""
-        kept: list[tuple[int, dict[str, Any]]] = []  # (train index or -1, record)
-        every, count, kept_train, last = 1, 0, 0, None
-        while True:
-            lines, _ = self.tail.read_lines(CHUNK)
-            if not lines:
-                break
-            for line in lines:
-                if line.startswith(TRAIN_PREFIX):
-                    index, count = count, count + 1
-                    last = line
-                    if index % every:
-                        continue
-                    record = _parse(line)
-                    if record is None:
-                        continue
-                    kept.append((index, record))
-                    kept_train += 1
-                    if kept_train > 2 * points:
-                        every *= 2
-                        kept = [(i, r) for i, r in kept if i < 0 or i % every == 0]
-                        kept_train = sum(1 for i, _ in kept if i >= 0)
-                elif (record := _parse(line)) is not None:
-                    kept.append((-1, record))
-        records = [r for _, r in kept]
-        if last is not None and (count - 1) % every and (final := _parse(last)) is not None:
-            records.append(final)  # (the latest step is always shown)
-        return records, count
 
     # ------------------------------------------------------------------ follow
 
@@ -225,6 +196,39 @@ class RunFollower:
         return self.run_dir / HEARTBEAT_FILE
 
 
+def read_thinned(tail: MetricsTail, points: int = ATTACH_POINTS
+                 ) -> tuple[list[dict[str, Any]], int]:
+    """Every record `tail` has not read yet, the train records thinned: keep every k-th,
+    doubling k (and dropping every other one kept) whenever more than 2 x `points` are kept;
+    the latest step always kept. Also the number of train records before thinning. Lines are
+    sorted and thinned as bytes, and only those kept are parsed: a run of a million steps
+    parses a few ten thousand lines, not a million."""
+    train: list[tuple[int, bytes]] = []  # (train index, line), kept
+    others: list[tuple[int, bytes]] = []  # (train lines before it, line)
+    every, count, last = 1, 0, b""
+    while True:
+        lines, _ = tail.read_lines(CHUNK)
+        if not lines:
+            break
+        is_train = [line.startswith(TRAIN_PREFIX) for line in lines]
+        others += [(count + i - k, lines[i])
+                   for k, i in enumerate(i for i, t in enumerate(is_train) if not t)]
+        new = list(compress(lines, is_train))
+        if not new:
+            continue
+        first = -count % every  # (the first of these whose index is a multiple of k)
+        train += [(count + j, new[j]) for j in range(first, len(new), every)]
+        count, last = count + len(new), new[-1]
+        while len(train) > 2 * points:
+            every *= 2
+            train = [(i, line) for i, line in train if i % every == 0]
+    if count and (count - 1) % every:
+        train.append((count - 1, last))  # (the latest step is always shown)
+    merged = heapq.merge(((2 * m, line) for m, line in others),
+                         ((2 * i + 1, line) for i, line in train))
+    return _parse_many([line for _, line in merged]), count
+
+
 def record_event(r: dict[str, Any], info: dict[str, Any]) -> msg.Event | None:
     """The engine event a metrics.jsonl record stands for (None: none, or a damaged one)."""
     kind, step = r.get("type"), r.get("step")
@@ -260,6 +264,20 @@ def record_event(r: dict[str, Any], info: dict[str, Any]) -> msg.Event | None:
             what = f"{r.get('name', '')}={r.get('value', '')}"
         return msg.Error(f"{what}: refused by the job: {r.get('reason', '')}", fatal=False)
     return None
+
+
+def _parse_many(lines: list[bytes]) -> list[dict[str, Any]]:
+    """The records of `lines` that parse, in one call of the JSON decoder when every line is
+    one object (as RunWriter writes them); line by line otherwise (a damaged line)."""
+    if all(line.startswith(b"{") and line.endswith(b"}") for line in lines):
+        try:
+            records = json.loads(b"[" + b",".join(lines) + b"]")
+        except ValueError:
+            pass
+        else:
+            if len(records) == len(lines):
+                return [r for r in records if isinstance(r, dict)]
+    return [r for line in lines if (r := _parse(line)) is not None]
 
 
 def _parse(line: bytes) -> dict[str, Any] | None:

@@ -346,8 +346,14 @@ def summarize_run(run_dir: Path) -> RunSummary:
 
 
 def _summarize(run_dir: Path) -> RunSummary:
+    """One row of the runs table. A long run's train records are thinned evenly as they are
+    read (core.follow.read_thinned): its median tokens/s is that of every k-th step, and a
+    run of a million steps costs a list of runs a second, not gigabytes."""
+    from core.follow import MetricsTail, read_thinned
+
     info = read_run_info(run_dir)
-    train = [r for r in read_metrics(run_dir) if r.get("type") == "train"]
+    records, _ = read_thinned(MetricsTail(run_dir / METRICS_FILE))
+    train = [r for r in records if r.get("type") == "train"]
     frozen = _frozen_session_table(run_dir) if not {"arch", "max_steps"} <= info.keys() else {}
     speeds = [r["tokens_per_s"] for r in train if _is_number(r.get("tokens_per_s"))]
     steps = train[-1].get("step") if train else info.get("step")
