@@ -414,12 +414,15 @@ def watched_speed(folder: Path, env: dict[str, str], args: argparse.Namespace) -
 
     alone = [median_speed(r) for w, r in runs if not w]
     watched = [median_speed(r) for w, r in runs if w]
+    pairs = [w / a for w, a in zip(watched, alone, strict=True)]  # (each pair ran back to back)
     print(f"training as a job ({args.layers}x{args.embd} GPT, {args.speed_steps} steps, "
           f"tokens/s after step {skip}, {args.pairs} alternated pairs): headless alone "
           f"median {statistics.median(alone):,.0f} ({', '.join(f'{x:,.0f}' for x in alone)}); "
           f"watched by `llmlab attach` {statistics.median(watched):,.0f} "
           f"({', '.join(f'{x:,.0f}' for x in watched)}); watched / alone "
-          f"{statistics.median(watched) / statistics.median(alone):.1%}; the app used "
+          f"{statistics.median(watched) / statistics.median(alone):.1%} (per pair: "
+          f"{', '.join(f'{x:.0%}' for x in pairs)}, median {statistics.median(pairs):.1%}); "
+          f"the app used "
           f"{statistics.median(cpu):.0%} of one core meanwhile "
           f"[python bench/jobs.py --only speed --pairs {args.pairs} --speed-steps "
           f"{args.speed_steps} --layers {args.layers} --embd {args.embd}]")

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import LlmlabError
-from core.runs import METRICS_FILE, load_run_session, read_metrics
+from core.follow import MetricsTail, read_thinned
+from core.runs import METRICS_FILE, load_run_session
 from tui.smoothing import SMOOTHING_WEIGHT, debiased_ema
 from tui.widgets.metric_plot import PlotData, Series
 
@@ -72,9 +73,11 @@ def read_curves(run_dir: Path) -> RunCurves:
     """The train loss and gradient norm ("train" records) and validation loss ("eval" records
     of the val split, `val_loss`) of a run, each point placed by step, tokens seen (the
     record's `tokens`, else step x batch x context x grad_accum of the frozen session) and
-    seconds of training (the record's `elapsed`, else its `time` since the first record)."""
+    seconds of training (the record's `elapsed`, else its `time` since the first record).
+    A long run's train records are thinned evenly as they are read (a plot shows ~2 points a
+    column): a run of a million steps costs a few ten thousand parsed records, not gigabytes."""
     curves = RunCurves(metrics_stamp(run_dir))
-    records = read_metrics(run_dir)
+    records, _ = read_thinned(MetricsTail(Path(run_dir) / METRICS_FILE))
     per_step = _tokens_per_step(run_dir)
     t0 = next((r["time"] for r in records if _number(r.get("time"))), None)
     for record in records:
