@@ -14,14 +14,15 @@ its own process, as the app starts one) and the app follows its run folder (tui.
    metrics.jsonl until the frame after the Train pane's loss plot was given data ending at
    that step or later. p50 / p95 / max. (Goal < 0.5 s.)
 2. attach: a tiny run is trained for 30 steps, then its metrics.jsonl gets `--records` more
-   train records (as RunWriter writes them) with an eval and a sample every 100 steps, and
-   run.json says finished at the last step. Timed: `RunFollower.attach()` alone (median of
-   `--attaches`; its peak Python allocations by tracemalloc in a separate run), the app in
-   this process from `LlmlabApp(attach=RUN)` to the first frame whose loss plot ends at the
-   last step, and `llmlab attach RUN` as a user starts it in an 80x24 pty, from the process
-   start until the screen shows the last step's progress line and a plot drawn after it;
-   with the process's peak RSS (ru_maxrss), against the same command on the 30-step run
-   (the baseline, same launches alternated). (Goal < 2 s.)
+   train records (as RunWriter writes them) with an eval and a sample every 100 steps.
+   Timed: `RunFollower.attach()` alone (median of `--attaches`; its peak Python allocations
+   by tracemalloc in a separate run); then, with run.json saying it runs (its job on another
+   machine, a fresh heartbeat) and again saying finished (which also has the Runs pane list
+   the runs and preview its curves): the app in this process from `LlmlabApp(attach=RUN)` to
+   the first frame whose loss plot ends at the last step, and `llmlab attach RUN` as a user
+   starts it in an 80x24 pty, from the process start until the screen shows the last step's
+   progress line and a plot drawn after it, with the process's peak RSS (VmHWM), against
+   the same command on the 30-step run (the baseline, launches alternated). (Goal < 2 s.)
 3. keys: a GPT of `--layers` x `--embd` (busy enough to keep every core working) trains as a
    job started by `llmlab train --detach`; `llmlab attach RUN` in an 80x24 pty follows it, and
    `l` is pressed `--presses` times as bench/ui.py does (key to "log on/off" shown, and to
@@ -106,7 +107,7 @@ async def follow_job(session_path: Path, steps: int) -> tuple[Path, list[tuple[f
     frames: list[tuple[float, float]] = []
     try:
         app = LlmlabApp(session, session_path, attach=job.run_dir)
-        async with app.run_test(size=(80, 24)) as pilot:
+        async with app.run_test(size=(80, 24)):
             plot = app.query_one("#plot-loss", MetricPlot)
             show = plot.show
 
@@ -122,7 +123,7 @@ async def follow_job(session_path: Path, steps: int) -> tuple[Path, list[tuple[f
             while not (frames and frames[-1][1] >= steps):
                 if time.monotonic() > deadline:
                     raise TimeoutError(f"the plot never showed step {steps}")
-                await pilot.pause(0.05)
+                await asyncio.sleep(0.05)  # (not pilot.pause: it forces a screen update)
             await app.action_quit()
     finally:
         job.process.wait(60)
@@ -192,6 +193,20 @@ def million_run(folder: Path, env: dict[str, str], records: int) -> tuple[Path, 
     return small, big, step
 
 
+def mark(run_dir: Path, live: bool) -> None:
+    """run.json and heartbeat.json as a job writing `run_dir` from another machine (a shared
+    filesystem) has them while it trains (`live`), or as a finished run has them."""
+    info = json.loads((run_dir / "run.json").read_text())
+    if live:
+        info.update(status="running", host="another-machine")
+        beat = {"time": time.time(), "pid": 1, "host": "another-machine", "state": "running",
+                "step": info["step"], "every": 600.0}  # (fresh for half an hour)
+        (run_dir / "heartbeat.json").write_text(json.dumps(beat) + "\n")
+    else:
+        info.update(status="finished", host=os.uname().nodename)
+    (run_dir / "run.json").write_text(json.dumps(info, indent=2) + "\n")
+
+
 async def app_attach(run_dir: Path, last_step: int) -> float:
     """Seconds from making the app attached to `run_dir` to the first frame whose loss plot
     ends at `last_step`."""
@@ -202,7 +217,7 @@ async def app_attach(run_dir: Path, last_step: int) -> float:
     t0 = time.perf_counter()
     app = LlmlabApp(restart_session(run_dir), None, attach=run_dir)
     drawn: list[float] = []
-    async with app.run_test(size=(80, 24)) as pilot:
+    async with app.run_test(size=(80, 24)):
         plot = app.query_one("#plot-loss", MetricPlot)
         show = plot.show
 
@@ -217,7 +232,7 @@ async def app_attach(run_dir: Path, last_step: int) -> float:
         while not drawn:
             if time.monotonic() > deadline:
                 raise TimeoutError("the plot never showed the last step")
-            await pilot.pause(0.01)
+            await asyncio.sleep(0.01)  # (not pilot.pause: it forces a screen update)
         await app.action_quit()
     return drawn[0] - t0
 
@@ -275,25 +290,29 @@ def attach_million(folder: Path, env: dict[str, str], args: argparse.Namespace) 
           f"{ms(min(times))} of {len(times)}; {kept:,} of {attached.train_records:,} train "
           f"records kept, last step {attached.last_step():,}; peak Python allocations "
           f"{peak / 1e6:.0f} MB (tracemalloc)")
-    in_app = [asyncio.run(app_attach(big, last)) for _ in range(args.attaches)]
-    print(f"app in this process (Pilot 80x24), LlmlabApp(attach=RUN) to the first frame whose "
-          f"plot ends at step {last:,}: median {ms(statistics.median(in_app))}, best "
-          f"{ms(min(in_app))} of {len(in_app)}")
-    base_t, base_rss, big_t, big_rss = [], [], [], []
-    for _ in range(args.attaches):
-        t, rss = cli_attach(small, 30, env)
-        base_t.append(t)
-        base_rss.append(rss)
-        t, rss = cli_attach(big, last, env)
-        big_t.append(t)
-        big_rss.append(rss)
-    print(f"`llmlab attach RUN` in an 80x24 pty, process start to the last step's progress "
-          f"line and plot: {args.records:,}-record run median {ms(statistics.median(big_t))} "
-          f"(best {ms(min(big_t))}); 30-step run {ms(statistics.median(base_t))}; peak RSS "
-          f"{statistics.median(big_rss):.0f} MB vs {statistics.median(base_rss):.0f} MB "
-          f"(+{statistics.median(big_rss) - statistics.median(base_rss):.0f} MB) "
-          f"[python bench/jobs.py --only attach --records {args.records} "
-          f"--attaches {args.attaches}]")
+    for live in (True, False):
+        mark(big, live)
+        status = ("running (its job on another machine, fresh heartbeat)" if live
+                  else "finished")
+        in_app = [asyncio.run(app_attach(big, last)) for _ in range(args.attaches)]
+        print(f"{status}: app in this process (Pilot 80x24), LlmlabApp(attach=RUN) to the "
+              f"first frame whose plot ends at step {last:,}: median "
+              f"{ms(statistics.median(in_app))}, best {ms(min(in_app))} of {len(in_app)}")
+        base_t, base_rss, big_t, big_rss = [], [], [], []
+        for _ in range(args.attaches):
+            t, rss = cli_attach(small, 30, env)
+            base_t.append(t)
+            base_rss.append(rss)
+            t, rss = cli_attach(big, last, env)
+            big_t.append(t)
+            big_rss.append(rss)
+        print(f"{status}: `llmlab attach RUN` in an 80x24 pty, process start to the last "
+              f"step's progress line and plot: median {ms(statistics.median(big_t))} (best "
+              f"{ms(min(big_t))}); the 30-step run {ms(statistics.median(base_t))} (best "
+              f"{ms(min(base_t))}); peak RSS {statistics.median(big_rss):.0f} MB vs "
+              f"{statistics.median(base_rss):.0f} MB "
+              f"[python bench/jobs.py --only attach --records {args.records} "
+              f"--attaches {args.attaches}]")
 
 
 # --------------------------------------------------------------------------- 3 and 4. jobs
