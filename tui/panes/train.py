@@ -181,8 +181,13 @@ class TrainPane(Pane):
                      and isinstance(e := record_event(r, attached.info), msg.StepMetrics)),
                     None)
         hparams = attached.info.get("hparams")
-        logged = [e for r in attached.records if r.get("type") != "train"
-                  and (e := record_event(r, attached.info)) is not None][-ATTACH_LOG_LINES:]
+        logged: list[msg.Event] = []  # (the latest ones only: a long run has thousands)
+        for r in reversed(attached.records):
+            if len(logged) == ATTACH_LOG_LINES:
+                break
+            if r.get("type") != "train" and (e := record_event(r, attached.info)) is not None:
+                logged.append(e)
+        logged.reverse()
         self.post_message(self.RunAttached(history, last,
                                            hparams if isinstance(hparams, dict) else {},
                                            logged))
