@@ -27,7 +27,9 @@ import tomli_w
 
 from core.errors import SessionError
 from core.fileio import UnreadableFile, atomic_write_text, read_small_text
+from core.knobs import knob
 from core.session_rules import cross_field_problems
+from core.sweep_config import SweepConfig, dumps_space, space_problems, storage_problem
 
 # Upper bounds of the sizes and counts: far beyond any model or run this lab makes, and low
 # enough that a typo (n_layer = 1e21) is refused by `check` instead of hanging `train`.
@@ -40,25 +42,6 @@ MAX_STEPS = 10**12  # steps, intervals
 MAX_SEED = 2**62  # seeds get small offsets added (rank, stream) and must stay a 64-bit int
 
 SECTIONS = ("data", "model", "optim", "train", "compress", "generate")
-
-
-def knob(default: Any, doc: str, *, choices: tuple | None = None, lo: float | None = None,
-         hi: float | None = None, lo_open: bool = False, hi_open: bool = False,
-         cap: int | None = None, live: bool = False,
-         archs: tuple[str, ...] | None = None) -> Any:
-    """A session field with its documentation and the values it accepts.
-
-    `lo`/`hi` bound numbers (inclusive unless `*_open`); `cap` is a sanity limit on a size or
-    count (checked after the bounds, so a 0 still reads "must be >= 1"); `live` marks the
-    fields a running training can change at its next step (the others need a restart);
-    `archs` names the model families that read the field (None: every one), so a form can
-    hide the others'.
-    """
-    meta = {"doc": doc, "choices": choices, "lo": lo, "hi": hi, "lo_open": lo_open,
-            "hi_open": hi_open, "cap": cap, "live": live, "archs": archs}
-    if isinstance(default, list):
-        return field(default_factory=lambda: list(default), metadata=meta)
-    return field(default=default, metadata=meta)
 
 
 @dataclass
@@ -168,6 +151,7 @@ class Session:
     train: TrainConfig = field(default_factory=TrainConfig)
     compress: CompressConfig = field(default_factory=CompressConfig)
     generate: GenerateConfig = field(default_factory=GenerateConfig)
+    sweep: SweepConfig = field(default_factory=SweepConfig)  # (core/sweep_config.py)
     # Where relative paths (corpus, runs_dir) are resolved; not written to the file.
     base_dir: Path | None = field(default=None, compare=False, repr=False,
                                   metadata={"internal": True})
@@ -272,12 +256,12 @@ def _value_problem(value: Any, meta: dict) -> str | None:
 def session_from_dict(raw: dict[str, Any], base_dir: Path | None = None) -> Session:
     """A validated Session from parsed TOML; raises SessionError listing every problem."""
     problems: list[str] = []
-    top_known = ["name", *SECTIONS]
+    top_known = ["name", *SECTIONS, "sweep"]
     sections = {}
     for key, value in raw.items():
         if key not in top_known:
             problems.append(f"{key}: unknown key{_suggest(key, top_known)}")
-        elif key in SECTIONS and not isinstance(value, dict):
+        elif key in (*SECTIONS, "sweep") and not isinstance(value, dict):
             problems.append(f"{key}: must be a table [{key}] (got {value!r})")
     for name, cls in _SECTION_CLASSES.items():
         table = raw.get(name, {})
@@ -285,9 +269,18 @@ def session_from_dict(raw: dict[str, Any], base_dir: Path | None = None) -> Sess
                                         f"{name}.", problems)
     top = {k: v for k, v in raw.items() if k == "name"}
     head = _build_section(_TopLevel, top, "", problems)
-    session = Session(name=head.name, base_dir=base_dir, **sections)
+    sweep_table = raw.get("sweep", {})
+    sweep_table = dict(sweep_table) if isinstance(sweep_table, dict) else {}
+    space = sweep_table.pop("space", {})
+    sweep = _build_section(SweepConfig, sweep_table, "sweep.", problems)
+    if (problem := storage_problem(sweep.storage)) is not None:
+        problems.append(f"sweep.storage: {problem}")
+    session = Session(name=head.name, base_dir=base_dir, sweep=sweep, **sections)
     bad = {line.split(":", 1)[0] for line in problems}
     problems += cross_field_problems(session, bad)
+    if not (space_lines := space_problems(space, session)):
+        session.sweep.space = {name: dict(entry) for name, entry in space.items()}
+    problems += space_lines
     if problems:
         raise SessionError(problems)
     return session
@@ -374,18 +367,23 @@ def dumps_session(session: Session) -> str:
         for f in fields(section):
             lines.append(_line(f.name, getattr(section, f.name), f.metadata))
         lines.append("")
+    lines.append("[sweep]")
+    for f in fields(SweepConfig):
+        if not f.metadata.get("table"):
+            lines.append(_line(f.name, getattr(session.sweep, f.name), f.metadata))
+    lines += ["", *dumps_space(session.sweep.space), ""]
     return "\n".join(lines)
 
 
-def _toml_value(value: Any) -> str:
+def toml_value(value: Any) -> str:
     """One TOML value on one line (tomli-w would spread arrays over several)."""
     if isinstance(value, list):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
     return tomli_w.dumps({"v": value})[len("v = "):].strip()
 
 
 def _line(key: str, value: Any, meta: dict) -> str:
-    text = f"{key} = {_toml_value(value)}"
+    text = f"{key} = {toml_value(value)}"
     doc = meta.get("doc", "")
     if meta.get("choices"):
         doc += " (" + " | ".join(meta["choices"]) + ")"
@@ -419,6 +417,30 @@ def field_applies(session: Session, dotted: str) -> bool:
         return True
     archs = cls.__dataclass_fields__[key].metadata.get("archs")
     return archs is None or session.model.arch in archs
+
+
+def field_kind(dotted: str) -> type:
+    """The type of `section.field` (int, float, str, bool or list); KeyError with a line
+    saying so (and the nearest field) if the schema has none."""
+    section, _, key = dotted.partition(".")
+    cls = _SECTION_CLASSES.get(section)
+    if cls is None or key not in cls.__dataclass_fields__:
+        known = [f"{s}.{f.name}" for s, c in _SECTION_CLASSES.items() for f in fields(c)]
+        raise KeyError(f"no such session field{_suggest(dotted, known)}")
+    kind = get_type_hints(cls)[key]
+    return list if get_origin(kind) is list else kind
+
+
+def check_field_value(dotted: str, value: Any) -> str | None:
+    """What is wrong with `value` for the field `dotted` (its type, choices and range), or
+    None: how a sweep's space is checked against the schema."""
+    section, _, key = dotted.partition(".")
+    cls = _SECTION_CLASSES[section]
+    hint = get_type_hints(cls)[key]
+    ok, value = _coerce(value, hint)
+    if not ok:
+        return f"must be {_type_name(hint)}"
+    return _value_problem(value, cls.__dataclass_fields__[key].metadata)
 
 
 LIVE_FIELDS = tuple(
