@@ -38,15 +38,20 @@ class Launched:
 
 
 def launch_training(session: Session, resume: str | Path | None = None,
-                    nproc: int = 0) -> Launched:
+                    nproc: int = 0, *, run_dir: Path | None = None,
+                    env: dict[str, str] | None = None) -> Launched:
     """Start training `session` as a job (or continue the run folder `resume`); `nproc` > 0:
-    with that many processes (else the session's train.nproc; a resume may change it)."""
+    with that many processes (else the session's train.nproc; a resume may change it).
+    `run_dir`: the new run's folder, made by the caller (a sweep records it before the job
+    starts); `env`: variables added to the job's environment (a sweep's thread counts)."""
     if resume is not None:
         run_dir = Path(resume).absolute()
         args = ["train", str(run_dir / SESSION_FILE), "--resume", str(run_dir),
                 "--set", f"train.runs_dir={json.dumps(str(run_dir.parent.parent))}"]
     else:
-        run_dir = new_run_dir(session.resolve(session.train.runs_dir), session.name).absolute()
+        if run_dir is None:
+            run_dir = new_run_dir(session.resolve(session.train.runs_dir), session.name)
+        run_dir = Path(run_dir).absolute()
         session_file = run_dir / SESSION_FILE
         try:
             save_session(launch_copy(session), session_file)
@@ -55,7 +60,7 @@ def launch_training(session: Session, resume: str | Path | None = None,
         args = ["train", str(session_file), "--run-dir", str(run_dir)]
     if nproc > 0:
         args += ["--nproc", str(nproc)]
-    return Launched(run_dir, _spawn(args, run_dir / LOG_FILE), run_dir / LOG_FILE)
+    return Launched(run_dir, _spawn(args, run_dir / LOG_FILE, env or {}), run_dir / LOG_FILE)
 
 
 def launch_copy(session: Session) -> Session:
@@ -70,12 +75,12 @@ def launch_copy(session: Session) -> Session:
         train=dataclasses.replace(session.train, runs_dir=runs_dir))
 
 
-def _spawn(args: list[str], log_path: Path) -> subprocess.Popen:
+def _spawn(args: list[str], log_path: Path, extra_env: dict[str, str]) -> subprocess.Popen:
     try:
         log = open(log_path, "ab")
     except OSError as e:
         raise disk_fault(e, "write", log_path) from None
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", **extra_env}
     env.pop("TEXTUAL", None)  # (a job has no screen: nothing of the app's devtools)
     try:
         with log:

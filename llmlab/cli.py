@@ -245,6 +245,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     from core.corpus import check_corpus
     from core.estimate import check_session_fits
     from core.runs import check_runs_root
+    from core.sweep import check_storage
 
     session = _load(args)
     problems = []
@@ -255,7 +256,8 @@ def cmd_check(args: argparse.Namespace) -> int:
                         ("", lambda: _check_split_sizes(session, most_tokens)),
                         ("", lambda: check_session_fits(session)),
                         ("train.runs_dir", lambda: check_runs_root(
-                            session.resolve(session.train.runs_dir)))):
+                            session.resolve(session.train.runs_dir))),
+                        ("", lambda: check_storage(session))):
         try:
             check()
         except LlmlabError as e:
