@@ -110,6 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
     from llmlab.serve_command import add_parser as add_serve_parser
 
     add_serve_parser(sub)
+    from llmlab.sweep_commands import add_parsers as add_sweep_parsers
+
+    add_sweep_parsers(sub)
     for choice in sub._choices_actions:  # a command's own --help says what it does
         command = sub.choices[choice.dest]
         if command.description is None:
@@ -204,6 +207,10 @@ def _dispatch(args: argparse.Namespace) -> int:
             return _compute(args)
     if args.command in ("runs", "export"):
         return _compute(args)
+    if args.command in ("sweep", "sweeps"):
+        from llmlab import sweep_commands
+
+        return getattr(sweep_commands, f"cmd_{args.command}")(args)
     if args.command in ("ctl", "attach"):
         from llmlab import job_commands
 

@@ -1,0 +1,180 @@
+"""Sweeps: an Optuna study whose trials are training jobs (core/sweep.py, `llmlab sweep`).
+
+Each trial here is a real job (a process importing torch, ~2 s), so the models are tiny, the
+runs a few dozen steps and the trial counts small. Every job a test starts is gone at its end.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import optuna
+import pytest
+from helpers.cli import llmlab, ok
+from helpers.jobs import JOB_ENV, JobTracker, alive, wait_until
+from helpers.sessions import small_session
+
+from core.control import make_request, send_control
+from core.runs import process_start, read_run_info
+from core.session import load_session, save_session
+from core.sweep import JOURNAL_FILE, Sweep, sweep_folder
+
+LR_AND_WIDTH = {"optim.lr": {"low": 1e-3, "high": 3e-2, "log": True},
+                "model.n_embd": {"choices": [16, 32]}}
+
+
+def sweep_session(folder: Path, trials: int, parallel: int, space: dict, **fields):
+    s = small_session(folder, context=16, **{"max_steps": 30, "eval_interval": 10, **fields})
+    s.sweep.trials, s.sweep.parallel, s.sweep.space = trials, parallel, space
+    save_session(s, folder / "s.toml")
+    return s
+
+
+def study_of(folder: Path, name: str = "tiny") -> optuna.Study:
+    (journal,) = (folder / "runs" / name).glob(f"sweep-*/{JOURNAL_FILE}")
+    storage = optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(journal)))
+    return optuna.load_study(study_name=journal.parent.name.removeprefix("sweep-"),
+                             storage=storage)
+
+
+def job_pids(folder: Path) -> list[int]:
+    """The live jobs of the trials under `folder`: each pid a run.json names, if that process
+    is still the one that wrote it (started when it says; a pid can be given again)."""
+    pids = []
+    for path in (folder / "runs").glob("*/*/run.json"):
+        info = read_run_info(path.parent)
+        pid = info.get("pid")
+        if isinstance(pid, int) and process_start(pid) == info.get("pid_start"):
+            pids.append(pid)
+    return pids
+
+
+@pytest.fixture
+def jobs(tmp_path: Path):
+    tracker = JobTracker()
+    yield tracker
+    tracker.pids += job_pids(tmp_path)
+    assert tracker.finish() == [], "a sweep left a job running"
+
+
+def test_a_six_trial_sweep_with_two_at_once_finds_the_minimum(tmp_path, jobs) -> None:
+    sweep_session(tmp_path, trials=6, parallel=2, space=LR_AND_WIDTH)
+    out = ok(llmlab(tmp_path, "sweep", "s.toml", timeout=600, LLMLAB_HEARTBEAT_S="0.2"))
+    study = study_of(tmp_path)
+    trials = study.get_trials()
+    assert len(trials) == 6
+    states = {t.state for t in trials}
+    assert states <= {optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED}
+    done = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
+    for t in trials:  # each trial's own run folder, its frozen session holds its values
+        run_dir = Path(t.user_attrs["run_dir"])
+        frozen = load_session(run_dir / "session.toml")
+        assert frozen.optim.lr == t.params["optim.lr"]
+        assert frozen.model.n_embd == t.params["model.n_embd"]
+        info = read_run_info(run_dir)
+        assert info["trial"] == t.number and info["sweep"] == study.study_name
+        if t in done:
+            assert info["status"] == "finished"
+            assert t.value == pytest.approx(info["best_val_loss"])
+    assert len({t.user_attrs["run_dir"] for t in trials}) == 6
+    best = min(done, key=lambda t: t.value)
+    assert study.best_trial.number == best.number
+    assert f"best: trial {best.number}, val loss {best.value:.4f}" in out
+    assert f"run folder {best.user_attrs['run_dir']}" in out
+    assert "best so far" in out  # (the table, printed once at the end off a terminal)
+    listed = ok(llmlab(tmp_path, "sweeps", columns=200))
+    assert study.study_name in listed and "6/6" in listed
+
+
+def test_the_pruner_stops_a_hopeless_trial_and_a_nan_one_fails_while_the_sweep_goes_on(
+        tmp_path, jobs, monkeypatch) -> None:
+    monkeypatch.setenv("LLMLAB_HEARTBEAT_S", "0.2")
+    space = {"optim.lr": {"choices": [3e-2, 1e-7, 1e4]}, "model.n_head": {"choices": [2, 3]}}
+    s = sweep_session(tmp_path, trials=5, parallel=1, space=space, max_steps=40, min_lr=0.0)
+    s.sweep.sampler, s.sweep.pruner, s.sweep.pruner_startup = "random", "median", 1
+    sweep = Sweep(s)
+    study = sweep.open()
+    for lr, heads in ((3e-2, 2), (1e-7, 2), (1e4, 2), (3e-2, 3)):  # (in this order)
+        study.enqueue_trial({"optim.lr": lr, "model.n_head": heads})
+    sweep.run()
+    good, slow, nan, invalid, fifth = study.get_trials()
+    State = optuna.trial.TrialState
+    assert good.state == State.COMPLETE
+    assert slow.state == State.PRUNED  # (lr 1e-7 learns nothing: worse than the median)
+    assert max(slow.intermediate_values) < 40
+    assert read_run_info(Path(slow.user_attrs["run_dir"]))["status"] == "stopped"
+    assert nan.state == State.FAIL
+    assert "became" in nan.user_attrs["error"] and "at step" in nan.user_attrs["error"]
+    assert invalid.state == State.FAIL and "run_dir" not in invalid.user_attrs
+    assert invalid.user_attrs["error"] == ("invalid point: model.n_head: must divide "
+                                           "model.n_embd (32 % 3 != 0)")
+    assert fifth.state in (State.COMPLETE, State.PRUNED, State.FAIL)  # (it went on)
+    table = {v.number: v for v in sweep.table()}
+    assert table[1].reason.startswith("pruned at step")
+    assert table[2].state == "failed" and table[2].reason == nan.user_attrs["error"]
+
+
+def test_a_sweep_killed_mid_way_resumes_to_its_trial_count(tmp_path, jobs) -> None:
+    sweep_session(tmp_path, trials=4, parallel=1, space=LR_AND_WIDTH, max_steps=60,
+                  eval_interval=20)
+    env = {**os.environ, "LLMLAB_CACHE_DIR": str(tmp_path / "cache"), **JOB_ENV,
+           "COLUMNS": "160"}
+    sweeper = subprocess.Popen([sys.executable, "-m", "llmlab", "sweep", "s.toml"],
+                               cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+
+    def second_trial_training() -> Path | None:
+        """Trial 1's run folder once trial 0 is complete and trial 1's job trains."""
+        if not list((tmp_path / "runs" / "tiny").glob(f"sweep-*/{JOURNAL_FILE}")):
+            return None
+        trials = study_of(tmp_path).get_trials()
+        if len(trials) < 2 or trials[0].state != optuna.trial.TrialState.COMPLETE:
+            return None
+        run_dir = Path(trials[1].user_attrs.get("run_dir", "/nonexistent"))
+        return run_dir if read_run_info(run_dir).get("status") == "running" else None
+
+    try:
+        second = wait_until(second_trial_training, timeout=300, what="trial 1 training")
+    finally:
+        sweeper.send_signal(signal.SIGKILL)  # (the sweep dies without a word ...)
+        sweeper.wait()
+    send_control(second, make_request("pause"))  # (... its job trains on, nobody following)
+    jobs.pids += job_pids(tmp_path)
+    before = study_of(tmp_path).get_trials()
+    assert before[1].state == optuna.trial.TrialState.RUNNING
+    study_name = study_of(tmp_path).study_name
+    out = ok(llmlab(tmp_path, "sweep", "s.toml", "--resume", study_name, timeout=600,
+                    LLMLAB_HEARTBEAT_S="0.2"))
+    trials = study_of(tmp_path).get_trials()
+    assert all(t.state != optuna.trial.TrialState.RUNNING for t in trials)
+    counted = [t for t in trials if not t.user_attrs.get("interrupted")]
+    assert len(counted) == 4, [(t.number, t.state) for t in trials]  # (none twice, none lost)
+    assert trials[0].state == optuna.trial.TrialState.COMPLETE  # (kept, not run again)
+    assert (trials[0].value, trials[0].user_attrs) == (before[0].value, before[0].user_attrs)
+    killed = trials[1]  # (its job was stopped; the trial failed with why, and replaced)
+    assert killed.state == optuna.trial.TrialState.FAIL
+    assert killed.user_attrs["interrupted"].startswith("the sweep ended while it trained")
+    assert read_run_info(second)["status"] == "stopped"
+    assert len(trials) == 5
+    assert len({t.user_attrs.get("run_dir") for t in trials}) == len(trials)
+    assert "best: trial" in out
+    for pid in job_pids(tmp_path):
+        wait_until(lambda pid=pid: not alive(pid), timeout=60, what=f"job {pid} to end")
+
+
+def test_resume_of_an_unknown_study_and_an_empty_space_are_one_line(tmp_path) -> None:
+    sweep_session(tmp_path, trials=2, parallel=1, space={})
+    result = llmlab(tmp_path, "sweep", "s.toml")
+    assert result.returncode == 2 and result.stderr.startswith("sweep.space: nothing to search")
+    sweep_session(tmp_path, trials=2, parallel=1, space=LR_AND_WIDTH)
+    result = llmlab(tmp_path, "sweep", "s.toml", "--resume", "nope")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"nope: no such sweep of session tiny (no "
+        f"{sweep_folder(load_session(tmp_path / 's.toml'), 'nope') / JOURNAL_FILE}); "
+        "llmlab sweeps lists them"]
