@@ -26,7 +26,7 @@ import os
 import socket
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -35,14 +35,19 @@ from core.errors import LlmlabError
 from core.fileio import atomic_write_text
 from core.runs import process_start, read_run_info, run_status
 from core.session import Session, field_kind, set_field, validate
+from core.sweep_storage import (
+    JOURNAL_FILE,
+    SWEEP_FILE,
+    SWEEP_PREFIX,
+    counted,
+    open_storage,
+    sweep_folder,
+)
 from core.text import one_line
 
 if TYPE_CHECKING:
     import optuna
 
-SWEEP_PREFIX = "sweep-"
-JOURNAL_FILE = "journal.log"
-SWEEP_FILE = "sweep.json"
 POLL_S = 0.2
 STOP_WAIT_S = 120.0  # how long a stopped job may take to save its checkpoint and exit
 # A trial's states as the table shows them (Optuna's, and `interrupted`: failed because the
@@ -73,27 +78,6 @@ class TrialView:
     reason: str = ""
 
 
-@dataclass
-class SweepInfo:
-    """What `llmlab sweeps` lists: the sweep folder's sweep.json."""
-
-    folder: Path
-    study: str
-    session: str
-    storage: str
-    created: str
-    trials: int
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-def sweeps_root(session: Session) -> Path:
-    return session.resolve(session.train.runs_dir) / session.name
-
-
-def sweep_folder(session: Session, study: str) -> Path:
-    return sweeps_root(session) / f"{SWEEP_PREFIX}{study}"
-
-
 def worker_id() -> str:
     """This process, as a trial records who runs it (host, pid, and when the pid started:
     a later process given the same pid is not taken for it)."""
@@ -109,41 +93,13 @@ def worker_alive(worker: str) -> bool | None:
     return str(process_start(int(pid))) == started
 
 
-def open_storage(session: Session, folder: Path) -> Any:
-    """The study's storage: `sweep.storage` (a URL) or the journal file in `folder`."""
-    import optuna
-    from optuna.storages.journal import JournalFileBackend
-
-    if session.sweep.storage:
-        try:
-            return optuna.storages.RDBStorage(session.sweep.storage)
-        except Exception as e:  # noqa: BLE001 (a driver missing, a server not answering, ...)
-            raise LlmlabError(f"sweep.storage: cannot open {session.sweep.storage}: "
-                              f"{one_line(str(e)).splitlines()[0][:200]}") from None
-    return optuna.storages.JournalStorage(JournalFileBackend(str(folder / JOURNAL_FILE)))
-
-
-def check_storage(session: Session) -> None:
-    """`llmlab check`: the storage URL can be opened (an sqlite file's folder exists and is
-    writable; any other database answers). LlmlabError with its line if not."""
-    url = session.sweep.storage
-    if not url:
-        return
-    if url.startswith("sqlite:///"):
-        path = Path(url[len("sqlite:///"):].partition("?")[0])
-        path = path if path.is_absolute() else Path.cwd() / path
-        if not path.parent.is_dir() or not os.access(path.parent, os.W_OK):
-            raise LlmlabError(f"sweep.storage: cannot open {url}: {path.parent} is not a "
-                              "writable folder")
-        return
-    try:
-        import sqlalchemy
-
-        with sqlalchemy.create_engine(url).connect():
-            pass
-    except Exception as e:  # noqa: BLE001 (a driver missing, a server not answering, ...)
-        raise LlmlabError(f"sweep.storage: cannot open {url}: "
-                          f"{one_line(str(e)).splitlines()[0][:200]}") from None
+def _new_study_name(session: Session) -> str:
+    """The start time, `-2`, `-3`... when a sweep of the session started that second."""
+    base = time.strftime("%Y%m%d-%H%M%S")
+    n = 1
+    while sweep_folder(session, base if n == 1 else f"{base}-{n}").exists():
+        n += 1
+    return base if n == 1 else f"{base}-{n}"
 
 
 def make_sampler(session: Session) -> Any:
@@ -203,14 +159,6 @@ def thread_env(parallel: int) -> dict[str, str]:
     return {"OMP_NUM_THREADS": threads, "LLMLAB_THREADS": threads}
 
 
-def counted(study: Any) -> int:
-    """Trials done or under way that count towards `trials`: all but the interrupted ones."""
-    from optuna.trial import TrialState
-
-    return sum(1 for t in study.get_trials(deepcopy=False)
-               if t.state != TrialState.WAITING and not t.user_attrs.get("interrupted"))
-
-
 def trial_view(t: Any) -> TrialView:
     """A trial of the study (an Optuna FrozenTrial) as the table shows it."""
     from optuna.trial import TrialState
@@ -243,7 +191,7 @@ class Sweep:
         self.session = session
         self.cfg = session.sweep
         self.resume = resume
-        self.study_name = study or time.strftime("%Y%m%d-%H%M%S")
+        self.study_name = study or _new_study_name(session)
         self.folder = sweep_folder(session, self.study_name)
         self.views: dict[int, TrialView] = {}
         self.lock = threading.Lock()
@@ -438,8 +386,10 @@ class Sweep:
         if status == "stopped":
             self._fail(trial, view, f"stopped at step {info.get('step', view.step)} by a "
                                     "request (llmlab ctl, the app)")
-        why = log_tail(job.log_path) or f"exit code {job.process.returncode}"
-        self._fail(trial, view, f"the job ended without finishing: {why}")
+        code = job.process.returncode
+        why = (f"killed by signal {-code}" if code < 0 else log_tail(job.log_path)
+               or f"exit code {code}")
+        self._fail(trial, view, f"the job died at step {view.step}: {why}")
 
     def _label(self, run_dir: Path, number: int) -> bool:
         """The run's run.json says which study and trial it is (once the job wrote it: a
@@ -492,19 +442,3 @@ def _stop_job(run_dir: Path, process: Any = None) -> None:
 def _number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and \
         math.isfinite(value)
-
-
-def list_sweeps(runs_root: Path) -> list[SweepInfo]:
-    """Every sweep folder under `runs_root` (runs/<session>/sweep-<study>/), newest first."""
-    found = []
-    for folder in sorted(Path(runs_root).glob(f"*/{SWEEP_PREFIX}*")):
-        try:
-            info = json.loads((folder / SWEEP_FILE).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue
-        if not isinstance(info, dict):
-            continue
-        found.append(SweepInfo(folder, str(info.get("study", "")), str(info.get("session", "")),
-                               str(info.get("storage", "")), str(info.get("created", "")),
-                               int(info.get("trials", 0) or 0), info))
-    return sorted(found, key=lambda s: s.created, reverse=True)

@@ -252,7 +252,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     from core.corpus import check_corpus
     from core.estimate import check_session_fits
     from core.runs import check_runs_root
-    from core.sweep import check_storage
+    from core.sweep_storage import check_storage
 
     session = _load(args)
     problems = []

@@ -57,20 +57,26 @@ def cmd_sweep(args: argparse.Namespace) -> int:
                   f"{session.sweep.parallel} at once, in {where}")
     outcome: dict[str, BaseException] = {}
 
+    done = threading.Event()
+
     def work() -> None:
         try:
             sweep.run()
         except BaseException as e:  # noqa: BLE001 (handed to the main thread)
             outcome["error"] = e
+        finally:
+            done.set()
 
+    # (waited on through an Event: a Thread.join interrupted by Ctrl+C can leave the thread
+    # looking finished while it still stops its trials)
     worker = threading.Thread(target=work, name="sweep", daemon=True)
     interrupted = False
     with Live(get_renderable=lambda: trials_table(sweep), console=console,
               refresh_per_second=2) as live:
         worker.start()
-        while worker.is_alive():
+        while not done.is_set():
             try:
-                worker.join(0.25)
+                done.wait(0.25)
             except KeyboardInterrupt:  # (stop the running trials, then say how to go on)
                 interrupted = True
                 sweep.stop()
@@ -89,7 +95,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def _print_best(console: Any, study: Any, resume: str) -> int:
-    from core.sweep import counted
+    from core.sweep_storage import counted
 
     try:
         best = study.best_trial
@@ -143,7 +149,7 @@ def cmd_sweeps(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from core.sweep import list_sweeps, study_summary
+    from core.sweep_storage import list_sweeps, study_summary
 
     found = [s for s in list_sweeps(args.runs_dir)
              if args.session is None or s.session == args.session]

@@ -21,7 +21,8 @@ from helpers.sessions import small_session
 from core.control import make_request, send_control
 from core.runs import process_start, read_run_info
 from core.session import load_session, save_session
-from core.sweep import JOURNAL_FILE, Sweep, sweep_folder
+from core.sweep import Sweep
+from core.sweep_storage import JOURNAL_FILE, sweep_folder
 
 LR_AND_WIDTH = {"optim.lr": {"low": 1e-3, "high": 3e-2, "log": True},
                 "model.n_embd": {"choices": [16, 32]}}
@@ -52,6 +53,17 @@ def job_pids(folder: Path) -> list[int]:
         if isinstance(pid, int) and process_start(pid) == info.get("pid_start"):
             pids.append(pid)
     return pids
+
+
+def start_sweep(tmp_path: Path, jobs: JobTracker) -> subprocess.Popen:
+    """`llmlab sweep s.toml` in the background (its table comes at the end, off a terminal)."""
+    env = {**os.environ, "LLMLAB_CACHE_DIR": str(tmp_path / "cache"), **JOB_ENV,
+           "COLUMNS": "240"}
+    sweeper = subprocess.Popen([sys.executable, "-m", "llmlab", "sweep", "s.toml"],
+                               cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    jobs.pids.append(sweeper.pid)
+    return sweeper
 
 
 @pytest.fixture
@@ -122,24 +134,11 @@ def test_the_pruner_stops_a_hopeless_trial_and_a_nan_one_fails_while_the_sweep_g
 def test_a_sweep_killed_mid_way_resumes_to_its_trial_count(tmp_path, jobs) -> None:
     sweep_session(tmp_path, trials=4, parallel=1, space=LR_AND_WIDTH, max_steps=60,
                   eval_interval=20)
-    env = {**os.environ, "LLMLAB_CACHE_DIR": str(tmp_path / "cache"), **JOB_ENV,
-           "COLUMNS": "160"}
-    sweeper = subprocess.Popen([sys.executable, "-m", "llmlab", "sweep", "s.toml"],
-                               cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
-
-    def second_trial_training() -> Path | None:
-        """Trial 1's run folder once trial 0 is complete and trial 1's job trains."""
-        if not list((tmp_path / "runs" / "tiny").glob(f"sweep-*/{JOURNAL_FILE}")):
-            return None
-        trials = study_of(tmp_path).get_trials()
-        if len(trials) < 2 or trials[0].state != optuna.trial.TrialState.COMPLETE:
-            return None
-        run_dir = Path(trials[1].user_attrs.get("run_dir", "/nonexistent"))
-        return run_dir if read_run_info(run_dir).get("status") == "running" else None
+    sweeper = start_sweep(tmp_path, jobs)
 
     try:
-        second = wait_until(second_trial_training, timeout=300, what="trial 1 training")
+        second = wait_until(lambda: _trial_1_training_after_0(tmp_path), timeout=300,
+                            what="trial 0 complete, trial 1 training")
     finally:
         sweeper.send_signal(signal.SIGKILL)  # (the sweep dies without a word ...)
         sweeper.wait()
@@ -178,3 +177,78 @@ def test_resume_of_an_unknown_study_and_an_empty_space_are_one_line(tmp_path) ->
         f"nope: no such sweep of session tiny (no "
         f"{sweep_folder(load_session(tmp_path / 's.toml'), 'nope') / JOURNAL_FILE}); "
         "llmlab sweeps lists them"]
+
+
+def test_a_grid_of_invalid_points_fails_each_with_its_line_and_ends(tmp_path) -> None:
+    space = {"model.n_head": {"choices": [3, 5]}}
+    s = sweep_session(tmp_path, trials=5, parallel=1, space=space)
+    s.sweep.sampler = "grid"
+    save_session(s, tmp_path / "s.toml")
+    result = llmlab(tmp_path, "sweep", "s.toml")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "no trial completed" in result.stderr
+    trials = study_of(tmp_path).get_trials()
+    assert len(trials) == 2  # (the grid is done: no point is tried twice)
+    assert sorted(t.user_attrs["error"] for t in trials) == [
+        "invalid point: model.n_head: must divide model.n_embd (32 % 3 != 0)",
+        "invalid point: model.n_head: must divide model.n_embd (32 % 5 != 0)"]
+    assert "failed: invalid point: model.n_head" in result.stdout
+    assert not list((tmp_path / "runs" / "tiny").glob("2*"))  # (no job was started)
+
+
+def _running_trial(tmp_path: Path, number: int) -> Path | None:
+    """Trial `number`'s run folder once its job trains (run.json says running)."""
+    try:
+        trials = study_of(tmp_path).get_trials()
+    except (ValueError, KeyError):  # (no journal yet, or no study in it yet)
+        return None
+    if len(trials) <= number:
+        return None
+    run_dir = Path(trials[number].user_attrs.get("run_dir", "/nonexistent"))
+    return run_dir if read_run_info(run_dir).get("status") == "running" else None
+
+
+def test_a_trial_whose_job_dies_fails_with_why_and_the_sweep_goes_on(tmp_path, jobs) -> None:
+    sweep_session(tmp_path, trials=2, parallel=2, space=LR_AND_WIDTH, max_steps=100_000)
+    sweeper = start_sweep(tmp_path, jobs)
+    first = wait_until(lambda: _running_trial(tmp_path, 0), timeout=300, what="trial 0")
+    second = wait_until(lambda: _running_trial(tmp_path, 1), timeout=300, what="trial 1")
+    pid = read_run_info(first)["pid"]
+    environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    cores = len(os.sched_getaffinity(0))
+    assert f"OMP_NUM_THREADS={max(1, cores // 2)}".encode() in environ  # (cores/parallel)
+    os.kill(pid, signal.SIGKILL)
+    wait_until(lambda: study_of(tmp_path).get_trials()[0].state
+               == optuna.trial.TrialState.FAIL, timeout=120, what="trial 0 failed")
+    died = study_of(tmp_path).get_trials()[0]
+    assert died.user_attrs["error"].startswith("the job died at step ")
+    assert died.user_attrs["error"].endswith(": killed by signal 9")
+    send_control(second, make_request("stop"))  # (the other trial trained on meanwhile)
+    out, err = sweeper.communicate(timeout=300)
+    assert sweeper.returncode == 1 and "no trial completed" in err  # (stopped by a request)
+    assert "failed: the job died at step" in out
+    assert "stopped at step" in study_of(tmp_path).get_trials()[1].user_attrs["error"]
+
+
+def test_ctrl_c_stops_the_running_trials_and_says_how_to_resume(tmp_path, jobs) -> None:
+    sweep_session(tmp_path, trials=3, parallel=1, space=LR_AND_WIDTH, max_steps=100_000)
+    sweeper = start_sweep(tmp_path, jobs)
+    run_dir = wait_until(lambda: _running_trial(tmp_path, 0), timeout=300, what="trial 0")
+    sweeper.send_signal(signal.SIGINT)
+    out, err = sweeper.communicate(timeout=300)
+    study = study_of(tmp_path)
+    assert sweeper.returncode == 130, err
+    assert f"interrupted; continue with: llmlab sweep s.toml --resume {study.study_name}" in err
+    assert "Traceback" not in err
+    (trial,) = study.get_trials()
+    assert trial.state == optuna.trial.TrialState.FAIL
+    assert trial.user_attrs["interrupted"].startswith("the sweep was stopped at step")
+    assert read_run_info(run_dir)["status"] == "stopped"  # (its job stopped, resumable)
+
+
+def _trial_1_training_after_0(tmp_path: Path) -> Path | None:
+    second = _running_trial(tmp_path, 1)
+    if second is None or study_of(tmp_path).get_trials()[0].state != \
+            optuna.trial.TrialState.COMPLETE:
+        return None
+    return second

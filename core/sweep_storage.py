@@ -1,0 +1,125 @@
+"""Where a sweep's study is kept, and the list of them (`llmlab sweeps`), apart from how a
+study runs (core/sweep.py).
+
+A sweep's folder is `runs/<session>/sweep-<study>/`: `sweep.json` (which study, session and
+storage) and, when `sweep.storage` is "", the Optuna journal file `journal.log` holding the
+study (`optuna-dashboard PATH` reads it). With a storage URL the study is in that database,
+and the folder only says where.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from core.errors import LlmlabError
+from core.session import Session
+from core.text import one_line
+
+SWEEP_PREFIX = "sweep-"
+JOURNAL_FILE = "journal.log"
+SWEEP_FILE = "sweep.json"
+
+
+@dataclass
+class SweepInfo:
+    """What `llmlab sweeps` lists: the sweep folder's sweep.json."""
+
+    folder: Path
+    study: str
+    session: str
+    storage: str
+    created: str
+    trials: int
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def sweeps_root(session: Session) -> Path:
+    return session.resolve(session.train.runs_dir) / session.name
+
+
+def sweep_folder(session: Session, study: str) -> Path:
+    return sweeps_root(session) / f"{SWEEP_PREFIX}{study}"
+
+
+def open_storage(session: Session, folder: Path) -> Any:
+    """The study's storage: `sweep.storage` (a URL) or the journal file in `folder`."""
+    import optuna
+    from optuna.storages.journal import JournalFileBackend
+
+    if session.sweep.storage:
+        try:
+            return optuna.storages.RDBStorage(session.sweep.storage)
+        except Exception as e:  # noqa: BLE001 (a driver missing, a server not answering, ...)
+            raise LlmlabError(f"sweep.storage: cannot open {session.sweep.storage}: "
+                              f"{one_line(str(e)).splitlines()[0][:200]}") from None
+    return optuna.storages.JournalStorage(JournalFileBackend(str(folder / JOURNAL_FILE)))
+
+
+def check_storage(session: Session) -> None:
+    """`llmlab check`: the storage URL can be opened (an sqlite file's folder exists and is
+    writable; any other database answers). LlmlabError with its line if not."""
+    url = session.sweep.storage
+    if not url:
+        return
+    if url.startswith("sqlite:///"):
+        path = Path(url[len("sqlite:///"):].partition("?")[0])
+        path = path if path.is_absolute() else Path.cwd() / path
+        if not path.parent.is_dir() or not os.access(path.parent, os.W_OK):
+            raise LlmlabError(f"sweep.storage: cannot open {url}: {path.parent} is not a "
+                              "writable folder")
+        return
+    try:
+        import sqlalchemy
+
+        with sqlalchemy.create_engine(url).connect():
+            pass
+    except Exception as e:  # noqa: BLE001 (a driver missing, a server not answering, ...)
+        raise LlmlabError(f"sweep.storage: cannot open {url}: "
+                          f"{one_line(str(e)).splitlines()[0][:200]}") from None
+
+
+def counted(study: Any) -> int:
+    """Trials done or under way that count towards `trials`: all but the interrupted ones."""
+    from optuna.trial import TrialState
+
+    return sum(1 for t in study.get_trials(deepcopy=False)
+               if t.state != TrialState.WAITING and not t.user_attrs.get("interrupted"))
+
+
+def list_sweeps(runs_root: Path) -> list[SweepInfo]:
+    """Every sweep folder under `runs_root` (runs/<session>/sweep-<study>/), newest first."""
+    found = []
+    for folder in sorted(Path(runs_root).glob(f"*/{SWEEP_PREFIX}*")):
+        try:
+            info = json.loads((folder / SWEEP_FILE).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if not isinstance(info, dict):
+            continue
+        found.append(SweepInfo(folder, str(info.get("study", "")), str(info.get("session", "")),
+                               str(info.get("storage", "")), str(info.get("created", "")),
+                               int(info.get("trials", 0) or 0), info))
+    return sorted(found, key=lambda s: s.created, reverse=True)
+
+
+def study_summary(info: SweepInfo) -> tuple[int, float | None]:
+    """(trials counted, best value) of a listed sweep's study, read from its storage."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    try:
+        if "://" in info.storage:
+            storage: Any = optuna.storages.RDBStorage(info.storage)
+        else:
+            from optuna.storages.journal import JournalFileBackend
+
+            storage = optuna.storages.JournalStorage(JournalFileBackend(info.storage))
+        study = optuna.load_study(study_name=info.study, storage=storage)
+    except Exception as e:  # noqa: BLE001 (one unreadable study never hides the others)
+        raise LlmlabError(f"cannot read: {one_line(str(e))}") from None
+    done = [t.value for t in study.get_trials(deepcopy=False) if t.value is not None]
+    return counted(study), min(done, default=None)
