@@ -40,6 +40,7 @@ from core.sweep_storage import (
     SWEEP_FILE,
     SWEEP_PREFIX,
     counted,
+    interrupted,
     open_storage,
     sweep_folder,
 )
@@ -166,14 +167,15 @@ def trial_view(t: Any) -> TrialView:
     state = {TrialState.COMPLETE: COMPLETE, TrialState.PRUNED: PRUNED,
              TrialState.FAIL: FAILED}.get(t.state, RUNNING)
     attrs = t.user_attrs
-    if attrs.get("interrupted"):
+    if interrupted(t):
         state = INTERRUPTED
     values = t.intermediate_values
     last = max(values) if values else None
     view = TrialView(t.number, dict(t.params), state, int(attrs.get("step", last or 0)),
                      values[last] if last is not None else None, t.value,
                      str(attrs.get("run_dir", "")),
-                     str(attrs.get("error") or attrs.get("interrupted") or ""))
+                     str(attrs.get("error") or attrs.get("interrupted")
+                         or ("its worker stopped; replaced" if state == INTERRUPTED else "")))
     if state == PRUNED:
         view.reason = f"pruned at step {last}" if last is not None else "pruned"
     if view.best is None and values:
@@ -234,13 +236,18 @@ class Sweep:
         return self.study
 
     def _write_info(self) -> None:
+        """sweep.json: which study, session and storage (kept from its first writing), and
+        the trial count this process runs the study to (`--resume --trials N` raises it)."""
         path = self.folder / SWEEP_FILE
-        if path.exists():
-            return
-        info = {"study": self.study_name, "session": self.session.name,
-                "storage": self.cfg.storage or str(self.folder / JOURNAL_FILE),
-                "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "trials": self.cfg.trials,
-                "space": self.cfg.space}
+        try:
+            info = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            info = None
+        if not isinstance(info, dict):
+            info = {"study": self.study_name, "session": self.session.name,
+                    "storage": self.cfg.storage or str(self.folder / JOURNAL_FILE),
+                    "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "space": self.cfg.space}
+        info["trials"] = self.cfg.trials
         atomic_write_text(path, json.dumps(info, indent=2) + "\n")
 
     def run(self) -> optuna.Study:

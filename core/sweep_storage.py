@@ -22,6 +22,7 @@ from core.text import one_line
 SWEEP_PREFIX = "sweep-"
 JOURNAL_FILE = "journal.log"
 SWEEP_FILE = "sweep.json"
+HEARTBEAT_S, GRACE_S = 30, 120  # a database storage's trial heartbeat, and when it is stale
 
 
 @dataclass
@@ -52,7 +53,11 @@ def open_storage(session: Session, folder: Path) -> Any:
 
     if session.sweep.storage:
         try:
-            return optuna.storages.RDBStorage(session.sweep.storage)
+            # (a worker that dies, here or on another machine, stops its heartbeat: Optuna
+            # fails its running trials when the next trial starts, and they are replaced)
+            return optuna.storages.RDBStorage(session.sweep.storage,
+                                              heartbeat_interval=HEARTBEAT_S,
+                                              grace_period=GRACE_S)
         except Exception as e:  # noqa: BLE001 (a driver missing, a server not answering, ...)
             raise LlmlabError(f"sweep.storage: cannot open {session.sweep.storage}: "
                               f"{one_line(str(e)).splitlines()[0][:200]}") from None
@@ -82,12 +87,23 @@ def check_storage(session: Session) -> None:
                           f"{one_line(str(e)).splitlines()[0][:200]}") from None
 
 
+def interrupted(t: Any) -> bool:
+    """Whether a trial failed because its sweep stopped or died, not for a reason of its own:
+    marked so by the sweep, or failed by Optuna itself (its worker's heartbeat went stale, in
+    a database storage) without the `error` line every trial failing on its own has."""
+    from optuna.trial import TrialState
+
+    return bool(t.user_attrs.get("interrupted")) or (
+        t.state == TrialState.FAIL and not t.user_attrs.get("error"))
+
+
 def counted(study: Any) -> int:
-    """Trials done or under way that count towards `trials`: all but the interrupted ones."""
+    """Trials done or under way that count towards `trials`: all but the interrupted ones
+    (another trial replaces each)."""
     from optuna.trial import TrialState
 
     return sum(1 for t in study.get_trials(deepcopy=False)
-               if t.state != TrialState.WAITING and not t.user_attrs.get("interrupted"))
+               if t.state != TrialState.WAITING and not interrupted(t))
 
 
 def list_sweeps(runs_root: Path) -> list[SweepInfo]:

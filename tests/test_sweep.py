@@ -21,8 +21,8 @@ from helpers.sessions import small_session
 from core.control import make_request, send_control
 from core.runs import process_start, read_run_info
 from core.session import load_session, save_session
-from core.sweep import Sweep
-from core.sweep_storage import JOURNAL_FILE, sweep_folder
+from core.sweep import Sweep, trial_view
+from core.sweep_storage import JOURNAL_FILE, counted, sweep_folder
 
 LR_AND_WIDTH = {"optim.lr": {"low": 1e-3, "high": 3e-2, "log": True},
                 "model.n_embd": {"choices": [16, 32]}}
@@ -252,3 +252,40 @@ def _trial_1_training_after_0(tmp_path: Path) -> Path | None:
             optuna.trial.TrialState.COMPLETE:
         return None
     return second
+
+
+def test_a_study_in_a_storage_url_is_listed_and_resumed_with_more_trials(tmp_path, jobs) -> None:
+    s = sweep_session(tmp_path, trials=1, parallel=1, space=LR_AND_WIDTH, max_steps=20)
+    s.sweep.storage = f"sqlite:///{tmp_path / 'study.db'}"
+    save_session(s, tmp_path / "s.toml")
+    assert ok(llmlab(tmp_path, "check", "s.toml"))
+    out = ok(llmlab(tmp_path, "sweep", "s.toml", timeout=600, LLMLAB_HEARTBEAT_S="0.2"))
+    assert f"in {s.sweep.storage}" in out.replace("\n", "")
+    (folder,) = (tmp_path / "runs" / "tiny").glob("sweep-*")
+    assert not (folder / JOURNAL_FILE).exists()  # (the study is in the database)
+    name = folder.name.removeprefix("sweep-")
+    out = ok(llmlab(tmp_path, "sweep", "s.toml", "--resume", name, "--trials", "2",
+                    timeout=600, LLMLAB_HEARTBEAT_S="0.2"))
+    study = optuna.load_study(study_name=name, storage=s.sweep.storage)
+    assert [t.state for t in study.get_trials()] == [optuna.trial.TrialState.COMPLETE] * 2
+    assert "2 trials; more with" in out
+    listed = ok(llmlab(tmp_path, "sweeps", "tiny", columns=300))
+    assert name in listed and "2/2" in listed
+
+
+def test_only_trials_failed_for_their_own_reason_count() -> None:
+    study = optuna.create_study()
+    State = optuna.trial.TrialState
+    for attrs, state in (({}, State.COMPLETE), ({"error": "invalid point: ..."}, State.FAIL),
+                         ({"interrupted": "the sweep was stopped at step 5"}, State.FAIL),
+                         ({}, State.FAIL), ({}, State.PRUNED)):  # ({}: Optuna's stale worker)
+        trial = study.ask()
+        for key, value in attrs.items():
+            trial.set_user_attr(key, value)
+        study.tell(trial, 1.0 if state == State.COMPLETE else None, state=state)
+    study.ask()  # (running: it counts, it will end one way or another)
+    assert counted(study) == 4
+    views = [trial_view(t) for t in study.get_trials()]
+    assert [v.state for v in views] == [
+        "complete", "failed", "interrupted", "interrupted", "pruned", "running"]
+    assert views[3].reason == "its worker stopped; replaced"
