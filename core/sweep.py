@@ -150,13 +150,14 @@ def suggest(trial: Any, name: str, entry: dict[str, Any]) -> Any:
     return trial.suggest_float(name, float(low), float(high), step=step, log=log)
 
 
-def thread_env(parallel: int) -> dict[str, str]:
-    """Each of `parallel` jobs gets cores/parallel threads (at least one)."""
+def thread_env(processes: int) -> dict[str, str]:
+    """Each of `processes` training processes at once (`parallel` jobs of `train.nproc`
+    each) gets cores/processes threads (at least one)."""
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # (not Linux)
         cores = os.cpu_count() or 1
-    threads = str(max(1, cores // max(1, parallel)))
+    threads = str(max(1, cores // max(1, processes)))
     return {"OMP_NUM_THREADS": threads, "LLMLAB_THREADS": threads}
 
 
@@ -198,7 +199,7 @@ class Sweep:
         self.views: dict[int, TrialView] = {}
         self.lock = threading.Lock()
         self.stop_event = threading.Event()
-        self.env = thread_env(self.cfg.parallel)
+        self.env = thread_env(self.cfg.parallel * session.train.nproc)
         self.study: optuna.Study | None = None
 
     # ------------------------------------------------------------------ the study
