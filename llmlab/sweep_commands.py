@@ -4,6 +4,7 @@ table; and the list of the studies under a runs folder."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import threading
 from pathlib import Path
@@ -157,15 +158,19 @@ def cmd_sweeps(args: argparse.Namespace) -> int:
         print(f"no sweeps under {args.runs_dir}", file=sys.stderr)
         return EXIT_OK
     table = Table()
-    for column in ("study", "session", "created", "trials", "best val loss", "storage"):
-        table.add_column(column)
+    # (the study's name in full: it is what --resume takes; the storage path folds instead)
+    table.add_column("study", no_wrap=True, min_width=max(len(s.study) for s in found))
+    for column in ("session", "trials", "best val loss"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("storage", overflow="fold")  # (the study's name is its start time)
     for info in found:
         try:
             done, best = study_summary(info)
             trials, best_text = f"{done}/{info.trials}", "" if best is None else f"{best:.4f}"
         except LlmlabError as e:
             trials, best_text = "?", one_line(str(e))[:60]
-        table.add_row(info.study, info.session, info.created, trials, best_text,
-                      one_line(info.storage))
+        storage = info.storage if "://" in info.storage else os.path.relpath(info.storage)
+        table.add_row(one_line(info.study), one_line(info.session), trials, best_text,
+                      one_line(storage))
     Console().print(table)
     return EXIT_OK
