@@ -79,9 +79,12 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             try:
                 done.wait(0.25)
             except KeyboardInterrupt:  # (stop the running trials, then say how to go on)
+                if interrupted:  # (a second one: leave now; --resume settles what is left)
+                    break
                 interrupted = True
                 sweep.stop()
-                console.print("stopping the running trials ...")
+                console.print("stopping the running trials ... (Ctrl+C again: leave them "
+                              "to --resume)")
         live.refresh()
     if not console.is_terminal:
         console.line()  # (the table's last line has no newline of its own there)
