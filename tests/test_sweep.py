@@ -244,6 +244,11 @@ def test_ctrl_c_stops_the_running_trials_and_says_how_to_resume(tmp_path, jobs) 
     assert trial.state == optuna.trial.TrialState.FAIL
     assert trial.user_attrs["interrupted"].startswith("the sweep was stopped at step")
     assert read_run_info(run_dir)["status"] == "stopped"  # (its job stopped, resumable)
+    ok(llmlab(tmp_path, "sweep", "s.toml", "--resume", study.study_name, "--trials", "2",
+              "--set", "train.max_steps=20", timeout=600, LLMLAB_HEARTBEAT_S="0.2"))
+    trials = study_of(tmp_path).get_trials()  # (the interrupted one replaced: 2 counted)
+    assert [t.state for t in trials[1:]] == [optuna.trial.TrialState.COMPLETE] * 2
+    assert counted(study_of(tmp_path)) == 2 and len(trials) == 3
 
 
 def _trial_1_training_after_0(tmp_path: Path) -> Path | None:
