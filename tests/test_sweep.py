@@ -107,7 +107,7 @@ def test_the_pruner_stops_a_hopeless_trial_and_a_nan_one_fails_while_the_sweep_g
         tmp_path, jobs, monkeypatch) -> None:
     monkeypatch.setenv("LLMLAB_HEARTBEAT_S", "0.2")
     space = {"optim.lr": {"choices": [3e-2, 1e-7, 1e4]}, "model.n_head": {"choices": [2, 3]}}
-    s = sweep_session(tmp_path, trials=5, parallel=1, space=space, max_steps=40, min_lr=0.0)
+    s = sweep_session(tmp_path, trials=5, parallel=1, space=space, max_steps=100, min_lr=0.0)
     s.sweep.sampler, s.sweep.pruner, s.sweep.pruner_startup = "random", "median", 1
     sweep = Sweep(s)
     study = sweep.open()
@@ -118,7 +118,7 @@ def test_the_pruner_stops_a_hopeless_trial_and_a_nan_one_fails_while_the_sweep_g
     State = optuna.trial.TrialState
     assert good.state == State.COMPLETE
     assert slow.state == State.PRUNED  # (lr 1e-7 learns nothing: worse than the median)
-    assert max(slow.intermediate_values) < 40
+    assert max(slow.intermediate_values) < 100  # (stopped early: its job too)
     assert read_run_info(Path(slow.user_attrs["run_dir"]))["status"] == "stopped"
     assert nan.state == State.FAIL
     assert "became" in nan.user_attrs["error"] and "at step" in nan.user_attrs["error"]
