@@ -135,6 +135,7 @@ class RunFollower:
         events: list[msg.Event] = []
         lines, restarted = self.tail.read_lines()
         if restarted:  # (resumed: the steps after its checkpoint are redone)
+            self.state = None
             self.info = read_run_info(self.run_dir) or self.info
             attached = Attached(self.run_dir, self.info)
             events.append(attached.started_event())
@@ -144,6 +145,11 @@ class RunFollower:
             if record is None:
                 continue
             answered = answered or record.get("type") == "control"
+            if record.get("type") == "train" and self.state == "preparing":
+                # A step was logged: the job runs, whatever its next heartbeat will say (so
+                # no viewer sees steps of a run still "preparing").
+                self.state = "running"
+                events.append(msg.Status(EngineState.RUNNING, ""))
             if (event := record_event(record, self.info)) is not None:
                 events.append(event)
         if state or restarted or answered:
@@ -152,8 +158,8 @@ class RunFollower:
 
     def _state_events(self) -> list[msg.Event]:
         state, detail, error = self.job_state()
-        if state == self.state:
-            return []
+        if state == self.state or (state == "preparing" and self.state == "running"):
+            return []  # (a heartbeat older than the steps already read says nothing new)
         self.state = state
         events: list[msg.Event] = []
         if error:

@@ -227,3 +227,32 @@ def test_the_jobs_state_comes_from_its_heartbeat_then_from_run_json(tmp_path: Pa
     assert [type(e) for e in events] == [msg.Error, msg.Status]
     assert events[0].message == "disk full: metrics.jsonl" and events[0].fatal
     assert events[1].state == EngineState.FAILED
+
+
+def test_a_step_logged_while_the_heartbeat_says_preparing_means_running(tmp_path: Path) -> None:
+    """A viewer never shows steps of a run it still calls preparing: the first train record
+    read makes the state running at once, before the next heartbeat says so."""
+    import json as _json
+    import os as _os
+    import socket as _socket
+    import time as _time
+
+    from core import messages as msg
+    from core.follow import RunFollower
+
+    (tmp_path / "run.json").write_text(_json.dumps({
+        "status": "running", "max_steps": 10, "pid": _os.getpid(),
+        "host": _socket.gethostname()}))
+    (tmp_path / "heartbeat.json").write_text(_json.dumps({
+        "time": _time.time(), "pid": _os.getpid(), "host": _socket.gethostname(),
+        "state": "preparing", "step": 0, "every": 2.0}))
+    follower = RunFollower(tmp_path)
+    assert follower.attach() is not None
+    first = follower.poll()
+    assert [e.state for e in first if isinstance(e, msg.Status)] == ["preparing"]
+    with open(tmp_path / "metrics.jsonl", "a") as f:
+        f.write(_json.dumps({"type": "train", "step": 1, "loss": 2.0, "lr": 1e-3}) + "\n")
+    events = follower.poll(state=False)
+    assert [type(e).__name__ for e in events] == ["Status", "StepMetrics"]
+    assert events[0].state == "running"
+    assert follower.poll() == []  # (the heartbeat's "preparing" is older news: no flip back)
