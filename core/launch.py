@@ -24,6 +24,19 @@ from core.runs import INFO_FILE, SESSION_FILE, new_run_dir
 from core.session import Session, save_session
 
 LOG_FILE = "train.log"
+# Fields a launcher asks the job to write into its run.json itself (a sweep's study and trial):
+# the job is the run folder's one writer, so nobody else writes run.json while it runs.
+RUN_INFO_ENV = "LLMLAB_RUN_INFO"
+
+
+def launcher_info() -> dict:
+    """The run.json fields the launcher of this job asked for (LLMLAB_RUN_INFO, a JSON
+    object); {} if none or not an object."""
+    try:
+        info = json.loads(os.environ.get(RUN_INFO_ENV, "") or "{}")
+    except ValueError:
+        return {}
+    return info if isinstance(info, dict) else {}
 
 
 @dataclass

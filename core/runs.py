@@ -228,16 +228,6 @@ def set_run_label(run_dir: Path, name: str | None = None, notes: str | None = No
     return info
 
 
-def add_run_info(run_dir: Path, **fields: Any) -> dict[str, Any]:
-    """Merge `fields` into a run's run.json (as `set_run_label` does: a running job's
-    writer reads the file back before each of its own updates): how a sweep records which
-    study and trial a run is. Returns the new run.json."""
-    info = {**read_run_info(run_dir), **fields}
-    atomic_write_text(Path(run_dir) / INFO_FILE,
-                      json.dumps(info, indent=2, default=jsonable) + "\n")
-    return info
-
-
 def hparam_diff(run_dirs: list[Path]) -> list[tuple[str, list[Any]]]:
     """The session fields whose values differ between the runs (their frozen sessions, every
     default filled in, so a field one file leaves out is not a difference): (dotted field,

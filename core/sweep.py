@@ -343,14 +343,17 @@ class Sweep:
         problems = validate(session)
         if problems:
             self._fail(trial, view, f"invalid point: {problems[0]}")
-        from core.launch import launch_training
+        from core.launch import RUN_INFO_ENV, launch_training
         from core.runs import new_run_dir
 
         run_dir = new_run_dir(session.resolve(session.train.runs_dir), session.name).absolute()
         view.run_dir = str(run_dir)
         trial.set_user_attr("run_dir", str(run_dir))
-        try:
-            job = launch_training(session, run_dir=run_dir, env=self.env)
+        label = {"sweep": self.study_name, "trial": trial.number,
+                 "name": f"{SWEEP_PREFIX}{self.study_name} #{trial.number}"}
+        try:  # (the job writes which study and trial it is into its own run.json)
+            job = launch_training(session, run_dir=run_dir,
+                                  env={**self.env, RUN_INFO_ENV: json.dumps(label)})
         except LlmlabError as e:
             self._fail(trial, view, str(e))
         return self._follow(trial, view, job)
@@ -362,11 +365,8 @@ class Sweep:
         from core.launch import log_tail
 
         follower = RunFollower(job.run_dir)
-        labelled = False
         while True:
             ended = job.process.poll() is not None
-            if not labelled and (ended or read_run_info(job.run_dir).get("status")):
-                labelled = self._label(job.run_dir, trial.number)
             for event in follower.poll(state=False):
                 if isinstance(event, msg.StepMetrics):
                     view.step = max(view.step, event.step)
@@ -398,18 +398,6 @@ class Sweep:
         why = (f"killed by signal {-code}" if code < 0 else log_tail(job.log_path)
                or f"exit code {code}")
         self._fail(trial, view, f"the job died at step {view.step}: {why}")
-
-    def _label(self, run_dir: Path, number: int) -> bool:
-        """The run's run.json says which study and trial it is (once the job wrote it: a
-        launcher's folder holding a run.json is refused), and names the run so."""
-        from core.runs import add_run_info
-
-        try:
-            add_run_info(run_dir, sweep=self.study_name, trial=number,
-                         name=f"{SWEEP_PREFIX}{self.study_name} #{number}")
-        except OSError:
-            pass
-        return True
 
     def _report(self, trial: Any, view: TrialView, event: msg.EvalMetrics) -> None:
         view.step, view.val_loss = max(view.step, event.step), event.loss

@@ -36,6 +36,7 @@ from core.errors import LlmlabError
 from core.estimate import check_session_fits, describe_model, param_count
 from core.evaluate import evaluate
 from core.generate import Sampling, generate_ids
+from core.launch import launcher_info
 from core.models import build_model
 from core.optim import build_optimizer, lr_at, set_lr, set_weight_decay
 from core.prune import attach_masks, cubic_sparsity, is_masked, sparsity_report, update_masks
@@ -148,6 +149,7 @@ class Trainer:
             trainer.writer.write_session(_frozen(session))
             trainer.writer.write_tokenizer(dataset.tokenizer)
             trainer.writer.update_info(
+                **launcher_info(),  # (a sweep's study and trial; the job's own fields win)
                 session=session.name, arch=session.model.arch, params=trainer.num_params,
                 flops_per_token=trainer.flops_per_token, max_steps=trainer.max_steps,
                 created=time.strftime("%Y-%m-%dT%H:%M:%S"), status="running", step=0,
