@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from core import messages as msg
-from core.run_claim import HEARTBEAT_FILE, read_heartbeat
+from core.run_claim import read_heartbeat
 from core.runs import INFO_FILE, LOST, LOST_NO_CHECKPOINT, METRICS_FILE, read_run_info, run_status
 from core.values import EngineState
 
@@ -198,8 +198,6 @@ class RunFollower:
             self._info_seen = seen
             self.info = read_run_info(self.run_dir) or self.info
 
-    def heartbeat_path(self) -> Path:
-        return self.run_dir / HEARTBEAT_FILE
 
 
 def read_thinned(tail: MetricsTail, points: int = ATTACH_POINTS

@@ -50,7 +50,7 @@ def launch_ranks(args: argparse.Namespace, session: Session, resume: Path | None
 
     check_nproc(nproc, session.train.device)
     made_here = resume is None and args.run_dir is None
-    if made_here:  # (made here: a restarted rank resumes it)
+    if made_here:  # (made here: the launcher knows the folder, and tidies it if no rank began)
         args.run_dir = new_run_dir(session.resolve(session.train.runs_dir), session.name)
     run_dir = Path(resume or args.run_dir)
     inner = ["train", args.session, *(x for o in args.overrides for x in ("--set", o))]
@@ -83,21 +83,6 @@ def _discard_if_unstarted(run_dir: Path) -> None:
     from core.launch import discard_unstarted
 
     discard_unstarted(run_dir)
-
-
-def restarted_resume(run_dir: Path | None) -> Path | None:
-    """A rank restarted by torchrun (--max-restarts) continues the run its first attempt
-    began: from its latest checkpoint, or afresh in the same folder when it has none."""
-    from core.runs import INFO_FILE, METRICS_FILE, has_checkpoint
-
-    if run_dir is None or int(os.environ.get("TORCHELASTIC_RESTART_COUNT", 0)) == 0:
-        return None
-    if has_checkpoint(run_dir):
-        return run_dir
-    if rank() == 0:
-        for name in (INFO_FILE, METRICS_FILE):
-            (run_dir / name).unlink(missing_ok=True)
-    return None
 
 
 def end_group() -> None:

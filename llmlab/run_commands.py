@@ -51,8 +51,6 @@ def cmd_train(args: argparse.Namespace, load_session: LoadSession) -> int:
     nproc = args.nproc or session.train.nproc
     if nproc > 1 and not ranks.under_torchrun():
         return ranks.launch_ranks(args, session, resume, nproc)
-    if ranks.under_torchrun():
-        resume = resume or ranks.restarted_resume(args.run_dir)
     from core.engine import Engine  # (torch: not for a launcher)
 
     console = Console(stderr=True)

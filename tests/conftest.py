@@ -30,3 +30,15 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def jobs():
+    """The training jobs a test starts (tests/helpers/jobs.py JobTracker); the test fails if
+    one is still running at its end (each is killed first)."""
+    from helpers.jobs import JobTracker
+
+    tracker = JobTracker()
+    yield tracker
+    left = tracker.finish()
+    assert not left, f"the test left process(es) running: pids {left}"

@@ -10,7 +10,6 @@ import signal
 import subprocess
 from pathlib import Path
 
-import pytest
 from helpers.cli import llmlab, ok, one_line_exit_2
 from helpers.jobs import JOB_ENV, JobTracker, alive, wait_until
 from helpers.sessions import small_session
@@ -21,13 +20,6 @@ from core.session import save_session
 
 DDP_ENV = {**JOB_ENV, "LLMLAB_DIST_TIMEOUT": "20"}
 
-
-@pytest.fixture
-def jobs():
-    tracker = JobTracker()
-    yield tracker
-    left = tracker.finish()
-    assert not left, f"the test left process(es) running: pids {left}"
 
 
 def _session(folder: Path, name: str = "s.toml", **fields) -> Path:

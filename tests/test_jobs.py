@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from helpers.cli import llmlab, ok
-from helpers.jobs import JOB_ENV, JobTracker, alive, wait_until
+from helpers.jobs import JOB_ENV, alive, wait_until
 from helpers.sessions import small_session
 
 from core.checkpoint import list_checkpoints
@@ -25,13 +25,6 @@ from core.session import save_session
 
 HOST = socket.gethostname()
 
-
-@pytest.fixture
-def jobs():
-    tracker = JobTracker()
-    yield tracker
-    left = tracker.finish()
-    assert not left, f"the test left job(s) running: pids {left}"
 
 
 def write_session(folder: Path, **fields) -> Path:

@@ -99,11 +99,10 @@ def train_steps(run_dir: Path) -> list[int]:
 
 
 def until(condition: Callable[[], object], limit: float) -> bool:
-    """Whether `condition()` became true within `limit` seconds (polled; for an assert with
-    its own message, where `wait_until` would raise its own)."""
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.1)
-    return bool(condition())
+    """Whether `condition()` became true within `limit` seconds (for an assert with its own
+    message, where `wait_until` would raise its own)."""
+    try:
+        wait_until(condition, limit)
+    except AssertionError:
+        return False
+    return True
