@@ -69,12 +69,13 @@ def status_in_listing(folder: Path, run: Path) -> str:
 
 
 def snapshot(run: Path) -> dict[str, tuple[int, int, int]]:
-    """(size, mtime_ns, inode) of every file in the run folder but the heartbeat."""
+    """(size, mtime_ns, inode) of every file in the run folder but the heartbeat (and the
+    temporary file its writer renames over it)."""
     seen = {}
     for root, dirs, files in os.walk(run):
         for name in files + dirs:
             path = Path(root, name)
-            if path.name != HEARTBEAT_FILE:
+            if not path.name.lstrip(".").startswith(HEARTBEAT_FILE):
                 st = path.lstat()
                 seen[str(path.relative_to(run))] = (st.st_size, st.st_mtime_ns, st.st_ino)
     return seen
