@@ -67,7 +67,9 @@ def test_two_processes_train_exactly_as_one_with_twice_the_accumulation(tmp_path
 
 def test_a_two_process_job_stopped_through_its_folder_resumes_on_one(
         tmp_path: Path, jobs: JobTracker) -> None:
-    session = _session(tmp_path, max_steps=60, eval_interval=0, nproc=2)
+    # (600 steps: the stop must arrive while it trains, and `llmlab ctl` takes a second to
+    # start on a busy machine; 60 steps were over before it once)
+    session = _session(tmp_path, max_steps=600, eval_interval=0, nproc=2)
     run_dir, pid = jobs.detach(tmp_path, str(session))
     wait_until(lambda: len(_train_losses(run_dir)) >= 10, what="ten steps")
     stop = ok(llmlab(tmp_path, "ctl", str(run_dir), "stop", **DDP_ENV))
@@ -79,9 +81,9 @@ def test_a_two_process_job_stopped_through_its_folder_resumes_on_one(
     ok(llmlab(tmp_path, "train", str(session), "--resume", str(run_dir), "--nproc", "1",
               **DDP_ENV))
     info = read_run_info(run_dir)
-    assert info["status"] == "finished" and info["step"] == 60
+    assert info["status"] == "finished" and info["step"] == 600
     steps = [r["step"] for r in read_metrics(run_dir) if r.get("type") == "train"]
-    assert steps == list(range(1, 61)), "steps lost or repeated across the resume"
+    assert steps == list(range(1, 601)), "steps lost or repeated across the resume"
 
 
 def test_a_killed_rank_ends_the_job_with_its_run_resumable(
