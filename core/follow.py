@@ -51,7 +51,9 @@ class Attached:
             params=_int(info.get("params")), flops_per_token=_int(info.get("flops_per_token")),
             vocab_size=_int(info.get("vocab_size")), max_steps=_int(info.get("max_steps")),
             start_step=last, device=str(info.get("device", "")),
-            precision=str(info.get("precision", "")))
+            precision=str(info.get("precision", "")),
+            world_size=max(1, _int(info.get("world_size", 1))),
+            global_batch=_int(info.get("global_batch")))
 
     def last_step(self) -> int:
         steps = [r.get("step") for r in self.records if r.get("type") == "train"]

@@ -210,6 +210,15 @@ class RunStarted(Event):
     start_step: int  # > 0 when resuming
     device: str
     precision: str
+    world_size: int = 1  # processes of the job (torchrun); batch_size is per process
+    global_batch: int = 0  # sequences per optimizer step, every process (0: not known)
+
+    def processes(self) -> str:
+        """'2 processes, global batch 8' for a job of several processes, else ''."""
+        if self.world_size <= 1:
+            return ""
+        batch = f", global batch {self.global_batch}" if self.global_batch else ""
+        return f"{self.world_size} processes{batch}"
 
 
 @dataclass

@@ -296,6 +296,12 @@ class RunSummary:
     status: str
     name: str = ""  # the user's name for the run (run.json), "" if none
     notes: str = ""  # the user's notes on the run (run.json)
+    world_size: int = 1  # processes of the job (torchrun); tokens_per_s counts them all
+
+    @property
+    def model(self) -> str:
+        """The architecture, with the job's processes when there were several: 'gpt×2'."""
+        return self.arch if self.world_size <= 1 else f"{self.arch}×{self.world_size}"
 
 
 def run_damage(run_dir: Path) -> str | None:
@@ -372,6 +378,7 @@ def _summarize(run_dir: Path) -> RunSummary:
         status=run_status(run_dir, info),
         name=str(info.get("name") or ""),
         notes=str(info.get("notes") or ""),
+        world_size=max(1, _int(info.get("world_size", 1))),
     )
 
 

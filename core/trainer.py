@@ -156,8 +156,7 @@ class Trainer:
                 hparams=trainer.hp.as_dict(), corpus=dataset.corpus.source,
                 vocab_size=dataset.tokenizer.vocab_size, device=placement.device,
                 precision=placement.precision, world_size=placement.world_size,
-                global_batch=session.train.batch_size * session.train.grad_accum
-                * placement.world_size)
+                global_batch=trainer.global_batch)
         except BaseException:
             trainer.writer.close(final_state=EngineState.FAILED)
             raise
@@ -187,7 +186,9 @@ class Trainer:
             dataset = load_dataset(session.data, session.base_dir)
             trainer = cls(session, dataset, placement, run_dir, emit, ckpt, writer=writer)
             trainer.writer.truncate_metrics_after(trainer.step)
-            trainer.writer.update_info(status="running")  # not "stopped" while it trains again
+            trainer.writer.update_info(  # not "stopped" while it trains again; maybe resized
+                status="running", world_size=placement.world_size,
+                global_batch=trainer.global_batch)
         except BaseException:
             writer.close(final_state="stopped")
             raise
@@ -198,6 +199,12 @@ class Trainer:
         return self.model.num_params()
 
     @property
+    def global_batch(self) -> int:
+        """Sequences per optimizer step, every process's micro-batches counted."""
+        t = self.session.train
+        return t.batch_size * t.grad_accum * self.placement.world_size
+
+    @property
     def done(self) -> bool:
         return self.step >= self.max_steps
 
@@ -206,7 +213,8 @@ class Trainer:
             run_dir=str(self.run_dir), arch=self.session.model.arch, params=self.num_params,
             flops_per_token=self.flops_per_token, vocab_size=self.dataset.tokenizer.vocab_size,
             max_steps=self.max_steps, start_step=start_step, device=self.placement.device,
-            precision=self.placement.precision)
+            precision=self.placement.precision, world_size=self.placement.world_size,
+            global_batch=self.global_batch)
 
     # ------------------------------------------------------------------ the loop
 

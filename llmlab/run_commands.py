@@ -208,8 +208,9 @@ class _TrainView:
 
         if isinstance(event, msg.RunStarted):
             self.run_dir = event.run_dir
+            scale = f", {event.processes()}" if event.processes() else ""
             self.console.print(f"run {event.run_dir}: {event.arch}, {event.params:,} parameters,"
-                               f" {event.device} {event.precision}", **PLAIN)
+                               f" {event.device} {event.precision}{scale}", **PLAIN)
             self.progress.start()
             self.task = self.progress.add_task("train", total=event.max_steps,
                                                completed=event.start_step, loss="-", val="-",
@@ -361,7 +362,7 @@ def _run_row(r: RunSummary) -> tuple[str, list[str], str]:
     """(the run id as the other verbs take it, from the folders; its cells in RUN_COLUMNS'
     order; its name and notes, `_label`), every one without control characters (run.json
     and the folder names may come from someone else)."""
-    cells = [r.created.replace("T", " "), r.arch, f"{r.params:,}", f"{r.steps}/{r.max_steps}",
+    cells = [r.created.replace("T", " "), r.model, f"{r.params:,}", f"{r.steps}/{r.max_steps}",
              "-" if r.best_val_loss is None else f"{r.best_val_loss:.4f}",
              "-" if r.tokens_per_s is None else f"{r.tokens_per_s:,.0f}", r.status]
     return (one_line(f"{r.path.parent.name}/{r.run_id}"), [one_line(c) for c in cells],

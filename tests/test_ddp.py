@@ -16,7 +16,7 @@ from helpers.sessions import small_session
 
 from core.checkpoint import list_checkpoints
 from core.runs import has_checkpoint, read_metrics, read_run_info
-from core.session import save_session
+from core.session import load_session, save_session
 
 DDP_ENV = {**JOB_ENV, "LLMLAB_DIST_TIMEOUT": "20"}
 
@@ -46,8 +46,11 @@ def test_two_processes_train_exactly_as_one_with_twice_the_accumulation(tmp_path
     may be taken in another order: 1e-5 allows for it; on this machine they are equal)."""
     two = _session(tmp_path, "two.toml", max_steps=20, eval_interval=10, nproc=2)
     one = _session(tmp_path, "one.toml", max_steps=20, eval_interval=10, grad_accum=2)
-    ok(llmlab(tmp_path, "train", str(two), **DDP_ENV))
-    ok(llmlab(tmp_path, "train", str(one), **DDP_ENV))
+    for path, says in ((two, "2 processes, global batch 8"), (one, None)):
+        done = llmlab(tmp_path, "train", str(path), **DDP_ENV)
+        ok(done)
+        header = done.stderr.splitlines()[0]  # (the run's first line: what it is)
+        assert (says in header) if says else "global batch" not in header, header
     runs = sorted((tmp_path / "runs" / "d").iterdir())
     assert len(runs) == 2, "a process left a folder of its own"
     ddp, single = runs
@@ -63,6 +66,16 @@ def test_two_processes_train_exactly_as_one_with_twice_the_accumulation(tmp_path
     steps = [r["step"] for r in read_metrics(ddp) if r.get("type") == "train"]
     assert steps == list(range(1, 21))
     assert len(list(ddp.rglob("metrics.jsonl"))) == 1
+    # Both runs count every process's tokens: the same tokens per step, the aggregate.
+    context = load_session(two).model.context
+    for run in runs:
+        assert [r["tokens"] for r in read_metrics(run) if r.get("type") == "train"] == \
+            [step * 8 * context for step in range(1, 21)]
+    # `llmlab runs` says the DDP run's world size, beside the single process's run.
+    listed = {line.split()[0]: line for line in
+              ok(llmlab(tmp_path, "runs", **DDP_ENV)).splitlines()
+              if line.strip().startswith("d/")}
+    assert " gpt×2 " in listed[f"d/{ddp.name}"] and " gpt " in listed[f"d/{single.name}"]
 
 
 def test_a_two_process_job_stopped_through_its_folder_resumes_on_one(

@@ -270,8 +270,10 @@ class TrainPane(Pane):
         progress.metrics = None
         progress.max_steps = e.max_steps
         self.event_log.add(f"run {e.run_dir}")
+        scale = f", {e.processes()}" if e.processes() else ""
         self.event_log.add(f"{e.arch}, {e.params:,} params, vocab {e.vocab_size}, on {e.device} "
-                     f"({e.precision})" + (f", from step {e.start_step}" if e.start_step else ""))
+                           f"({e.precision}){scale}"
+                           + (f", from step {e.start_step}" if e.start_step else ""))
         self._changed()
 
     def _step(self, e: msg.StepMetrics) -> None:

@@ -19,7 +19,8 @@ from core.text import one_line
 from tui.text import middle_ellipsis
 
 MARK = "●"
-# (label, width, right-aligned); the name column (None) takes the rest.
+# (label, width, right-aligned); the name column (None) takes the rest. The model column
+# widens to hold a job's processes ("gpt×16") when a run listed had several.
 COLUMNS: tuple[tuple[str, int | None, bool], ...] = (
     ("", 2, False),
     ("run", None, False),
@@ -32,6 +33,7 @@ COLUMNS: tuple[tuple[str, int | None, bool], ...] = (
     ("status", 8, False),
 )
 MIN_NAME_WIDTH = 12
+MAX_MODEL_WIDTH = 10  # "lstm×1024 "
 
 
 def short_date(created: str) -> str:
@@ -64,7 +66,7 @@ def cells(run: RunSummary) -> list[str]:
     steps = f"{run.steps}/{run.max_steps}" if run.max_steps else str(run.steps)
     return [one_line(c) for c in [
         short_date(run.created),
-        run.arch,
+        run.model,
         human_count(run.params) if run.params else "?",
         steps,
         f"{run.best_val_loss:.3f}" if run.best_val_loss is not None else "-",
@@ -96,8 +98,16 @@ class RunsTable(DataTable):
             return False  # enter goes on to the pane's binding
         return super().check_action(action, parameters)
 
-    def name_width(self, rows: int) -> int:
-        fixed = sum(width for _, width, _ in COLUMNS if width is not None)
+    def widths(self, runs: list[RunSummary]) -> list[int | None]:
+        """Each column's width for `runs` (None: the name's, what the others leave)."""
+        model = min(MAX_MODEL_WIDTH, max(
+            [len(run.model) + 1 for run in runs if run.world_size > 1], default=0))
+        return [max(width, model) if label == "model" and width else width
+                for label, width, _ in COLUMNS]
+
+    def name_width(self, runs: list[RunSummary]) -> int:
+        fixed = sum(width for width in self.widths(runs) if width is not None)
+        rows = len(runs)
         available = self.size.width or 80
         max_height = self.styles.max_height
         if max_height is not None and max_height.is_cells and rows + 1 > max_height.value:
@@ -119,9 +129,10 @@ class RunsTable(DataTable):
         self.runs = list(runs)
         self._marks = dict(marks)
         self._current = current
-        self._name_width = self.name_width(len(runs))
+        self._name_width = self.name_width(runs)
+        widths = self.widths(runs)
         self.clear(columns=True)
-        for i, (label, width, right) in enumerate(COLUMNS):
+        for i, ((label, _, right), width) in enumerate(zip(COLUMNS, widths, strict=True)):
             w = self._name_width if width is None else width
             self.add_column(fit(label, w, right, last=i == len(COLUMNS) - 1), width=w,
                             key=label or "mark")
@@ -131,8 +142,8 @@ class RunsTable(DataTable):
             mark = Text(MARK + " ", style=self._color(color)) if color else Text("  ")
             dim = "dim" if run.session != current else ""
             row = [mark, Text(fit(run_name(run), self._name_width), style=dim)]
-            for i, ((_, width, right), value) in enumerate(zip(COLUMNS[2:], cells(run),
-                                                               strict=True)):
+            for i, ((_, _, right), width, value) in enumerate(
+                    zip(COLUMNS[2:], widths[2:], cells(run), strict=True)):
                 assert width is not None
                 last = i == len(COLUMNS) - 3
                 row.append(Text(fit(value, width, right, last), style=dim))
@@ -156,7 +167,7 @@ class RunsTable(DataTable):
 
     def on_resize(self) -> None:
         """The name column takes the width the others leave: lay out again for a new one."""
-        if self.runs and self.name_width(len(self.runs)) != self._name_width:
+        if self.runs and self.name_width(self.runs) != self._name_width:
             self.call_after_refresh(self.redisplay)
 
     def redisplay(self) -> None:
