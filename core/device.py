@@ -53,13 +53,21 @@ class Placement:
 
 
 def place(device: str, precision: str) -> Placement:
-    """Resolve `train.device` / `train.precision` for this process; LlmlabError if impossible."""
+    """Resolve `train.device` / `train.precision` for this process; LlmlabError if impossible.
+
+    Under torchrun the process joins its job's group first, whatever it finds: a rank that
+    cannot run (no CUDA for nccl, no bf16) says so to the others (`as_one`), so every rank
+    ends with the same line instead of the others waiting for it in a collective."""
     rank = int(os.environ.get("RANK", 0))
     local_rank = int(os.environ.get("LOCAL_RANK", 0))
     world_size = int(os.environ.get("WORLD_SIZE", 1))
-    resolved = _resolve_device(device, local_rank)
-    _check_precision(precision, resolved)
-    fit_threads()
+    problem: LlmlabError | None = None
+    try:
+        resolved = _resolve_device(device, local_rank)
+        _check_precision(precision, resolved)
+    except LlmlabError as e:
+        problem, resolved = e, "cpu"  # (gloo: joins the group to say so)
+    placement = Placement(resolved, precision, rank, local_rank, world_size)
     if world_size > 1 and not torch.distributed.is_initialized():
         import datetime
 
@@ -67,7 +75,38 @@ def place(device: str, precision: str) -> Placement:
         # Bounded: a rank that died makes the others give up within this, not 30 minutes.
         timeout = datetime.timedelta(seconds=dist_timeout())
         torch.distributed.init_process_group(backend=backend, timeout=timeout)
-    return Placement(resolved, precision, rank, local_rank, world_size)
+    with as_one(placement):
+        if problem is not None:
+            raise problem
+    fit_threads()
+    return placement
+
+
+@contextlib.contextmanager
+def as_one(placement: Placement) -> Iterator[None]:
+    """Run a start-up check on every rank of a job and end them alike: when any rank refuses
+    (an LlmlabError, or a bug), every rank raises, the lowest refusing rank's line (rank 0,
+    which reports the run, says it: "rank 3: corpus ...: no such file"). Alone, nothing is
+    exchanged. Every rank must enter it at the same point (it is a collective)."""
+    try:
+        yield
+    except Exception as e:
+        if placement.distributed:
+            line = str(e) if isinstance(e, LlmlabError) else f"internal error: " \
+                f"{type(e).__name__}: {e}"
+            _agree(placement, line.splitlines()[0] if line else type(e).__name__)
+        raise
+    if placement.distributed:
+        _agree(placement, None)
+
+
+def _agree(placement: Placement, line: str | None) -> None:
+    """Exchange each rank's refusal (None: none); raise the first other rank's, if any, here."""
+    lines: list[str | None] = [None] * placement.world_size
+    torch.distributed.all_gather_object(lines, line)
+    first = next(((r, t) for r, t in enumerate(lines) if t is not None), None)
+    if first is not None and first[0] != placement.rank:
+        raise LlmlabError(f"rank {first[0]}: {first[1]}")
 
 
 def dist_timeout() -> float:

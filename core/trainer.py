@@ -31,7 +31,16 @@ from core.checkpoint import (
 from core.collapse import CollapseWatch
 from core.control import check_live_value
 from core.dataset import TokenDataset, load_dataset
-from core.device import Placement, fit_threads, mfu, observe_flops, peak_flops, place, wrap_model
+from core.device import (
+    Placement,
+    as_one,
+    fit_threads,
+    mfu,
+    observe_flops,
+    peak_flops,
+    place,
+    wrap_model,
+)
 from core.errors import LlmlabError
 from core.estimate import check_session_fits, describe_model, param_count
 from core.evaluate import evaluate
@@ -134,29 +143,31 @@ class Trainer:
         if resume is not None:
             return cls._resume(Path(resume), placement, emit)
         emit(msg.Status(EngineState.PREPARING, f"opening {session.data.corpus}"))
-        dataset = load_dataset(session.data, session.base_dir)
-        _check_before_run(session, dataset, placement)  # before the folder: no empty run
-        runs_root = session.resolve(session.train.runs_dir)
-        if not placement.is_main:
-            run_dir = runs_root
-        elif run_dir is not None:
-            run_dir = claimable_run_dir(Path(run_dir))
-        else:
-            run_dir = new_run_dir(runs_root, session.name)
+        with as_one(placement):  # (a rank that refuses ends every rank, with its line)
+            dataset = load_dataset(session.data, session.base_dir)
+            _check_before_run(session, dataset, placement)  # before the folder: no empty run
+            runs_root = session.resolve(session.train.runs_dir)
+            if not placement.is_main:
+                run_dir = runs_root
+            elif run_dir is not None:
+                run_dir = claimable_run_dir(Path(run_dir))
+            else:
+                run_dir = new_run_dir(runs_root, session.name)
         trainer = cls(session, dataset, placement, run_dir, emit)
-        trainer.writer.claim()
         try:
-            trainer.writer.write_session(_frozen(session))
-            trainer.writer.write_tokenizer(dataset.tokenizer)
-            trainer.writer.update_info(
-                **launcher_info(),  # (a sweep's study and trial; the job's own fields win)
-                session=session.name, arch=session.model.arch, params=trainer.num_params,
-                flops_per_token=trainer.flops_per_token, max_steps=trainer.max_steps,
-                created=time.strftime("%Y-%m-%dT%H:%M:%S"), status="running", step=0,
-                hparams=trainer.hp.as_dict(), corpus=dataset.corpus.source,
-                vocab_size=dataset.tokenizer.vocab_size, device=placement.device,
-                precision=placement.precision, world_size=placement.world_size,
-                global_batch=trainer.global_batch)
+            with as_one(placement):
+                trainer.writer.claim()
+                trainer.writer.write_session(_frozen(session))
+                trainer.writer.write_tokenizer(dataset.tokenizer)
+                trainer.writer.update_info(
+                    **launcher_info(),  # (a sweep's study and trial; the job's own fields win)
+                    session=session.name, arch=session.model.arch, params=trainer.num_params,
+                    flops_per_token=trainer.flops_per_token, max_steps=trainer.max_steps,
+                    created=time.strftime("%Y-%m-%dT%H:%M:%S"), status="running", step=0,
+                    hparams=trainer.hp.as_dict(), corpus=dataset.corpus.source,
+                    vocab_size=dataset.tokenizer.vocab_size, device=placement.device,
+                    precision=placement.precision, world_size=placement.world_size,
+                    global_batch=trainer.global_batch)
         except BaseException:
             trainer.writer.close(final_state=EngineState.FAILED)
             raise
@@ -169,26 +180,28 @@ class Trainer:
         (no checkpoint, weights of another model than the session claims, a finished run);
         a finished run is never touched: saving its step N again could lose it."""
         writer = RunWriter(run_dir, enabled=placement.is_main)
-        writer.claim(announce=False)  # (a live job's run is refused before anything is read)
         try:
-            session = load_run_session(run_dir)
-            ckpt = latest_checkpoint(run_dir / "checkpoints")
-            if ckpt is None:
-                raise LlmlabError(f"{run_dir}: no complete checkpoint to resume from")
-            check_parameter_claim(
-                ckpt.path, param_count(session.model, load_tokenizer(run_dir).vocab_size),
-                f"{run_dir / 'session.toml'} ({describe_model(session.model)})")
-            if ckpt.step >= session.train.max_steps:
-                raise LlmlabError(f"{run_dir}: already finished (step {ckpt.step} of "
-                                  f"{session.train.max_steps}), nothing to resume")
-            writer.announce()
-            emit(msg.Status(EngineState.PREPARING, f"opening {session.data.corpus}"))
-            dataset = load_dataset(session.data, session.base_dir)
+            with as_one(placement):  # (a rank that refuses ends every rank, with its line)
+                writer.claim(announce=False)  # (a live job's run is refused before reading)
+                session = load_run_session(run_dir)
+                ckpt = latest_checkpoint(run_dir / "checkpoints")
+                if ckpt is None:
+                    raise LlmlabError(f"{run_dir}: no complete checkpoint to resume from")
+                check_parameter_claim(
+                    ckpt.path, param_count(session.model, load_tokenizer(run_dir).vocab_size),
+                    f"{run_dir / 'session.toml'} ({describe_model(session.model)})")
+                if ckpt.step >= session.train.max_steps:
+                    raise LlmlabError(f"{run_dir}: already finished (step {ckpt.step} of "
+                                      f"{session.train.max_steps}), nothing to resume")
+                writer.announce()
+                emit(msg.Status(EngineState.PREPARING, f"opening {session.data.corpus}"))
+                dataset = load_dataset(session.data, session.base_dir)
             trainer = cls(session, dataset, placement, run_dir, emit, ckpt, writer=writer)
-            trainer.writer.truncate_metrics_after(trainer.step)
-            trainer.writer.update_info(  # not "stopped" while it trains again; maybe resized
-                status="running", world_size=placement.world_size,
-                global_batch=trainer.global_batch)
+            with as_one(placement):
+                trainer.writer.truncate_metrics_after(trainer.step)
+                trainer.writer.update_info(  # not "stopped" while it trains again; resized?
+                    status="running", world_size=placement.world_size,
+                    global_batch=trainer.global_batch)
         except BaseException:
             writer.close(final_state="stopped")
             raise

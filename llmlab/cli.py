@@ -63,6 +63,12 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--nproc", type=int, default=0, metavar="N",
                        help="processes on this machine (torchrun, DDP; default: train.nproc); "
                             "also when resuming, with the same or another number")
+    train.add_argument("--nnodes", type=int, default=1, metavar="M",
+                       help="machines of the job: run the same command on each, with "
+                            "--rdzv-endpoint (torchrun's c10d rendezvous)")
+    train.add_argument("--rdzv-endpoint", metavar="HOST:PORT",
+                       help="with --nnodes: the first machine's address and a free port, "
+                            "reachable from the others (waits LLMLAB_DIST_TIMEOUT s for them)")
     train.add_argument("--run-dir", type=Path, metavar="DIR",
                        help="the new run's folder (made by a launcher: the app, a sweep); "
                             "default: a new folder under train.runs_dir")
@@ -199,7 +205,10 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "train" and args.detach:  # (a launcher: no torch, back at once)
         return _compute(args)
     if args.command in ("train", "eval", "sample", "prune", "quantize"):
-        from core.device import denormals_flushed
+        from llmlab.ranks import quiet_rendezvous_logs
+
+        with quiet_rendezvous_logs(args):
+            from core.device import denormals_flushed
 
         # From before torch's thread pool exists (its threads inherit the setting) to the
         # end of the command; restored after, for a script that calls main() in-process.

@@ -12,8 +12,10 @@ control channel (core.engine_control broadcasts its decisions).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 from core.errors import LlmlabError
@@ -38,6 +40,10 @@ def check_nproc(nproc: int, device: str) -> None:
     if device in ("cpu", "auto") and nproc > (cores or 1) and not _has_cuda():
         raise LlmlabError(f"train.nproc: {nproc} processes, this machine has {cores} cores "
                           "(at most one process per core)")
+    if device == "cuda" and not _has_cuda():
+        raise LlmlabError(f"train.device: cuda is not available on this machine, and {nproc} "
+                          "processes on cuda train with nccl, one GPU each (use auto or cpu: "
+                          "gloo)")
     if device == "cuda" and nproc > _cuda_count():
         raise LlmlabError(f"train.nproc: {nproc} processes, this machine has "
                           f"{_cuda_count()} GPUs (one per process)")
@@ -45,37 +51,122 @@ def check_nproc(nproc: int, device: str) -> None:
 
 def launch_ranks(args: argparse.Namespace, session: Session, resume: Path | None,
                  nproc: int) -> int:
-    """Run `nproc` ranks of this `llmlab train` through torchrun; its exit status."""
+    """Run `nproc` ranks of this `llmlab train` through torchrun (on this machine, or on each
+    of `--nnodes` machines meeting at `--rdzv-endpoint`); its exit status."""
     from core.runs import INFO_FILE, new_run_dir, read_run_info
 
+    _quiet_torchrun()
+    nodes = rendezvous(args.nnodes, args.rdzv_endpoint)
     check_nproc(nproc, session.train.device)
-    made_here = resume is None and args.run_dir is None
-    if made_here:  # (made here: the launcher knows the folder, and tidies it if no rank began)
+    # (made here: the launcher knows the folder, and tidies it if no rank began; a job of
+    # several machines has its folder made by rank 0, wherever that runs)
+    made_here = resume is None and args.run_dir is None and not nodes
+    if made_here:
         args.run_dir = new_run_dir(session.resolve(session.train.runs_dir), session.name)
-    run_dir = Path(resume or args.run_dir)
+    run_dir = Path(resume) if resume is not None else args.run_dir
     inner = ["train", args.session, *(x for o in args.overrides for x in ("--set", o))]
-    inner += ["--resume", str(resume)] if resume is not None else ["--run-dir", str(run_dir)]
+    if resume is not None:
+        inner += ["--resume", str(resume)]
+    elif run_dir is not None:
+        inner += ["--run-dir", str(run_dir)]
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
     os.environ.setdefault("OMP_NUM_THREADS", str(max(1, cores // nproc)))
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.elastic.rendezvous.api import RendezvousError
     from torch.distributed.run import get_args_parser, run
 
     torchrun = get_args_parser().parse_args([
-        "--standalone", "--nproc-per-node", str(nproc), "--monitor-interval", "0.5",
-        "-m", "llmlab", *inner])
+        *(nodes or ["--standalone"]), "--nproc-per-node", str(nproc),
+        "--monitor-interval", "0.5", "-m", "llmlab", *inner])
     try:
         run(torchrun)
+    except RendezvousError as e:
+        raise LlmlabError(_rendezvous_line(e, args.rdzv_endpoint, args.nnodes)) from None
     except ChildFailedError as e:
         if made_here:  # (a launcher's folder is its launcher's to tidy)
             _discard_if_unstarted(run_dir)
-        status = read_run_info(run_dir).get("status") if (run_dir / INFO_FILE).exists() else None
+        first = e.get_first_failure()[1]
+        if first.exitcode == EXIT_BAD_INPUT:
+            return EXIT_BAD_INPUT  # (the job refused its input: rank 0 said why, one line)
+        status = read_run_info(run_dir).get("status") if run_dir is not None and (
+            run_dir / INFO_FILE).exists() else None
         failures = ", ".join(f"rank {r} exit {f.exitcode}" for r, f in e.failures.items())
-        print(f"training stopped: a process failed ({failures}); run {run_dir} is "
-              f"{status or 'not started'}", file=sys.stderr)
-        return EXIT_BAD_INPUT if all(f.exitcode == EXIT_BAD_INPUT
-                                     for f in e.failures.values()) else EXIT_INTERNAL
+        where = f"run {run_dir} is {status or 'not started'}" if run_dir is not None \
+            else "see rank 0's output"
+        print(f"training stopped: a process failed ({failures}); {where}", file=sys.stderr)
+        return EXIT_INTERNAL
+    if run_dir is None:  # (another machine's rank 0 has the run)
+        return EXIT_OK
     status = read_run_info(run_dir).get("status", "")
     return EXIT_INTERRUPTED if str(status).startswith("stopped") else EXIT_OK
+
+
+def rendezvous(nnodes: int, endpoint: str | None) -> list[str]:
+    """torchrun's arguments for a job of `nnodes` machines meeting at `endpoint` (c10d, every
+    wait bounded by LLMLAB_DIST_TIMEOUT); [] for one machine alone (standalone)."""
+    if nnodes < 1:
+        raise LlmlabError(f"--nnodes: must be >= 1 (got {nnodes})")
+    if nnodes == 1 and not endpoint:
+        return []
+    if not endpoint:
+        raise LlmlabError(f"--nnodes {nnodes}: needs --rdzv-endpoint HOST:PORT (the first "
+                          "machine's address, reachable from the others)")
+    host, _, port = endpoint.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise LlmlabError(f"--rdzv-endpoint {endpoint}: not HOST:PORT (e.g. head:29400)")
+    from core.device import dist_timeout
+
+    wait = int(dist_timeout())
+    return ["--nnodes", str(nnodes), "--rdzv-backend", "c10d", "--rdzv-endpoint", endpoint,
+            "--rdzv-conf", f"join_timeout={wait},read_timeout={wait}"]
+
+
+def _rendezvous_line(e: Exception, endpoint: str | None, nnodes: int) -> str:
+    """The one line of a rendezvous that did not form (torchrun raises it in this process,
+    before any rank starts)."""
+    from torch.distributed.elastic.rendezvous.api import (
+        RendezvousConnectionError,
+        RendezvousTimeoutError,
+    )
+
+    from core.device import dist_timeout
+
+    wait = f"{dist_timeout():g} s (LLMLAB_DIST_TIMEOUT)"
+    if isinstance(e, RendezvousConnectionError):
+        return (f"--rdzv-endpoint {endpoint}: cannot be reached within {wait}; start the "
+                "first machine's llmlab train, check the address and that the port is open")
+    if isinstance(e, RendezvousTimeoutError):
+        return (f"--rdzv-endpoint {endpoint}: not every one of the {nnodes} machines joined "
+                f"within {wait}; run the same llmlab train on each")
+    return f"--rdzv-endpoint {endpoint}: the rendezvous failed: {type(e).__name__} {e}"
+
+
+def _quiet_torchrun() -> None:
+    """torchrun's own log lines (a worker's exit code, the signals it sends the others) are
+    for torchrun's users; llmlab's launcher says what happened in its own line."""
+    import logging
+
+    import torch.distributed.run  # noqa: F401 (its modules' loggers, each with its level)
+
+    for name in list(logging.Logger.manager.loggerDict):
+        if name.startswith(("torch.distributed.elastic", "torch.distributed.run")):
+            logging.getLogger(name).setLevel(logging.CRITICAL)
+
+
+@contextlib.contextmanager
+def quiet_rendezvous_logs(args: argparse.Namespace) -> Iterator[None]:
+    """While torch loads in a launcher of several machines (`--nnodes`, `--rdzv-endpoint`):
+    its C++ log level is read then, and each failed try to reach the rendezvous would log a
+    C++ stack (the launcher says it in one line). The ranks, started later, log as usual."""
+    if args.command != "train" or (args.nnodes == 1 and not args.rdzv_endpoint) \
+            or "TORCH_CPP_LOG_LEVEL" in os.environ:
+        yield
+        return
+    os.environ["TORCH_CPP_LOG_LEVEL"] = "FATAL"
+    try:
+        yield
+    finally:
+        del os.environ["TORCH_CPP_LOG_LEVEL"]
 
 
 def _discard_if_unstarted(run_dir: Path) -> None:

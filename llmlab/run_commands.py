@@ -45,11 +45,14 @@ def cmd_train(args: argparse.Namespace, load_session: LoadSession) -> int:
         resume = find_run(args.resume, session.resolve(session.train.runs_dir))
         _check_resumable(resume)
     if args.detach:
+        if args.nnodes != 1 or args.rdzv_endpoint:
+            raise LlmlabError("--detach: not with --nnodes/--rdzv-endpoint (a job of several "
+                              "machines runs from a terminal on each: tmux, nohup)")
         return _detach(session, resume, args.nproc)
     from llmlab import ranks
 
     nproc = args.nproc or session.train.nproc
-    if nproc > 1 and not ranks.under_torchrun():
+    if (nproc > 1 or args.nnodes != 1 or args.rdzv_endpoint) and not ranks.under_torchrun():
         return ranks.launch_ranks(args, session, resume, nproc)
     from core.engine import Engine  # (torch: not for a launcher)
 
@@ -73,7 +76,8 @@ def cmd_train(args: argparse.Namespace, load_session: LoadSession) -> int:
             from core.launch import record_refusal
 
             record_refusal(args.run_dir, session.name, one_line(view.error or "failed"))
-        print(one_line(view.error or "training failed"), file=sys.stderr)
+        if ranks.rank() == 0 or view.started:  # (any rank's refusal to start: rank 0's line)
+            print(one_line(view.error or "training failed"), file=sys.stderr)
         return EXIT_INTERNAL if view.error_is_internal else EXIT_BAD_INPUT
     if final == "stopped":
         print(f"stopped at step {view.step}; continue with: llmlab train "
@@ -172,10 +176,12 @@ class _QuietView:
         self.run_dir = ""
         self.error: str | None = None
         self.error_is_internal = False
+        self.started = False  # the run began (a refusal before: rank 0 says it, core.device)
 
     def on_event(self, event) -> None:
         from core import messages as msg
 
+        self.started = self.started or isinstance(event, msg.RunStarted)
         if isinstance(event, msg.Error):
             self.error = event.message
             self.error_is_internal = event.message.startswith("internal error")

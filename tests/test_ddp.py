@@ -7,10 +7,14 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
+import sys
 from pathlib import Path
 
-from helpers.cli import llmlab, ok, one_line_exit_2
+import pytest
+import torch
+from helpers.cli import cli_env, llmlab, ok, one_line_exit_2
 from helpers.jobs import JOB_ENV, JobTracker, alive, wait_until
 from helpers.sessions import small_session
 
@@ -138,3 +142,93 @@ def test_impossible_process_counts_are_one_line(tmp_path: Path) -> None:
     assert "train.nproc" in bad
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").rglob("run.json"))
 
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _torchrun(folder: Path, *args: str) -> subprocess.CompletedProcess:
+    """A user's own `torchrun --standalone --nproc-per-node 2 -m llmlab train ARGS`."""
+    return subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
+                           "--nproc-per-node", "2", "-m", "llmlab", "train", *args],
+                          cwd=folder, env=cli_env(folder, **DDP_ENV), capture_output=True,
+                          text=True, timeout=120)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA (nccl can run)")
+def test_nccl_without_cuda_is_one_line(tmp_path: Path) -> None:
+    session = _session(tmp_path, max_steps=5)
+    line = one_line_exit_2(llmlab(tmp_path, "train", str(session), "--nproc", "2", "--set",
+                                  "train.device=cuda", **DDP_ENV))
+    assert "train.device: cuda is not available" in line and "nccl" in line
+    # The user's own torchrun: every rank refuses alike; rank 0 alone says it.
+    done = _torchrun(tmp_path, str(session), "--set", "train.device=cuda")
+    assert done.returncode != 0
+    assert done.stderr.count("train.device: cuda is not available") == 1, done.stderr
+    assert "internal error" not in done.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_runs_dir_rank_0_cannot_write_is_one_line(tmp_path: Path) -> None:
+    session = _session(tmp_path, max_steps=5)
+    (tmp_path / "afile").write_text("")  # (root writes anywhere: a file where a folder goes)
+    where = "train.runs_dir=afile/runs"
+    line = one_line_exit_2(llmlab(tmp_path, "train", str(session), "--nproc", "2", "--set",
+                                  where, **DDP_ENV))
+    assert "afile/runs: cannot create a run folder" in line, line
+    # Under the user's own torchrun, rank 1 (which writes nothing) does not go on to wait for
+    # rank 0 in a collective and fail with a gloo error: rank 0's one line is the job's.
+    done = _torchrun(tmp_path, str(session), "--set", where)
+    ours = [x for x in done.stderr.splitlines() if "afile" in x]
+    assert len(ours) == 1 and "cannot create a run folder" in ours[0], done.stderr
+    assert "internal error" not in done.stderr and "Connection closed" not in done.stderr
+
+
+def test_a_rendezvous_that_does_not_form_is_one_line_naming_the_endpoint(
+        tmp_path: Path) -> None:
+    """`llmlab train --nnodes 2 --rdzv-endpoint HOST:PORT`: the machines meet through
+    torchrun's c10d rendezvous, every wait bounded by LLMLAB_DIST_TIMEOUT. Alone on an unused
+    local port (this machine hosts the rendezvous, nobody joins), and on an address nobody
+    answers (TEST-NET-1: this machine only tries to reach it)."""
+    session = _session(tmp_path, max_steps=5)
+    env = {**DDP_ENV, "LLMLAB_DIST_TIMEOUT": "5"}
+    alone = f"127.0.0.1:{_free_port()}"
+    line = one_line_exit_2(llmlab(tmp_path, "train", str(session), "--nnodes", "2",
+                                  "--rdzv-endpoint", alone, **env))
+    assert line.startswith(f"--rdzv-endpoint {alone}: not every one of the 2 machines")
+    nobody = "192.0.2.1:29400"
+    line = one_line_exit_2(llmlab(tmp_path, "train", str(session), "--nnodes", "2",
+                                  "--rdzv-endpoint", nobody, **env))
+    assert line.startswith(f"--rdzv-endpoint {nobody}: cannot be reached within 5 s"), line
+    for args in (["--nnodes", "2"], ["--nnodes", "0"], ["--nnodes", "2", "--rdzv-endpoint",
+                                                         "head"]):
+        one_line_exit_2(llmlab(tmp_path, "train", str(session), *args, **env))
+    assert not (tmp_path / "runs").exists()
+
+
+def test_two_machines_meeting_at_a_rendezvous_make_one_run(tmp_path: Path) -> None:
+    """Two `llmlab train --nnodes 2` on this host, as on two machines: one job of 2 ranks;
+    rank 0 makes the one run folder (neither launcher made one of its own)."""
+    session = _session(tmp_path, max_steps=10, eval_interval=0)
+    endpoint = f"127.0.0.1:{_free_port()}"
+    argv = [sys.executable, "-m", "llmlab", "train", str(session), "--nnodes", "2",
+            "--rdzv-endpoint", endpoint]
+    env = cli_env(tmp_path, **DDP_ENV)
+    first = subprocess.Popen(argv, cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    try:
+        second = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True,
+                                timeout=120)
+        out, err = first.communicate(timeout=120)
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+    assert first.returncode == second.returncode == 0, (err, second.stderr)
+    (run,) = (tmp_path / "runs" / "d").iterdir()
+    info = read_run_info(run)
+    assert info["world_size"] == 2 and info["status"] == "finished" and info["step"] == 10
+    assert _train_losses(run) and len(_train_losses(run)) == 10
