@@ -31,6 +31,7 @@ class Placement:
     rank: int = 0
     local_rank: int = 0
     world_size: int = 1
+    attempt: int = 0  # torchrun's restarts of the job's processes so far (--max-restarts)
 
     @property
     def device_type(self) -> str:
@@ -67,7 +68,8 @@ def place(device: str, precision: str) -> Placement:
         _check_precision(precision, resolved)
     except LlmlabError as e:
         problem, resolved = e, "cpu"  # (gloo: joins the group to say so)
-    placement = Placement(resolved, precision, rank, local_rank, world_size)
+    attempt = int(os.environ.get("TORCHELASTIC_RESTART_COUNT", 0) or 0)
+    placement = Placement(resolved, precision, rank, local_rank, world_size, attempt)
     if world_size > 1 and not torch.distributed.is_initialized():
         import datetime
 

@@ -264,6 +264,9 @@ def record_event(r: dict[str, Any], info: dict[str, Any]) -> msg.Event | None:
         return msg.SparsityChanged(step, r["target"], r["sparsity"])
     if kind == "warning":
         return msg.Warning(str(r.get("message", "")))
+    if kind == "restart":
+        return msg.Warning(f"step {step}: a process of the job died; torchrun restarted them "
+                           f"(restart {_int(r.get('attempt'))}), from this checkpoint")
     if kind == "control" and r.get("ok") is False:
         what = r.get("op", "request")
         if what == "set":

@@ -199,6 +199,9 @@ class Trainer:
             trainer = cls(session, dataset, placement, run_dir, emit, ckpt, writer=writer)
             with as_one(placement):
                 trainer.writer.truncate_metrics_after(trainer.step)
+                if placement.attempt:  # (torchrun restarted the job: a process had died)
+                    trainer.writer.log({"type": "restart", "step": trainer.step,
+                                        "attempt": placement.attempt, "time": time.time()})
                 trainer.writer.update_info(  # not "stopped" while it trains again; resized?
                     status="running", world_size=placement.world_size,
                     global_batch=trainer.global_batch)

@@ -63,6 +63,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--nproc", type=int, default=0, metavar="N",
                        help="processes on this machine (torchrun, DDP; default: train.nproc); "
                             "also when resuming, with the same or another number")
+    train.add_argument("--max-restarts", type=int, default=0, metavar="K",
+                       help="with several processes: restart them up to K times when one "
+                            "dies (torchrun's elastic restart); they continue the run from "
+                            "its latest checkpoint")
     train.add_argument("--nnodes", type=int, default=1, metavar="M",
                        help="machines of the job: run the same command on each, with "
                             "--rdzv-endpoint (torchrun's c10d rendezvous)")

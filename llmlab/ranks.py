@@ -58,6 +58,7 @@ def launch_ranks(args: argparse.Namespace, session: Session, resume: Path | None
     _quiet_torchrun()
     nodes = rendezvous(args.nnodes, args.rdzv_endpoint)
     check_nproc(nproc, session.train.device)
+    restarts = check_restarts(args.max_restarts, nodes)
     # (made here: the launcher knows the folder, and tidies it if no rank began; a job of
     # several machines has its folder made by rank 0, wherever that runs)
     made_here = resume is None and args.run_dir is None and not nodes
@@ -76,7 +77,7 @@ def launch_ranks(args: argparse.Namespace, session: Session, resume: Path | None
     from torch.distributed.run import get_args_parser, run
 
     torchrun = get_args_parser().parse_args([
-        *(nodes or ["--standalone"]), "--nproc-per-node", str(nproc),
+        *(nodes or ["--standalone"]), "--nproc-per-node", str(nproc), *restarts,
         "--monitor-interval", "0.5", "-m", "llmlab", *inner])
     try:
         run(torchrun)
@@ -99,6 +100,49 @@ def launch_ranks(args: argparse.Namespace, session: Session, resume: Path | None
         return EXIT_OK
     status = read_run_info(run_dir).get("status", "")
     return EXIT_INTERRUPTED if str(status).startswith("stopped") else EXIT_OK
+
+
+def check_restarts(max_restarts: int, nodes: list[str]) -> list[str]:
+    """torchrun's arguments for `--max-restarts K`. Each attempt's ranks meet in a store of
+    their own (TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1: rank 0 hosts it, on a new port each
+    time). By default torchrun shares its rendezvous store with the ranks, and it outlives an
+    attempt with the keys it holds (torch 2.13 names them alike in every attempt): a
+    restarted rank that asks for rank 0's gloo address before the new rank 0 wrote it gets
+    the dead one's, "connectFullMesh failed ... Connection refused", and the new rank 0 waits
+    for it until torchrun kills it. (Seen whenever rank 1 reaches the group first; the
+    same shared store breaks nccl restarts: pytorch/pytorch#135712.)"""
+    if max_restarts < 0:
+        raise LlmlabError(f"--max-restarts: must be >= 0 (got {max_restarts})")
+    if max_restarts == 0:
+        return []
+    if nodes:
+        raise LlmlabError("--max-restarts: on one machine only (a restarted attempt finds "
+                          "its run in the folder this machine's launcher made)")
+    os.environ["TORCH_DISABLE_SHARE_RDZV_TCP_STORE"] = "1"
+    return ["--max-restarts", str(max_restarts)]
+
+
+def restarted_run(run_dir: Path | None) -> Path | None:
+    """The run a rank restarted by torchrun (--max-restarts) continues: the one its first
+    attempt began in `run_dir`, from its latest checkpoint (None: not a restart, or the first
+    attempt failed before its run began). Without a checkpoint there is nothing to continue:
+    one line (the steps the first attempt logged stay as they were)."""
+    from core.runs import INFO_FILE, has_checkpoint
+
+    if run_dir is None or restart_count() == 0 or not (run_dir / INFO_FILE).exists():
+        return None
+    if not has_checkpoint(run_dir):
+        raise LlmlabError(f"{run_dir}: a process died before the run's first checkpoint; "
+                          "nothing to restart from (train.checkpoint_interval)")
+    return run_dir
+
+
+def restart_count() -> int:
+    """How many times torchrun restarted this rank's group (0: the first attempt)."""
+    try:
+        return int(os.environ.get("TORCHELASTIC_RESTART_COUNT", 0))
+    except ValueError:
+        return 0
 
 
 def rendezvous(nnodes: int, endpoint: str | None) -> list[str]:

@@ -54,6 +54,13 @@ def cmd_train(args: argparse.Namespace, load_session: LoadSession) -> int:
     nproc = args.nproc or session.train.nproc
     if (nproc > 1 or args.nnodes != 1 or args.rdzv_endpoint) and not ranks.under_torchrun():
         return ranks.launch_ranks(args, session, resume, nproc)
+    if ranks.under_torchrun() and resume is None:
+        try:  # (torchrun restarted the job's ranks: they continue its run)
+            resume = ranks.restarted_run(args.run_dir)
+        except LlmlabError:
+            if ranks.rank() == 0:  # (every rank finds the same: one says it)
+                raise
+            return EXIT_BAD_INPUT
     from core.engine import Engine  # (torch: not for a launcher)
 
     console = Console(stderr=True)

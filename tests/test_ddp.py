@@ -232,3 +232,36 @@ def test_two_machines_meeting_at_a_rendezvous_make_one_run(tmp_path: Path) -> No
     info = read_run_info(run)
     assert info["world_size"] == 2 and info["status"] == "finished" and info["step"] == 10
     assert _train_losses(run) and len(_train_losses(run)) == 10
+
+
+def test_max_restarts_restart_the_ranks_after_one_is_killed_and_continue_the_run(
+        tmp_path: Path) -> None:
+    """`llmlab train --nproc 2 --max-restarts 1`: rank 0 (the run's writer) is SIGKILLed;
+    torchrun restarts both ranks, which continue the same run from its latest checkpoint:
+    one run folder, every step logged once, a record of the restart, the run finished."""
+    session = _session(tmp_path, max_steps=600, eval_interval=0, checkpoint_interval=5)
+    job = subprocess.Popen([sys.executable, "-m", "llmlab", "train", str(session), "--nproc",
+                            "2", "--max-restarts", "1"], cwd=tmp_path,
+                           env=cli_env(tmp_path, **DDP_ENV), stdout=subprocess.DEVNULL,
+                           stderr=subprocess.PIPE, text=True)
+    try:
+        runs = tmp_path / "runs" / "d"
+        run_dir = wait_until(lambda: next((r for r in runs.iterdir() if has_checkpoint(r)),
+                                          None) if runs.is_dir() else None,
+                             what="a checkpoint")
+        first = json.loads((run_dir / "heartbeat.json").read_text())["pid"]
+        os.kill(first, signal.SIGKILL)
+        _, err = job.communicate(timeout=240)
+    finally:
+        if job.poll() is None:
+            job.kill()
+            job.wait()
+    assert job.returncode == 0, err
+    assert [p.name for p in runs.iterdir()] == [run_dir.name]
+    info = read_run_info(run_dir)
+    assert info["status"] == "finished" and info["step"] == 600, info
+    steps = [r["step"] for r in read_metrics(run_dir) if r.get("type") == "train"]
+    assert steps == list(range(1, 601)), "steps lost or repeated across the restart"
+    (restart,) = [r for r in read_metrics(run_dir) if r.get("type") == "restart"]
+    assert restart["attempt"] == 1 and restart["step"] % 5 == 0  # (a checkpoint's step)
+    assert json.loads((run_dir / "heartbeat.json").read_text())["pid"] != first
