@@ -67,6 +67,33 @@ def train(folder: Path, corpus: Path, steps: int, nproc: int, accum: int) -> tup
     return statistics.median(speeds), val
 
 
+def compare(corpus: Path, steps: int, nprocs: list[int], runs: int) -> None:
+    """Train each process count `runs` times (alternating), all with the same global batch
+    (8 x the largest count: fewer processes accumulate more micro-batches), and print their
+    tokens/s, val loss and the overhead against the first count."""
+    most = max(nprocs)
+    if any(most % n for n in nprocs):
+        sys.exit(f"--nproc {','.join(map(str, nprocs))}: each must divide the largest "
+                 "(the same global batch for all)")
+    figures: dict[int, list[tuple[float, float]]] = {n: [] for n in nprocs}
+    print(f"global batch {8 * most} x context 64, {steps} steps, {runs} runs each "
+          f"(alternating), {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}")
+    with tempfile.TemporaryDirectory() as tmp:
+        for _ in range(runs):
+            for n in nprocs:
+                figures[n].append(train(Path(tmp), corpus.absolute(), steps, n, most // n))
+    base = statistics.median(x for x, _ in figures[nprocs[0]])
+    for n in nprocs:
+        speed = statistics.median(x for x, _ in figures[n])
+        val = statistics.median(v for _, v in figures[n])
+        how = f"1 process x grad_accum {most}" if n == 1 else \
+            f"{n} processes (DDP, gloo) x grad_accum {most // n}"
+        versus = "" if n == nprocs[0] else f" ({speed / base:.2f} of {nprocs[0]}: DDP " \
+            f"overhead {max(0.0, 1 - speed / base):.0%})"
+        print(f"{how}: {speed:,.0f} tokens/s{versus}, val loss {val:.4f}")
+    print(f"load average {os.getloadavg()[0]:.2f} at the end")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("corpus", nargs="?", type=Path, default=DEFAULT_CORPUS)
@@ -76,19 +103,7 @@ def main() -> None:
     args = parser.parse_args()
     if not args.corpus.is_file():
         sys.exit(f"{args.corpus}: no such corpus (pass one: python bench/ddp.py CORPUS)")
-    one, many = [], []
-    with tempfile.TemporaryDirectory() as tmp:
-        for _ in range(args.runs):
-            one.append(train(Path(tmp), args.corpus.absolute(), args.steps, 1, args.nproc))
-            many.append(train(Path(tmp), args.corpus.absolute(), args.steps, args.nproc, 1))
-    s1, sn = statistics.median(x for x, _ in one), statistics.median(x for x, _ in many)
-    v1, vn = statistics.median(v for _, v in one), statistics.median(v for _, v in many)
-    print(f"global batch {8 * args.nproc} x context 64, {args.steps} steps, {args.runs} runs each "
-          f"(alternating), {os.cpu_count()} cores")
-    print(f"1 process x grad_accum {args.nproc}: {s1:,.0f} tokens/s, val loss {v1:.4f}")
-    print(f"{args.nproc} processes (DDP, gloo): {sn:,.0f} tokens/s, val loss {vn:.4f}")
-    print(f"ratio {sn / s1:.2f} (DDP overhead {max(0.0, 1 - sn / s1):.0%}); "
-          f"val loss difference {abs(vn - v1):.4f}")
+    compare(args.corpus, args.steps, [1, args.nproc], args.runs)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
     python bench/train.py [CORPUS] [--iters 2000] [--precisions fp32,bf16] [--baseline-iters 300]
     python bench/train.py [CORPUS] --contention [--iters 60] [--runs 3]
+    python bench/train.py [CORPUS] --nproc 1,2 [--iters 2000] [--runs 1]
 
 Trains through llmlab's engine (char tokens, 4 layers, 4 heads, 128 wide, context 64, batch 12,
 AdamW lr 1e-3 beta2 0.99, weight decay 0.1, warmup 100, cosine to 1e-4, dropout 0, clip 1.0,
@@ -13,6 +14,10 @@ The baseline, measured in the same run: a nanoGPT-style loop over the same model
 `torch.optim.AdamW`, batches stacked from a memmap with `torch.stack`, lr set by hand), fp32,
 median ms/iter over `--baseline-iters` iterations. nanoGPT itself measured 46 ms/iter and val
 loss 1.886 at iter 2000 on this machine (figures from the issue).
+
+--nproc 1,2: DDP's overhead (bench/ddp.py): tokens/s and val loss after `--iters` steps of
+`llmlab train` on each number of processes (torchrun, gloo on CPU), all with the same global
+batch (fewer processes accumulate more micro-batches), alternating `--runs` times.
 
 --contention: tokens/s of `llmlab train` (the same configuration, fp32, headless, as a user
 runs it) alone and beside one competing busy process (a spinning python), alternating, each in
@@ -184,6 +189,22 @@ def contention(corpus: Path, iters: int, runs: int) -> None:
     print(f"load average {os.getloadavg()[0]:.2f} at the end")
 
 
+def ddp_overhead(corpus: Path, iters: int, nprocs: str, runs: int) -> None:
+    """bench/ddp.py's comparison, for the process counts `nprocs` ("1,2")."""
+    import importlib.util
+
+    try:
+        counts = [int(n) for n in nprocs.split(",")]
+    except ValueError:
+        sys.exit(f"--nproc {nprocs}: not a list of process counts (e.g. 1,2)")
+    if not corpus.is_file():
+        sys.exit(f"{corpus}: no such corpus (pass one as the first argument)")
+    spec = importlib.util.spec_from_file_location("bench_ddp", Path(__file__).with_name("ddp.py"))
+    ddp = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ddp)
+    ddp.compare(corpus, iters, counts, runs)
+
+
 def in_subprocess(*args: str) -> dict:
     out = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True)
     if out.returncode != 0:
@@ -199,13 +220,18 @@ def main() -> None:
     parser.add_argument("--baseline-iters", type=int, default=300)
     parser.add_argument("--contention", action="store_true",
                         help="tokens/s alone vs beside one busy process (default 60 iters)")
-    parser.add_argument("--runs", type=int, default=3, help="--contention: runs of each")
+    parser.add_argument("--runs", type=int, help="--contention, --nproc: runs of each "
+                        "(3, 1)")
+    parser.add_argument("--nproc", help="process counts to compare (DDP), e.g. 1,2")
     parser.add_argument("--child", choices=("llmlab", "baseline"), help=argparse.SUPPRESS)
     parser.add_argument("--precision", default="fp32", help=argparse.SUPPRESS)
     args = parser.parse_args()
     os.environ.setdefault("LLMLAB_CACHE_DIR", str(Path(tempfile.gettempdir()) / "llmlab-bench"))
     if args.contention:
-        contention(args.corpus, args.iters or 60, args.runs)
+        contention(args.corpus, args.iters or 60, args.runs or 3)
+        return
+    if args.nproc:
+        ddp_overhead(args.corpus, args.iters or 2000, args.nproc, args.runs or 1)
         return
     args.iters = args.iters or 2000
     if args.child == "llmlab":

@@ -52,7 +52,8 @@ def cmd_train(args: argparse.Namespace, load_session: LoadSession) -> int:
     from llmlab import ranks
 
     nproc = args.nproc or session.train.nproc
-    if (nproc > 1 or args.nnodes != 1 or args.rdzv_endpoint) and not ranks.under_torchrun():
+    if (nproc > 1 or args.nnodes != 1 or args.rdzv_endpoint or args.max_restarts) \
+            and not ranks.under_torchrun():
         return ranks.launch_ranks(args, session, resume, nproc)
     if ranks.under_torchrun() and resume is None:
         try:  # (torchrun restarted the job's ranks: they continue its run)

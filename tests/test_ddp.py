@@ -18,7 +18,9 @@ from helpers.cli import cli_env, llmlab, ok, one_line_exit_2
 from helpers.jobs import JOB_ENV, JobTracker, alive, wait_until
 from helpers.sessions import small_session
 
+from core import messages as msg
 from core.checkpoint import list_checkpoints
+from core.follow import record_event
 from core.runs import has_checkpoint, read_metrics, read_run_info
 from core.session import load_session, save_session
 
@@ -265,3 +267,9 @@ def test_max_restarts_restart_the_ranks_after_one_is_killed_and_continue_the_run
     (restart,) = [r for r in read_metrics(run_dir) if r.get("type") == "restart"]
     assert restart["attempt"] == 1 and restart["step"] % 5 == 0  # (a checkpoint's step)
     assert json.loads((run_dir / "heartbeat.json").read_text())["pid"] != first
+    said = record_event(restart, info)  # (what the Train pane's log says of it)
+    assert isinstance(said, msg.Warning) and "restarted" in said.message
+    for bad in (["--max-restarts", "-1"], ["--max-restarts", "1", "--nnodes", "2",
+                                           "--rdzv-endpoint", "head:29400"]):
+        assert "--max-restarts" in one_line_exit_2(
+            llmlab(tmp_path, "train", str(session), "--nproc", "2", *bad, **DDP_ENV))
