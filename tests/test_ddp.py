@@ -273,3 +273,35 @@ def test_max_restarts_restart_the_ranks_after_one_is_killed_and_continue_the_run
                                            "--rdzv-endpoint", "head:29400"]):
         assert "--max-restarts" in one_line_exit_2(
             llmlab(tmp_path, "train", str(session), "--nproc", "2", *bad, **DDP_ENV))
+
+
+def test_a_restart_before_the_first_checkpoint_is_one_line_and_keeps_the_run(
+        tmp_path: Path) -> None:
+    """No checkpoint yet when a rank dies: the restarted ranks have nothing to continue from;
+    they say so once (rank 0), and the run folder keeps what the first attempt wrote."""
+    session = _session(tmp_path, max_steps=100_000, eval_interval=0, checkpoint_interval=0)
+    job = subprocess.Popen([sys.executable, "-m", "llmlab", "train", str(session), "--nproc",
+                            "2", "--max-restarts", "1"], cwd=tmp_path,
+                           env=cli_env(tmp_path, **DDP_ENV), stdout=subprocess.DEVNULL,
+                           stderr=subprocess.PIPE, text=True)
+    try:
+        runs = tmp_path / "runs" / "d"
+        run_dir = wait_until(lambda: next((r for r in runs.iterdir()
+                                           if len(_train_losses(r)) >= 5), None)
+                             if runs.is_dir() else None, what="five steps")
+        ranks = _children(job.pid)
+        rank0 = json.loads((run_dir / "heartbeat.json").read_text())["pid"]
+        os.kill(next(r for r in ranks if r != rank0), signal.SIGKILL)
+        _, err = job.communicate(timeout=240)
+    finally:
+        if job.poll() is None:
+            job.kill()
+            job.wait()
+    assert job.returncode == 2, err
+    assert err.count("nothing to restart from") == 1, err
+    assert "Traceback" not in err and "internal error" not in err
+    info = read_run_info(run_dir)
+    assert info["status"] == "stopped: a process of the job died", info
+    steps = _train_losses(run_dir)
+    assert len(steps) >= 5 and not has_checkpoint(run_dir)
+    assert not [r for r in read_metrics(run_dir) if r.get("type") == "restart"]
