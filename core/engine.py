@@ -132,10 +132,14 @@ class Engine(ControlChannel):
             final = self._fail(str(e))
         except Exception as e:  # a bug: still one readable line, details for a report
             if self._peer_lost(e):
+                from core.runs import has_checkpoint
+
                 t = self.trainer
+                then = "it has no checkpoint yet to resume from" if t.placement.is_main \
+                    and not has_checkpoint(t.run_dir) else \
+                    "resume the run from its latest checkpoint"  # (rank 0 knows the run)
                 return self._fail(f"another process of this job died (rank {t.placement.rank} "
-                                  f"lost its connection at step {t.step}); resume the run "
-                                  "from its latest checkpoint",
+                                  f"lost its connection at step {t.step}); {then}",
                                   status="stopped: a process of the job died")
             final = self._fail(f"internal error: {type(e).__name__}: {e}",
                                traceback=traceback.format_exc())

@@ -299,6 +299,7 @@ def test_a_restart_before_the_first_checkpoint_is_one_line_and_keeps_the_run(
             job.wait()
     assert job.returncode == 2, err
     assert err.count("nothing to restart from") == 1, err
+    assert "it has no checkpoint yet to resume from" in read_run_info(run_dir)["error"]
     assert "Traceback" not in err and "internal error" not in err
     info = read_run_info(run_dir)
     assert info["status"] == "stopped: a process of the job died", info
