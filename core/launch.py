@@ -52,11 +52,12 @@ class Launched:
 
 def launch_training(session: Session, resume: str | Path | None = None,
                     nproc: int = 0, *, run_dir: Path | None = None,
-                    env: dict[str, str] | None = None) -> Launched:
+                    env: dict[str, str] | None = None, max_restarts: int = 0) -> Launched:
     """Start training `session` as a job (or continue the run folder `resume`); `nproc` > 0:
     with that many processes (else the session's train.nproc; a resume may change it).
     `run_dir`: the new run's folder, made by the caller (a sweep records it before the job
-    starts); `env`: variables added to the job's environment (a sweep's thread counts)."""
+    starts); `env`: variables added to the job's environment (a sweep's thread counts);
+    `max_restarts`: torchrun restarts its processes that many times when one dies."""
     if resume is not None:
         run_dir = Path(resume).absolute()
         args = ["train", str(run_dir / SESSION_FILE), "--resume", str(run_dir),
@@ -73,6 +74,8 @@ def launch_training(session: Session, resume: str | Path | None = None,
         args = ["train", str(session_file), "--run-dir", str(run_dir)]
     if nproc > 0:
         args += ["--nproc", str(nproc)]
+    if max_restarts > 0:
+        args += ["--max-restarts", str(max_restarts)]
     return Launched(run_dir, _spawn(args, run_dir / LOG_FILE, env or {}), run_dir / LOG_FILE)
 
 

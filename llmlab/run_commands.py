@@ -48,7 +48,9 @@ def cmd_train(args: argparse.Namespace, load_session: LoadSession) -> int:
         if args.nnodes != 1 or args.rdzv_endpoint:
             raise LlmlabError("--detach: not with --nnodes/--rdzv-endpoint (a job of several "
                               "machines runs from a terminal on each: tmux, nohup)")
-        return _detach(session, resume, args.nproc)
+        if args.max_restarts < 0:
+            raise LlmlabError(f"--max-restarts: must be >= 0 (got {args.max_restarts})")
+        return _detach(session, resume, args.nproc, args.max_restarts)
     from llmlab import ranks
 
     nproc = args.nproc or session.train.nproc
@@ -95,12 +97,13 @@ def cmd_train(args: argparse.Namespace, load_session: LoadSession) -> int:
     return EXIT_OK
 
 
-def _detach(session: Session, resume: Path | None, nproc: int = 0) -> int:
+def _detach(session: Session, resume: Path | None, nproc: int = 0,
+            max_restarts: int = 0) -> int:
     """`llmlab train --detach`: the job starts in the background; say where it writes and
     how to watch and steer it. (A job refused at its start says why in train.log.)"""
     from core.launch import launch_training
 
-    job = launch_training(session, resume, nproc)
+    job = launch_training(session, resume, nproc, max_restarts=max_restarts)
     run = shlex.quote(str(job.run_dir))
     print(f"training in the background: pid {job.pid}, run folder {job.run_dir}", flush=True)
     print(f"  watch it:  llmlab attach {run}   (log: {shlex.quote(str(job.log_path))})",

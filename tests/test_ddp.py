@@ -269,8 +269,8 @@ def test_max_restarts_restart_the_ranks_after_one_is_killed_and_continue_the_run
     assert json.loads((run_dir / "heartbeat.json").read_text())["pid"] != first
     said = record_event(restart, info)  # (what the Train pane's log says of it)
     assert isinstance(said, msg.Warning) and "restarted" in said.message
-    for bad in (["--max-restarts", "-1"], ["--max-restarts", "1", "--nnodes", "2",
-                                           "--rdzv-endpoint", "head:29400"]):
+    for bad in (["--max-restarts", "-1"], ["--max-restarts", "-1", "--detach"],
+                ["--max-restarts", "1", "--nnodes", "2", "--rdzv-endpoint", "head:29400"]):
         assert "--max-restarts" in one_line_exit_2(
             llmlab(tmp_path, "train", str(session), "--nproc", "2", *bad, **DDP_ENV))
 
