@@ -10,6 +10,7 @@ and opening are `tui.session_actions`; steering a training is `tui.training_acti
 
 from __future__ import annotations
 
+import inspect
 import os
 from collections.abc import Callable, Iterable
 from functools import partial
@@ -189,7 +190,6 @@ class LlmlabApp(SessionActions, TrainingActions, QuitActions, App[None]):
         for problem in self.startup_problems:
             self.notify(problem, severity="warning", timeout=8)
         self.call_after_refresh(lambda: self.show_pane(self.current_pane))
-        self.call_after_refresh(self._build_later)
         self._hangup.install()
 
     def _first_key(self, binding_id: str, default: str | None = None) -> str:
@@ -200,9 +200,6 @@ class LlmlabApp(SessionActions, TrainingActions, QuitActions, App[None]):
         """Stop the engine and wait for it (the terminal went away: see tui.hangup)."""
         if getattr(self, "client", None) is not None and self.client.alive:
             self.client.close(timeout=60)
-
-    async def _build_later(self) -> None:
-        await self.model_pane.build_form()
 
     def panes(self) -> list[Pane]:
         """The panes, in the registry's order."""
@@ -250,6 +247,7 @@ class LlmlabApp(SessionActions, TrainingActions, QuitActions, App[None]):
             return
         if shown.WANTS_MODEL and self.model_source is None:
             self.load_model(None, quiet=True)
+        await shown.build()  # (a pane's widgets are mounted at its first show)
         self.query_one(ContentSwitcher).current = pane
         self.query_one(TitleBar).pane = pane
         shown.focus()
@@ -476,7 +474,8 @@ class LlmlabApp(SessionActions, TrainingActions, QuitActions, App[None]):
         ]
         commands += self.training_commands() + self.session_commands()
         for pane in self.panes():
-            commands += pane.palette_commands()
+            commands += [c._replace(callback=partial(self._built_first, pane, c.callback))
+                         for c in pane.palette_commands()]
         for path, _kind, meta in form_fields():
             live = " (live)" if meta.get("live") else ""
             commands.append(c(f"Field: {path}", meta.get("doc", "") + live,
@@ -485,6 +484,15 @@ class LlmlabApp(SessionActions, TrainingActions, QuitActions, App[None]):
             commands.append(c(f"Theme: {name}", "colours; remembered for next time",
                               partial(setattr, self, "theme", name)))
         return commands
+
+    @staticmethod
+    async def _built_first(pane: Pane, command: Callable[[], Any]) -> None:
+        """A pane's palette command, run once the pane's widgets are mounted (it may not
+        have been shown yet)."""
+        await pane.build()
+        result = command()
+        if inspect.isawaitable(result):
+            await result
 
     def on_unmount(self) -> None:
         self._hangup.uninstall()

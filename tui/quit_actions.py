@@ -17,7 +17,7 @@ from tui.screens.quit_job import QuitJobScreen
 from tui.widgets.title_bar import TitleBar
 
 JOB_STOP_TIMEOUT = 120  # seconds a quitting app waits for its job to save and stop
-FORM_WAIT = 5.0  # seconds a quitting app waits for the Model form it is mounting
+MOUNT_WAIT = 5.0  # seconds a quitting app waits for a pane it is mounting (the Model form)
 
 
 class QuitActions:
@@ -49,9 +49,9 @@ class QuitActions:
         """Stop the app's engine (the workbench; in-process, a running training saves a
         checkpoint), wait for its process to end, then exit. A job trains on."""
         self._quitting = True
-        if self.model_pane.built:  # (the form being mounted: let it finish first)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.model_pane.form_ready.wait(), FORM_WAIT)
+        with contextlib.suppress(TimeoutError):  # (a pane being mounted: let it finish)
+            await asyncio.wait_for(asyncio.gather(*(p.settled.wait() for p in self.panes())),
+                                   MOUNT_WAIT)
         if self.client.alive:
             if not self._jobs:  # (the engine trains in-process: it stops and saves first)
                 self.query_one(TitleBar).state = "stopping"

@@ -55,7 +55,8 @@ class SessionActions:
         doc.check()
         self.session_path = doc.path
         for pane in self.panes():
-            pane.show_session(doc, force)
+            if pane.built:  # (one not built yet is shown the session when it is)
+                pane.show_session(doc, force)
         self._show_summary()
         busy = self.client_busy()  # (a run shows its own live values)
         self.train_pane.show_hparams(self.live if busy else live_values(doc.session))

@@ -84,11 +84,10 @@ async def wait_for_screen(pilot, text: str, timeout: float = 10.0) -> None:
 
 
 async def settle(pilot) -> None:
-    """Let the Model form (mounted just after the first frame) finish mounting before a
-    test ends: a Select still mounting while the app shuts down fails in Textual."""
-    pane = pilot.app.model_pane
-    await wait_for(pilot, lambda: pane.rows() and all(
-        row.editor.is_mounted for row in pane.rows().values()), 20, "the form")
+    """Let a pane being mounted (the Model form, at its first show) finish before a test
+    ends: a Select still mounting while the app shuts down fails in Textual."""
+    panes = pilot.app.panes()
+    await wait_for(pilot, lambda: all(p.settled.is_set() for p in panes), 20, "the panes")
     await pilot.pause()
 
 

@@ -275,7 +275,7 @@ def test_llmlab_attach_opens_the_app_on_a_run_with_its_curves(tmp_path: Path) ->
             assert pane.history.train_loss.steps == [float(s) for s in steps]
             assert app.training.state == "finished" and not app.training.busy
             assert app.session_path is None  # (the run's frozen session is never saved over)
-            await asyncio.wait_for(app.model_pane.form_ready.wait(), 30)  # (before leaving)
+            await asyncio.wait_for(app.model_pane.settled.wait(), 30)  # (before leaving)
 
     asyncio.run(scenario())
 
@@ -299,6 +299,6 @@ def test_a_long_run_is_attached_as_its_history(tmp_path: Path, monkeypatch) -> N
             assert any("following" in t for t in pane.event_log.texts)
             assert any("val loss" in t for t in pane.event_log.texts)  # its log lines
             assert pane.history.val_loss.steps, "the evaluations are in the history"
-            await asyncio.wait_for(app.model_pane.form_ready.wait(), 30)  # (before leaving)
+            await asyncio.wait_for(app.model_pane.settled.wait(), 30)  # (before leaving)
 
     asyncio.run(scenario())

@@ -14,6 +14,7 @@ from helpers.tui import (
     notifications,
     screen_text,
     settle,
+    shows,
     small_session,
     sync,
     wait_for,
@@ -140,4 +141,19 @@ async def test_the_form_hides_the_fields_the_model_family_does_not_read(tmp_path
         await wait_for(pilot, lambda: any(
             "model.n_head: only for gpt (model.arch is gru)" in n
             for n in notifications(app)), 5, "the notice")
+        await settle(pilot)
+
+
+@sync
+async def test_a_field_jumped_to_below_the_fold_is_on_screen(tmp_path: Path) -> None:
+    """The palette's "Field: train.eval_iters", the first time the Model pane showed, left the
+    cursor in a field below the visible part of the form (the form scrolled before it was
+    laid out)."""
+    async with app_at(tmp_path) as (app, pilot):
+        await jump_to_field(pilot, "train.eval_iters")
+        form = app.model_pane.query_one("#form")
+        row = app.model_pane.rows()["train.eval_iters"]
+        await wait_for(pilot, lambda: form.region.contains_region(row.region), 5,
+                       "the field on screen")
+        assert shows(app, "eval_iters")
         await settle(pilot)

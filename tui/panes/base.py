@@ -14,10 +14,20 @@ asks the app for something with a message (`Pane.Show`, `tui.messages.EngineRequ
 and never imports `tui.app`.
 
 Each pane's styles are in a .tcss file beside its module (`generate.py` -> `generate.tcss`).
+
+A pane is `LAZY` unless it says otherwise: it is mounted at start (an empty container: its
+reactives are bound, `app.query_one` finds it), but the widgets its `compose` makes are
+mounted only when it is first shown or used (`build`), so the first screen does not wait for
+the panes nobody looks at yet. Until then the app does not call its `show_session`, and the
+engine events it subscribed to are kept and handed to `engine_event` in order once it is built;
+what a pane does with its widgets right after they are mounted goes in `widgets_mounted` (a
+lazy pane's `on_mount` runs before they exist). A pane that must keep up from the start
+(the Train pane follows a run while another pane shows) sets `LAZY = False`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -25,6 +35,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from textual.containers import Vertical
 from textual.message import Message
 from textual.reactive import var
+from textual.widget import Widget
 
 from core.values import EngineState
 from tui.keymap import key_display, keys
@@ -45,6 +56,8 @@ class Pane(Vertical, can_focus=True):
     # The engine events (core.messages types) the pane wants: the app subscribes it to them
     # on mount, and each arrives at `engine_event`.
     ENGINE_EVENTS: ClassVar[tuple[type[Event], ...]] = ()
+    # Its widgets are mounted at its first show or use (`build`), not at the app's start.
+    LAZY: ClassVar[bool] = True
 
     # App state, bound to the app's reactives of the same names (data_bind in the app's
     # compose): set by the app, read here.
@@ -67,6 +80,14 @@ class Pane(Vertical, can_focus=True):
         kwargs.setdefault("id", self.pane_name())
         super().__init__(**kwargs)
         self.doc = doc  # the app's one document: `doc.session` is always the current session
+        self.built = not self.LAZY  # its widgets are mounted (a LAZY one's: at `build`)
+        self._unmounted: list[Widget] = []  # what compose made, until `build` mounts it
+        self._held: list[Event] = []  # the engine events that came before `build`
+        self._build_lock = asyncio.Lock()
+        # Set while none of its widgets are being mounted (before `build` and after it):
+        # quitting waits for it (a Select mounted while the app closes fails inside Textual).
+        self.settled = asyncio.Event()
+        self.settled.set()
 
     @property
     def session(self) -> Session:
@@ -85,12 +106,50 @@ class Pane(Vertical, can_focus=True):
         path = Path(module.__file__ or "").with_suffix(".tcss")
         return path if path.is_file() else None
 
+    async def mount_composed_widgets(self, widgets: list[Widget]) -> None:
+        """(Textual's hook after `compose`.) A LAZY pane keeps its widgets until `build`."""
+        if self.built:
+            await super().mount_composed_widgets(widgets)
+        else:
+            self._unmounted = widgets
+
+    async def build(self) -> None:
+        """Mount the widgets of a pane not shown before (nothing if they are), then show it
+        the session and hand it the engine events that came meanwhile, in order: it is
+        where it would be had it been built from the start."""
+        if self.built:
+            return
+        self.settled.clear()
+        try:
+            async with self._build_lock:  # (two keys in a row: one build)
+                if not self.built:
+                    await self._mount_widgets()
+        finally:
+            self.settled.set()
+
+    async def _mount_widgets(self) -> None:
+        widgets, self._unmounted = self._unmounted, []
+        await self.mount_all(widgets)
+        self.built = True
+        await self.widgets_mounted()
+        self.show_session(self.doc, force=True)
+        held, self._held = self._held, []
+        for event in held:
+            self.engine_event(event)
+
+    async def widgets_mounted(self) -> None:
+        """The pane's widgets were just mounted (by `build`, before the pane is shown): set
+        them up, as a widget usually does in `on_mount`."""
+
     def show_session(self, doc: SessionDocument, force: bool = False) -> None:
         """The session changed (an edit here or elsewhere, a file saved or opened): show it.
         `force`: also over text being typed (a session replaced as a whole)."""
 
     def on_engine_event(self, message: EngineEvent) -> None:
-        self.engine_event(message.event)
+        if self.built:
+            self.engine_event(message.event)
+        else:
+            self._held.append(message.event)
 
     def engine_event(self, event: Event) -> None:
         """An engine event of a type in `ENGINE_EVENTS`. An answer carries the request id of
@@ -119,4 +178,4 @@ class Pane(Vertical, can_focus=True):
         return f"train one ({self._key('train.start')}), or {verb} a run in {where} ({runs})"
 
     async def shown(self) -> None:
-        """The pane has just become the one on screen (build what waits, redraw)."""
+        """The pane has just become the one on screen (built: redraw, build what waits)."""

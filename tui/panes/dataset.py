@@ -93,6 +93,7 @@ class DatasetPane(Pane):
     TITLE = "Dataset"
     ABOUT = "corpus, tokenizer, statistics, preview"
     ENGINE_EVENTS = (msg.ModelLoaded, msg.TextScored, msg.Error)  # (the heatmap's)
+    LAZY = False  # the first screen; it reads the corpus whose vocabulary the app sizes with
     BINDINGS = [
         *bindings("dataset"),  # (tui/bindings.toml)
         bind("pane.leave_field", "leave_field", "Leave field", show=False,

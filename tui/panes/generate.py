@@ -83,7 +83,7 @@ class GeneratePane(Pane):
             for model in MODELS:
                 yield GenerateColumn(model, id=f"generate-{model}")
 
-    def on_mount(self) -> None:
+    async def widgets_mounted(self) -> None:
         self._show_columns()
         self.show_source()
 
@@ -119,7 +119,7 @@ class GeneratePane(Pane):
         session = doc.session
         self.generate_config = session.generate
         self.runs_dir = session.resolve(session.train.runs_dir)
-        if not self.is_mounted:
+        if not self.built:
             return
         self.controls.show_values(session.generate)
         if not self.prompt_input.has_focus:
@@ -160,7 +160,7 @@ class GeneratePane(Pane):
 
     def show_source(self) -> None:
         """The line naming the loaded model, or saying how to get one."""
-        if not self.is_mounted:
+        if not self.built:
             return
         loading, source = self.model_loading, self.model_source
         line = self.query_one("#generate-source", Static)

@@ -3,7 +3,6 @@ validator's problems next to their fields, and a live summary of what the model 
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import fields
 from typing import Any, get_type_hints
 
@@ -68,12 +67,9 @@ class ModelPane(Pane):
 
     def __init__(self, doc: SessionDocument, **kwargs: Any) -> None:
         super().__init__(doc, **kwargs)
-        self.built = False
-        # Set once every field is mounted: quitting waits for it (a Select mounted while the
-        # app closes fails inside Textual).
-        self.form_ready = asyncio.Event()
         self._rows: dict[str, FieldRow] = {}
         self.last_field: str | None = None  # the field the cursor was in last
+        self._summary: tuple[Any, ...] | None = None  # show_summary's figures, until shown
 
     def compose(self) -> ComposeResult:
         yield VerticalScroll(id="form", can_focus=False)
@@ -82,11 +78,7 @@ class ModelPane(Pane):
             yield Static("", id="field-help")
 
     async def build_form(self) -> None:
-        """Mount the form's fields. The app does it just after its first frame (or at the
-        first visit of the pane), so that ~250 widgets do not delay the first screen."""
-        if self.built:
-            return
-        self.built = True
+        """Mount the form's fields (~250 widgets: at the pane's first show, see Pane.build)."""
         widgets: list[Label | FieldRow] = []
         section = ""
         for path, kind, meta in form_fields():
@@ -99,11 +91,6 @@ class ModelPane(Pane):
             self._rows[path] = row
             widgets.append(row)
         await self.query_one("#form", VerticalScroll).mount_all(widgets)
-        self.show_session(self.doc, force=True)
-        self.form_ready.set()
-
-    async def shown(self) -> None:
-        await self.build_form()
 
     def rows(self) -> dict[str, FieldRow]:
         return self._rows
@@ -117,8 +104,14 @@ class ModelPane(Pane):
 
     def show_summary(self, vocab_size: int | None, train_tokens: int | None,
                      n_problems: int, memory_problem: str | None = None) -> None:
-        self.query_one(ModelSummary).show(self.session, vocab_size, train_tokens, n_problems,
-                                          memory_problem)
+        self._summary = (vocab_size, train_tokens, n_problems, memory_problem)
+        if self.built:
+            self.query_one(ModelSummary).show(self.session, *self._summary)
+
+    async def widgets_mounted(self) -> None:
+        if self._summary is not None:
+            self.show_summary(*self._summary)
+        await self.build_form()
 
     def on_descendant_focus(self, event: events.DescendantFocus) -> None:
         node = event.widget

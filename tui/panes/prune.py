@@ -91,10 +91,12 @@ class PrunePane(Pane):
             yield PruneLayers(id="prune-layers")
         yield Static("", id="prune-status")
 
-    def on_mount(self) -> None:
+    async def widgets_mounted(self) -> None:
         self._refresh()
 
     def on_show(self) -> None:
+        if not self.built:
+            return
         if self._measure_due and self.source is not None:
             self._measure_loaded()
         self._refresh()
@@ -131,7 +133,7 @@ class PrunePane(Pane):
 
     def _show_controls(self) -> None:
         """The select and the slider as the pane's state says (posting nothing)."""
-        if not self.is_mounted:
+        if not self.built:
             return
         with self.prevent(Select.Changed, Slider.Changed):
             self.query_one("#prune-method", Select).value = self.method
@@ -375,7 +377,7 @@ class PrunePane(Pane):
         return self.requests.status_text(self.note, self._key("prune.cancel"))
 
     def _refresh_status(self) -> None:
-        if self.is_mounted:
+        if self.built:
             self.query_one("#prune-status", Static).update(self.status_text())
 
     def plot_data(self) -> PlotData:
@@ -389,7 +391,7 @@ class PrunePane(Pane):
         return PlotData(series, markers=[float(self.percent)] if self.dense else [])
 
     def _refresh(self) -> None:
-        if not self.is_mounted:
+        if not self.built:
             return
         self.query_one("#prune-percent", Static).update(f"{self.percent:>2}%")
         source = self.query_one("#prune-source", Static)

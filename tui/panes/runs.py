@@ -91,7 +91,7 @@ class RunsPane(Pane):
         yield Static("", id="runs-legend")
         yield MetricPlot(run_curves.METRIC_TITLES["loss"], id="runs-plot")
 
-    def on_mount(self) -> None:
+    async def widgets_mounted(self) -> None:
         self.app.theme_changed_signal.subscribe(self, self._theme_changed)
         self._show_status()
         self._show_empty()
@@ -124,7 +124,7 @@ class RunsPane(Pane):
         """The session changed (or was opened): its runs folder, or which runs are its own
         (listed first), may be others."""
         before, self._shown_for = self._shown_for, (self.runs_root(), doc.session.name)
-        if self.is_mounted and self.display and self._shown_for != before:
+        if self.built and self.display and self._shown_for != before:
             self.refresh_runs()
 
     def runs_root(self) -> Path:
@@ -133,6 +133,8 @@ class RunsPane(Pane):
     # ------------------------------------------------------------------ reading runs
 
     def on_show(self) -> None:
+        if not self.built:
+            return
         self.refresh_runs()
         if self.runs:
             self.table.focus()

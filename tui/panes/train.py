@@ -50,6 +50,7 @@ class TrainPane(Pane):
     ENGINE_EVENTS = (msg.Status, msg.RunStarted, msg.StepMetrics, msg.EvalMetrics,
                      msg.Evaluated, msg.EvalSample, msg.CheckpointSaved, msg.HparamChanged,
                      msg.SparsityChanged, msg.TrainingWaits, msg.Warning, msg.Error)
+    LAZY = False  # it follows every step of a run, shown or not
     BINDINGS = [
         bind("train.lr_down", "app.scale_lr(0.5)", "lr ÷2",
              help="Halve the learning rate of the running training, now"),
