@@ -183,14 +183,25 @@ class LlmlabApp(SessionActions, TrainingActions, QuitActions, App[None]):
         if self._attach is not None:  # (`llmlab attach`: the app opens on the Train pane)
             self.query_one(ContentSwitcher).current = TrainPane.pane_name()
             self.attach_run(self._attach, show=False)
-        else:
-            self.train_pane.show_newest_run(self.session)
-            if self._jobs:
-                self.call_after_refresh(self._attach_live_run)
         for problem in self.startup_problems:
             self.notify(problem, severity="warning", timeout=8)
+        # The first frame is complete: the pane shown has the focus, and the footer lists its
+        # keys (Textual's Footer composes them only after a first refresh, a frame later).
+        self.screen.set_focus(self.query_one(f"#{self.current_pane}", Pane))
+        footer = self.query_one(Footer)  # (in its own context: its compose binds its data)
+        footer.call_later(footer.bindings_changed, self.screen)
+        footer.call_later(footer.recompose)
         self.call_after_refresh(lambda: self.show_pane(self.current_pane))
         self._hangup.install()
+
+    def on_ready(self) -> None:
+        """The first frame is on screen: now what it does not wait for, in the background
+        (the corpus's statistics, the newest run's curves, a job of this session to follow)."""
+        self.dataset_pane.reload()
+        if self._attach is None:
+            self.train_pane.show_newest_run(self.session)
+            if self._jobs:
+                self.call_later(self._attach_live_run)
 
     def _first_key(self, binding_id: str, default: str | None = None) -> str:
         """A binding's first key as the keymap has it (Textual's name: "d", "question_mark")."""

@@ -156,8 +156,12 @@ class DatasetPane(Pane):
         yield TokenPreview(id="token-preview")
 
     def on_mount(self) -> None:
-        self.reload()
+        # The corpus is read once the first frame is on screen (the app calls `reload`).
+        self._show_reading()
         self.call_after_refresh(self._show_heat_key)  # (once the app applied the keymap)
+
+    def _show_reading(self) -> None:
+        self._show_status(f"reading {self.session.data.corpus} …", "muted")
 
     def _show_heat_key(self) -> None:
         """Name the heatmap's key as the user's keymap has it (the app applies that keymap in
@@ -226,7 +230,7 @@ class DatasetPane(Pane):
             self.post_message(CorpusFailed(data_problems[0]))
             return
         self.reading = True
-        self._show_status(f"reading {self.session.data.corpus} …", "muted")
+        self._show_reading()
         self._read(copy.deepcopy(self.session.data), self.session.base_dir)
 
     @work(thread=True, exclusive=True, group="corpus")
