@@ -404,6 +404,7 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=500, help="tokens per generation")
     parser.add_argument("--skip-training-ui", action="store_true",
                         help="only the workbench panes (4 and 5)")
+    parser.add_argument("--first-frame-only", action="store_true", help="only 1")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="llmlab-bench-ui-") as tmp:
@@ -414,8 +415,10 @@ def main() -> None:
                "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
         env.pop("COLORTERM", None)  # what an SSH session usually has: 256 colours
         session = write_session(folder, args.layers, args.embd)
+        compiled = "not cached (PYTHONDONTWRITEBYTECODE: each launch compiles llmlab)" \
+            if os.environ.get("PYTHONDONTWRITEBYTECODE") else "cached"
         print(f"machine: {os.cpu_count()} CPUs, load average "
-              f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+              f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}; bytecode {compiled}")
 
         if args.skip_training_ui:
             workbench(folder, env, args)
@@ -425,6 +428,8 @@ def main() -> None:
               f"best {min(times) * 1000:.0f} ms over {len(times)} launches "
               f"(process start to a complete screen in an 80x24 pty)")
         print(f"torch loaded in the UI process: {'YES' if torch_loaded else 'no'}")
+        if args.first_frame_only:
+            return
 
         r = key_latency(session, env, args.presses)
         print(f"key to screen while training ({args.layers}x{args.embd} GPT, "

@@ -367,6 +367,29 @@ async def scripted_app(tmp_path: Path, scripted, fake_engines: list):
         yield app, pilot, pane, fake_engines[-1]
 
 
+def test_a_model_loaded_before_the_pane_was_first_shown_is_there_when_it_is(
+        tmp_path: Path, scripted, fake_engines) -> None:
+    """The pane's widgets are mounted at its first show; the ModelLoaded that came before is
+    handed to it then, and the pane measures the model as it does for one loaded while it
+    was hidden."""
+
+    async def main() -> None:
+        app = LlmlabApp(small_session(tmp_path), None, engine_factory=scripted[1])
+        async with app.run_test(size=SIZE) as pilot:
+            pane = pane_of(app)
+            app.post_message(LoadModelRequest(SOURCE))
+            await wait_for(pilot, lambda: app.model_source == SOURCE, 10, "the model loaded")
+            assert not pane.built and pane.dense is None  # (held, not lost)
+            assert not sent(fake_engines[-1], msg.Sweep)  # nobody looks: nothing measured
+            await pilot.press("p")
+            await wait_for(pilot, lambda: pane.dense is not None and not pane.requests.sweeping,
+                           10, "the model measured")
+            assert pane.source == SOURCE and len(sent(fake_engines[-1], msg.Sweep)) == 1
+            await wait_for_screen(pilot, "step 60")
+
+    run(main())
+
+
 def test_held_keys_send_only_the_newest_position(tmp_path: Path, scripted,
                                                  fake_engines) -> None:
     workbench, _factory = scripted
