@@ -24,6 +24,7 @@ from core.runs import INFO_FILE, SESSION_FILE, new_run_dir
 from core.session import Session, save_session
 
 LOG_FILE = "train.log"
+SWEEP_LOG = "sweep.log"  # a sweep's output when the app started it, in its folder
 # Fields a launcher asks the job to write into its run.json itself (a sweep's study and trial):
 # the job is the run folder's one writer, so nobody else writes run.json while it runs.
 RUN_INFO_ENV = "LLMLAB_RUN_INFO"
@@ -79,6 +80,19 @@ def launch_training(session: Session, resume: str | Path | None = None,
     return Launched(run_dir, _spawn(args, run_dir / LOG_FILE, env or {}), run_dir / LOG_FILE)
 
 
+def launch_sweep(session_file: Path, study: str, folder: Path, *, resume: bool = False
+                 ) -> subprocess.Popen:
+    """Start `llmlab sweep SESSION` (a new study named `study`, or `--resume` it) as a job of
+    its own, like a training: it outlives the app that started it, its output goes to
+    `sweep.log` in the sweep's `folder`, and it is stopped as Ctrl+C stops it (SIGINT)."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise disk_fault(e, "write", folder) from None
+    args = ["sweep", str(session_file), "--resume" if resume else "--study", study]
+    return _spawn(args, folder / SWEEP_LOG, {})
+
+
 def launch_copy(session: Session) -> Session:
     """The session as the job reads it from inside its run folder: the corpus and the runs
     folder made absolute (relative paths would resolve against the run folder)."""
@@ -105,7 +119,7 @@ def _spawn(args: list[str], log_path: Path, extra_env: dict[str, str]) -> subpro
                                     stderr=subprocess.STDOUT, start_new_session=True,
                                     close_fds=True, env=env)
     except OSError as e:
-        raise LlmlabError(f"cannot start the training job: {e.strerror or e}") from None
+        raise LlmlabError(f"cannot start the {args[0]} job: {e.strerror or e}") from None
 
 
 def log_tail(log_path: Path, lines: int = 1) -> str:

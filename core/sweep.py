@@ -94,7 +94,7 @@ def worker_alive(worker: str) -> bool | None:
     return str(process_start(int(pid))) == started
 
 
-def _new_study_name(session: Session) -> str:
+def new_study_name(session: Session) -> str:
     """The start time, `-2`, `-3`... when a sweep of the session started that second."""
     base = time.strftime("%Y%m%d-%H%M%S")
     n = 1
@@ -194,7 +194,7 @@ class Sweep:
         self.session = session
         self.cfg = session.sweep
         self.resume = resume
-        self.study_name = study or _new_study_name(session)
+        self.study_name = study or new_study_name(session)
         self.folder = sweep_folder(session, self.study_name)
         self.views: dict[int, TrialView] = {}
         self.lock = threading.Lock()

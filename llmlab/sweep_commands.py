@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import threading
 from pathlib import Path
@@ -32,6 +33,8 @@ def add_parsers(sub) -> None:
     sweep.add_argument("--resume", metavar="STUDY",
                        help="continue the study STUDY (after a crash or Ctrl+C; or as one "
                             "more worker of a study in a shared storage)")
+    sweep.add_argument("--study", metavar="NAME",
+                       help="name the new study (default: its start time)")
     sweeps = sub.add_parser("sweeps", help="list the sweeps (studies) under a runs folder")
     sweeps.add_argument("session", nargs="?", help="only this session's sweeps")
     sweeps.add_argument("--runs-dir", default="runs", type=Path,
@@ -45,12 +48,14 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from core.session import load_session
     from core.sweep import JOURNAL_FILE, Interrupted, Sweep
 
+    # (stopped as Ctrl+C stops it, also when started as a job by a process that ignores it)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     overrides = list(args.overrides)
     for name, value in (("trials", args.trials), ("parallel", args.parallel)):
         if value is not None:
             overrides.append(f"sweep.{name}={value}")
     session = load_session(args.session, overrides)
-    sweep = Sweep(session, args.resume, resume=args.resume is not None)
+    sweep = Sweep(session, args.resume or args.study, resume=args.resume is not None)
     study = sweep.open()
     console = Console()
     where = session.sweep.storage or sweep.folder / JOURNAL_FILE

@@ -17,9 +17,11 @@ from tui.panes.generate import GeneratePane
 from tui.panes.model import ModelPane
 from tui.panes.prune import PrunePane
 from tui.panes.runs import RunsPane
+from tui.panes.sweep import SweepPane
 from tui.panes.train import TrainPane
 
-PANES: list[type[Pane]] = [DatasetPane, ModelPane, TrainPane, PrunePane, GeneratePane, RunsPane]
+PANES: list[type[Pane]] = [DatasetPane, ModelPane, TrainPane, PrunePane, GeneratePane, RunsPane,
+                             SweepPane]
 
 
 def pane_bindings() -> list[Binding]:

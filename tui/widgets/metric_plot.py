@@ -18,6 +18,7 @@ class Series:
     values: list[float]
     color: str  # a theme variable name, e.g. "plot-train"
     marker: str = "braille"
+    scatter: bool = False  # points, not a line (a field against the metric)
 
 
 @dataclass
@@ -25,6 +26,7 @@ class PlotData:
     series: list[Series] = field(default_factory=list)
     markers: list[float] = field(default_factory=list)  # steps of vertical lines
     log_y: bool = False
+    log_x: bool = False
     title: str = ""  # the plot's title for this data ("" keeps the one it was made with)
 
 
@@ -119,12 +121,17 @@ class MetricPlot(PlotextPlot):
                 pairs = [(x, y) for x, y in zip(xs, ys, strict=True) if math.isfinite(y)]
             if not pairs:
                 continue
-            xs, ys = downsample([p[0] for p in pairs], [p[1] for p in pairs], 2 * width)
-            plt.plot(xs, ys, marker=s.marker, color=self._rgb(s.color))
+            xs, ys = [p[0] for p in pairs], [p[1] for p in pairs]
+            if not s.scatter:  # (each point of a scatter is a trial of its own)
+                xs, ys = downsample(xs, ys, 2 * width)
+            draw = plt.scatter if s.scatter else plt.plot
+            draw(xs, ys, marker=s.marker, color=self._rgb(s.color))
             whole_x += [min(xs), max(xs)]
             drawn = True
         if log_y and drawn:
             plt.yscale("log")
+        if self.data.log_x and drawn:
+            plt.xscale("log")
         xs_all = [*whole_x, *self.data.markers]
         if drawn and all(float(x).is_integer() for x in self._x_values()):
             # Steps and percents are whole numbers: round ticks, not plotext's "23.8 47.5".
