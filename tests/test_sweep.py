@@ -15,11 +15,11 @@ from pathlib import Path
 import optuna
 import pytest
 from helpers.cli import llmlab, ok
-from helpers.jobs import JOB_ENV, JobTracker, alive, wait_until
+from helpers.jobs import JOB_ENV, JobTracker, alive, job_pids, wait_until
 from helpers.sessions import small_session
 
 from core.control import make_request, send_control
-from core.runs import process_start, read_run_info
+from core.runs import read_run_info
 from core.session import load_session, save_session
 from core.sweep import Sweep, trial_view
 from core.sweep_storage import JOURNAL_FILE, counted, sweep_folder
@@ -41,18 +41,6 @@ def study_of(folder: Path, name: str = "tiny") -> optuna.Study:
         optuna.storages.journal.JournalFileBackend(str(journal)))
     return optuna.load_study(study_name=journal.parent.name.removeprefix("sweep-"),
                              storage=storage)
-
-
-def job_pids(folder: Path) -> list[int]:
-    """The live jobs of the trials under `folder`: each pid a run.json names, if that process
-    is still the one that wrote it (started when it says; a pid can be given again)."""
-    pids = []
-    for path in (folder / "runs").glob("*/*/run.json"):
-        info = read_run_info(path.parent)
-        pid = info.get("pid")
-        if isinstance(pid, int) and process_start(pid) == info.get("pid_start"):
-            pids.append(pid)
-    return pids
 
 
 def start_sweep(tmp_path: Path, jobs: JobTracker) -> subprocess.Popen:

@@ -106,3 +106,17 @@ def until(condition: Callable[[], object], limit: float) -> bool:
     except AssertionError:
         return False
     return True
+
+
+def job_pids(folder: Path) -> list[int]:
+    """The live jobs of the trials under `folder`: each pid a run.json names, if that process
+    is still the one that wrote it (started when it says; a pid can be given again)."""
+    from core.runs import process_start, read_run_info
+
+    pids = []
+    for path in (folder / "runs").glob("*/*/run.json"):
+        info = read_run_info(path.parent)
+        pid = info.get("pid")
+        if isinstance(pid, int) and process_start(pid) == info.get("pid_start"):
+            pids.append(pid)
+    return pids

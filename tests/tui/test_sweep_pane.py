@@ -4,12 +4,17 @@ started in a shell followed, then stopped from the pane."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
+from helpers.jobs import JOB_ENV, job_pids
 from helpers.sessions import small_session
 from helpers.sweeps import fake_study
 from helpers.tui import notifications, screen_text, shows, sync, wait_for
 
+from core.runs import read_metrics
 from core.session import load_session, save_session
 from tui.app import LlmlabApp
 
@@ -128,3 +133,95 @@ async def test_no_study_says_how_to_start_one_and_start_needs_a_saved_session(
         await pilot.pause()
         assert any("save the session first" in n for n in notifications(app))
         assert not pane.launched
+
+
+# ---------------------------------------------------------------------- real sweeps
+
+def _job_env(monkeypatch, tmp_path: Path) -> dict[str, str]:
+    env = {**JOB_ENV, "LLMLAB_CACHE_DIR": str(tmp_path / "cache")}
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)  # (the pane's sweep job and its trials inherit them)
+    return env
+
+
+def test_a_sweep_started_in_a_shell_shows_while_it_runs_and_when_done(
+        tmp_path: Path, monkeypatch, jobs) -> None:
+    path = _session_file(tmp_path, max_steps=60, eval_interval=10, context=16)
+    session = load_session(path)
+    session.sweep.trials, session.sweep.parallel = 2, 2
+    save_session(session, path)
+    env = {**os.environ, **_job_env(monkeypatch, tmp_path), "COLUMNS": "200"}
+    sweeper = subprocess.Popen([sys.executable, "-m", "llmlab", "sweep", str(path)],
+                               cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True)
+    jobs.pids.append(sweeper.pid)
+
+    @sync
+    async def follow() -> None:
+        app = LlmlabApp(load_session(path), path, jobs=False)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await pilot.press("k")
+            pane = app.query_one("#sweep")
+            await wait_for(pilot, lambda: pane.state is not None and any(
+                t.state == "running" for t in pane.state.trials), 120, "a running trial")
+            await wait_for(pilot, lambda: [t.state for t in pane.state.trials] ==
+                           ["complete", "complete"], 240, "both trials complete")
+            for t in pane.state.trials:  # (each curve: the val evals its run folder holds)
+                vals = [r["step"] for r in read_metrics(Path(t.run_dir))
+                        if r.get("type") == "eval" and r.get("split") == "val"]
+                assert pane.state.curves[t.number].steps == vals and len(vals) >= 6, vals
+            assert len(pane.plot_data().series) == 2
+            assert shows(app, "2 trials, 2 complete, 0 running")
+
+    try:
+        follow()
+        assert sweeper.wait(timeout=120) == 0, sweeper.stderr.read() if sweeper.stderr else ""
+    finally:
+        jobs.pids += job_pids(tmp_path)
+
+
+def test_start_stop_and_resume_a_sweep_from_the_pane(tmp_path: Path, monkeypatch,
+                                                      jobs) -> None:
+    path = _session_file(tmp_path, max_steps=100_000, eval_interval=10, context=16)
+    session = load_session(path)
+    session.sweep.trials, session.sweep.parallel = 2, 2
+    save_session(session, path)
+    _job_env(monkeypatch, tmp_path)
+
+    @sync
+    async def steer() -> None:
+        app = LlmlabApp(load_session(path), path, jobs=False)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await pilot.press("k")
+            pane = app.query_one("#sweep")
+            await pilot.press("s")
+            (study,) = pane.launched
+            jobs.pids.append(pane.launched[study].pid)
+
+            def training() -> bool:
+                return pane.state is not None and sum(
+                    t.state == "running" and t.step >= 10 for t in pane.state.trials) == 2
+
+            await wait_for(pilot, training, 180, "two trials training")
+            await pilot.press("x")  # (as Ctrl+C: the trials stop, the sweep exits 130)
+            await wait_for(pilot, lambda: pane.launched[study].poll() is not None, 180,
+                           "the sweep to stop")
+            assert pane.launched[study].returncode == 130
+            pane.read()
+            await wait_for(pilot, lambda: pane.state.trials and all(
+                t.state == "interrupted" for t in pane.state.trials), 30, "interrupted")
+            assert not job_pids(tmp_path)
+            await pilot.press("u")  # resume: the interrupted trials are replaced
+            await wait_for(pilot, lambda: pane.launched[study].poll() is None and len(
+                [t for t in pane.state.trials if t.state == "running"]) == 2, 180,
+                           "the resumed study training")
+            jobs.pids.append(pane.launched[study].pid)
+            assert len(pane.state.trials) == 4
+            await pilot.press("x")
+            await wait_for(pilot, lambda: pane.launched[study].poll() is not None, 180,
+                           "the resumed sweep to stop")
+
+    try:
+        steer()
+    finally:
+        jobs.pids += job_pids(tmp_path)
