@@ -23,7 +23,8 @@ def test_the_ui_process_never_imports_torch() -> None:
     code = ("import sys\n"
             "from tui.app import LlmlabApp\n"
             "from tui.engine_client import EngineClient\n"
-            "import tui.panes.dataset, tui.panes.train\n"
+            "import tui.panes.dataset, tui.panes.train, tui.panes.sweep\n"
+            "import core.sweep_view, optuna, optuna.importance\n"
             "assert 'torch' not in sys.modules, 'torch imported by the UI'\n")
     subprocess.run([sys.executable, "-c", code], check=True)
 

@@ -82,6 +82,8 @@ async def test_trials_sorted_by_the_metric_with_their_states_and_curves(tmp_path
         assert pane.plot == "importances" and shows(app, "optim.lr")
         await pilot.press("y")
         assert [t.number for t in pane.table.trials] == list(range(8))
+        titles = [c.title for c in pane.palette_commands()]
+        assert "Sweep: promote the best trial" in titles and "Sweep: stop the sweep" in titles
 
 
 @sync

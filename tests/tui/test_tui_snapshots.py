@@ -70,3 +70,19 @@ def test_help_screen(snap_compare, tmp_path: Path) -> None:
 
     assert snap_compare(app, terminal_size=SIZE, press=["question_mark"],
                         run_before=run_before)
+
+
+def test_sweep_pane(snap_compare, tmp_path: Path) -> None:
+    from helpers.sweeps import fake_study
+
+    fake_study(tmp_path / "runs", "tiny", 8, running=(7,), pruned=(2,), failed=(3,))
+    app = LlmlabApp(small_session(tmp_path, name="tiny"), None, jobs=False)
+
+    async def run_before(pilot) -> None:
+        await pilot.press("k")
+        pane = app.query_one("#sweep")
+        await wait_for(pilot, lambda: pane.reads >= 1 and pane.state is not None, 30,
+                       "the study")
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=run_before)

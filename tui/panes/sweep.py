@@ -49,7 +49,7 @@ SORTS = ("metric", "number")
 class SweepPane(Pane):
     KEY = "k"
     TITLE = "Sweep"
-    ABOUT = "tune: a study's trials, curves, best so far, importances; promote the best"
+    ABOUT = "tune: a study's trials and curves; promote the best"
     BINDINGS: ClassVar[list] = bindings("sweep")  # (tui/bindings.toml)
 
     def __init__(self, doc: SessionDocument, **kwargs: Any) -> None:
