@@ -17,6 +17,7 @@ from helpers.tui import notifications, screen_text, shows, sync, wait_for
 from core.runs import read_metrics
 from core.session import load_session, save_session
 from tui.app import LlmlabApp
+from tui.messages import LoadModelRequest, ResumeRunRequest
 
 
 def _session_file(tmp_path: Path, **fields) -> Path:
@@ -82,6 +83,25 @@ async def test_trials_sorted_by_the_metric_with_their_states_and_curves(tmp_path
         assert pane.plot == "importances" and shows(app, "optim.lr")
         await pilot.press("y")
         assert [t.number for t in pane.table.trials] == list(range(8))
+        # open: a running trial is followed live (Train), another loaded for Prune/Generate
+        posted: list = []
+        post = pane.post_message
+
+        def keep(message) -> bool:  # (ours are kept from the app; the rest go on)
+            if isinstance(message, (LoadModelRequest, ResumeRunRequest)):
+                posted.append(message)
+                return True
+            return post(message)
+
+        pane.post_message = keep  # type: ignore[method-assign]
+        try:
+            for number, kind in ((7, ResumeRunRequest), (0, LoadModelRequest)):
+                pane.table.move_cursor(row=pane.table.get_row_index(str(number)))
+                await pilot.press("o")
+                assert isinstance(posted[-1], kind)
+                assert posted[-1].path.endswith(f"trial-{number:04d}")
+        finally:
+            pane.post_message = post  # type: ignore[method-assign]
         titles = [c.title for c in pane.palette_commands()]
         assert "Sweep: promote the best trial" in titles and "Sweep: stop the sweep" in titles
 

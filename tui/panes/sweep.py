@@ -39,7 +39,7 @@ from tui.widgets.importance_bars import ImportanceBars
 from tui.widgets.metric_plot import MetricPlot, PlotData, Series
 from tui.widgets.sweep_table import SweepTable, param_text
 
-REFRESH_EVERY = 2.0  # seconds between reads while a trial of the study shown runs
+REFRESH_EVERY = 2.0  # seconds between reads while the pane shows
 PLOTS = ("curves", "best", "scatter", "importances")
 PLOT_TITLES = {"curves": "val loss of each trial", "best": "best val loss so far by trial",
                "scatter": "val loss against {field}", "importances": "importances"}
@@ -90,12 +90,10 @@ class SweepPane(Pane):
     # ------------------------------------------------------------------ reading
 
     def _tick(self) -> None:
-        """Read again while the pane shows and the study runs (or a sweep started here is
-        still starting)."""
-        if not self.display:
-            return
-        live = self.state is not None and self.state.running
-        if live or any(p.poll() is None for p in self.launched.values()):
+        """Read again while the pane shows: the trials that run, and a study started
+        meanwhile elsewhere (a shell, another machine) appears. Cheap: only what was added
+        since the last read is read."""
+        if self.display:
             self.read()
 
     def read(self) -> None:
