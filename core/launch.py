@@ -119,7 +119,8 @@ def _spawn(args: list[str], log_path: Path, extra_env: dict[str, str]) -> subpro
                                     stderr=subprocess.STDOUT, start_new_session=True,
                                     close_fds=True, env=env)
     except OSError as e:
-        raise LlmlabError(f"cannot start the {args[0]} job: {e.strerror or e}") from None
+        what = "sweep" if args[0] == "sweep" else "training"
+        raise LlmlabError(f"cannot start the {what} job: {e.strerror or e}") from None
 
 
 def log_tail(log_path: Path, lines: int = 1) -> str:

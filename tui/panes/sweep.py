@@ -72,7 +72,7 @@ class SweepPane(Pane):
         yield MetricPlot(PLOT_TITLES["curves"], id="sweep-plot")
         yield ImportanceBars(id="sweep-importances")
 
-    def on_mount(self) -> None:
+    async def widgets_mounted(self) -> None:
         self.query_one("#sweep-importances").display = False
         self.set_interval(REFRESH_EVERY, self._tick, name="sweep-refresh")
 
@@ -84,7 +84,7 @@ class SweepPane(Pane):
         self.read()
 
     def show_session(self, doc: SessionDocument, force: bool = False) -> None:
-        if self.display:
+        if self.built and self.display:
             self.read()
 
     # ------------------------------------------------------------------ reading
@@ -133,6 +133,8 @@ class SweepPane(Pane):
                                              else 0.0, t.state != RUNNING, t.number))
 
     def redraw(self) -> None:
+        if not self.built:
+            return
         state = self.state
         best = state.best() if state else None
         self.query_one("#sweep-head", Static).update(self._head(state, best))
@@ -386,6 +388,7 @@ class SweepPane(Pane):
 
     def _in_pane(self, action: Callable[[], Any]) -> Callable[[], Any]:
         async def run() -> None:
+            await self.build()
             if not self.display:
                 self.post_message(Pane.Show(self.pane_name()))
             action()
