@@ -128,6 +128,37 @@ async def test_promote_writes_the_best_params_and_the_saved_file_reloads(tmp_pat
 
 
 @sync
+async def test_stop_reaches_a_sweep_started_elsewhere_by_its_running_trials(tmp_path: Path
+                                                                           ) -> None:
+    """A sweep started in a shell on this machine: the pane finds its process through the
+    worker its running trials name, and stops it as Ctrl+C does (SIGINT)."""
+    import socket
+
+    from core.runs import process_start
+
+    waiter = subprocess.Popen([sys.executable, "-c", "import signal, sys, time\n"
+                               "signal.signal(signal.SIGINT, lambda *a: sys.exit(130))\n"
+                               "print('ready', flush=True)\ntime.sleep(60)\n"],
+                              stdout=subprocess.PIPE, start_new_session=True)
+    try:
+        assert waiter.stdout is not None and waiter.stdout.readline() == b"ready\n"
+        worker = f"{socket.gethostname()}:{waiter.pid}:{process_start(waiter.pid)}"
+        fake_study(tmp_path / "runs", "tiny", 3, running=(2,), worker=worker)
+        path = _session_file(tmp_path)
+        app = LlmlabApp(load_session(path), path, jobs=False)
+        async with app.run_test(size=(80, 24)) as pilot:
+            pane = await _sweep_pane(app, pilot)
+            assert pane.state.workers == {worker}
+            await pilot.press("x")
+            assert waiter.wait(timeout=30) == 130
+            assert any("stopping study" in n for n in notifications(app))
+    finally:
+        if waiter.poll() is None:
+            waiter.kill()
+            waiter.wait()
+
+
+@sync
 async def test_a_damaged_journal_is_one_line(tmp_path: Path) -> None:
     folder = fake_study(tmp_path / "runs", "tiny", 2)
     (folder / "journal.log").write_bytes(b"\x1b[2J{not json\n")
