@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import signal
 import sys
 import threading
@@ -54,6 +55,12 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     for name, value in (("trials", args.trials), ("parallel", args.parallel)):
         if value is not None:
             overrides.append(f"sweep.{name}={value}")
+    if args.study is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}",
+                                                   args.study):
+        raise LlmlabError(f"--study {args.study!r}: a name of letters, digits, '.', '_' "
+                          "and '-' (it names the sweep's folder)")
+    if args.study is not None and args.resume is not None:
+        raise LlmlabError("--study names a new study; --resume continues one: give one")
     session = load_session(args.session, overrides)
     sweep = Sweep(session, args.resume or args.study, resume=args.resume is not None)
     study = sweep.open()

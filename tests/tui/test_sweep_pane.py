@@ -278,3 +278,12 @@ def test_start_stop_and_resume_a_sweep_from_the_pane(tmp_path: Path, monkeypatch
         steer()
     finally:
         jobs.pids += job_pids(tmp_path)
+
+
+def test_a_bad_study_name_is_one_line(tmp_path: Path) -> None:
+    from helpers.cli import llmlab, one_line_exit_2
+
+    _session_file(tmp_path)
+    line = one_line_exit_2(llmlab(tmp_path, "sweep", "tiny.toml", "--study", "../out"))
+    assert line.startswith("--study '../out': a name of letters")
+    assert not (tmp_path / "out").exists() and not (tmp_path / "runs").exists()
