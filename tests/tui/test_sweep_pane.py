@@ -182,6 +182,7 @@ async def test_no_study_says_how_to_start_one_and_start_needs_a_saved_session(
         await wait_for(pilot, lambda: pane.reads >= 1, 30, "the read")
         await pilot.pause()
         assert shows(app, "no sweep of tiny yet")
+        assert shows(app, "the saved session's [sweep];")  # (text, not markup)
         await pilot.press("s")
         await pilot.pause()
         assert any("save the session first" in n for n in notifications(app))

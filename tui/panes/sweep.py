@@ -66,9 +66,10 @@ class SweepPane(Pane):
         self._lock = threading.Lock()  # (one read at a time: readers keep file offsets)
 
     def compose(self) -> ComposeResult:
-        yield Static("", id="sweep-head")
+        # (plain text: study names, reasons and errors come from files, and "[sweep]" is text)
+        yield Static("", id="sweep-head", markup=False)
         yield SweepTable(id="sweep-table")
-        yield Static("", id="sweep-status")
+        yield Static("", id="sweep-status", markup=False)
         yield MetricPlot(PLOT_TITLES["curves"], id="sweep-plot")
         yield ImportanceBars(id="sweep-importances")
 
