@@ -49,8 +49,8 @@ class TitleBar(Widget):
         return [(f" {title[:at]}", style), (title[at], f"{style} underline"),
                 (f"{title[at + 1:]} ", style)]
 
-    def _panes(self, short: bool) -> list[str | tuple[str, str]]:
-        parts: list[str | tuple[str, str]] = [(" llmlab ", "bold $primary")]
+    def _panes(self, short: bool, brand: bool = True) -> list[str | tuple[str, str]]:
+        parts: list[str | tuple[str, str]] = [(" llmlab ", "bold $primary")] if brand else []
         for pane, title in self.panes:
             current = pane == self.pane
             style = "bold reverse $accent" if current else "$text-muted"
@@ -63,7 +63,11 @@ class TitleBar(Widget):
         # Narrow (a long session name, a step count): the other panes shrink to their keys.
         parts = self._panes(short=False)
         wanted = len(self.session_name) + 2 * self.dirty + 3 + len(state)
-        if Content.assemble(*parts).cell_length + wanted > self.size.width:
+        help_hint = len(self.help_key) + 7
+        width = Content.assemble(*parts).cell_length + wanted
+        if width + help_hint > self.size.width >= width - 8 + help_hint:
+            parts = self._panes(short=False, brand=False)  # the help hint stays, the name goes
+        elif width > self.size.width:
             parts = self._panes(short=True)
         style = {"running": "$success", "paused": "$warning", "failed": "$error", "lost": "$error",
                  "preparing": "$warning", "stopping": "$warning",
