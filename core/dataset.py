@@ -31,6 +31,7 @@ except ImportError:  # Windows: age alone decides
 from core.corpus import Corpus, open_corpus
 from core.errors import LlmlabError, disk_fault
 from core.fileio import make_temp_folder
+from core.folds import fold_spans
 from core.session import DataConfig
 from core.tokenizers import Tokenizer, load_tokenizer, train_tokenizer
 
@@ -67,12 +68,16 @@ class TokenDataset:
     cache_dir: Path
     cache_hit: bool
 
+    folds: int = 1  # data.folds, data.fold (core.folds): which block of train+val is val
+    fold: int = 0
+
     @property
     def n_tokens(self) -> int:
         return int(self.tokens.shape[0])
 
     def bounds(self, name: str) -> tuple[int, int]:
-        """[start, end) of a split: train, then val, then test, contiguous as in nanoGPT."""
+        """[start, end) of a split: train, then val, then test, contiguous as in nanoGPT.
+        With folds > 1 train and val share [start of train, end of val) (`spans`)."""
         if name not in SPLITS:
             raise ValueError(f"unknown split {name!r}")
         cuts = np.cumsum([0.0, *self.split]) * self.n_tokens
@@ -80,32 +85,61 @@ class TokenDataset:
         start, end = int(round(cuts[i])), int(round(cuts[i + 1]))
         return start, min(end, self.n_tokens)
 
+    def spans(self, name: str) -> list[tuple[int, int]]:
+        """The [start, end) parts of a split: one, except the train split of a fold, which
+        is the text before its val block and the text after it (either may be empty)."""
+        if self.folds == 1 or name == "test":
+            return [self.bounds(name)]
+        val, train = fold_spans(self.bounds("train")[0], self.bounds("val")[1],
+                                self.folds, self.fold)
+        return [val] if name == "val" else train
+
+    def split_size(self, name: str) -> int:
+        return sum(end - start for start, end in self.spans(name))
+
+    def split_parts(self, name: str) -> list[np.ndarray]:
+        """The split's tokens, one array per part (`spans`): a window never spans two."""
+        return [self.tokens[start:end] for start, end in self.spans(name)]
+
     def split_tokens(self, name: str) -> np.ndarray:
-        start, end = self.bounds(name)
-        return self.tokens[start:end]
+        """The split's tokens; a fold's train split (two parts) joined: for counting and
+        prompts, never for windows (`split_parts`)."""
+        parts = self.split_parts(name)
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
     def check_windows(self, name: str, context: int) -> None:
         """Refuse a split too small to hold one window of `context` + 1 tokens, before a run
         needs it (a val split of 10 tokens would otherwise fail at the first evaluation)."""
-        n = len(self.split_tokens(name))
-        if n < context + 1:
+        n = max((len(p) for p in self.split_parts(name)), default=0)
+        if n >= context + 1:
+            return
+        if self.folds > 1:
+            part = "val block" if name == "val" else "longest train part"
             raise LlmlabError(
-                f"data.split: the {name} split has {n} tokens, fewer than "
-                f"model.context + 1 ({context + 1}); use a larger corpus or fraction"
-            )
+                f"data.folds: fold {self.fold}'s {part} has {n} tokens, fewer than "
+                f"model.context + 1 ({context + 1}); use fewer folds or a larger corpus")
+        raise LlmlabError(
+            f"data.split: the {name} split has {n} tokens, fewer than "
+            f"model.context + 1 ({context + 1}); use a larger corpus or fraction")
 
     def get_batch(self, name: str, batch_size: int, context: int, generator=None):
         """Random (x, y) windows from a split as int64 torch tensors [batch_size, context].
 
         y is x shifted by one token. Positions come from `generator` (a torch.Generator), so a
         seeded generator gives the same batches, and its state can be saved for an exact resume.
+        A split in two parts (a fold's train) draws uniformly among the windows that lie
+        wholly inside one part: none straddles the held-out block.
         """
         import torch
 
         self.check_windows(name, context)
-        data = self.split_tokens(name)
-        n_starts = len(data) - context
-        starts = torch.randint(n_starts, (batch_size,), generator=generator).numpy()
+        spans = self.spans(name)
+        counts = np.array([max(0, end - start - context) for start, end in spans])
+        starts = torch.randint(int(counts.sum()), (batch_size,), generator=generator).numpy()
+        # a start among all the parts' starts -> its part, then the corpus offset in that part
+        part = np.searchsorted(np.cumsum(counts), starts, side="right")
+        starts = starts - np.cumsum([0, *counts])[part] + np.array([s for s, _ in spans])[part]
+        data = self.tokens
         windows = data[starts[:, None] + np.arange(context + 1)].astype(np.int64)
         block = torch.from_numpy(windows)
         return block[:, :-1], block[:, 1:]
@@ -240,4 +274,5 @@ def _open_entry(entry: Path, corpus: Corpus, cfg: DataConfig, hit: bool) -> Toke
     except Exception as e:
         raise LlmlabError(f"{entry}: damaged token cache ({type(e).__name__}); "
                           "delete this folder to rebuild it") from None
-    return TokenDataset(corpus, tokenizer, tokens, counts, n_chars, tuple(cfg.split), entry, hit)
+    return TokenDataset(corpus, tokenizer, tokens, counts, n_chars, tuple(cfg.split), entry, hit,
+                        folds=cfg.folds, fold=cfg.fold)

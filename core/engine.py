@@ -92,15 +92,18 @@ class Engine(ControlChannel):
 
     # ------------------------------------------------------------------ one training run
 
-    def train(self, resume: str | Path | None = None, run_dir: str | Path | None = None) -> str:
+    def train(self, resume: str | Path | None = None, run_dir: str | Path | None = None,
+              info: dict | None = None) -> str:
         """Train until max_steps, Stop, Shutdown or failure; return the final state.
-        `run_dir`: the folder of the new run (default: a new one under train.runs_dir)."""
+        `run_dir`: the folder of the new run (default: a new one under train.runs_dir);
+        `info`: fields for its run.json (a fold's group)."""
         from core.device import denormals_flushed
 
         with denormals_flushed():  # (a collapsing run would crawl: core.device)
-            return self._train(resume, run_dir)
+            return self._train(resume, run_dir, info)
 
-    def _train(self, resume: str | Path | None, run_dir: str | Path | None) -> str:
+    def _train(self, resume: str | Path | None, run_dir: str | Path | None,
+               info: dict | None = None) -> str:
         from core.control import ControlInbox
         from core.optim import decay_warning
         from core.trainer import Trainer
@@ -111,7 +114,7 @@ class Engine(ControlChannel):
         self.control = None
         try:
             self._set_state(EngineState.PREPARING)
-            self.trainer = Trainer.create(self.session, self.emit, resume, run_dir)
+            self.trainer = Trainer.create(self.session, self.emit, resume, run_dir, info)
             if self.trainer.writer.claimed:  # (the run folder is ours: it can be steered)
                 self.control = ControlInbox(self.trainer.run_dir)
                 self._refuse_stale_requests()

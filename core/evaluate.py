@@ -105,12 +105,18 @@ def split_windows(dataset: TokenDataset, split: str, batch_size: int, context: i
                   ) -> Iterator[tuple[Tensor, Tensor]]:
     """The whole split as (x, y) batches of consecutive, non-overlapping windows: every token
     after the split's first is a target exactly once. The tail that does not fill a window
-    comes last, as a batch of one shorter window."""
-    data = dataset.split_tokens(split)
+    comes last, as a batch of one shorter window. A split in two parts (a fold's train) is
+    each part in turn: no window spans the held-out block between them."""
+    parts = [p for p in dataset.split_parts(split) if len(p) > 1]
+    if not parts:
+        raise LlmlabError(f"data.split: the {split} split has {dataset.split_size(split)} "
+                          "tokens; evaluating it needs at least 2")
+    for data in parts:
+        yield from _part_windows(data, batch_size, context)
+
+
+def _part_windows(data, batch_size: int, context: int) -> Iterator[tuple[Tensor, Tensor]]:
     n = len(data) - 1  # targets
-    if n < 1:
-        raise LlmlabError(f"data.split: the {split} split has {len(data)} tokens; "
-                          "evaluating it needs at least 2")
     full = n // context
     for first in range(0, full, batch_size):
         rows = min(batch_size, full - first)

@@ -113,7 +113,7 @@ def evaluation_report(model: nn.Module, dataset: TokenDataset, split: str, iters
     sums = []  # per batch: loss sum, top-1 hits, top-5 hits
     counts: Tensor | None = None  # per token id: true positives, predictions, targets
     if iters is None:
-        expected = len(dataset.split_tokens(split)) - 1
+        expected = sum(max(0, len(p) - 1) for p in dataset.split_parts(split))
     else:
         expected = iters * batch_size * model.context
     auc = AucScores(expected, model.vocab_size)

@@ -296,6 +296,7 @@ class RunSummary:
     status: str
     name: str = ""  # the user's name for the run (run.json), "" if none
     notes: str = ""  # the user's notes on the run (run.json)
+    folds: tuple[str, int, int] | None = None  # (group, fold, of) of a fold's run (core.folds)
     world_size: int = 1  # processes of the job (torchrun); tokens_per_s counts them all
 
     @property
@@ -355,6 +356,7 @@ def _summarize(run_dir: Path) -> RunSummary:
     """One row of the runs table. A long run's train records are thinned evenly as they are
     read (core.follow.read_thinned): its median tokens/s is that of every k-th step, and a
     run of a million steps costs a list of runs a second, not gigabytes."""
+    from core.folds import run_fold
     from core.follow import MetricsTail, read_thinned
 
     info = read_run_info(run_dir)
@@ -379,6 +381,7 @@ def _summarize(run_dir: Path) -> RunSummary:
         name=str(info.get("name") or ""),
         notes=str(info.get("notes") or ""),
         world_size=max(1, _int(info.get("world_size", 1))),
+        folds=run_fold(info),
     )
 
 

@@ -39,6 +39,7 @@ MAX_CONTEXT = 1 << 20
 MAX_VOCAB = 1 << 22  # as core.tokenizers.MAX_VOCAB: the most tokens a vocabulary holds
 MAX_BATCH = 1 << 20  # batch_size, grad_accum, eval_iters
 MAX_STEPS = 10**12  # steps, intervals
+MAX_FOLDS = 1000  # data.folds: k runs, each at least a window of val
 MAX_SEED = 2**62  # seeds get small offsets added (rank, stream) and must stay a 64-bit int
 
 SECTIONS = ("data", "model", "optim", "train", "compress", "generate")
@@ -54,6 +55,11 @@ class DataConfig:
     split: list[float] = knob([0.9, 0.1, 0.0], "train, val, test fractions (sum to 1)")
     encoding_errors: str = knob("strict", "invalid UTF-8: stop with an error, or replace it",
                                 choices=("strict", "replace"))
+    folds: int = knob(1, "k > 1: k-fold cross-validation, k runs each holding out one "
+                      "contiguous 1/k of train+val as its val (test stays out)",
+                      lo=1, cap=MAX_FOLDS)
+    fold: int = knob(0, "the fold a run holds out as val when folds > 1 (0-based; llmlab "
+                     "train sets it for each fold's run)", lo=0, cap=MAX_FOLDS)
 
 
 @dataclass

@@ -45,10 +45,17 @@ def cross_field_problems(s: Session, bad: set[str]) -> list[str]:
              f"data.split: fractions must sum to 1 (got {split!r}, sum {sum(split):g})")
         rule(("data.split",), split[0] <= 0.0,
              f"data.split: the train fraction must be > 0 (got {split!r})")
-        rule(("data.split", "train.eval_interval"), split[1] <= 0.0 and s.train.eval_interval > 0,
+        rule(("data.split", "train.eval_interval", "data.folds"),
+             split[1] <= 0.0 and s.train.eval_interval > 0 and s.data.folds == 1,
              f"data.split: evaluation needs a val fraction > 0, or train.eval_interval = 0 "
              f"(got {split!r})")
     d = s.data
+    folds = ("data.folds", "data.fold")
+    rule(folds, d.fold >= d.folds,
+         f"data.fold: must be < data.folds (the folds are 0 .. {d.folds - 1}; got {d.fold})")
+    rule((*folds, "train.eval_interval"), d.folds > 1 and s.train.eval_interval == 0,
+         f"data.folds: cross-validation compares val losses: train.eval_interval must be > 0 "
+         f"(got folds = {d.folds}, eval_interval = 0)")
     tok = ("data.tokenizer", "data.vocab_size")
     rule(tok, d.tokenizer == "bpe" and d.vocab_size == 0,
          "data.vocab_size: bpe needs a vocabulary size, e.g. 512 (got 0)")

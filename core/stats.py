@@ -52,8 +52,7 @@ def corpus_stats(ds: TokenDataset, top: int = 20) -> CorpusStats:
         top_tokens=top_tokens,
         length_histogram=dict(sorted(lengths.items())),
         unk_rate=None if unk is None else float(counts[unk]) / max(ds.n_tokens, 1),
-        split_tokens={name: end - start for name in ("train", "val", "test")
-                      for start, end in [ds.bounds(name)]},
+        split_tokens={name: ds.split_size(name) for name in ("train", "val", "test")},
     )
 
 

@@ -15,6 +15,13 @@ database `sweep.storage` names, so a sweep killed in the middle continues with
 `Sweep(..., resume=True)`: its trials still marked running are settled first (a finished job
 counts, a failed one fails with its line, a dead or still-running one is failed as
 interrupted and replaced), then the study runs until `trials` trials are done.
+
+With `data.folds = k > 1` a trial is k fold jobs (core.folds), one after another, each with
+the trial's share of the cores, and its value is the mean of the folds' best val losses.
+Only fold 0's val losses are reported to Optuna as intermediate values, so the pruner
+compares every trial on the same held-out block and stops a hopeless one after one fold's
+cost, not k; a mean over folds at each step would need the k folds to train at once (k times
+the processes) and would be known only once the slowest fold reached that step.
 """
 
 from __future__ import annotations
@@ -311,12 +318,23 @@ class Sweep:
         assert self.study is not None
         trial = optuna.trial.Trial(self.study, t._trial_id)  # (to write on a trial not ours)
         run_dir = Path(t.user_attrs["run_dir"]) if "run_dir" in t.user_attrs else None
+        fold_runs = [Path(p) for p in t.user_attrs.get("fold_runs", [])]
+        if fold_runs:  # (folds: the last one started is the one that may still train)
+            run_dir = fold_runs[-1]
         status = run_status(run_dir) if run_dir is not None else "not started"
         if status in ("running", "paused"):
             _stop_job(run_dir)
             status = run_status(run_dir)
         info = read_run_info(run_dir) if run_dir is not None else {}
-        if status == "finished" and _number(info.get("best_val_loss")):
+        if status == "finished" and fold_runs and len(fold_runs) == t.user_attrs.get("folds"):
+            from core.folds import summarize_folds
+
+            summary = summarize_folds(fold_runs)
+            if summary.mean is not None and len(summary.done) == summary.of:
+                trial.set_user_attr("fold_losses", summary.done)
+                self.study.tell(t.number, summary.mean)
+                return
+        if status == "finished" and not fold_runs and _number(info.get("best_val_loss")):
             self.study.tell(t.number, float(info["best_val_loss"]))
         elif status == "failed":
             trial.set_user_attr("error", one_line(str(info.get("error") or "the job failed")))
@@ -343,22 +361,56 @@ class Sweep:
         problems = validate(session)
         if problems:
             self._fail(trial, view, f"invalid point: {problems[0]}")
+        from core.folds import fold_info, fold_session
         from core.launch import RUN_INFO_ENV, launch_training
         from core.runs import new_run_dir
 
-        run_dir = new_run_dir(session.resolve(session.train.runs_dir), session.name).absolute()
-        view.run_dir = str(run_dir)
-        trial.set_user_attr("run_dir", str(run_dir))
+        k = session.data.folds
         label = {"sweep": self.study_name, "trial": trial.number,
                  "name": f"{SWEEP_PREFIX}{self.study_name} #{trial.number}"}
-        try:  # (the job writes which study and trial it is into its own run.json)
-            job = launch_training(session, run_dir=run_dir,
-                                  env={**self.env, RUN_INFO_ENV: json.dumps(label)})
-        except LlmlabError as e:
-            self._fail(trial, view, str(e))
-        return self._follow(trial, view, job)
+        if k > 1:
+            trial.set_user_attr("folds", k)
+        fold_runs: list[str] = []
+        losses = []
+        for fold in range(k):  # (k = 1: the one run, as without folds)
+            run_dir = new_run_dir(session.resolve(session.train.runs_dir),
+                                  session.name).absolute()
+            fold_runs.append(str(run_dir))
+            info = dict(label)
+            if k > 1:
+                info.update(fold_info(Path(fold_runs[0]).name, fold, k),
+                            name=f"{label['name']} fold {fold}")
+                trial.set_user_attr("fold_runs", fold_runs)
+                view.state, view.reason, view.step = RUNNING, f"fold {fold + 1} of {k}", 0
+            if fold == 0:
+                view.run_dir = str(run_dir)
+                trial.set_user_attr("run_dir", str(run_dir))
+            try:  # (the job writes which study and trial it is into its own run.json)
+                job = launch_training(fold_session(session, fold) if k > 1 else session,
+                                      run_dir=run_dir,
+                                      env={**self.env, RUN_INFO_ENV: json.dumps(info)})
+            except LlmlabError as e:
+                self._fail(trial, view, str(e))
+            losses.append(self._follow(trial, view, job, report=fold == 0))
+        if k == 1:
+            return losses[0]
+        return self._fold_result(trial, view, losses)
 
-    def _follow(self, trial: Any, view: TrialView, job: Any) -> float:
+    def _fold_result(self, trial: Any, view: TrialView, losses: list[float]) -> float:
+        """A trial over k folds is worth the mean of the folds' best val losses (core.folds);
+        each fold's and the spread are kept on the trial."""
+        import statistics
+
+        mean = statistics.fmean(losses)
+        trial.set_user_attr("fold_losses", losses)
+        trial.set_user_attr("fold_std", statistics.stdev(losses))
+        view.state, view.best = COMPLETE, mean
+        view.reason = f"mean of {len(losses)} folds ± {statistics.stdev(losses):.4f}"
+        return mean
+
+    def _follow(self, trial: Any, view: TrialView, job: Any, report: bool = True) -> float:
+        """Follow a trial's job to its end: its best val loss. `report`: its val losses go
+        to Optuna (and the pruner); with folds only fold 0's do, see `_objective`."""
         import optuna
 
         from core.follow import RunFollower
@@ -370,7 +422,7 @@ class Sweep:
             for event in follower.poll(state=False):
                 if isinstance(event, msg.StepMetrics):
                     view.step = max(view.step, event.step)
-                elif isinstance(event, msg.EvalMetrics) and event.split == "val":
+                elif isinstance(event, msg.EvalMetrics) and event.split == "val" and report:
                     self._report(trial, view, event)
                     if trial.should_prune():
                         _stop_job(job.run_dir, job.process)

@@ -135,10 +135,11 @@ class Trainer:
 
     @classmethod
     def create(cls, session: Session, emit: Emit, resume: str | Path | None = None,
-               run_dir: str | Path | None = None) -> Trainer:
+               run_dir: str | Path | None = None, info: dict | None = None) -> Trainer:
         """Build a trainer for a new run of `session` (in `run_dir` if given: a folder made
         for it by a launcher, empty or with only its log), or to continue the run at
-        `resume`. Either way the run folder is claimed first (core.run_claim)."""
+        `resume`. Either way the run folder is claimed first (core.run_claim). `info`:
+        fields for the new run's run.json (a fold's group, core.folds)."""
         placement = place(session.train.device, session.train.precision)
         if resume is not None:
             return cls._resume(Path(resume), placement, emit)
@@ -160,7 +161,7 @@ class Trainer:
                 trainer.writer.write_session(_frozen(session))
                 trainer.writer.write_tokenizer(dataset.tokenizer)
                 trainer.writer.update_info(
-                    **launcher_info(),  # (a sweep's study and trial; the job's own fields win)
+                    **launcher_info(), **(info or {}),  # (a sweep's trial, a fold's group)
                     session=session.name, arch=session.model.arch, params=trainer.num_params,
                     flops_per_token=trainer.flops_per_token, max_steps=trainer.max_steps,
                     created=time.strftime("%Y-%m-%dT%H:%M:%S"), status="running", step=0,
@@ -352,8 +353,8 @@ class Trainer:
         g = self.session.generate
         sampling = dataclasses.replace(Sampling.from_config(g),
                                        max_tokens=min(g.max_tokens, SAMPLE_TOKENS))
-        split = "val" if len(self.dataset.split_tokens("val")) else "train"
-        ids = self.dataset.split_tokens(split)[:SAMPLE_PROMPT_TOKENS].tolist()
+        split = "val" if self.dataset.split_size("val") else "train"
+        ids = self.dataset.split_parts(split)[0][:SAMPLE_PROMPT_TOKENS].tolist()
         new = list(generate_ids(self.model, ids, sampling, device=self.placement.device))
         decode = self.dataset.tokenizer.decode
         prompt, text = decode(ids), decode(new)

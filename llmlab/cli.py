@@ -299,6 +299,12 @@ def _check_split_sizes(session: Session, most_tokens: list[int]) -> None:
             raise LlmlabError(f"data.split: the {name} split has at most {at_most} tokens, "
                               f"fewer than model.context + 1 ({need}); use a larger corpus "
                               "or fraction")
+    folds = session.data.folds
+    at_most = int(sum(most_tokens) * (split[0] + split[1]) / folds)
+    if most_tokens and folds > 1 and at_most < need:
+        raise LlmlabError(f"data.folds: each of the {folds} folds' val blocks has at most "
+                          f"{at_most} tokens, fewer than model.context + 1 ({need}); use "
+                          "fewer folds or a larger corpus")
 
 
 def cmd_init(args: argparse.Namespace) -> int:

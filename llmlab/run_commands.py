@@ -44,6 +44,10 @@ def cmd_train(args: argparse.Namespace, load_session: LoadSession) -> int:
     if args.resume:
         resume = find_run(args.resume, session.resolve(session.train.runs_dir))
         _check_resumable(resume)
+    if session.data.folds > 1 and resume is None and args.run_dir is None:
+        from llmlab.fold_commands import train_folds  # (k runs: one per fold)
+
+        return train_folds(args, session)
     if args.detach:
         if args.nnodes != 1 or args.rdzv_endpoint:
             raise LlmlabError("--detach: not with --nnodes/--rdzv-endpoint (a job of several "
@@ -51,6 +55,13 @@ def cmd_train(args: argparse.Namespace, load_session: LoadSession) -> int:
         if args.max_restarts < 0:
             raise LlmlabError(f"--max-restarts: must be >= 0 (got {args.max_restarts})")
         return _detach(session, resume, args.nproc, args.max_restarts)
+    return train_here(args, session, resume)
+
+
+def train_here(args: argparse.Namespace, session: Session, resume: Path | None,
+               run_dir: Path | None = None, info: dict | None = None) -> int:
+    """Train `session` (or continue `resume`) in this process, with a progress bar; the
+    exit status. `run_dir`/`info`: the new run's folder and run.json fields (a fold's)."""
     from llmlab import ranks
 
     nproc = args.nproc or session.train.nproc
@@ -66,13 +77,14 @@ def cmd_train(args: argparse.Namespace, load_session: LoadSession) -> int:
             return EXIT_BAD_INPUT
     from core.engine import Engine  # (torch: not for a launcher)
 
+    run_dir = run_dir or args.run_dir
     console = Console(stderr=True)
     view = _TrainView(console) if ranks.rank() == 0 else _QuietView(console)
     # A SimpleQueue: its put() is safe to call from a signal handler.
     engine = Engine(session, view.on_event, queue.SimpleQueue())
     try:
         with _stop_on_signals(engine) as received:
-            final = engine.train(resume, run_dir=None if resume else args.run_dir)
+            final = engine.train(resume, run_dir=None if resume else run_dir, info=info)
     finally:
         if view.task is not None:  # started with the run: a run that never starts prints
             view.progress.stop()  # nothing but its error line
@@ -82,10 +94,10 @@ def cmd_train(args: argparse.Namespace, load_session: LoadSession) -> int:
     for line in view.summary():
         console.print(line, **PLAIN)
     if final == "failed":
-        if args.run_dir is not None and not view.run_dir:  # (refused before its run began)
+        if run_dir is not None and not view.run_dir:  # (refused before its run began)
             from core.launch import record_refusal
 
-            record_refusal(args.run_dir, session.name, one_line(view.error or "failed"))
+            record_refusal(run_dir, session.name, one_line(view.error or "failed"))
         if ranks.rank() == 0 or view.started:  # (any rank's refusal to start: rank 0's line)
             print(one_line(view.error or "training failed"), file=sys.stderr)
         return EXIT_INTERNAL if view.error_is_internal else EXIT_BAD_INPUT
@@ -347,8 +359,10 @@ def cmd_runs(args: argparse.Namespace, load_session: LoadSession) -> int:
     if not runs:
         print(f"no runs under {args.runs_dir}", file=sys.stderr)
         return EXIT_OK
+    from core.folds import group_runs
+
     console = Console()
-    rows = [_run_row(r) for r in runs]
+    rows = [row for item in group_runs(runs) for row in _rows(item)]
     for with_date in (True, False):
         table = _runs_table(rows, with_date)
         if Measurement.get(console, console.options.update_width(1 << 16),
@@ -384,6 +398,27 @@ def _run_row(r: RunSummary) -> tuple[str, list[str], str]:
              "-" if r.tokens_per_s is None else f"{r.tokens_per_s:,.0f}", r.status]
     return (one_line(f"{r.path.parent.name}/{r.run_id}"), [one_line(c) for c in cells],
             _label(r))
+
+
+def _rows(item) -> list[tuple[str, list[str], str]]:
+    """A run's row; a group of fold runs' row (its val loss the folds' mean ± std), then its
+    folds' rows, indented."""
+    from core.folds import FoldGroup
+
+    if not isinstance(item, FoldGroup):
+        return [_run_row(item)]
+    first = item.runs[0]
+    summary = item.summary
+    cells = [first.created.replace("T", " "), first.arch, f"{first.params:,}",
+             f"{len(summary.done)}/{summary.of} folds", summary.short(), "-", item.status]
+    head = (one_line(f"{first.path.parent.name}/{summary.group} folds"),
+            [one_line(c) for c in cells], "")
+    rows = [head]
+    for run in item.runs:
+        name, run_cells, label = _run_row(run)
+        fold = f"fold {run.folds[1]} of {run.folds[2]}" if run.folds else ""
+        rows.append(("  " + name, run_cells, " - ".join(x for x in (fold, label) if x)))
+    return rows
 
 
 def _runs_table(rows: list[tuple[str, list[str], str]], with_date: bool) -> Table:

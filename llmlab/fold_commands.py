@@ -1,0 +1,88 @@
+"""`llmlab train SESSION` with `data.folds = k > 1`: k-fold cross-validation (core.folds).
+
+The k folds train one after another in this process, each an ordinary run with its progress
+bar (its frozen session says which fold it holds out; its run.json names its group), then the
+k val losses, their mean and spread are printed. With --detach the k folds start at once as
+background jobs, each with cores/k threads; `llmlab runs` shows the group when they end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+
+from core.errors import LlmlabError
+from core.folds import fold_info, fold_session, summarize_folds
+from core.session import Session
+
+EXIT_OK = 0
+
+
+def train_folds(args: argparse.Namespace, session: Session) -> int:
+    k = session.data.folds
+    if not args.detach and (args.nproc or session.train.nproc) > 1:
+        raise LlmlabError(f"data.folds: {k} folds of {args.nproc or session.train.nproc} "
+                          "processes each train as jobs: add --detach")
+    check_fold_sizes(session)
+    if args.detach:
+        return _detach_folds(args, session)
+    from core.launch import discard_unstarted
+    from core.runs import new_run_dir
+    from llmlab.run_commands import train_here
+
+    runs_root = session.resolve(session.train.runs_dir)
+    run_dirs = []
+    group = ""
+    for fold in range(k):
+        run_dir = new_run_dir(runs_root, session.name)
+        group = group or run_dir.name  # (the group is named after its fold 0's run)
+        print(f"fold {fold + 1} of {k} (val block {fold}), group {group}", file=sys.stderr,
+              flush=True)
+        code = train_here(args, fold_session(session, fold), None, run_dir,
+                          fold_info(group, fold, k))
+        if discard_unstarted(run_dir):  # (refused before it began: nothing to keep)
+            return code
+        run_dirs.append(run_dir)
+        if code != EXIT_OK:
+            print(summarize_folds(run_dirs).line(), flush=True)
+            if fold + 1 < k:
+                print(f"folds {fold + 1}..{k - 1} not trained", file=sys.stderr)
+            return code
+    print(summarize_folds(run_dirs).line(), flush=True)
+    return EXIT_OK
+
+
+def check_fold_sizes(session: Session) -> None:
+    """Every fold's val block, and its train split, can hold a window (`model.context` + 1
+    tokens): one line naming data.folds, before any fold trains."""
+    import dataclasses
+
+    from core.dataset import load_dataset
+
+    dataset = load_dataset(session.data, session.base_dir)
+    for fold in range(session.data.folds):
+        ds = dataclasses.replace(dataset, fold=fold)
+        ds.check_windows("train", session.model.context)
+        ds.check_windows("val", session.model.context)
+
+
+def _detach_folds(args: argparse.Namespace, session: Session) -> int:
+    from core.launch import RUN_INFO_ENV, launch_training
+    from core.runs import new_run_dir
+    from core.sweep import thread_env
+
+    k = session.data.folds
+    env = thread_env(k * (args.nproc or session.train.nproc))
+    runs_root = session.resolve(session.train.runs_dir)
+    group = ""
+    for fold in range(k):
+        run_dir = new_run_dir(runs_root, session.name)
+        group = group or run_dir.name
+        job = launch_training(fold_session(session, fold), nproc=args.nproc, run_dir=run_dir,
+                              env={**env, RUN_INFO_ENV: json.dumps(fold_info(group, fold, k))})
+        print(f"fold {fold + 1} of {k}: pid {job.pid}, run folder {job.run_dir}", flush=True)
+    print(f"{k} folds training in the background (group {group}); their val losses, mean "
+          f"and spread: llmlab runs {shlex.quote(session.name)}", flush=True)
+    return EXIT_OK
