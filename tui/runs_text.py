@@ -56,10 +56,13 @@ def diff_lines(rows: list[tuple[str, list[Any]]], styles: list[str],
 
 
 def details_lines(rows: list[tuple[str, list[Any]]] | None, styles: list[str],
-                  select_key: str, notes: str) -> list[Content]:
+                  select_key: str, notes: str, folds: str = "") -> list[Content]:
     """The panel under the Runs pane's status line: the hyperparameter diff (`rows`; None when
-    it is not asked for) and the `notes` of the run under the cursor (when it has some)."""
+    it is not asked for) and the `notes` of the run under the cursor (when it has some), or
+    the val losses of the group of fold runs under it (`folds`, FoldSummary.line)."""
     lines = diff_lines(rows, styles, select_key) if rows is not None else []
+    if folds:
+        lines.append(Content.assemble(("folds ", "$text-muted"), one_line(folds)))
     if notes:
         lines.append(Content.assemble(("notes ", "$text-muted"), one_line(notes)))
     return lines

@@ -32,6 +32,7 @@ from textual.worker import Worker, WorkerState, get_current_worker
 
 from core import messages as msg
 from core.errors import LlmlabError
+from core.folds import group_runs
 from core.runs import (
     RunSummary,
     export_csv,
@@ -212,7 +213,7 @@ class RunsPane(Pane):
             waiting()
 
     def _show_rows(self) -> None:
-        self.table.show_runs(self.runs, self.selected,
+        self.table.show_runs(group_runs(self.runs), self.selected,
                              self.session.name if self.session else "")
 
     def _show_empty(self) -> None:
@@ -257,16 +258,33 @@ class RunsPane(Pane):
 
     def _cursor_run(self) -> RunSummary | None:
         run = self.table.cursor_run() if self.runs else None
-        if run is None:
+        if run is None and (group := self.table.cursor_group()) is not None:
+            self.notify(f"a group of {group.summary.of} fold runs: pick one of its folds "
+                        "(the rows under it)", severity="warning")
+        elif run is None:
             self.notify(f"no run here yet: train one ({self._key('train.start')})",
                         severity="warning")
         return run
 
     def action_toggle_select(self) -> None:
+        """The run under the cursor on or off the plot; on a group of fold runs, all its
+        folds (off if all are on)."""
+        group = self.table.cursor_group() if self.runs else None
+        if group is not None:
+            paths = [str(r.path) for r in group.runs]
+            every = all(p in self.selected for p in paths)
+            for path in paths:
+                if (path in self.selected) == every:
+                    self._toggle(path)
+            self._selection_changed()
+            return
         run = self._cursor_run()
         if run is None:
             return
-        path = str(run.path)
+        self._toggle(str(run.path))
+        self._selection_changed()
+
+    def _toggle(self, path: str) -> None:
         if path in self.selected:
             del self.selected[path]
             if path != self.preview:
@@ -276,6 +294,8 @@ class RunsPane(Pane):
         else:
             self.selected[path] = run_curves.free_color(list(self.selected.values()))
             self._read_curves(path)
+
+    def _selection_changed(self) -> None:
         self._show_rows()
         self._show_status()
         self._show_details()
@@ -442,8 +462,10 @@ class RunsPane(Pane):
         styles = [self._color(self.selected[str(r.path)]) for r in self.runs
                   if str(r.path) in self.selected]
         run = self.table.cursor_run() if self.runs else None
+        group = self.table.cursor_group() if self.runs else None
         lines = runs_text.details_lines(self.diff_rows() if self.show_diff else None, styles,
-                              self._key("runs.select"), run.notes if run is not None else "")
+                              self._key("runs.select"), run.notes if run is not None else "",
+                              folds=group.summary.line() if group is not None else "")
         details = self.query_one("#runs-details", Static)
         details.display = bool(lines)
         details.update(Content("\n").join(lines))

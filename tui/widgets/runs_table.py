@@ -14,6 +14,7 @@ from textual.color import Color, ColorParseError
 from textual.widgets import DataTable
 
 from core.estimate import human_count
+from core.folds import FoldGroup
 from core.runs import RunSummary
 from core.text import one_line
 from tui.text import middle_ellipsis
@@ -75,9 +76,23 @@ def cells(run: RunSummary) -> list[str]:
     ]]
 
 
+def group_cells(group: FoldGroup) -> tuple[str, list[str]]:
+    """The name and cells of a group of fold runs' row: its val is the folds' mean, the name
+    says how many folds and their spread (the std)."""
+    first, summary = group.runs[0], group.summary
+    spread = f" ±{summary.std:.3f}" if summary.std is not None else ""
+    name = one_line(f"{first.session}/{summary.group}: {summary.of} folds{spread}")
+    return name, [one_line(c) for c in [
+        short_date(first.created), first.model,
+        human_count(first.params) if first.params else "?",
+        f"{len(summary.done)}/{summary.of} fold", f"{summary.mean:.3f}" if summary.mean
+        is not None else "-", "-", group.status.split(",")[0].split(":")[0]]]
+
+
 class RunsTable(DataTable):
-    """Row keys are the runs' paths (as strings). Enter is left to the pane (it toggles the
-    run in the overlay, a key the user's keymap may move)."""
+    """Row keys are the runs' paths (as strings), and a group of fold runs' `FoldGroup.key`
+    (its folds' rows follow it, indented). Enter is left to the pane (it toggles the run in
+    the overlay, a key the user's keymap may move)."""
 
     DEFAULT_CSS = """
     RunsTable {
@@ -89,9 +104,12 @@ class RunsTable(DataTable):
         super().__init__(cursor_type="row", cell_padding=0, zebra_stripes=False,
                          cursor_foreground_priority="renderable", **kwargs)
         self.runs: list[RunSummary] = []
+        self.rows_shown: list[RunSummary | FoldGroup] = []
+        self.groups: dict[str, FoldGroup] = {}
         self._marks: dict[str, str] = {}
         self._current = ""
         self._name_width = 0
+        self._widths: list[int | None] = [w for _, w, _ in COLUMNS]
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "select_cursor":
@@ -105,9 +123,11 @@ class RunsTable(DataTable):
         return [max(width, model) if label == "model" and width else width
                 for label, width, _ in COLUMNS]
 
-    def name_width(self, runs: list[RunSummary]) -> int:
+    def name_width(self, runs: list[RunSummary], rows: int | None = None) -> int:
+        """What the fixed columns leave to the name; `rows`: the table's rows if not one
+        per run (a group of fold runs has a row of its own)."""
         fixed = sum(width for width in self.widths(runs) if width is not None)
-        rows = len(runs)
+        rows = len(runs) if rows is None else rows
         available = self.size.width or 80
         max_height = self.styles.max_height
         if max_height is not None and max_height.is_cells and rows + 1 > max_height.value:
@@ -122,34 +142,55 @@ class RunsTable(DataTable):
         except ColorParseError:
             return "default"
 
-    def show_runs(self, runs: list[RunSummary], marks: dict[str, str], current: str) -> None:
-        """Show `runs`; `marks`: path -> theme colour variable of the runs overlaid;
-        `current`: the session whose runs are not dimmed. The cursor stays on its run."""
+    def show_runs(self, rows: list[RunSummary | FoldGroup], marks: dict[str, str],
+                  current: str) -> None:
+        """Show `rows` (runs, and groups of fold runs: core.folds.group_runs); `marks`: path
+        -> theme colour variable of the runs overlaid; `current`: the session whose runs are
+        not dimmed. The cursor stays on its run."""
         cursor_key = self.cursor_key()
-        self.runs = list(runs)
+        self.rows_shown = list(rows)
+        self.groups = {r.key: r for r in rows if isinstance(r, FoldGroup)}
+        runs = [run for r in rows for run in (r.runs if isinstance(r, FoldGroup) else [r])]
+        self.runs = runs
         self._marks = dict(marks)
         self._current = current
-        self._name_width = self.name_width(runs)
-        widths = self.widths(runs)
+        self._name_width = self.name_width(runs, len(runs) + len(self.groups))
+        widths = self._widths = self.widths(runs)
         self.clear(columns=True)
         for i, ((label, _, right), width) in enumerate(zip(COLUMNS, widths, strict=True)):
             w = self._name_width if width is None else width
             self.add_column(fit(label, w, right, last=i == len(COLUMNS) - 1), width=w,
                             key=label or "mark")
-        for run in runs:
-            key = str(run.path)
-            color = marks.get(key)
-            mark = Text(MARK + " ", style=self._color(color)) if color else Text("  ")
-            dim = "dim" if run.session != current else ""
-            row = [mark, Text(fit(run_name(run), self._name_width), style=dim)]
-            for i, ((_, _, right), width, value) in enumerate(
-                    zip(COLUMNS[2:], widths[2:], cells(run), strict=True)):
-                assert width is not None
-                last = i == len(COLUMNS) - 3
-                row.append(Text(fit(value, width, right, last), style=dim))
-            self.add_row(*row, key=key)
+        for item in rows:
+            if isinstance(item, FoldGroup):
+                name, values = group_cells(item)
+                self._add(item.key, "", name, values, item.runs[0].session != current)
+                for run in item.runs:
+                    fold = f"fold {run.folds[1]} " if run.folds and not run.name else ""
+                    self._add(str(run.path), marks.get(str(run.path)),
+                              f"  {fold}{run_name(run)}", cells(run), run.session != current)
+            else:
+                self._add(str(item.path), marks.get(str(item.path)), run_name(item),
+                          cells(item), item.session != current)
         if cursor_key is not None and cursor_key in self.rows:
             self.move_cursor(row=self.get_row_index(cursor_key), animate=False)
+
+    def _add(self, key: str, color: str | None, name: str, values: list[str],
+             dim: bool) -> None:
+        mark = Text(MARK + " ", style=self._color(color)) if color else Text("  ")
+        style = "dim" if dim else ""
+        row = [mark, Text(fit(name, self._name_width), style=style)]
+        for i, ((_, _, right), width, value) in enumerate(
+                zip(COLUMNS[2:], self._widths[2:], values, strict=True)):
+            assert width is not None
+            last = i == len(COLUMNS) - 3
+            row.append(Text(fit(value, width, right, last), style=style))
+        self.add_row(*row, key=key)
+
+    def cursor_group(self) -> FoldGroup | None:
+        """The group of fold runs whose row is under the cursor."""
+        key = self.cursor_key()
+        return self.groups.get(key) if key is not None else None
 
     def cursor_key(self) -> str | None:
         """The path of the run under the cursor."""
@@ -167,9 +208,9 @@ class RunsTable(DataTable):
 
     def on_resize(self) -> None:
         """The name column takes the width the others leave: lay out again for a new one."""
-        if self.runs and self.name_width(self.runs) != self._name_width:
+        if self.runs and self.name_width(self.runs, self.row_count) != self._name_width:
             self.call_after_refresh(self.redisplay)
 
     def redisplay(self) -> None:
         """Show the same runs again (after a resize or a change of theme)."""
-        self.show_runs(self.runs, self._marks, self._current)
+        self.show_runs(self.rows_shown, self._marks, self._current)

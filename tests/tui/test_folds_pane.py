@@ -1,0 +1,68 @@
+"""The Runs pane groups the runs of a cross-validation (core/folds.py): one row for the group
+with its folds' mean val loss and spread, its folds indented under it; enter on the group
+overlays every fold."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from helpers.tui import app_at, notifications, screen_text, small_session, sync, wait_for
+
+from core.folds import fold_info
+from core.run_writer import RunWriter
+from tui.panes.runs import RunsPane
+from tui.widgets.runs_table import RunsTable
+
+
+def fold_run(root: Path, run_id: str, fold: int, best: float) -> Path:
+    """A finished fold run of a 3-fold group named after its fold 0 (no torch, no clock)."""
+    run_dir = root / "tiny" / run_id
+    run_dir.mkdir(parents=True)
+    writer = RunWriter(run_dir)
+    writer.write_session(small_session(root.parent))
+    for step in (10, 20):
+        writer.log({"type": "train", "step": step, "loss": best + 0.5 / step})
+        writer.log({"type": "eval", "step": step, "split": "val", "val_loss": best + 1 / step})
+    writer.update_info(session="tiny", arch="gpt", params=13952, max_steps=20, step=20,
+                       created=f"2025-01-02T09:00:0{fold}", status="finished",
+                       best_val_loss=best + 0.05, **fold_info("20250102-090000", fold, 3))
+    writer.close()
+    return run_dir
+
+
+def rows(app) -> list[list[str]]:
+    table = app.query_one(RunsTable)
+    return [[str(c).strip() for c in table.get_row_at(i)] for i in range(table.row_count)]
+
+
+@sync
+async def test_the_runs_pane_shows_a_fold_group_with_mean_and_spread(tmp_path: Path) -> None:
+    root = tmp_path / "runs"
+    folds = [fold_run(root, f"20250102-09000{i}", i, best)
+             for i, best in enumerate((1.0, 1.2, 1.1))]  # best val losses 1.05 1.25 1.15
+    async with app_at(tmp_path, size=(100, 30)) as (app, pilot):
+        pane = app.query_one(RunsPane)
+        await pilot.press("r")
+        await wait_for(pilot, lambda: pane.scans > 0, 20, "the runs folder read")
+        shown = rows(app)
+        assert len(shown) == 4  # the group, then its three folds
+        assert shown[0][1] == "tiny/20250102-090000: 3 folds ±0.100"
+        assert shown[0][5] == "3/3 fold" and shown[0][6] == "1.150"  # mean of the folds
+        assert shown[0][8] == "finished"
+        assert [r[1] for r in shown[1:]] == [f"fold {i} tiny/{d.name}"
+                                              for i, d in enumerate(folds)]
+        assert [r[6] for r in shown[1:]] == ["1.050", "1.250", "1.150"]
+        await pilot.pause()
+        text = screen_text(app)
+        assert "3 folds ±0.100" in text and "fold 1 tiny/20250102-090001" in text
+        # the cursor on the group: its val losses, mean and std in the details panel
+        await wait_for(pilot, lambda: "val loss over 3 folds: 1.0500 1.2500 1.1500, mean "
+                       "1.1500 ± 0.1000 (std)" in screen_text(app), 10, "the group's line")
+        await pilot.press("enter")  # every fold on the plot
+        await wait_for(pilot, lambda: len(pane.plot_data().series) == 6, 20, "three folds")
+        assert set(pane.selected) == {str(d) for d in folds}
+        await pilot.press("o")  # a group is no run to open: say what to do
+        await wait_for(pilot, lambda: any("pick one of its folds" in n
+                                          for n in notifications(app)), 5, "the notice")
+        await pilot.press("enter")  # all off again
+        await wait_for(pilot, lambda: not pane.selected, 5, "the overlay emptied")
