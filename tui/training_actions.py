@@ -62,6 +62,11 @@ class TrainingActions:
             return
         if self._problem_notice("start training"):
             return
+        if (k := self.session.data.folds) > 1:  # (k runs: not one the Train pane follows)
+            self.notify(f"data.folds = {k}: cross-validation trains {k} runs; run it with "
+                        f"llmlab train SESSION (--detach: as jobs); the Runs pane groups "
+                        f"them", severity="warning", timeout=8)
+            return
         self._start(self.session, None)
 
     def _start(self, run_session: Session, resume: str | None) -> None:

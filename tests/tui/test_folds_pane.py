@@ -66,3 +66,13 @@ async def test_the_runs_pane_shows_a_fold_group_with_mean_and_spread(tmp_path: P
                                           for n in notifications(app)), 5, "the notice")
         await pilot.press("enter")  # all off again
         await wait_for(pilot, lambda: not pane.selected, 5, "the overlay emptied")
+
+
+@sync
+async def test_start_with_folds_says_cross_validation_runs_headless(tmp_path: Path) -> None:
+    async with app_at(tmp_path) as (app, pilot):
+        app.session.data.folds = 3
+        await pilot.press("s")
+        await wait_for(pilot, lambda: any("cross-validation trains 3 runs" in n
+                                          for n in notifications(app)), 5, "the notice")
+        assert not app.training.busy and not (tmp_path / "runs").exists()
