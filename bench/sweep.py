@@ -130,7 +130,7 @@ def run_sweep(corpus: Path, trials: int, steps: int, parallel: int) -> dict[str,
                              f"{[t.user_attrs.get('error') for t in study.get_trials()]})")
         times = [(t.datetime_complete - t.datetime_start).total_seconds() for t in done]
     median = statistics.median(times)
-    return {"parallel": parallel, "trials": trials, "wall_s": wall,
+    return {"parallel": parallel, "trials": trials, "wall_s": wall, "trial_s": times,
             "trials_per_hour": 3600 * trials / wall, "median_trial_s": median,
             "overhead_per_trial_s": clock.total / trials, "overhead_calls": clock.calls,
             "overhead_fraction": clock.total / trials / median}
@@ -152,13 +152,18 @@ def main() -> None:
     print(f"corpus {corpus}, baby GPT, {args.steps} steps a trial, {args.trials} trials, "
           f"{os.cpu_count()} cores; load before: {os.getloadavg()[0]:.2f}", flush=True)
     # (uptime's load average: the machine is shared, the figures depend on it)
+    from core.dataset import load_dataset
+
+    session, _ = baby_session(corpus, args.steps, ".")
+    load_dataset(session.data)  # (tokenized once before any timing: the trials hit the cache)
     rows = []
     for parallel in (int(p) for p in args.parallel.split(",")):
         row = run_sweep(corpus, args.trials, args.steps, parallel)
         rows.append(row)
         print(f"parallel {parallel}: {row['trials']} trials in {row['wall_s']:.1f} s = "
               f"{row['trials_per_hour']:.0f} trials/hour; median trial "
-              f"{row['median_trial_s']:.1f} s; Optuna overhead "
+              f"{row['median_trial_s']:.1f} s (each: "
+              f"{', '.join(f'{t:.1f}' for t in row['trial_s'])} s); Optuna overhead "
               f"{row['overhead_per_trial_s'] * 1000:.0f} ms/trial "
               f"({row['overhead_calls']} calls in all, "
               f"{row['overhead_fraction']:.2%} of the median trial); "
