@@ -22,9 +22,14 @@ EXIT_OK = 0
 
 def train_folds(args: argparse.Namespace, session: Session) -> int:
     k = session.data.folds
-    if not args.detach and (args.nproc or session.train.nproc) > 1:
-        raise LlmlabError(f"data.folds: {k} folds of {args.nproc or session.train.nproc} "
-                          "processes each train as jobs: add --detach")
+    if args.nnodes != 1 or args.rdzv_endpoint:
+        raise LlmlabError("data.folds: cross-validation trains on this machine: not with "
+                          "--nnodes/--rdzv-endpoint")
+    if args.max_restarts < 0:
+        raise LlmlabError(f"--max-restarts: must be >= 0 (got {args.max_restarts})")
+    if not args.detach and ((args.nproc or session.train.nproc) > 1 or args.max_restarts):
+        raise LlmlabError(f"data.folds: {k} folds under torchrun (--nproc, train.nproc, "
+                          "--max-restarts) train as jobs: add --detach")
     check_fold_sizes(session)
     if args.detach:
         return _detach_folds(args, session)
@@ -81,7 +86,8 @@ def _detach_folds(args: argparse.Namespace, session: Session) -> int:
         run_dir = new_run_dir(runs_root, session.name)
         group = group or run_dir.name
         job = launch_training(fold_session(session, fold), nproc=args.nproc, run_dir=run_dir,
-                              env={**env, RUN_INFO_ENV: json.dumps(fold_info(group, fold, k))})
+                              env={**env, RUN_INFO_ENV: json.dumps(fold_info(group, fold, k))},
+                              max_restarts=args.max_restarts)
         print(f"fold {fold + 1} of {k}: pid {job.pid}, run folder {job.run_dir}", flush=True)
     print(f"{k} folds training in the background (group {group}); their val losses, mean "
           f"and spread: llmlab runs {shlex.quote(session.name)}", flush=True)

@@ -409,7 +409,7 @@ def _rows(item) -> list[tuple[str, list[str], str]]:
         return [_run_row(item)]
     first = item.runs[0]
     summary = item.summary
-    cells = [first.created.replace("T", " "), first.arch, f"{first.params:,}",
+    cells = [first.created.replace("T", " "), first.model, f"{first.params:,}",
              f"{len(summary.done)}/{summary.of} folds", summary.short(), "-", item.status]
     head = (one_line(f"{first.path.parent.name}/{summary.group} folds"),
             [one_line(c) for c in cells], "")

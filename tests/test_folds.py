@@ -12,6 +12,7 @@ import optuna
 import pytest
 import torch
 from helpers.cli import llmlab, ok, one_line_exit_2
+from helpers.jobs import alive, wait_until
 from helpers.sessions import small_session
 
 from core.dataset import TokenDataset
@@ -121,6 +122,27 @@ def test_three_fold_cross_validation_reports_three_val_losses_mean_and_spread(
     lines = listed.splitlines()
     head = next(i for i, x in enumerate(lines) if f"{group} folds" in x)
     assert all(f"  tiny/{r.path.name}" in "\n".join(lines[head + 1:]) for r in runs)
+
+
+def test_detached_folds_train_as_jobs_at_once_and_group_as_the_sequential_ones(
+        tmp_path, jobs) -> None:
+    fold_session_file(tmp_path)
+    out = ok(llmlab(tmp_path, "train", "s.toml", "--detach"))
+    started = re.findall(r"fold (\d) of 3: pid (\d+), run folder (.+)", out)
+    jobs.pids += [int(pid) for _, pid, _ in started]
+    assert [fold for fold, _, _ in started] == ["1", "2", "3"]
+    group = Path(started[0][2]).name
+    assert f"3 folds training in the background (group {group})" in out
+    runs = [Path(folder) for _, _, folder in started]
+    wait_until(lambda: all(read_run_info(r).get("status") == "finished" for r in runs),
+               timeout=300, what="the three folds")
+    wait_until(lambda: not any(alive(pid) for pid in jobs.pids), timeout=60,
+               what="the jobs to exit")
+    assert [run_fold(read_run_info(r)) for r in runs] == [(group, i, 3) for i in range(3)]
+    summary = summarize_folds(runs)
+    assert len(summary.done) == 3 and summary.std is not None
+    listed = ok(llmlab(tmp_path, "runs", "--runs-dir", "runs", columns=200))
+    assert f"{summary.mean:.3f}±{summary.std:.3f}" in listed
 
 
 @pytest.mark.parametrize("sets,expected", [
