@@ -32,6 +32,8 @@ SECTIONS: tuple[tuple[str, type], ...] = (
     ("data", DataConfig), ("model", ModelConfig), ("optim", OptimConfig),
     ("train", TrainConfig))
 
+PER_RUN = ("data.fold",)  # set for each fold's run by `llmlab train` (core.folds), not edited
+
 
 def form_fields() -> list[tuple[str, type, dict[str, Any]]]:
     """(dotted path, type, metadata) of every field the form edits, in file order."""
@@ -40,6 +42,8 @@ def form_fields() -> list[tuple[str, type, dict[str, Any]]]:
     for section, cls in SECTIONS:
         hints = get_type_hints(cls)
         for f in fields(cls):
+            if f"{section}.{f.name}" in PER_RUN:
+                continue
             kind = hints[f.name]
             kind = list if getattr(kind, "__origin__", None) is list else kind
             out.append((f"{section}.{f.name}", kind, field_doc(f"{section}.{f.name}")))
