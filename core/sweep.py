@@ -159,7 +159,11 @@ def suggest(trial: Any, name: str, entry: dict[str, Any]) -> Any:
 
 def thread_env(processes: int) -> dict[str, str]:
     """Each of `processes` training processes at once (`parallel` jobs of `train.nproc`
-    each) gets cores/processes threads (at least one)."""
+    each) gets cores/processes threads (at least one). One process alone gets nothing fixed:
+    it fits its threads to the cores free at the time, as any training does (core/threads.py;
+    a fixed count on a busy machine made sweep trials up to 7x slower)."""
+    if processes <= 1:
+        return {}
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # (not Linux)

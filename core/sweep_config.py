@@ -57,6 +57,13 @@ class SweepConfig:
     space: dict[str, dict[str, Any]] = field(default_factory=dict, metadata={"table": True})
 
 
+# Fields a point of the space must not set: what a trial's value means depends on them.
+NOT_SEARCHED = {
+    "data.folds": "every trial is scored over the session's folds; set data.folds itself",
+    "data.fold": "llmlab train sets it on each fold's run",
+}
+
+
 def storage_problem(url: str) -> str | None:
     """What is wrong with `sweep.storage` as written (cheap: nothing is opened)."""
     if url and not _URL.match(url):
@@ -91,6 +98,8 @@ def _entry_problems(name: str, entry: Any) -> list[str]:
         return [f"{where}: {e.args[0]}"]
     if kind is list:
         return [f"{where}: a list field cannot be searched"]
+    if name in NOT_SEARCHED:
+        return [f"{where}: cannot be searched ({NOT_SEARCHED[name]})"]
     if not isinstance(entry, dict):
         return [f"{where}: must be a table {{ low = ..., high = ... }} or {{ choices = [...] }} "
                 f"(got {entry!r})"]

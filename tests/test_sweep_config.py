@@ -65,6 +65,7 @@ colour = 3
 "model.n_layer" = { low = 1, high = 4, lo = 2 }
 "optim.betas" = { choices = [[0.9, 0.99]] }
 "model.arch" = { low = 1, high = 2 }
+"data.folds" = { choices = [1, 3] }
 """)
     result = llmlab(tmp_path, "check", "bad.toml")
     assert result.returncode == 2 and "Traceback" not in result.stderr
@@ -79,6 +80,8 @@ colour = 3
         'sweep.space."model.n_layer".lo: unknown key (known: low, high, log, step, choices)',
         'sweep.space."optim.betas": a list field cannot be searched',
         'sweep.space."model.arch": needs choices (the field is not a number)',
+        'sweep.space."data.folds": cannot be searched (every trial is scored over the '
+        "session's folds; set data.folds itself)",
     ])
 
 
@@ -125,3 +128,15 @@ def test_a_storage_that_cannot_be_opened_is_one_line(tmp_path: Path) -> None:
     (tmp_path / "fine.toml").write_text('[sweep]\nstorage = "sqlite:///study.db"\n' + base)
     assert llmlab(tmp_path, "check", "fine.toml").returncode == 0
     assert not (tmp_path / "study.db").exists()  # (check opens nothing it would create)
+
+
+def test_trials_at_once_share_the_cores_and_one_alone_fits_its_threads() -> None:
+    import os
+
+    from core.sweep import thread_env
+
+    cores = len(os.sched_getaffinity(0))
+    assert thread_env(1) == {}  # (core/threads.py fits it to the free cores)
+    assert thread_env(2) == {"OMP_NUM_THREADS": str(max(1, cores // 2)),
+                             "LLMLAB_THREADS": str(max(1, cores // 2))}
+    assert thread_env(10 * cores)["OMP_NUM_THREADS"] == "1"
