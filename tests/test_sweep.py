@@ -95,7 +95,9 @@ def test_the_pruner_stops_a_hopeless_trial_and_a_nan_one_fails_while_the_sweep_g
         tmp_path, jobs, monkeypatch) -> None:
     monkeypatch.setenv("LLMLAB_HEARTBEAT_S", "0.2")
     space = {"optim.lr": {"choices": [3e-2, 1e-7, 1e4]}, "model.n_head": {"choices": [2, 3]}}
-    s = sweep_session(tmp_path, trials=5, parallel=1, space=space, max_steps=100, min_lr=0.0)
+    # (400 steps: the pruned trial's job must still train when its stop arrives; at 100 it
+    # had once finished first on a loaded machine)
+    s = sweep_session(tmp_path, trials=5, parallel=1, space=space, max_steps=400, min_lr=0.0)
     s.sweep.sampler, s.sweep.pruner, s.sweep.pruner_startup = "random", "median", 1
     sweep = Sweep(s)
     study = sweep.open()

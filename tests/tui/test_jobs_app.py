@@ -225,6 +225,10 @@ def test_a_job_refused_at_its_start_says_why_in_one_line_and_leaves_no_folder(
             await pilot.press("s")
             await wait_for(pilot, lambda: app.training.state == "failed", 60,
                            "the job's refusal")
+            # (its line is read from the run folder after the state: on a loaded machine it
+            # came a moment later)
+            await wait_for(pilot, lambda: any("blob.bin" in n for n in notifications(app)), 30,
+                           "the refusal's line")
             shown = [n for n in notifications(app) if "blob.bin" in n]
             assert shown and "\n" not in shown[0] and "Traceback" not in shown[0], shown
             assert not app.training.busy
