@@ -196,4 +196,5 @@ def test_readme_main_command_gets_the_cpu_torch_before_llmlab():
     steps = [step.strip() for step in main.split("&&")]
     assert steps[0] == "pip install torch --index-url https://download.pytorch.org/whl/cpu"
     assert steps[1:] == ["pip install -e .", "llmlab"]
-    assert _readme_command("test-command") == "pip install -e '.[test]' && python -m pytest -q"
+    assert _readme_command("test-command") == ("pip install -e '.[test]' && "
+                                               "python -m pytest -q -n 2")
