@@ -98,3 +98,13 @@ def load_themes(dirs: list[Path] | None = None) -> tuple[list[Theme], list[str]]
                 continue
             themes[theme.name] = theme
     return list(themes.values()), problems
+
+
+def theme_color(app, variable: str) -> str:
+    """The app's theme variable `variable` as a Rich colour name (the theme's primary if the
+    theme lacks it; "default" if it is no colour Rich knows)."""
+    value = app.theme_variables.get(variable) or app.theme_variables["primary"]
+    try:
+        return Color.parse(value).rich_color.name
+    except ColorParseError:
+        return "default"

@@ -10,7 +10,6 @@ from __future__ import annotations
 from datetime import datetime
 
 from rich.text import Text
-from textual.color import Color, ColorParseError
 from textual.widgets import DataTable
 
 from core.estimate import human_count
@@ -18,6 +17,7 @@ from core.folds import FoldGroup
 from core.runs import RunSummary
 from core.text import one_line
 from tui.text import middle_ellipsis
+from tui.themes import theme_color
 
 MARK = "●"
 # (label, width, right-aligned); the name column (None) takes the rest. The model column
@@ -134,13 +134,6 @@ class RunsTable(DataTable):
             available -= 1  # the vertical scrollbar
         return max(MIN_NAME_WIDTH, available - fixed)
 
-    def _color(self, variable: str) -> str:
-        """A theme variable as a Rich colour."""
-        value = self.app.theme_variables.get(variable) or self.app.theme_variables["primary"]
-        try:
-            return Color.parse(value).rich_color.name
-        except ColorParseError:
-            return "default"
 
     def show_runs(self, rows: list[RunSummary | FoldGroup], marks: dict[str, str],
                   current: str) -> None:
@@ -177,7 +170,7 @@ class RunsTable(DataTable):
 
     def _add(self, key: str, color: str | None, name: str, values: list[str],
              dim: bool) -> None:
-        mark = Text(MARK + " ", style=self._color(color)) if color else Text("  ")
+        mark = Text(MARK + " ", style=theme_color(self.app, color)) if color else Text("  ")
         style = "dim" if dim else ""
         row = [mark, Text(fit(name, self._name_width), style=style)]
         for i, ((_, _, right), width, value) in enumerate(

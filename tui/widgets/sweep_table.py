@@ -9,11 +9,11 @@ from __future__ import annotations
 from typing import Any
 
 from rich.text import Text
-from textual.color import Color, ColorParseError
 from textual.widgets import DataTable
 
 from core.sweep import COMPLETE, FAILED, INTERRUPTED, PRUNED, RUNNING, TrialView
 from core.text import one_line
+from tui.themes import theme_color
 
 # A trial's state -> the theme colour it is shown in.
 STATE_COLORS = {COMPLETE: "success", RUNNING: "accent", PRUNED: "warning", FAILED: "error",
@@ -44,12 +44,6 @@ class SweepTable(DataTable):
         self.trials: list[TrialView] = []
         self._best: int | None = None
 
-    def _color(self, variable: str) -> str:
-        value = self.app.theme_variables.get(variable) or self.app.theme_variables["primary"]
-        try:
-            return Color.parse(value).rich_color.name
-        except ColorParseError:
-            return "default"
 
     def show_trials(self, trials: list[TrialView], space: list[str], best: int | None) -> None:
         """Show `trials` in this order; `space`: the searched fields (a column each, by the
@@ -67,7 +61,7 @@ class SweepTable(DataTable):
         for label in ("step", "val", "best", "state", "reason"):
             self.add_column(label, key=label)
         for t in trials:
-            color = self._color(STATE_COLORS.get(t.state, "text"))
+            color = theme_color(self.app, STATE_COLORS.get(t.state, "text"))
             mark = "*" if t.number == best else " "
             row: list[Any] = [Text(f"{mark}{t.number}", style="bold" if mark == "*" else "")]
             row += [param_text(t.params[n]) if n in t.params else "" for n in space]
