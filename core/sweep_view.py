@@ -81,6 +81,7 @@ class StudyReader:
         self._curves: dict[int, Curve] = {}
         self._importance_key: tuple = ()
         self._importances: dict[str, float] = {}
+        self._importance_note = ""  # why there are none, when Optuna could not compute them
 
     def _open_study(self) -> Any:
         import optuna
@@ -157,16 +158,16 @@ class StudyReader:
             return {}, (f"importances: needs {MIN_IMPORTANCE_TRIALS} finished trials "
                         f"({len(done)} so far)")
         key = tuple(done)
-        if key != self._importance_key:
+        if key != self._importance_key:  # (a failure is kept too: not tried again each read)
             import optuna
 
+            self._importance_key, self._importances, self._importance_note = key, {}, ""
             try:
                 found = optuna.importance.get_param_importances(study)
+                self._importances = {k: float(v) for k, v in found.items()}
             except Exception as e:  # noqa: BLE001 (e.g. every trial sampled the same point)
-                return {}, f"importances: {one_line(str(e))}"
-            self._importances = {k: float(v) for k, v in found.items()}
-            self._importance_key = key
-        return dict(self._importances), ""
+                self._importance_note = f"importances: {one_line(str(e))}"
+        return dict(self._importances), self._importance_note
 
 
 def _latest(view: TrialView, curve: Curve) -> None:

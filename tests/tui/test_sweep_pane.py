@@ -288,3 +288,29 @@ def test_a_bad_study_name_is_one_line(tmp_path: Path) -> None:
     line = one_line_exit_2(llmlab(tmp_path, "sweep", "tiny.toml", "--study", "../out"))
     assert line.startswith("--study '../out': a name of letters")
     assert not (tmp_path / "out").exists() and not (tmp_path / "runs").exists()
+
+
+def test_importances_that_optuna_cannot_compute_are_one_line_computed_once(
+        tmp_path: Path, monkeypatch) -> None:
+    """A refresh every 2 s must not rerun a failing importance fit: the failure is kept
+    until another trial completes."""
+    import importlib
+
+    from core.sweep_storage import list_sweeps
+    from core.sweep_view import StudyReader
+
+    fake_study(tmp_path / "runs", "tiny", 5)
+    calls = []
+
+    def fails(study):
+        calls.append(study)
+        raise RuntimeError("every trial sampled the same point")
+
+    # (the module itself: `optuna.importance` is a lazy proxy)
+    monkeypatch.setattr(importlib.import_module("optuna.importance"), "get_param_importances",
+                        fails)
+    (info,) = list_sweeps(tmp_path / "runs")
+    reader = StudyReader(info)
+    notes = [reader.read().importance_note for _ in range(3)]
+    assert notes == ["importances: every trial sampled the same point"] * 3
+    assert len(calls) == 1
