@@ -322,21 +322,3 @@ def _time_matmul(placement: Placement, n: int = 1024, reps: int = 8) -> list[flo
             torch.cuda.synchronize()
         times.append(time.perf_counter() - t)
     return times
-
-
-@contextlib.contextmanager
-def leave_a_core() -> Iterator[None]:
-    """Run torch with one CPU thread fewer (at least one) for the duration.
-
-    Generating token by token beside the app is made of many small ops; when the app's process
-    takes a core to draw the streamed text, every op waits for a descheduled thread and the
-    generation goes several times slower (bench/ui.py measured 0.3x of headless on 2 cores,
-    0.93x with a core left to the app). Whole-batch work (training, evaluating) keeps every
-    thread.
-    """
-    threads = torch.get_num_threads()
-    torch.set_num_threads(max(1, threads - 1))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)

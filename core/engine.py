@@ -20,7 +20,7 @@ from typing import Protocol
 from core import messages as msg
 from core.engine_control import ControlChannel
 from core.errors import DiskFault, LlmlabError, disk_fault
-from core.generation_stream import EMIT_EVERY, GenerationStream
+from core.generation_stream import GenerationStream
 from core.session import Session
 from core.values import EngineState
 
@@ -50,6 +50,7 @@ WORKBENCH_WORK: dict[type[msg.Command], str] = {
 # Commands for the training that are taken at once during workbench work (between a sweep's
 # levels, a fine-tuning's steps, a generation's tokens), not after it.
 TRAINING_CONTROLS = (msg.Pause, msg.Resume, msg.Stop, msg.SetHparam)
+POLL_EVERY = 0.03  # seconds between looks at the commands while generating (a Cancel's wait)
 
 
 class CommandQueue(Protocol):
@@ -277,10 +278,7 @@ class Engine(ControlChannel):
         self._load_bench(command)
 
     def _generate_streams(self, command: msg.Generate) -> None:
-        from core.device import leave_a_core
-
-        with leave_a_core():  # token by token: the app beside it draws on its own core
-            self._generate(command)
+        self._generate(command)
 
     def _save_compressed(self, command: msg.SaveCompressed) -> None:
         self.emit(msg.CompressedSaved(str(self._bench().save(command.path)),
@@ -363,9 +361,15 @@ class Engine(ControlChannel):
         runs (side by side: the compressed model after the dense) joins it, so both columns
         fill together. A Cancel (or Shutdown) ends them all; a stream that fails (a prompt its
         tokenizer cannot encode) ends alone, with an Error naming its request."""
+        from core.device import fit_threads
+        from core.threads import THREADS_EVERY
+
         wb = self._bench()
+        # Every core the machine leaves free, the app's included: it draws only a few times a
+        # second (core.generation_stream), and each core's cache holds its share of the weights.
+        fit_threads()
         streams = [GenerationStream.open(wb, first)]
-        last_poll = time.perf_counter()
+        last_poll = last_fit = time.perf_counter()
         while streams:
             for stream in list(streams):
                 try:
@@ -378,9 +382,13 @@ class Engine(ControlChannel):
                     self.emit(event)
                 if stream.done:
                     streams.remove(stream)
-            if time.perf_counter() - last_poll < EMIT_EVERY:
+            now = time.perf_counter()
+            if now - last_poll < POLL_EVERY:
                 continue
-            last_poll = time.perf_counter()
+            last_poll = now
+            if now - last_fit >= THREADS_EVERY:
+                fit_threads()  # other work on the machine came or went
+                last_fit = now
             cancelled, joining = self._poll(join_generates=True)
             for command in joining:
                 try:

@@ -11,6 +11,7 @@ Validation never stops at the first problem: `validate` returns every problem as
 from __future__ import annotations
 
 import difflib
+import functools
 import math
 import os
 import sys
@@ -223,9 +224,16 @@ def _suggest(key: str, known: list[str]) -> str:
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 
+@functools.cache
+def _hints(cls: type) -> dict[str, Any]:
+    """A section's field types (resolving them evaluates every annotation: ~1 ms a section,
+    and the app builds a session at each key of the Generate pane's controls)."""
+    return get_type_hints(cls)
+
+
 def _build_section(cls: type, raw: dict, prefix: str, problems: list[str]) -> Any:
     """A section dataclass from its TOML table; bad values keep their default."""
-    hints = get_type_hints(cls)
+    hints = _hints(cls)
     known = [f.name for f in fields(cls)]
     values = {}
     for key, value in raw.items():
@@ -433,7 +441,7 @@ def field_kind(dotted: str) -> type:
     if cls is None or key not in cls.__dataclass_fields__:
         known = [f"{s}.{f.name}" for s, c in _SECTION_CLASSES.items() for f in fields(c)]
         raise KeyError(f"no such session field{_suggest(dotted, known)}")
-    kind = get_type_hints(cls)[key]
+    kind = _hints(cls)[key]
     return list if get_origin(kind) is list else kind
 
 
@@ -442,7 +450,7 @@ def check_field_value(dotted: str, value: Any) -> str | None:
     None: how a sweep's space is checked against the schema."""
     section, _, key = dotted.partition(".")
     cls = _SECTION_CLASSES[section]
-    hint = get_type_hints(cls)[key]
+    hint = _hints(cls)[key]
     ok, value = _coerce(value, hint)
     if not ok:
         return f"must be {_type_name(hint)}"

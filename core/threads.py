@@ -23,6 +23,7 @@ import time
 from collections.abc import Mapping
 
 _THREAD_VARS = ("LLMLAB_THREADS", "OMP_NUM_THREADS")
+THREADS_EVERY = 10.0  # seconds between fittings of torch's threads to the free cores
 
 
 def explicit_threads(env: Mapping[str, str] = os.environ) -> int | None:

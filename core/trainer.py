@@ -53,6 +53,7 @@ from core.report import EvalReport, evaluation_report
 from core.run_writer import RunWriter
 from core.runs import load_run_session, new_run_dir
 from core.session import Session
+from core.threads import THREADS_EVERY
 from core.tokenizers import load_tokenizer
 from core.train_step import optimizer_step
 from core.values import EngineState
@@ -60,7 +61,6 @@ from core.values import EngineState
 Emit = Callable[[msg.Event], None]
 
 
-THREADS_EVERY = 10.0  # seconds between fittings of torch's threads to the free cores
 SAMPLE_PROMPT_TOKENS = 8  # the eval sample continues this many tokens of the val split
 SAMPLE_TOKENS = 32  # and writes at most this many
 

@@ -252,6 +252,39 @@ def test_generate_streams_what_llmlab_sample_prints(runs):
     assert cli.stdout == "jo" + text + "\n"
 
 
+def test_a_generation_takes_the_threads_it_is_given_and_shows_its_first_token_at_once(
+        runs, monkeypatch):
+    """No core is held back for the app any more (it draws 4 times a second); the first
+    token is sent alone, so the text starts to show at once."""
+    import torch
+
+    from core import device
+    from core.generation_stream import GenerationStream
+
+    session, run_dir = runs["gpt"]
+    monkeypatch.setenv("LLMLAB_THREADS", "2")  # the user's count: fitting gives it as it is
+    before = torch.get_num_threads()
+    monkeypatch.setattr(device, "_threads_given", before)
+    seen: list[int] = []
+    advance = GenerationStream.advance
+
+    def counting(self):
+        seen.append(torch.get_num_threads())
+        return advance(self)
+
+    monkeypatch.setattr(GenerationStream, "advance", counting)
+    try:
+        _, events = serve(session, msg.LoadRun(str(run_dir)),
+                          msg.Generate("jo", max_tokens=30, seed=3, request_id=1))
+    finally:
+        torch.set_num_threads(before)
+    no_errors(events)
+    assert set(seen) == {2}
+    pieces = of(events, msg.Generated)
+    assert pieces[0].tokens == 1 and not pieces[0].done
+    assert pieces[-1].done and pieces[-1].tokens == 30
+
+
 def test_cancel_ends_a_long_generation_early(runs):
     session, run_dir = runs["lstm"]
     long = msg.Generate("jo", max_tokens=20_000, seed=1, request_id=5)

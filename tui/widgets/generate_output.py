@@ -2,8 +2,9 @@
 
 The header names the model and shows the figures of the generation (tokens so far, tokens/s,
 and whether it is under way, done or stopped); below it the prompt is shown dimmed and the
-generated text after it, wrapped by cell width (a CJK character takes two cells), scrolling
-to follow the end while new text comes in unless the user scrolled up to read.
+generated text after it (tui.widgets.stream_text: wrapped by cell width, a CJK character
+taking two cells; following the end while new text comes in unless the user scrolled up to
+read). A new piece redraws the header line and the body's last lines, never the whole text.
 """
 
 from __future__ import annotations
@@ -11,12 +12,13 @@ from __future__ import annotations
 from typing import Any
 
 from textual.app import ComposeResult
-from textual.containers import Vertical, VerticalScroll
+from textual.containers import Vertical
 from textual.content import Content
 from textual.widgets import Static
 
 from core.estimate import human_count
 from core.text import visible
+from tui.widgets.stream_text import StreamText
 
 # state -> (mark, style) in the header
 STATES = {
@@ -49,8 +51,7 @@ class GenerateColumn(Vertical):
 
     def compose(self) -> ComposeResult:
         yield Static(self._header(), classes="generate-header", markup=False)
-        with VerticalScroll(classes="generate-scroll"):
-            yield Static(self._body(), classes="generate-body", markup=False)
+        yield StreamText(classes="generate-scroll")
 
     # ------------------------------------------------------------------ feeding
 
@@ -63,46 +64,54 @@ class GenerateColumn(Vertical):
         self.max_tokens = max_tokens
         self.message = ""
         self.state = "waiting"
-        self._show(follow=True)
+        self._show()
 
     def append(self, piece: str, tokens: int, tokens_per_s: float) -> None:
-        self.text += piece
         self.tokens = tokens
         self.tokens_per_s = tokens_per_s
         if self.state in ("waiting", "failed", "idle"):
             self.state = "generating"
             self.message = ""
-        self._show(follow=self._at_end())
+            self.text += piece
+            self._show()
+            return
+        self.text += piece
+        self._show_header(layout=False)  # (the header keeps its height while text comes)
+        if self.is_mounted:
+            self._body_widget().append(visible(piece, keep="\n\t"))
 
     def finish(self, state: str, message: str = "") -> None:
         """`state`: done, stopped or failed (with a `message` saying why)."""
         self.state = state
         self.message = message
-        self._show(follow=self._at_end())
+        self._show_header()
+        if self.is_mounted and state == "failed" and message:
+            self._body_widget().append(("\n" + message, "$error"))
 
     def clear(self) -> None:
         """Forget the text shown (it came from a model no longer loaded): back to the hint."""
         self.prompt = self.text = self.message = ""
         self.tokens, self.tokens_per_s, self.max_tokens = 0, 0.0, 0
         self.state = "idle"
-        self._show(follow=False)
+        self._show()
 
     def set_state(self, state: str) -> None:
         self.state = state
-        self._show(follow=False)
+        self._show_header()
 
     def show_hint(self, message: str) -> None:
         """A line shown in place of text (no model yet, ...) while nothing was generated."""
         self.hint = message
-        self._show(follow=False)
+        if self.state == "idle":
+            self._show()
 
     def set_narrow(self, narrow: bool) -> None:
         self.narrow = narrow
-        self._show(follow=False)
+        self._show_header()
 
     def set_label(self, label: str) -> None:
         self.label = label
-        self._show(follow=False)
+        self._show_header()
 
     # ------------------------------------------------------------------ drawing
 
@@ -124,29 +133,32 @@ class GenerateColumn(Vertical):
         return Content.assemble(*parts)
 
     def _body(self) -> Content:
+        return Content.assemble(*self._body_parts())
+
+    def _body_parts(self) -> list[Any]:
         if self.state == "idle":
-            return Content.assemble((self.hint, "$text-muted"))
+            return [(self.hint, "$text-muted")]
         # (token strings come from a tokenizer file: control characters shown, not obeyed)
         parts: list[Any] = [(visible(self.prompt, keep="\n\t"), "$text-muted"),
                             visible(self.text, keep="\n\t")]
         if self.state == "failed" and self.message:
             parts.append(("\n" + self.message, "$error"))
-        return Content.assemble(*parts)
+        return parts
 
-    def _at_end(self) -> bool:
-        try:
-            scroll = self.query_one(".generate-scroll", VerticalScroll)
-        except Exception:
-            return True
-        return scroll.scroll_y >= scroll.max_scroll_y - 1
+    def _body_widget(self) -> StreamText:
+        return self.query_one(".generate-scroll", StreamText)
 
-    def _show(self, follow: bool) -> None:
+    def _show_header(self, layout: bool = True) -> None:
+        if self.is_mounted:
+            self.query_one(".generate-header", Static).update(self._header(), layout=layout)
+
+    def _show(self) -> None:
+        """Header and body drawn again from the column's values."""
         if not self.is_mounted:
             return
-        self.query_one(".generate-header", Static).update(self._header())
-        self.query_one(".generate-body", Static).update(self._body())
-        if follow:
-            self.query_one(".generate-scroll", VerticalScroll).scroll_end(animate=False)
+        self._show_header()
+        self._body_widget().set_text(*self._body_parts())
+        self._body_widget().scroll_end(animate=False, x_axis=False)  # (after the layout)
 
     def on_mount(self) -> None:
-        self._show(follow=False)
+        self._show()
