@@ -27,10 +27,14 @@ as a user's terminal would, and reads what the app writes to it:
    5% a step, then back) is timed from the key press until the table has been redrawn with
    the new candidate's loss (the engine prunes a copy and evaluates it on the fixed val
    sample). p50 / p95 / max.
-5. Generation: in the Generate pane, n generates `--tokens` tokens from the same run; the
-   tokens/s the pane shows (the engine's figure) against the same generation done headless in
-   this process through `core.generate` on the same checkpoint (bench/generate.py's way:
-   cached, temperature 0.8), median of 3 each.
+5. Generation: the real app in the pty again, on the same run: g opens the Generate pane,
+   n generates `--tokens` tokens (prompt "ROMEO:", temperature 0.8), three times per launch;
+   the tokens/s the pane shows (the engine's figure) against the same generations made headless
+   by `core.generate` in a fresh process on the same checkpoint (bench/generate.py's way,
+   torch's default threads). `--rounds` launches of the app alternate with as many headless
+   processes, so both see the same machine; medians over all generations. The app's and the
+   engine's CPU time during each pane generation is read from /proc, to show what drawing
+   costs.
 """
 
 from __future__ import annotations
@@ -291,8 +295,8 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[max(0, int(round(q * len(ordered))) - 1)]
 
 
-async def drive_workbench(session_path: Path, moves: int, tokens: int) -> dict:
-    """The Prune and Generate panes through Pilot, with the real engine process."""
+async def drive_workbench(session_path: Path, moves: int) -> dict:
+    """The Prune pane through Pilot, with the real engine process."""
     from core.session import load_session
     from tui.app import LlmlabApp
 
@@ -327,41 +331,80 @@ async def drive_workbench(session_path: Path, moves: int, tokens: int) -> dict:
         out["engine"] = engine
         out["last"] = (prune.percent, prune.shown_loss)
 
-        await pilot.press("g")
-        gen = app.query_one("#generate")
-        app.session.generate.max_tokens = tokens
-        app.session.generate.temperature = 0.8
-        app.session.generate.prompt = "ROMEO:"
-        app.session_changed(force=True)
-        rates = []
-        for seed in range(3):
-            app.session.generate.seed = seed
-            app.session_changed(force=True)
-            await pilot.pause()
-            done = gen.generations_done
-            await pilot.press("n")
-            await until(lambda done=done: gen.generations_done > done, 300, "a generation")
-            rates.append(gen.tokens_per_s["dense"])
-        out["pane_rates"] = rates
         out["run_dir"] = app.model_source
         await app.quit_cleanly()
     return out
 
 
-def headless_generation(run_dir: str, tokens: int) -> list[float]:
-    """The same generation as the pane's, headless: core.generate on the same checkpoint."""
-    from core.generate import Sampling, generate_text
-    from core.inference import load_run
+HEADLESS_GENERATION = """
+import sys, time
+from core.generate import Sampling, generate_text
+from core.inference import load_run
+run = load_run(sys.argv[1], "best")
+list(generate_text(run.model, run.tokenizer, "ROMEO:", Sampling(max_tokens=20)))  # warm up
+for seed in range(3):
+    sampling = Sampling(max_tokens=int(sys.argv[2]), temperature=0.8, seed=seed)
+    t0 = time.perf_counter()
+    n = sum(1 for _ in generate_text(run.model, run.tokenizer, "ROMEO:", sampling))
+    print(n / (time.perf_counter() - t0))
+"""
 
-    run = load_run(run_dir, "best")
-    rates = []
-    list(generate_text(run.model, run.tokenizer, "ROMEO:", Sampling(max_tokens=20)))  # warm up
-    for seed in range(3):
-        sampling = Sampling(max_tokens=tokens, temperature=0.8, seed=seed)
-        t0 = time.perf_counter()
-        n = sum(1 for _ in generate_text(run.model, run.tokenizer, "ROMEO:", sampling))
-        rates.append(n / (time.perf_counter() - t0))
-    return rates
+
+def headless_generation(run_dir: str, tokens: int, env: dict[str, str]) -> list[float]:
+    """The same generations as the pane's, headless: core.generate on the same checkpoint, in
+    a process of its own (as `llmlab sample` would run)."""
+    out = subprocess.run([sys.executable, "-c", HEADLESS_GENERATION, run_dir, str(tokens)],
+                         env=env, capture_output=True, text=True, check=True).stdout
+    return [float(x) for x in out.split()]
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process `pid` so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def shown_rate(text: str) -> float:
+    """The tokens/s of the last finished generation in the Generate pane's header."""
+    figure = re.findall(r"([\d.]+)(k?) tok/s · done", text)[-1]
+    return float(figure[0]) * (1000 if figure[1] else 1)
+
+
+def pane_generation(session: Path, env: dict[str, str], times: int) -> dict[str, list[float]]:
+    """`times` generations in the Generate pane of the app in a pty: the rates shown, and the
+    app's and the engine's CPU seconds per generation."""
+    term = Terminal([sys.executable, "-m", "llmlab", str(session)], env, session.parent)
+    out: dict[str, list[float]] = {"rates": [], "app_cpu": [], "engine_cpu": [], "wall": []}
+    try:
+        term.wait_for(["Browse"], 60)
+        term.drain(1.0)
+        term.send("g")
+        term.wait_for(["generates"], 120)  # the model loaded: "n generates"
+        term.drain(1.0)
+        engines = children(term.proc.pid)
+        for _ in range(times):
+            since = len(term.text)
+            app0, eng0 = cpu_seconds(term.proc.pid), sum(map(cpu_seconds, engines))
+            t0 = term.send("n")
+            t1 = term.wait_for(["· done"], 300, since)
+            out["app_cpu"].append(cpu_seconds(term.proc.pid) - app0)
+            out["engine_cpu"].append(sum(map(cpu_seconds, engines)) - eng0)
+            out["wall"].append(t1 - t0)
+            term.drain(0.3)
+            out["rates"].append(shown_rate(term.text[since:]))
+    finally:
+        term.send("\x11")  # ctrl+q
+        term.close()
+    return out
+
+
+def generation_session(session: Path, tokens: int) -> Path:
+    """The baby session with the [generate] settings of the comparison."""
+    from core.session import load_session, save_session
+
+    s = load_session(session)
+    s.generate.prompt, s.generate.max_tokens, s.generate.temperature = "ROMEO:", tokens, 0.8
+    return save_session(s, session.parent / "baby-generate.toml")
 
 
 def workbench(folder: Path, env: dict[str, str], args: argparse.Namespace) -> None:
@@ -374,7 +417,7 @@ def workbench(folder: Path, env: dict[str, str], args: argparse.Namespace) -> No
     print(f"baby GPT trained headless for {args.baby_steps} steps in "
           f"{time.perf_counter() - t0:.0f} s")
     os.environ.update({k: env[k] for k in ("LLMLAB_CONFIG_DIR", "LLMLAB_CACHE_DIR")})
-    r = asyncio.run(drive_workbench(session, args.moves, args.tokens))
+    r = asyncio.run(drive_workbench(session, args.moves))
     lat = r["latencies"]
     print(f"prune slider, move to table showing the new loss ({len(lat)} moves, magnitude, "
           f"fixed val sample of 8x32 windows): p50 {statistics.median(lat) * 1000:.0f} ms, "
@@ -382,11 +425,22 @@ def workbench(folder: Path, env: dict[str, str], args: argparse.Namespace) -> No
           f"(dense loss {r['dense_loss']:.3f}; at {r['last'][0]}%: {r['last'][1]:.3f}); "
           f"of which the engine pruning and measuring: p50 "
           f"{statistics.median(r['engine']) * 1000:.0f} ms")
-    pane = statistics.median(r["pane_rates"])
-    headless = statistics.median(headless_generation(r["run_dir"], args.tokens))
-    print(f"generation, {args.tokens} tokens, temperature 0.8, median of 3: shown in the "
-          f"Generate pane {pane:,.0f} tokens/s; headless (core.generate, this process, same "
-          f"checkpoint) {headless:,.0f} tokens/s; pane / headless {pane / headless:.2f}")
+    gen_session = generation_session(session, args.tokens)
+    pane: dict[str, list[float]] = {"rates": [], "app_cpu": [], "engine_cpu": [], "wall": []}
+    headless: list[float] = []
+    for _ in range(args.rounds):
+        for key, values in pane_generation(gen_session, env, 3).items():
+            pane[key] += values
+        headless += headless_generation(r["run_dir"], args.tokens, env)
+    p, h = statistics.median(pane["rates"]), statistics.median(headless)
+    wall = sum(pane["wall"])
+    print(f"generation, {args.tokens} tokens, temperature 0.8, {len(pane['rates'])} each, "
+          f"alternated: shown in the Generate pane (80x24 pty) {p:,.0f} tokens/s "
+          f"{[round(x) for x in pane['rates']]}; headless (core.generate, a process of its "
+          f"own, same checkpoint) {h:,.0f} tokens/s {[round(x) for x in headless]}; "
+          f"pane / headless {p / h:.3f}; while the pane generated, the app used "
+          f"{sum(pane['app_cpu']) / wall:.0%} of a core and the engine "
+          f"{sum(pane['engine_cpu']) / wall:.1f} cores")
 
 
 def main() -> None:
@@ -402,6 +456,8 @@ def main() -> None:
     parser.add_argument("--baby-steps", type=int, default=300,
                         help="training steps of the baby GPT the Prune pane loads")
     parser.add_argument("--tokens", type=int, default=500, help="tokens per generation")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="app launches (3 generations each) alternated with headless runs")
     parser.add_argument("--skip-training-ui", action="store_true",
                         help="only the workbench panes (4 and 5)")
     parser.add_argument("--first-frame-only", action="store_true", help="only 1")

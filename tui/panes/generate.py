@@ -250,7 +250,9 @@ class GeneratePane(Pane):
                 stop=tuple(cfg.stop), seed=int(values["seed"]), model=model)
             self.requests[command.request_id] = model
             self.column(model).begin(prompt, command.max_tokens)
-            self.post_message(EngineRequest(command))
+            # Sent once the column is drawn: drawing while the engine generates takes a core
+            # from it (core.generation_stream).
+            self.call_after_refresh(self.post_message, EngineRequest(command))
 
     def _cancel(self) -> None:
         """A Cancel per generation under way, naming it (the engine runs them together, and

@@ -69,12 +69,14 @@ class GenerateColumn(Vertical):
     def append(self, piece: str, tokens: int, tokens_per_s: float) -> None:
         self.tokens = tokens
         self.tokens_per_s = tokens_per_s
-        if self.state in ("waiting", "failed", "idle"):
+        if self.state in ("failed", "idle"):  # (not begun: drawn again whole)
             self.state = "generating"
             self.message = ""
             self.text += piece
             self._show()
             return
+        if self.state == "waiting":
+            self.state = "generating"
         self.text += piece
         self._show_header(layout=False)  # (the header keeps its height while text comes)
         if self.is_mounted:
