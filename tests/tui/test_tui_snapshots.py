@@ -83,6 +83,9 @@ def test_sweep_pane(snap_compare, tmp_path: Path) -> None:
         pane = app.query_one("#sweep")
         await wait_for(pilot, lambda: pane.reads >= 1 and pane.state is not None, 30,
                        "the study")
+        # (under load the table's rows can be in before the layout that gives it its height)
+        await wait_for(pilot, lambda: pane.table.row_count == 8 and pane.table.size.height > 0,
+                       30, "the trials table laid out")
         await pilot.pause()
 
     assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
