@@ -3,8 +3,10 @@
 The engine interleaves its streams (core.engine `_generate`): each `advance()` makes one token;
 the first token is sent at once (the text starts to show without delay), then an event only
 every EMIT_EVERY seconds. Each event makes the app draw, and on a machine whose cores the
-engine's threads fill, drawing takes a core from them: at 33 events a second the Generate pane
-made 0.85-0.89 of headless tokens/s on 2 cores, at 4 a second 0.94-0.95 (bench/ui.py).
+engine's threads fill, drawing takes a core from them: on 2 cores with the baby GPT the
+Generate pane made 0.85-0.91 of headless tokens/s at 33 events a second, 0.93-0.96 at 4, and
+0.95-1.0 with none but the first and last (bench/ui.py; the engine alone is as fast as
+headless).
 """
 
 from __future__ import annotations
