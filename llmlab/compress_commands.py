@@ -57,9 +57,12 @@ def open_workbench(spec: str, runs_dir: Path):
     path = Path(spec).expanduser()
     # (core.workbench imports torch: a wrong name is answered before that)
     source = path if is_compressed_model(path) else find_run(spec, runs_dir)
+    from core.device import fit_threads
     from core.workbench import Workbench
 
-    return Workbench(source)
+    wb = Workbench(source)
+    fit_threads()  # sample, eval, prune...: the cores other work leaves free, as training does
+    return wb
 
 
 def describe_source(wb) -> str:

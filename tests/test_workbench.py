@@ -285,6 +285,29 @@ def test_a_generation_takes_the_threads_it_is_given_and_shows_its_first_token_at
     assert pieces[-1].done and pieces[-1].tokens == 30
 
 
+def test_commands_on_a_run_fit_torch_threads_to_the_free_cores(runs, monkeypatch):
+    """`llmlab sample` / `eval` / `prune` on a shared machine: a core kept busy by another
+    process is not given to torch (its threads would wait for it at every op)."""
+    import torch
+
+    from core import device, threads
+    from llmlab.compress_commands import open_workbench
+
+    session, run_dir = runs["gpt"]
+    monkeypatch.delenv("LLMLAB_THREADS", raising=False)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    cores = len(threads.affinity_cpus())
+    before = torch.get_num_threads()
+    monkeypatch.setattr(device, "_threads_given", before)
+    monkeypatch.setattr(threads.CpuMeter, "busy_elsewhere",
+                        lambda self, min_window=0.1: cores - 1.0)  # all but one core busy
+    try:
+        open_workbench(str(run_dir), run_dir.parent)
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_cancel_ends_a_long_generation_early(runs):
     session, run_dir = runs["lstm"]
     long = msg.Generate("jo", max_tokens=20_000, seed=1, request_id=5)
