@@ -277,9 +277,6 @@ class Engine(ControlChannel):
     def _load(self, command: msg.LoadRun) -> None:
         self._load_bench(command)
 
-    def _generate_streams(self, command: msg.Generate) -> None:
-        self._generate(command)
-
     def _save_compressed(self, command: msg.SaveCompressed) -> None:
         self.emit(msg.CompressedSaved(str(self._bench().save(command.path)),
                                       request_id=command.request_id))
@@ -505,7 +502,7 @@ _HANDLERS: dict[type[msg.Command], Callable[[Engine, msg.Command], None]] = {
     msg.Pause: Engine._pause, msg.Resume: Engine._resume, msg.Stop: Engine._stop,
     msg.Shutdown: Engine._end, msg.SetHparam: Engine._set_hparam, msg.Start: Engine._start_again,
     msg.Evaluate: Engine._evaluate_now, msg.SaveCheckpoint: Engine._save_checkpoint,
-    msg.LoadRun: Engine._load, msg.Generate: Engine._generate_streams,
+    msg.LoadRun: Engine._load, msg.Generate: Engine._generate,
     msg.PruneTo: Engine._compress, msg.FineTune: Engine._compress, msg.Quantize: Engine._compress,
     msg.Sweep: Engine._sweep, msg.SaveCompressed: Engine._save_compressed,
     msg.ScoreText: Engine._score, msg.Cancel: Engine._cancel_late}
