@@ -20,8 +20,9 @@ from tui.app import LlmlabApp
 from tui.messages import LoadModelRequest, ResumeRunRequest
 
 
-def _session_file(tmp_path: Path, **fields) -> Path:
+def _session_file(tmp_path: Path, trials: int = 20, parallel: int = 1, **fields) -> Path:
     session = small_session(tmp_path, name="tiny", **fields)
+    session.sweep.trials, session.sweep.parallel = trials, parallel
     session.sweep.space = {"optim.lr": {"low": 1e-4, "high": 1e-2, "log": True},
                            "model.n_embd": {"choices": [32, 64]}}
     path = tmp_path / "tiny.toml"
@@ -200,10 +201,8 @@ def _job_env(monkeypatch, tmp_path: Path) -> dict[str, str]:
 
 def test_a_sweep_started_in_a_shell_shows_while_it_runs_and_when_done(
         tmp_path: Path, monkeypatch, jobs) -> None:
-    path = _session_file(tmp_path, max_steps=60, eval_interval=10, context=16)
-    session = load_session(path)
-    session.sweep.trials, session.sweep.parallel = 2, 2
-    save_session(session, path)
+    path = _session_file(tmp_path, trials=2, parallel=2, max_steps=60, eval_interval=10,
+                         context=16)
     env = {**os.environ, **_job_env(monkeypatch, tmp_path), "COLUMNS": "200"}
     sweeper = subprocess.Popen([sys.executable, "-m", "llmlab", "sweep", str(path)],
                                cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
@@ -236,10 +235,8 @@ def test_a_sweep_started_in_a_shell_shows_while_it_runs_and_when_done(
 
 def test_start_stop_and_resume_a_sweep_from_the_pane(tmp_path: Path, monkeypatch,
                                                       jobs) -> None:
-    path = _session_file(tmp_path, max_steps=100_000, eval_interval=10, context=16)
-    session = load_session(path)
-    session.sweep.trials, session.sweep.parallel = 2, 2
-    save_session(session, path)
+    path = _session_file(tmp_path, trials=2, parallel=2, max_steps=100_000, eval_interval=10,
+                         context=16)
     _job_env(monkeypatch, tmp_path)
 
     @sync

@@ -90,11 +90,14 @@ class StreamText(ScrollView):
         brought up to date."""
         size = Size(self._width, len(self._lines))
         needs_bar = size.height > self.scrollable_content_region.height
-        if needs_bar != self.show_vertical_scrollbar or not self.virtual_size:
+        # (_scroll_update is Textual 8's, not public: without it, lay out as Log does)
+        scroll_update = getattr(self, "_scroll_update", None)
+        if needs_bar != self.show_vertical_scrollbar or not self.virtual_size \
+                or scroll_update is None:
             self.virtual_size = size
             return True
         self.set_reactive(StreamText.virtual_size, size)
-        self._scroll_update(size)
+        scroll_update(size)
         return False
 
     # ------------------------------------------------------------------ wrapping
