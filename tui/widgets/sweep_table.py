@@ -69,6 +69,10 @@ class SweepTable(DataTable):
                     Text(t.state, style=color),
                     Text(one_line(t.reason)[:40], style="dim")]
             self.add_row(*row, key=str(t.number))
+        # A height of its own (the header and a line a trial; max-height in sweep.tcss caps
+        # it): with `height: auto` the layout could run before DataTable had measured its new
+        # rows (it does so when idle) and leave the table 0 lines high for good, under load.
+        self.styles.height = 1 + len(trials)
         if cursor is not None and cursor in self.rows:
             self.move_cursor(row=self.get_row_index(cursor), animate=False)
 
