@@ -165,6 +165,7 @@ class RunsTable(DataTable):
             else:
                 self._add(str(item.path), marks.get(str(item.path)), run_name(item),
                           cells(item), item.session != current)
+        self.styles.height = 1 + self.row_count  # (as SweepTable: not left to height: auto)
         if cursor_key is not None and cursor_key in self.rows:
             self.move_cursor(row=self.get_row_index(cursor_key), animate=False)
 
