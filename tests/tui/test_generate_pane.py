@@ -472,6 +472,47 @@ async def test_stop_after_the_engine_was_replaced(tmp_path: Path) -> None:
         assert not any(isinstance(c, msg.Cancel) for c in engines[1].sent)
 
 
+@sync
+async def test_a_generation_never_lays_the_screen_out_again(tmp_path: Path, monkeypatch) -> None:
+    """A screen layout costs the app more than a frame and the engine generating beside it
+    pays (bench/ui.py): from `n` to done, text growing past the column's height and a header
+    changing state, the pane draws without one, and still shows the text's end."""
+    from textual.screen import Screen
+
+    lines = [f"line {i} of the story" for i in range(60)]
+
+    def long_story(command: msg.Command) -> list[msg.Event]:
+        if isinstance(command, msg.Generate):
+            return [msg.Generated(line + "\n", i + 1, 300.0, done=i == len(lines) - 1,
+                                  model=command.model, request_id=command.request_id)
+                    for i, line in enumerate(lines)]
+        return script(command)
+
+    def factory(s: Session) -> FakeEngine:
+        return FakeEngine(s, long_story)
+
+    app = LlmlabApp(small_session(tmp_path), None, engine_factory=factory)
+    async with app.run_test(size=SIZE) as pilot:
+        pane = await load_scripted(pilot, app)
+        await pilot.press("n")  # a first one: from the hint to text may lay out
+        await wait_for(pilot, lambda: pane.done, 10, "the first generation")
+        await pilot.pause()
+        layouts: list[bool] = []
+        real = Screen._refresh_layout
+
+        def counted(self, *args, **kwargs):
+            layouts.append(kwargs.get("scroll", False))
+            return real(self, *args, **kwargs)
+
+        monkeypatch.setattr(Screen, "_refresh_layout", counted)
+        await pilot.press("n")
+        await wait_for(pilot, lambda: pane.done and "line 59" in screen(app), 10,
+                       "the second generation")
+        await pilot.pause()
+        assert [scroll for scroll in layouts if not scroll] == []
+        assert "line 59 of the story" in screen(app) and "line 30 " not in screen(app)
+
+
 def _generated(request_id: int, text: str):
     from tui.messages import EngineEvent
 

@@ -48,6 +48,7 @@ class GenerateColumn(Vertical):
         self.hint = ""  # shown while nothing was generated (no model yet, which keys ...)
         self.max_tokens = 0
         self.narrow = False  # the figures on a line of their own, under the name
+        self._header_height = 0  # lines the header took when last shown
 
     def compose(self) -> ComposeResult:
         yield Static(self._header(), classes="generate-header", markup=False)
@@ -78,7 +79,7 @@ class GenerateColumn(Vertical):
         if self.state == "waiting":
             self.state = "generating"
         self.text += piece
-        self._show_header(layout=False)  # (the header keeps its height while text comes)
+        self._show_header()
         if self.is_mounted:
             self._body_widget().append(visible(piece, keep="\n\t"))
 
@@ -150,9 +151,15 @@ class GenerateColumn(Vertical):
     def _body_widget(self) -> StreamText:
         return self.query_one(".generate-scroll", StreamText)
 
-    def _show_header(self, layout: bool = True) -> None:
+    def _show_header(self) -> None:
+        """The header drawn again; the screen is laid out again only if its height changed
+        (a layout costs the app more than a frame, and the engine generating beside it pays)."""
         if self.is_mounted:
-            self.query_one(".generate-header", Static).update(self._header(), layout=layout)
+            header = self._header()
+            height = header.plain.count("\n") + 1
+            self.query_one(".generate-header", Static).update(
+                header, layout=height != self._header_height)
+            self._header_height = height
 
     def _show(self) -> None:
         """Header and body drawn again from the column's values."""

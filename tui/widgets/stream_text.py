@@ -87,18 +87,24 @@ class StreamText(ScrollView):
         Setting it lays the whole screen out again (Textual's `virtual_size` is a layout
         reactive), which was most of what a new piece cost; that is needed only when the
         scrollbar appears or goes, so otherwise only the scrollbar and the scroll limits are
-        brought up to date."""
+        brought up to date. (With `overflow-y: scroll` the scrollbar never goes: the Generate
+        pane's columns then lay nothing out from one generation to the next.)"""
         size = Size(self._width, len(self._lines))
-        needs_bar = size.height > self.scrollable_content_region.height
         # (_scroll_update is Textual 8's, not public: without it, lay out as Log does)
         scroll_update = getattr(self, "_scroll_update", None)
-        if needs_bar != self.show_vertical_scrollbar or not self.virtual_size \
-                or scroll_update is None:
+        if self._shows_bar(size.height) != self.show_vertical_scrollbar \
+                or not self.virtual_size or scroll_update is None:
             self.virtual_size = size
             return True
         self.set_reactive(StreamText.virtual_size, size)
         scroll_update(size)
         return False
+
+    def _shows_bar(self, height: int) -> bool:
+        """Whether Textual shows the vertical scrollbar for text `height` lines high."""
+        overflow = self.styles.overflow_y
+        return overflow == "scroll" or (
+            overflow == "auto" and height > self.scrollable_content_region.height)
 
     # ------------------------------------------------------------------ wrapping
 
@@ -107,7 +113,7 @@ class StreamText(ScrollView):
         self._lines = []
         self._strips.clear()
         self._wrap_from(0)
-        self.virtual_size = Size(self._width, len(self._lines))
+        self._grow()
 
     def _wrap_from(self, index: int) -> None:
         """Wrap the paragraphs from `index` on onto the end of `_lines`."""
