@@ -107,6 +107,20 @@ class EngineProcess:
     def alive(self) -> bool:
         return self.process.is_alive()
 
+    @property
+    def drained(self) -> bool:
+        """The process has ended and `poll` has returned everything it sent."""
+        return self._reported_death
+
+    def wakeup_fds(self) -> list[int]:
+        """File descriptors that become readable when `poll` has something to return: events
+        waiting, or the process ended. A UI can wait on them instead of polling on a timer.
+        Empty if this Python's multiprocessing queue hides its pipe (`_reader` is not public)."""
+        reader = getattr(self.events, "_reader", None)
+        if reader is None or self.process.pid is None:
+            return []
+        return [reader.fileno(), self.process.sentinel]
+
     def close(self, timeout: float = 30.0) -> list[msg.Event]:
         """Shut down (a running training is stopped with a checkpoint first); return the
         events that came meanwhile. Events are drained while waiting, because a child cannot

@@ -1,8 +1,9 @@
 """The bridge between the app and the engine process.
 
 `EngineClient` owns the `core.worker.EngineProcess` (spawned: the UI process never imports
-torch), sends it commands, and polls its events on a timer (20 times a second) to post each as
-a `tui.messages.EngineEvent` to the app, and a copy to every pane subscribed to its type.
+torch), sends it commands, and reads its events when its pipe wakes the app (at most 20 times
+a second, so a burst is read in batches; never while the engine is quiet) to post each as a
+`tui.messages.EngineEvent` to the app, and a copy to every pane subscribed to its type.
 Commands carry their request ids from when they are made (core.messages.Command), so the pane
 that made one knows the id its answers and errors will carry.
 The engine is bound to the session it was spawned with, so a Start with an edited session
@@ -30,6 +31,9 @@ from core.values import EngineState
 from core.worker import EngineProcess
 from tui.messages import EngineEvent
 
+# Events are read at most this often (and polled this often from an engine without file
+# descriptors to wait on, as a test's). A timer polling 20 times a second woke the idle app 20
+# times a second; woken by the pipe it draws a generation's text sooner and sleeps otherwise.
 POLL_INTERVAL = 1 / 20
 ENGINE_LOG = "engine.log"
 def engine_log_path() -> Path:
@@ -72,7 +76,11 @@ class EngineClient:
         self.run_dir: str | None = None
         self._spawned_for: tuple[Any, ...] | None = None
         self._starting = False  # a Start is sent and not yet acknowledged
-        self._timer: Timer | None = None
+        self._timer: Timer | None = None  # polling an engine without wakeup_fds
+        self._watched: Any = None  # the engine whose file descriptors wake the app
+        self._fds: list[int] = []  # those added to the event loop now
+        self._rearm: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None  # the app's, which watches them
         self._retiring: list[threading.Thread] = []
         self._subscribers: dict[type[msg.Event], list[MessagePump]] = {}
         self.spawned = 0  # engines started so far: a new one has no model loaded
@@ -154,8 +162,74 @@ class EngineClient:
             self._subscribers.setdefault(kind, []).append(widget)
 
     def _ensure_polling(self) -> None:
+        """Read the engine's events as they come: woken by its file descriptors where it has
+        them (core.worker.EngineProcess.wakeup_fds), else polled on a timer."""
+        engine = self.engine
+        if engine is None or engine is self._watched:
+            return
+        self._unwatch()
+        if self._watch(engine):
+            return
         if self._timer is None:
             self._timer = self.target.set_interval(POLL_INTERVAL, self.poll, name="engine-poll")
+
+    def _watch(self, engine: Any) -> bool:
+        fds = engine.wakeup_fds() if hasattr(engine, "wakeup_fds") else []
+        if not fds:
+            return False
+        try:
+            loop = asyncio.get_running_loop()
+            for fd in fds:
+                loop.add_reader(fd, self._woken, engine)
+        except (RuntimeError, NotImplementedError):  # no loop yet; a loop without readers
+            return False
+        self._watched, self._fds, self._loop = engine, fds, loop
+        return True
+
+    def _unwatch(self) -> None:
+        """Stop listening to the engine's file descriptors. (From another thread, as `close`
+        may be called, the event loop is left alone: the next wake-up finds the engine
+        drained and removes them.)"""
+        self._watched = None
+        if not self._on_loop():
+            return
+        self._remove_readers()
+        if self._rearm is not None:
+            self._rearm.cancel()
+            self._rearm = None
+
+    def _on_loop(self) -> bool:
+        try:
+            return asyncio.get_running_loop() is self._loop
+        except RuntimeError:
+            return False
+
+    def _remove_readers(self) -> None:
+        if self._fds and self._loop is not None:
+            for fd in self._fds:
+                self._loop.remove_reader(fd)
+            self._fds = []
+
+    def _woken(self, engine: Any) -> None:
+        """The engine's pipe has events, or its process ended: read them (through the app's
+        message queue, so an error is handled as any other), then listen again after
+        POLL_INTERVAL unless the engine has ended and everything it sent was read."""
+        self._remove_readers()
+        if engine is not self.engine:
+            return
+
+        def read_and_rearm() -> None:
+            self.poll()
+            if self.engine is engine and not engine.drained:
+                self._rearm = asyncio.get_running_loop().call_later(
+                    POLL_INTERVAL, self._listen_again, engine)
+
+        self.target.call_later(read_and_rearm)
+
+    def _listen_again(self, engine: Any) -> None:
+        self._rearm = None
+        if engine is self.engine and engine is self._watched and not self._fds:
+            self._watch(engine)
 
     def poll(self) -> int:
         """Post the engine's waiting events; the number posted."""
@@ -193,6 +267,7 @@ class EngineClient:
 
     def _retire(self) -> None:
         """Shut the current (idle) engine down in the background."""
+        self._unwatch()
         old, self.engine = self.engine, None
         if old is None:
             return
@@ -212,6 +287,7 @@ class EngineClient:
         if self._timer is not None:
             self._timer.stop()
             self._timer = None
+        self._unwatch()
         late: list[msg.Event] = []
         if self.engine is not None:
             late = self.engine.close(timeout)
@@ -221,6 +297,7 @@ class EngineClient:
 
     async def shutdown(self, timeout: float = 60.0) -> None:
         """`close` without blocking the screen; the late events are posted as usual."""
+        self._unwatch()
         late = await asyncio.to_thread(self.close, timeout)
         for event in late:
             self._dispatch(event)
