@@ -6,7 +6,9 @@ every EMIT_EVERY seconds. Each event makes the app draw, and on a machine whose 
 engine's threads fill, drawing takes a core from them: on 2 cores with the baby GPT the
 Generate pane made 0.85-0.91 of headless tokens/s at 33 events a second, 0.93-0.96 at 4, and
 0.95-1.0 with none but the first and last (bench/ui.py; the engine alone is as fast as
-headless).
+headless). Once the pane stopped laying the screen out during a generation, 4 a second still
+gave 0.93-0.955 (the app 4 % of a core, a frame 4-6 ms of it) and 2 a second 0.96-0.98 (3 %).
+Half-second updates are also half the bytes an SSH link carries.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import time
 
 from core import messages as msg
 
-EMIT_EVERY = 0.25  # seconds between Generated events of a stream (see above)
+EMIT_EVERY = 0.5  # seconds between Generated events of a stream (see above)
 
 
 class GenerationStream:
