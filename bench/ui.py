@@ -32,9 +32,10 @@ as a user's terminal would, and reads what the app writes to it:
    the tokens/s the pane shows (the engine's figure) against the same generations made headless
    by `core.generate` in a fresh process on the same checkpoint (bench/generate.py's way,
    torch's default threads). `--rounds` launches of the app alternate with as many headless
-   processes, so both see the same machine; medians over all generations. The app's and the
-   engine's CPU time during each pane generation is read from /proc, to show what drawing
-   costs.
+   processes, so both see the same machine; medians over all generations, and each round's
+   ratio (the machine's speed drifts between rounds: a ratio within a round cancels it). The
+   app's and the engine's CPU time during each pane generation is read from /proc, to show
+   what drawing costs.
 """
 
 from __future__ import annotations
@@ -428,17 +429,22 @@ def workbench(folder: Path, env: dict[str, str], args: argparse.Namespace) -> No
     gen_session = generation_session(session, args.tokens)
     pane: dict[str, list[float]] = {"rates": [], "app_cpu": [], "engine_cpu": [], "wall": []}
     headless: list[float] = []
+    round_ratios: list[float] = []  # each round's pane / headless: drift between rounds cancels
     for _ in range(args.rounds):
-        for key, values in pane_generation(gen_session, env, 3).items():
+        shown = pane_generation(gen_session, env, 3)
+        for key, values in shown.items():
             pane[key] += values
-        headless += headless_generation(r["run_dir"], args.tokens, env)
+        made = headless_generation(r["run_dir"], args.tokens, env)
+        headless += made
+        round_ratios.append(statistics.median(shown["rates"]) / statistics.median(made))
     p, h = statistics.median(pane["rates"]), statistics.median(headless)
     wall = sum(pane["wall"])
     print(f"generation, {args.tokens} tokens, temperature 0.8, {len(pane['rates'])} each, "
           f"alternated: shown in the Generate pane (80x24 pty) {p:,.0f} tokens/s "
           f"{[round(x) for x in pane['rates']]}; headless (core.generate, a process of its "
           f"own, same checkpoint) {h:,.0f} tokens/s {[round(x) for x in headless]}; "
-          f"pane / headless {p / h:.3f}; while the pane generated, the app used "
+          f"pane / headless {p / h:.3f} (by round {[round(x, 3) for x in round_ratios]}, "
+          f"median {statistics.median(round_ratios):.3f}); while the pane generated, the app used "
           f"{sum(pane['app_cpu']) / wall:.0%} of a core and the engine "
           f"{sum(pane['engine_cpu']) / wall:.1f} cores")
 
