@@ -114,3 +114,32 @@ async def test_a_selection_copies_the_text_shown() -> None:
         await pilot.pause()
         text, _ = widget.get_selection(Selection(Offset(0, 0), Offset(6, 1)))
         assert text == "first line\nsecond"
+
+
+@sync
+async def test_a_selection_of_wrapped_text_copies_it_as_given() -> None:
+    """A paragraph wrapped over several rows is copied as one line, with the spaces its folds
+    dropped (copied row by row it came back broken at every fold, words glued together)."""
+    from textual.geometry import Offset
+    from textual.selection import Selection
+
+    text = "the quick  brown fox jumps over the lazy dog\n小狐狸住在河边，每天早上去看太阳。\nend"
+    app = StreamApp()
+    async with app.run_test(size=(13, 12)) as pilot:
+        widget = app.query_one(StreamText)
+        for piece in pieces_of(text, 3)[:8] + ["".join(pieces_of(text, 3)[8:])]:
+            widget.append(piece)
+        await pilot.pause()
+        rows = wrapped(widget)
+        assert len(rows) > 6 and "the quick" in rows[0] and "brown" not in rows[0]
+        assert widget.get_selection(Selection(None, None))[0] == text
+        everything = Selection(Offset(0, 0), Offset(len(rows[-1]), len(rows) - 1))
+        assert widget.get_selection(everything)[0] == text
+        # from "quick" on the first row to "fox" on the second: the dropped spaces are back
+        second = rows[1]
+        span = Selection(Offset(4, 0), Offset(second.index("fox") + 3, 1))
+        assert widget.get_selection(span)[0] == "quick  brown fox"
+        # across the wrapped Chinese paragraph and into the next one
+        cjk = next(y for y, row in enumerate(rows) if row.startswith("小"))
+        span = Selection(Offset(2, cjk), Offset(2, len(rows) - 1))
+        assert widget.get_selection(span)[0] == "狸住在河边，每天早上去看太阳。\nen"

@@ -38,6 +38,9 @@ class StreamText(ScrollView):
         super().__init__(**kwargs)
         self._paragraphs: list[Content] = [Content()]  # the text, split at its line breaks
         self._lines: list[Content] = []  # the paragraphs wrapped at `_width`
+        # where each wrapped line starts: (paragraph, character in it); a selection is copied
+        # from the paragraphs, not the lines (wrapping drops the spaces at each fold)
+        self._origins: list[tuple[int, int]] = []
         self._last_start = 0  # where the last paragraph's wrapped lines begin in `_lines`
         self._width = 0
         self._strips: LRUCache[int, Strip] = LRUCache(256)
@@ -73,6 +76,7 @@ class StreamText(ScrollView):
         self._paragraphs.extend(rest)
         start = self._last_start
         del self._lines[start:]
+        del self._origins[start:]
         self._wrap_from(changed_from)
         for y in range(start, len(self._lines) + 1):
             self._strips.discard(y)
@@ -110,7 +114,7 @@ class StreamText(ScrollView):
 
     def _wrap_all(self) -> None:
         self._width = self.scrollable_content_region.width
-        self._lines = []
+        self._lines, self._origins = [], []
         self._strips.clear()
         self._wrap_from(0)
         self._grow()
@@ -120,9 +124,11 @@ class StreamText(ScrollView):
         width = self._width
         if width <= 0:
             return  # not laid out yet: wrapped at the first resize
-        for paragraph in self._paragraphs[index:]:
+        for number, paragraph in enumerate(self._paragraphs[index:], index):
             self._last_start = len(self._lines)
-            self._lines.extend(paragraph.wrap(width) if paragraph else [Content()])
+            lines = paragraph.wrap(width) if paragraph else [Content()]
+            self._lines.extend(lines)
+            self._origins.extend(_origins(number, paragraph.plain, lines))
 
     def on_resize(self) -> None:
         if self.scrollable_content_region.width != self._width:
@@ -164,8 +170,33 @@ class StreamText(ScrollView):
     # ------------------------------------------------------------------ selecting
 
     def get_selection(self, selection: Selection) -> tuple[str, str] | None:
-        return selection.extract("\n".join(line.plain for line in self._lines)), "\n"
+        """The selected text as it was given: a paragraph wrapped over several lines comes
+        back as one line, with the spaces its folds dropped."""
+        text = self.plain
+        start = 0 if selection.start is None else self._text_offset(*selection.start)
+        end = len(text) if selection.end is None else self._text_offset(*selection.end)
+        return text[start:end], "\n"
+
+    def _text_offset(self, x: int, y: int) -> int:
+        """Where the character at `x` of wrapped line `y` is in `plain`."""
+        if y >= len(self._origins):
+            return len(self.plain)
+        paragraph, start = self._origins[y]
+        before = sum(len(p.plain) + 1 for p in self._paragraphs[:paragraph])
+        return before + min(start + x, len(self._paragraphs[paragraph].plain))
 
     def selection_updated(self, selection: Selection | None) -> None:
         self._strips.clear()
         self.refresh()
+
+
+def _origins(paragraph: int, text: str, lines: list[Content]) -> list[tuple[int, int]]:
+    """Where each of `lines` (`text` wrapped) starts in `text`: each is the next piece of it,
+    after the spaces a fold dropped."""
+    out, at = [], 0
+    for line in lines:
+        found = text.find(line.plain, at) if line.plain else -1
+        at = found if found >= 0 else at  # (not found, a tab expanded: where it should be)
+        out.append((paragraph, at))
+        at += len(line.plain)
+    return out
