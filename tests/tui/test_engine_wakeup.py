@@ -1,6 +1,6 @@
 """The app with the real engine process (not a test double): its events wake the app through
-the process's pipe, with no timer polling 20 times a second, and a process that dies is
-reported from its exit alone."""
+the process's pipe, with no timer polling 20 times a second, nothing else ticks while the app
+is idle, and a process that dies is reported from its exit alone."""
 
 from __future__ import annotations
 
@@ -21,6 +21,14 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 def _timer_names(app: LlmlabApp) -> set[str]:
     return {timer.name for timer in app._timers if timer._active.is_set()}
+
+
+def _ticking(app: LlmlabApp) -> list[str]:
+    """The timers running now in the app, its screen and every widget (Textual's own
+    included: a paused one, as the screen's update timer while nothing changes, is not)."""
+    pumps = [app, app.screen, *app.screen.query("*")]
+    return [f"{type(pump).__name__}:{timer.name}" for pump in pumps
+            for timer in pump._timers if timer._active.is_set()]
 
 
 @sync
@@ -53,6 +61,7 @@ async def test_the_engine_process_wakes_the_app_and_its_death_is_reported(
         monkeypatch.setattr(app.client, "poll", counted)
         await asyncio.sleep(1.0)
         assert polls == 0
+        assert _ticking(app) == []  # nor a pane's timer (the plots' redraw was 4 a second)
 
         os.kill(app.client.pid, signal.SIGKILL)
         await wait_for(pilot, lambda: any("exited unexpectedly" in n.message

@@ -363,6 +363,38 @@ def test_train_keys_send_commands_and_plots_follow_events(tmp_path: Path, fake_f
     run(scenario())
 
 
+def test_plots_changed_while_another_pane_showed_are_drawn_when_train_shows(
+        tmp_path: Path, fake_factory) -> None:
+    """The plots are redrawn when something changed (a one-shot timer, nothing ticking while
+    idle), and what came while another pane showed is drawn as the Train pane comes back."""
+    from core import messages as msg
+
+    async def scenario() -> None:
+        app = LlmlabApp(small_session(tmp_path), None, engine_factory=fake_factory)
+        async with app.run_test(size=SIZE) as pilot:
+            pane = app.train_pane
+            plot = pane.query_one("#plot-loss")
+            await pilot.press("s")
+            await wait_for(pilot, lambda: len(pane.history.train_loss) == 60, 10, "events")
+            await wait_for(pilot, lambda: plot.data == pane.plot_data()["loss"], 5,
+                           "the curves drawn")
+            await pilot.press("d")  # the Dataset pane shows while more steps come
+            await wait_for(pilot, lambda: not pane.display, 5, "the Dataset pane")
+            for step in (61, 62):
+                app.training.deliver(msg.StepMetrics(
+                    step=step, tokens=256 * step, loss=1.2, lr=1e-3, grad_norm=1.0,
+                    tokens_per_s=25600.0, mfu=0.0125, elapsed=step * 0.01, max_steps=100))
+            await wait_for(pilot, lambda: len(pane.history.train_loss) == 62, 5, "two more")
+            await pilot.pause(0.4)
+            assert len(plot.data.series[0].steps) == 60  # (hidden: not drawn)
+            await pilot.press("t")
+            await wait_for(pilot, lambda: plot.data == pane.plot_data()["loss"], 5,
+                           "the new steps drawn")
+            assert plot.data.series[0].steps[-1] == 62
+
+    run(scenario())
+
+
 def test_help_palette_theme_and_keymap(tmp_path: Path, config_dir: Path,
                                        fake_factory, fake_engines) -> None:
     (config_dir / "keymap.toml").write_text('[train]\nstart = "f5"\n')

@@ -1,20 +1,23 @@
 """The Train pane: progress, live hyperparameters, plots of the run, and its log.
 
 Engine events arrive here as `tui.messages.Engine*` messages (posted by the engine bridge) and
-go into a `TrainHistory`; the plots are redrawn from it by a timer at most `REDRAW_HZ` times a
-second, and only when something changed and the pane is visible, so a fast run never floods
-the screen. The keys call app actions: the app owns the engine bridge.
+go into a `TrainHistory`; the plots are redrawn from it at most `REDRAW_HZ` times a second, and
+only when something changed and the pane is visible, so a fast run never floods the screen (a
+change arms a one-shot timer: nothing wakes the app while nothing changes). The keys call app
+actions: the app owns the engine bridge.
 """
 
 from __future__ import annotations
 
 import copy
+import time
 from typing import Any
 
 from textual import work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
+from textual.timer import Timer
 from textual.worker import get_current_worker
 
 from core import messages as msg
@@ -81,6 +84,8 @@ class TrainPane(Pane):
         self._evaluate_request = 0  # the Evaluate whose report the pane waits for
         self.waiting_for = ""  # the workbench work the training waits for, if any
         self._dirty = False
+        self._drawn_at = 0.0  # time.monotonic() of the last redraw of the plots
+        self._redraw_timer: Timer | None = None  # armed by a change, at most one
         self.saved_run: str | None = None  # the run folder shown, read back (no run went here)
 
     def compose(self) -> ComposeResult:
@@ -95,7 +100,6 @@ class TrainPane(Pane):
         yield EventLog(id="event-log")
 
     def on_mount(self) -> None:
-        self.set_interval(1 / REDRAW_HZ, self._redraw_if_needed, name="plot-redraw")
         self._sync_toggles()
         self.redraw()
 
@@ -332,6 +336,14 @@ class TrainPane(Pane):
 
     def _changed(self) -> None:
         self._dirty = True
+        if self._redraw_timer is None:
+            wait = self._drawn_at + 1 / REDRAW_HZ - time.monotonic()
+            self._redraw_timer = self.set_timer(max(wait, 0.01), self._redraw_due,
+                                                name="plot-redraw")
+
+    def _redraw_due(self) -> None:
+        self._redraw_timer = None
+        self._redraw_if_needed()
 
     def _redraw_if_needed(self) -> None:
         if self._dirty and self.display:
@@ -380,6 +392,7 @@ class TrainPane(Pane):
 
     def redraw(self) -> None:
         self._dirty = False
+        self._drawn_at = time.monotonic()
         data = self.plot_data()
         self.query_one("#plot-loss", MetricPlot).show(data["loss"])
         self.query_one("#plot-acc", MetricPlot).show(data["acc"])
