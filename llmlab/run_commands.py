@@ -82,13 +82,14 @@ def train_here(args: argparse.Namespace, session: Session, resume: Path | None,
     view = _TrainView(console) if ranks.rank() == 0 else _QuietView(console)
     # A SimpleQueue: its put() is safe to call from a signal handler.
     engine = Engine(session, view.on_event, queue.SimpleQueue())
+    final = "failed"
     try:
         with _stop_on_signals(engine) as received:
             final = engine.train(resume, run_dir=None if resume else run_dir, info=info)
     finally:
         if view.task is not None:  # started with the run: a run that never starts prints
             view.progress.stop()  # nothing but its error line
-        ranks.end_group()
+        ranks.end_group(together=final in ("stopped", "finished"))
     if ranks.under_torchrun() and final in ("stopped", "finished"):
         return EXIT_OK  # (a stop is not a failure torchrun should restart)
     for line in view.summary():
