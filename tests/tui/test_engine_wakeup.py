@@ -49,6 +49,11 @@ async def test_the_engine_process_wakes_the_app_and_its_death_is_reported(
         column = pane.column("dense")
         assert column.state == "done" and column.tokens == app.session.generate.max_tokens
 
+        await pilot.press("r")  # the Runs pane built and shown, then hidden again
+        await wait_for(pilot, lambda: app.current_pane == "runs", 10, "the Runs pane")
+        await pilot.press("g")
+        await wait_for(pilot, lambda: pane.display, 10, "the Generate pane again")
+
         # quiet: nothing wakes the app for the engine (a timer would tick 20 times a second)
         polls = 0
         real_poll = app.client.poll
@@ -61,7 +66,9 @@ async def test_the_engine_process_wakes_the_app_and_its_death_is_reported(
         monkeypatch.setattr(app.client, "poll", counted)
         await asyncio.sleep(1.0)
         assert polls == 0
-        assert _ticking(app) == []  # nor a pane's timer (the plots' redraw was 4 a second)
+        # nor a pane's timer (the plots' redraw ticked 4 times a second, the Runs pane's look
+        # at live runs every 2 s even while hidden)
+        assert _ticking(app) == []
 
         os.kill(app.client.pid, signal.SIGKILL)
         await wait_for(pilot, lambda: any("exited unexpectedly" in n.message

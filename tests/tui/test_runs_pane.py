@@ -366,8 +366,11 @@ async def test_resume_starts_the_engine_from_the_run(real_runs, tmp_path: Path, 
             await pilot.press("x")
         await wait_for(pilot, lambda: app.training.state in ("finished", "stopped"), 60,
                        "the run to end")
-        # A run that ended: the table is read again.
-        await wait_for(pilot, lambda: pane.scans > scans, 20, "the refresh")
+        # A run that ended is read again when the pane shows (hidden, it waits for that).
+        assert not pane.display and pane.scans >= scans
+        hidden = pane.scans
+        await show_runs(pilot, app)
+        await wait_for(pilot, lambda: pane.scans > hidden, 20, "the refresh")
         await app.client.shutdown()
 
 

@@ -27,6 +27,7 @@ from typing import Any, ClassVar
 from textual import work
 from textual.app import ComposeResult
 from textual.content import Content
+from textual.timer import Timer
 from textual.widgets import Static
 from textual.worker import Worker, WorkerState, get_current_worker
 
@@ -78,6 +79,7 @@ class RunsPane(Pane):
         self.metric = run_curves.METRICS[0]
         self.show_diff = False
         self.scans = 0  # runs folder reads shown so far (tests wait on it)
+        self._live_check: Timer | None = None  # looks at live runs again while the pane shows
         self.scanned = False
         self.opening: str | None = None  # a run this pane asked the app to load
         self.loaded: str | None = None
@@ -96,7 +98,9 @@ class RunsPane(Pane):
         self.app.theme_changed_signal.subscribe(self, self._theme_changed)
         self._show_status()
         self._show_empty()
-        self.set_interval(LIVE_CHECK_EVERY, self._check_live_runs, name="runs-live-check")
+        # (ticking only while the pane shows: on_show resumes it, on_hide pauses it)
+        self._live_check = self.set_interval(LIVE_CHECK_EVERY, self._check_live_runs,
+                                             name="runs-live-check", pause=not self.display)
 
     def _check_live_runs(self) -> None:
         """A run shown as running or paused may have ended, or been lost (its job killed,
@@ -136,9 +140,15 @@ class RunsPane(Pane):
     def on_show(self) -> None:
         if not self.built:
             return
+        if self._live_check is not None:
+            self._live_check.resume()
         self.refresh_runs()
         if self.runs:
             self.table.focus()
+
+    def on_hide(self) -> None:
+        if self._live_check is not None:
+            self._live_check.pause()
 
     def on_focus(self) -> None:
         """The app focuses the pane; the keys are the table's (its cursor picks the run)."""
@@ -235,8 +245,8 @@ class RunsPane(Pane):
 
     def engine_event(self, event: msg.Event) -> None:
         match event:
-            case msg.Status() if event.state.ended:
-                self.refresh_runs()
+            case msg.Status() if event.state.ended and self.display:
+                self.refresh_runs()  # (hidden: read when it shows)
             case msg.ModelLoaded():
                 self._model_loaded(event)
             case msg.Error() if self.opening is not None and event.request_id and \
