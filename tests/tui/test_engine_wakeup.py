@@ -49,8 +49,10 @@ async def test_the_engine_process_wakes_the_app_and_its_death_is_reported(
         column = pane.column("dense")
         assert column.state == "done" and column.tokens == app.session.generate.max_tokens
 
-        await pilot.press("r")  # the Runs pane built and shown, then hidden again
-        await wait_for(pilot, lambda: app.current_pane == "runs", 10, "the Runs pane")
+        for key, name in (("r", "runs"), ("k", "sweep")):  # built and shown, then hidden
+            await pilot.press(key)
+            await wait_for(pilot, lambda name=name: app.current_pane == name, 10,
+                           f"the {name} pane")
         await pilot.press("g")
         await wait_for(pilot, lambda: pane.display, 10, "the Generate pane again")
 
@@ -67,7 +69,7 @@ async def test_the_engine_process_wakes_the_app_and_its_death_is_reported(
         await asyncio.sleep(1.0)
         assert polls == 0
         # nor a pane's timer (the plots' redraw ticked 4 times a second, the Runs pane's look
-        # at live runs every 2 s even while hidden)
+        # at live runs and the Sweep pane's reads every 2 s even while hidden)
         assert _ticking(app) == []
 
         os.kill(app.client.pid, signal.SIGKILL)

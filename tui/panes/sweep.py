@@ -22,6 +22,7 @@ from typing import Any, ClassVar
 
 from textual import work
 from textual.app import ComposeResult
+from textual.timer import Timer
 from textual.widgets import Static
 from textual.worker import get_current_worker
 
@@ -64,6 +65,7 @@ class SweepPane(Pane):
         self.launched: dict[str, subprocess.Popen] = {}  # study -> the sweep started here
         self._readers: dict[Path, StudyReader] = {}
         self._lock = threading.Lock()  # (one read at a time: readers keep file offsets)
+        self._refresh: Timer | None = None  # reads again while the pane shows
 
     def compose(self) -> ComposeResult:
         # (plain text: study names, reasons and errors come from files, and "[sweep]" is text)
@@ -75,14 +77,22 @@ class SweepPane(Pane):
 
     async def widgets_mounted(self) -> None:
         self.query_one("#sweep-importances").display = False
-        self.set_interval(REFRESH_EVERY, self._tick, name="sweep-refresh")
+        # (ticking only while the pane shows: shown() resumes it, on_hide pauses it)
+        self._refresh = self.set_interval(REFRESH_EVERY, self._tick, name="sweep-refresh",
+                                          pause=not self.display)
 
     @property
     def table(self) -> SweepTable:
         return self.query_one(SweepTable)
 
     async def shown(self) -> None:
+        if self._refresh is not None:
+            self._refresh.resume()
         self.read()
+
+    def on_hide(self) -> None:
+        if self._refresh is not None:
+            self._refresh.pause()
 
     def show_session(self, doc: SessionDocument, force: bool = False) -> None:
         if self.built and self.display:
