@@ -308,3 +308,20 @@ def test_a_restart_before_the_first_checkpoint_is_one_line_and_keeps_the_run(
     steps = _train_losses(run_dir)
     assert len(steps) >= 5 and not has_checkpoint(run_dir)
     assert not [r for r in read_metrics(run_dir) if r.get("type") == "restart"]
+
+
+def test_a_rank_leaves_with_its_code_and_its_output_flushed_but_no_teardown(
+        tmp_path: Path) -> None:
+    """`python -m llmlab` as a rank of a job ends through ranks.exit_rank: its status is the
+    command's, what it printed (buffered, to pipes) arrives, and the interpreter's teardown,
+    where torch's C++ side aborted now and then at a rank's exit, does not run (an atexit hook
+    stands for it here)."""
+    script = ("import atexit, sys\n"
+              "from llmlab import ranks\n"
+              "atexit.register(lambda: print('teardown ran', file=sys.stderr))\n"
+              "print('rank output', end='')\n"
+              "print('rank error', end='', file=sys.stderr)\n"
+              "ranks.exit_rank(3)\n")
+    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True,
+                          text=True, env=cli_env(tmp_path), timeout=60)
+    assert (done.returncode, done.stdout, done.stderr) == (3, "rank output", "rank error")
