@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from core.runs import read_run_info
 
 if TYPE_CHECKING:
+    from core.launch import Launched
     from core.runs import RunSummary
     from core.session import Session
 
@@ -71,6 +72,43 @@ def run_fold(info: dict[str, Any]) -> tuple[str, int, int] | None:
     if not (isinstance(group, str) and group and _int(fold) and _int(of) and 0 <= fold < of):
         return None
     return group, fold, of
+
+
+def check_fold_sizes(session: Session) -> None:
+    """Every fold's val block, and its train split, can hold a window (`model.context` + 1
+    tokens): one line naming data.folds, before any fold trains."""
+    import dataclasses
+
+    from core.dataset import load_dataset
+
+    dataset = load_dataset(session.data, session.base_dir)
+    for fold in range(session.data.folds):
+        ds = dataclasses.replace(dataset, fold=fold)
+        ds.check_windows("train", session.model.context)
+        ds.check_windows("val", session.model.context)
+
+
+def launch_folds(session: Session, nproc: int = 0, max_restarts: int = 0) -> list[Launched]:
+    """Start the `data.folds` folds of `session` at once, each a background job (core.launch)
+    with its share of the cores (`nproc` > 0: processes per fold, else train.nproc); their
+    group is named after fold 0's run. The caller checks the sizes first (check_fold_sizes)."""
+    import json
+
+    from core.launch import RUN_INFO_ENV, launch_training
+    from core.runs import new_run_dir
+    from core.sweep import thread_env
+
+    k = session.data.folds
+    env = thread_env(k * (nproc or session.train.nproc))
+    runs_root = session.resolve(session.train.runs_dir)
+    jobs: list[Launched] = []
+    for fold in range(k):
+        run_dir = new_run_dir(runs_root, session.name)
+        group = jobs[0].run_dir.name if jobs else run_dir.name
+        info = json.dumps(fold_info(group, fold, k))
+        jobs.append(launch_training(fold_session(session, fold), nproc=nproc, run_dir=run_dir,
+                                    env={**env, RUN_INFO_ENV: info}, max_restarts=max_restarts))
+    return jobs
 
 
 # --------------------------------------------------------------------------- the summary

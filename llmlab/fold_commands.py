@@ -9,12 +9,11 @@ background jobs, each with cores/k threads; `llmlab runs` shows the group when t
 from __future__ import annotations
 
 import argparse
-import json
 import shlex
 import sys
 
 from core.errors import LlmlabError
-from core.folds import fold_info, fold_session, summarize_folds
+from core.folds import check_fold_sizes, fold_info, fold_session, launch_folds, summarize_folds
 from core.session import Session
 
 EXIT_OK = 0
@@ -59,36 +58,12 @@ def train_folds(args: argparse.Namespace, session: Session) -> int:
     return EXIT_OK
 
 
-def check_fold_sizes(session: Session) -> None:
-    """Every fold's val block, and its train split, can hold a window (`model.context` + 1
-    tokens): one line naming data.folds, before any fold trains."""
-    import dataclasses
-
-    from core.dataset import load_dataset
-
-    dataset = load_dataset(session.data, session.base_dir)
-    for fold in range(session.data.folds):
-        ds = dataclasses.replace(dataset, fold=fold)
-        ds.check_windows("train", session.model.context)
-        ds.check_windows("val", session.model.context)
-
-
 def _detach_folds(args: argparse.Namespace, session: Session) -> int:
-    from core.launch import RUN_INFO_ENV, launch_training
-    from core.runs import new_run_dir
-    from core.sweep import thread_env
-
-    k = session.data.folds
-    env = thread_env(k * (args.nproc or session.train.nproc))
-    runs_root = session.resolve(session.train.runs_dir)
-    group = ""
-    for fold in range(k):
-        run_dir = new_run_dir(runs_root, session.name)
-        group = group or run_dir.name
-        job = launch_training(fold_session(session, fold), nproc=args.nproc, run_dir=run_dir,
-                              env={**env, RUN_INFO_ENV: json.dumps(fold_info(group, fold, k))},
-                              max_restarts=args.max_restarts)
-        print(f"fold {fold + 1} of {k}: pid {job.pid}, run folder {job.run_dir}", flush=True)
-    print(f"{k} folds training in the background (group {group}); their val losses, mean "
-          f"and spread: llmlab runs {shlex.quote(session.name)}", flush=True)
+    jobs = launch_folds(session, nproc=args.nproc, max_restarts=args.max_restarts)
+    for fold, job in enumerate(jobs):
+        print(f"fold {fold + 1} of {len(jobs)}: pid {job.pid}, run folder {job.run_dir}",
+              flush=True)
+    print(f"{len(jobs)} folds training in the background (group {jobs[0].run_dir.name}); "
+          f"their val losses, mean and spread: llmlab runs {shlex.quote(session.name)}",
+          flush=True)
     return EXIT_OK

@@ -71,12 +71,18 @@ class JobClient:
         it. (False: no engine was replaced, unlike EngineClient.start.)"""
         if self.busy:
             raise LlmlabError("a training run is already going; stop it first")
-        self.launched = self.launcher(session, resume)
-        self.attach(self.launched.run_dir)
+        launched = self.launcher(session, resume)
+        self.follow_new(launched)
+        self.launched = launched
+        return False
+
+    def follow_new(self, launched: Launched) -> None:
+        """Follow a job just launched (by `start`, or a fold of a cross-validation): it is
+        preparing until its run folder says more."""
+        self.attach(launched.run_dir)
         self.state = EngineState.PREPARING
         self.deliver(msg.Status(EngineState.PREPARING,
-                                f"job pid {self.launched.pid}, log {self.launched.log_path}"))
-        return False
+                                f"job pid {launched.pid}, log {launched.log_path}"))
 
     def attach(self, run_dir: str | Path) -> None:
         """Follow the run at `run_dir` (whichever job trains it) from now on; a job followed

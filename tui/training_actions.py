@@ -25,6 +25,7 @@ from tui.screens.path_picker import PathPickerScreen
 
 if TYPE_CHECKING:
     from core.follow import Attached
+    from core.launch import Launched
 
 
 class TrainingActions:
@@ -62,12 +63,53 @@ class TrainingActions:
             return
         if self._problem_notice("start training"):
             return
-        if (k := self.session.data.folds) > 1:  # (k runs: not one the Train pane follows)
-            self.notify(f"data.folds = {k}: cross-validation trains {k} runs; run it with "
-                        f"llmlab train SESSION (--detach: as jobs); the Runs pane groups "
-                        f"them", severity="warning", timeout=8)
+        if (k := self.session.data.folds) > 1:
+            if self._jobs:
+                self._start_folds(copy.deepcopy(self.session))
+            else:  # (the in-process engine trains one run at a time)
+                self.notify(f"data.folds = {k}: cross-validation trains {k} runs; run it "
+                            f"with llmlab train SESSION (--detach: as jobs); the Runs pane "
+                            f"groups them", severity="warning", timeout=8)
             return
         self._start(self.session, None)
+
+    def _start_folds(self, session: Session) -> None:
+        """Cross-validation (data.folds = k > 1): the k folds start at once as jobs, each
+        with its share of the cores, as `llmlab train --detach` starts them; the Train pane
+        follows fold 1 and the Runs pane groups them. Every fold's size is checked first: that
+        reads the corpus, so it runs in a thread."""
+        if any(w.name == "start-folds" and not w.is_finished for w in self.workers):
+            self.notify("the folds are being started", severity="warning")
+            return
+        self.notify(f"cross-validation: starting {session.data.folds} folds as jobs …",
+                    timeout=4)
+        self.run_worker(partial(self._launch_folds, session), name="start-folds",
+                        thread=True)
+
+    def _launch_folds(self, session: Session) -> None:
+        """(In a thread.) Check the folds' sizes, then launch them."""
+        from core.folds import check_fold_sizes, launch_folds
+
+        try:
+            check_fold_sizes(session)
+            jobs = launch_folds(session)
+        except LlmlabError as e:
+            self.call_from_thread(self.notify, str(e), severity="error", timeout=8)
+            return
+        self.call_from_thread(self._folds_launched, jobs)
+
+    def _folds_launched(self, jobs: list[Launched]) -> None:
+        """Follow fold 1. The folds train on as jobs of their own, as with --detach:
+        quitting leaves them be."""
+        said = (f"{len(jobs)} folds training as jobs, group {jobs[0].run_dir.name}: the Runs "
+                f"pane ({self._key('app.runs')}) shows them all")
+        if self.training.busy:  # (another run is followed: it stays followed)
+            self.notify(said, timeout=8)
+            return
+        self.training.follow_new(jobs[0])
+        self.notify(f"{said}, the Train pane follows fold 1", timeout=8)
+        self.refresh_bindings()
+        self.call_next(self.show_pane, "train")
 
     def _start(self, run_session: Session, resume: str | None) -> None:
         """Start (or resume) training; the session the run has is `run_session`."""

@@ -4,12 +4,19 @@ overlays every fold."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import os
+import signal
 from pathlib import Path
 
 from helpers.tui import app_at, notifications, screen_text, small_session, sync, wait_for
 
-from core.folds import fold_info
+from core.folds import fold_info, run_fold, summarize_folds
+from core.run_claim import read_heartbeat
 from core.run_writer import RunWriter
+from core.runs import read_metrics, read_run_info
+from tui.app import LlmlabApp
 from tui.panes.runs import RunsPane
 from tui.widgets.runs_table import RunsTable
 
@@ -69,10 +76,73 @@ async def test_the_runs_pane_shows_a_fold_group_with_mean_and_spread(tmp_path: P
 
 
 @sync
-async def test_start_with_folds_says_cross_validation_runs_headless(tmp_path: Path) -> None:
-    async with app_at(tmp_path) as (app, pilot):
+async def test_start_with_folds_on_the_in_process_engine_says_how_to_run_them(
+        tmp_path: Path) -> None:
+    """(The in-process engine of the tests trains one run at a time; the app itself starts
+    trainings as jobs: the next test.)"""
+    async with app_at(tmp_path, jobs=False) as (app, pilot):
         app.session.data.folds = 3
         await pilot.press("s")
         await wait_for(pilot, lambda: any("cross-validation trains 3 runs" in n
                                           for n in notifications(app)), 5, "the notice")
+        assert not app.training.busy and not (tmp_path / "runs").exists()
+
+
+def test_start_with_folds_trains_them_as_jobs_followed_and_grouped(tmp_path: Path) -> None:
+    """data.folds = 2 and the start key: both folds start at once as jobs (one group), the
+    Train pane follows fold 1 to its end, and the Runs pane shows the group's mean."""
+    session = small_session(tmp_path, name="f", runs_dir="runs", folds=2, max_steps=30,
+                            eval_interval=10, log_interval=5)
+    pids: list[int] = []
+
+    async def scenario() -> None:
+        app = LlmlabApp(session, None)
+        async with app.run_test(size=(100, 30)) as pilot:
+            await pilot.press("s")
+            await pilot.press("s")  # (a second press while they start starts nothing more)
+            await wait_for(pilot, lambda: any("2 folds training as jobs" in n and
+                                              "the Train pane follows fold 1" in n
+                                              for n in notifications(app)), 120, "the folds")
+            runs = sorted((tmp_path / "runs" / "f").iterdir())
+            assert len(runs) == 2
+            assert app.training.run_dir == str(runs[0])
+            await wait_for(pilot, lambda: all(read_heartbeat(r) for r in runs), 120,
+                           "both jobs begun")
+            pids.extend(read_heartbeat(r).pid for r in runs)
+            await wait_for(pilot, lambda: all(read_run_info(r).get("status") == "finished"
+                                              for r in runs), 300, "both folds finished")
+            assert [run_fold(read_run_info(r)) for r in runs] == [
+                (runs[0].name, 0, 2), (runs[0].name, 1, 2)]
+            await wait_for(pilot, lambda: app.training.state == "finished", 30,
+                           "fold 1 followed to its end")
+            logged = [float(r["step"]) for r in read_metrics(runs[0]) if r["type"] == "train"]
+            assert app.train_pane.history.train_loss.steps == logged and logged[-1] == 30
+            await pilot.press("r")
+            summary = summarize_folds(runs)
+            await wait_for(pilot, lambda: f"2 folds ±{summary.std:.3f}" in screen_text(app),
+                           20, "the group in the Runs pane")
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
+
+@sync
+async def test_start_with_folds_too_small_for_a_window_says_so_and_starts_nothing(
+        tmp_path: Path) -> None:
+    (tmp_path / "small.txt").write_text("abcdefghij" * 30)  # 300 tokens
+    async with app_at(tmp_path) as (app, pilot):
+        app.session.data.corpus = str(tmp_path / "small.txt")
+        app.session.data.split = [0.9, 0.1, 0.0]
+        app.session.data.folds = 30
+        await pilot.press("s")
+        said = await wait_for(pilot, lambda: [n for n in notifications(app)
+                                              if n.startswith("data.folds:")], 30, "the line")
+        assert said == ["data.folds: fold 0's val block has 10 tokens, fewer than "
+                        "model.context + 1 (33); use fewer folds or a larger corpus"]
+        await pilot.pause(0.5)
         assert not app.training.busy and not (tmp_path / "runs").exists()
