@@ -71,8 +71,8 @@ def train_here(args: argparse.Namespace, session: Session, resume: Path | None,
     if ranks.under_torchrun() and resume is None:
         try:  # (torchrun restarted the job's ranks: they continue its run)
             resume = ranks.restarted_run(args.run_dir)
-        except LlmlabError:
-            if ranks.rank() == 0:  # (every rank finds the same: one says it)
+        except LlmlabError:  # (every rank of every later attempt finds the same: rank 0
+            if ranks.rank() == 0 and ranks.restart_count() == 1:  # of the first says it)
                 raise
             return EXIT_BAD_INPUT
     from core.engine import Engine  # (torch: not for a launcher)

@@ -236,10 +236,10 @@ def test_two_machines_meeting_at_a_rendezvous_make_one_run(tmp_path: Path) -> No
     assert _train_losses(run) and len(_train_losses(run)) == 10
 
 
-def _train_restarting(tmp_path: Path, session: Path) -> subprocess.Popen:
-    """`llmlab train SESSION --nproc 2 --max-restarts 1` in the background (stderr kept)."""
+def _train_restarting(tmp_path: Path, session: Path, restarts: int = 1) -> subprocess.Popen:
+    """`llmlab train SESSION --nproc 2 --max-restarts N` in the background (stderr kept)."""
     return subprocess.Popen([sys.executable, "-m", "llmlab", "train", str(session), "--nproc",
-                             "2", "--max-restarts", "1"], cwd=tmp_path,
+                             "2", "--max-restarts", str(restarts)], cwd=tmp_path,
                             env=cli_env(tmp_path, **DDP_ENV), stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True)
 
@@ -283,9 +283,10 @@ def test_max_restarts_restart_the_ranks_after_one_is_killed_and_continue_the_run
 def test_a_restart_before_the_first_checkpoint_is_one_line_and_keeps_the_run(
         tmp_path: Path) -> None:
     """No checkpoint yet when a rank dies: the restarted ranks have nothing to continue from;
-    they say so once (rank 0), and the run folder keeps what the first attempt wrote."""
+    they say so once (rank 0 of the first restart: each of the 3 finds the same), and the run
+    folder keeps what the first attempt wrote."""
     session = _session(tmp_path, max_steps=100_000, eval_interval=0, checkpoint_interval=0)
-    job = _train_restarting(tmp_path, session)
+    job = _train_restarting(tmp_path, session, restarts=3)
     try:
         runs = tmp_path / "runs" / "d"
         run_dir = wait_until(lambda: next((r for r in runs.iterdir()
