@@ -15,6 +15,9 @@ database `sweep.storage` names, so a sweep killed in the middle continues with
 `Sweep(..., resume=True)`: its trials still marked running are settled first (a finished job
 counts, a failed one fails with its line, a dead or still-running one is failed as
 interrupted and replaced), then the study runs until `trials` trials are done.
+A stop asked of the study (core.sweep_storage.request_stop: `llmlab sweep --stop`, the Sweep
+pane) reaches every process running it, on any machine sharing its storage: each looks for it
+every STOP_CHECK_S and stops as Ctrl+C would stop it.
 
 With `data.folds = k > 1` a trial is k fold jobs (core.folds), one after another, each with
 the trial's share of the cores, and its value is the mean of the folds' best val losses.
@@ -49,6 +52,7 @@ from core.sweep_storage import (
     counted,
     interrupted,
     open_storage,
+    stop_request,
     sweep_folder,
 )
 from core.text import one_line
@@ -57,6 +61,7 @@ if TYPE_CHECKING:
     import optuna
 
 POLL_S = 0.2
+STOP_CHECK_S = 2.0  # how often a running sweep looks for a stop asked of its study
 STOP_WAIT_S = 120.0  # how long a stopped job may take to save its checkpoint and exit
 # A trial's states as the table shows them (Optuna's, and `interrupted`: failed because the
 # sweep stopped or died while it trained; such a trial is not counted, another replaces it).
@@ -210,6 +215,9 @@ class Sweep:
         self.views: dict[int, TrialView] = {}
         self.lock = threading.Lock()
         self.stop_event = threading.Event()
+        self.stopped_by: str | None = None  # who asked the study to stop (request_stop)
+        self.opened_at = time.time()  # (a stop asked before this process began is not for it)
+        self._next_stop_check = 0.0
         self.env = thread_env(self.cfg.parallel * session.train.nproc)
         self.study: optuna.Study | None = None
 
@@ -280,6 +288,26 @@ class Sweep:
         """Stop the sweep: the running trials' jobs are asked to stop (each is failed as
         interrupted: another replaces it when the sweep is resumed) and no trial starts."""
         self.stop_event.set()
+
+    def stop_asked(self) -> bool:
+        """Whether to stop: `stop()` was called, or a stop was asked of the study since this
+        process opened it, from any machine (core.sweep_storage.request_stop), which the
+        storage is asked at most every STOP_CHECK_S."""
+        if self.stop_event.is_set() or self.study is None:
+            return self.stop_event.is_set()
+        now = time.monotonic()
+        with self.lock:
+            if now < self._next_stop_check:
+                return False
+            self._next_stop_check = now + STOP_CHECK_S
+        try:
+            by = stop_request(self.study, self.opened_at)
+        except Exception:  # noqa: BLE001 (a storage that fails a read: look again later)
+            return False
+        if by is not None:
+            self.stopped_by = by
+            self.stop_event.set()
+        return self.stop_event.is_set()
 
     def _enough(self, study: Any, trial: Any) -> None:
         """Several workers (machines) on one study: stop once `trials` are done or running."""
@@ -357,7 +385,7 @@ class Sweep:
         view = TrialView(trial.number, params)
         with self.lock:
             self.views[trial.number] = view
-        if self.stop_event.is_set():
+        if self.stop_asked():
             self._interrupt(trial, view, "the sweep was stopped before it started")
         session = copy.deepcopy(self.session)
         for name, value in params.items():
@@ -434,7 +462,7 @@ class Sweep:
                         raise optuna.TrialPruned(view.reason)
             if ended:
                 break
-            if self.stop_event.is_set():
+            if self.stop_asked():
                 _stop_job(job.run_dir, job.process)
                 self._interrupt(trial, view, f"the sweep was stopped at step {view.step}")
             time.sleep(POLL_S)
@@ -467,6 +495,8 @@ class Sweep:
         raise TrialFailed(view.reason)
 
     def _interrupt(self, trial: Any, view: TrialView, line: str) -> NoReturn:
+        if self.stopped_by:
+            line += f" (asked by {self.stopped_by})"
         view.state, view.reason = INTERRUPTED, line
         trial.set_user_attr("interrupted", line)
         raise Interrupted(line)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ SWEEP_PREFIX = "sweep-"
 JOURNAL_FILE = "journal.log"
 SWEEP_FILE = "sweep.json"
 HEARTBEAT_S, GRACE_S = 30, 120  # a database storage's trial heartbeat, and when it is stale
+STOP_ATTR = "llmlab_stop"  # a study's user attribute: a stop asked of its processes
 
 
 @dataclass
@@ -122,8 +124,8 @@ def list_sweeps(runs_root: Path) -> list[SweepInfo]:
     return sorted(found, key=lambda s: s.created, reverse=True)
 
 
-def study_summary(info: SweepInfo) -> tuple[int, float | None]:
-    """(trials counted, best value) of a listed sweep's study, read from its storage."""
+def load_listed_study(info: SweepInfo) -> Any:
+    """The optuna.Study of a listed sweep, from the storage its sweep.json names."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
@@ -134,8 +136,37 @@ def study_summary(info: SweepInfo) -> tuple[int, float | None]:
             from optuna.storages.journal import JournalFileBackend
 
             storage = optuna.storages.JournalStorage(JournalFileBackend(info.storage))
-        study = optuna.load_study(study_name=info.study, storage=storage)
+        return optuna.load_study(study_name=info.study, storage=storage)
     except Exception as e:  # noqa: BLE001 (one unreadable study never hides the others)
         raise LlmlabError(f"cannot read: {one_line(str(e))}") from None
+
+
+def study_summary(info: SweepInfo) -> tuple[int, float | None]:
+    """(trials counted, best value) of a listed sweep's study, read from its storage."""
+    study = load_listed_study(info)
     done = [t.value for t in study.get_trials(deepcopy=False) if t.value is not None]
     return counted(study), min(done, default=None)
+
+
+def request_stop(info: SweepInfo, by: str) -> None:
+    """Ask every process running the study to stop, wherever it runs (any machine sharing
+    its storage), as Ctrl+C stops one: its running trials save and stop, not counted, and
+    `--resume` continues the study. The request is kept in the study (a user attribute),
+    where each process looks every few seconds (core.sweep); it holds for the processes
+    that were running when it was made, not for one started later."""
+    try:
+        load_listed_study(info).set_user_attr(STOP_ATTR, {"by": by, "at": time.time()})
+    except LlmlabError as e:
+        raise LlmlabError(f"study {info.study}: {e}") from None
+    except Exception as e:  # noqa: BLE001 (a storage that refuses the write)
+        raise LlmlabError(f"study {info.study}: cannot write to {info.storage}: "
+                          f"{one_line(str(e))}") from None
+
+
+def stop_request(study: Any, since: float) -> str | None:
+    """Who asked the study's processes to stop ("host:pid:start"), if that was at or after
+    `since` (a process's start, time.time()); None if nobody did."""
+    asked = study.user_attrs.get(STOP_ATTR)
+    if not (isinstance(asked, dict) and isinstance(asked.get("at"), int | float)):
+        return None
+    return str(asked.get("by") or "?") if asked["at"] >= since else None

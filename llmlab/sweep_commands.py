@@ -36,6 +36,10 @@ def add_parsers(sub) -> None:
                             "more worker of a study in a shared storage)")
     sweep.add_argument("--study", metavar="NAME",
                        help="name the new study (default: its start time)")
+    sweep.add_argument("--stop", metavar="STUDY",
+                       help="ask every process running the study STUDY to stop, on any "
+                            "machine sharing its storage, as Ctrl+C stops one (its running "
+                            "trials save and stop; --resume continues it)")
     sweeps = sub.add_parser("sweeps", help="list the sweeps (studies) under a runs folder")
     sweeps.add_argument("session", nargs="?", help="only this session's sweeps")
     sweeps.add_argument("--runs-dir", default="runs", type=Path,
@@ -62,6 +66,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if args.study is not None and args.resume is not None:
         raise LlmlabError("--study names a new study; --resume continues one: give one")
     session = load_session(args.session, overrides)
+    if args.stop is not None:
+        if args.study is not None or args.resume is not None:
+            raise LlmlabError("--stop: alone (not with --study or --resume)")
+        return _ask_to_stop(session, args.stop, args.session)
     sweep = Sweep(session, args.resume or args.study, resume=args.resume is not None)
     study = sweep.open()
     console = Console()
@@ -103,11 +111,29 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     error = outcome.get("error")
     resume = f"llmlab sweep {args.session} --resume {sweep.study_name}"
     if interrupted or isinstance(error, Interrupted):
-        print(f"interrupted; continue with: {resume}", file=sys.stderr)
+        asked = f" (stop asked by {sweep.stopped_by})" if sweep.stopped_by else ""
+        print(f"interrupted{asked}; continue with: {resume}", file=sys.stderr)
         return EXIT_INTERRUPTED
     if error is not None:
         raise error
     return _print_best(console, study, resume)
+
+
+def _ask_to_stop(session: Any, study: str, session_file: str) -> int:
+    """`llmlab sweep SESSION --stop STUDY`."""
+    from core.sweep import worker_id
+    from core.sweep_storage import list_sweeps, request_stop, sweeps_root
+
+    info = next((s for s in list_sweeps(sweeps_root(session).parent)
+                 if s.study == study and s.session == session.name), None)
+    if info is None:
+        raise LlmlabError(f"{study}: no such sweep of session {session.name} under "
+                          f"{sweeps_root(session).parent}; llmlab sweeps lists them")
+    request_stop(info, worker_id())
+    print(f"asked every process of study {study} to stop (each looks every few seconds; its "
+          f"running trials save and stop); continue with: llmlab sweep {session_file} "
+          f"--resume {study}")
+    return EXIT_OK
 
 
 def _print_best(console: Any, study: Any, resume: str) -> int:

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import optuna
 import pytest
-from helpers.cli import llmlab, ok
+from helpers.cli import llmlab, ok, one_line_exit_2
 from helpers.jobs import JOB_ENV, JobTracker, alive, job_pids, wait_until
 from helpers.sessions import small_session
 
@@ -43,11 +44,12 @@ def study_of(folder: Path, name: str = "tiny") -> optuna.Study:
                              storage=storage)
 
 
-def start_sweep(tmp_path: Path, jobs: JobTracker) -> subprocess.Popen:
-    """`llmlab sweep s.toml` in the background (its table comes at the end, off a terminal)."""
+def start_sweep(tmp_path: Path, jobs: JobTracker, *extra: str) -> subprocess.Popen:
+    """`llmlab sweep s.toml [extra]` in the background (its table comes at the end, off a
+    terminal)."""
     env = {**os.environ, "LLMLAB_CACHE_DIR": str(tmp_path / "cache"), **JOB_ENV,
            "COLUMNS": "240"}
-    sweeper = subprocess.Popen([sys.executable, "-m", "llmlab", "sweep", "s.toml"],
+    sweeper = subprocess.Popen([sys.executable, "-m", "llmlab", "sweep", "s.toml", *extra],
                                cwd=tmp_path, env=env, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)
     jobs.pids.append(sweeper.pid)
@@ -239,6 +241,38 @@ def test_ctrl_c_stops_the_running_trials_and_says_how_to_resume(tmp_path, jobs) 
     trials = study_of(tmp_path).get_trials()  # (the interrupted one replaced: 2 counted)
     assert [t.state for t in trials[1:]] == [optuna.trial.TrialState.COMPLETE] * 2
     assert counted(study_of(tmp_path)) == 2 and len(trials) == 3
+
+
+def test_a_stop_asked_through_the_storage_stops_every_process_of_the_study(
+        tmp_path, jobs) -> None:
+    """`llmlab sweep s.toml --stop STUDY` reaches a sweep's processes through the study's
+    storage, as it would on machines that share only the storage: the two running it here
+    (one more worker joined with --resume) stop their trials and end as after Ctrl+C. A
+    process started after the stop is not stopped by it."""
+    sweep_session(tmp_path, trials=4, parallel=1, space=LR_AND_WIDTH, max_steps=100_000)
+    first = start_sweep(tmp_path, jobs)
+    wait_until(lambda: _running_trial(tmp_path, 0), timeout=300, what="trial 0")
+    name = study_of(tmp_path).study_name
+    second = start_sweep(tmp_path, jobs, "--resume", name)  # (one more worker)
+    wait_until(lambda: _running_trial(tmp_path, 1), timeout=300, what="trial 1")
+    said = ok(llmlab(tmp_path, "sweep", "s.toml", "--stop", name))
+    assert f"asked every process of study {name} to stop" in said
+    for sweeper in (first, second):
+        _, err = sweeper.communicate(timeout=300)
+        assert sweeper.returncode == 130, err
+        assert f"(stop asked by {socket.gethostname()}:" in err and "Traceback" not in err
+    trials = study_of(tmp_path).get_trials()
+    assert len(trials) == 2 and all(t.state == optuna.trial.TrialState.FAIL for t in trials)
+    for t in trials:
+        assert t.user_attrs["interrupted"].startswith("the sweep was stopped at step"), t
+        assert "asked by" in t.user_attrs["interrupted"]
+        assert read_run_info(Path(t.user_attrs["run_dir"]))["status"] == "stopped"
+    ok(llmlab(tmp_path, "sweep", "s.toml", "--resume", name, "--trials", "1",
+              "--set", "train.max_steps=20", timeout=600, LLMLAB_HEARTBEAT_S="0.2"))
+    assert [t.state for t in study_of(tmp_path).get_trials()][2:] == [
+        optuna.trial.TrialState.COMPLETE]
+    line = one_line_exit_2(llmlab(tmp_path, "sweep", "s.toml", "--stop", "nosuch"))
+    assert line.startswith("nosuch: no such sweep of session tiny")
 
 
 def _trial_1_training_after_0(tmp_path: Path) -> Path | None:

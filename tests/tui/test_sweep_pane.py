@@ -5,6 +5,7 @@ started in a shell followed, then stopped from the pane."""
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -152,11 +153,51 @@ async def test_stop_reaches_a_sweep_started_elsewhere_by_its_running_trials(tmp_
             assert pane.state.workers == {worker}
             await pilot.press("x")
             assert waiter.wait(timeout=30) == 130
-            assert any("stopping study" in n for n in notifications(app))
+            await wait_for(pilot, lambda: any("stopping study" in n
+                                              for n in notifications(app)), 10, "the notice")
     finally:
         if waiter.poll() is None:
             waiter.kill()
             waiter.wait()
+
+
+@sync
+async def test_stop_reaches_a_sweep_on_another_machine_through_the_study(tmp_path: Path
+                                                                       ) -> None:
+    """The study's running trial is run by a process on another machine: the pane cannot
+    signal it, so it asks the study to stop (what that process reads every few seconds,
+    tests/test_sweep.py); a study with no trial running has nothing to stop."""
+    import optuna
+    from optuna.storages.journal import JournalFileBackend
+
+    from core.sweep_storage import STOP_ATTR, stop_request
+
+    folder = fake_study(tmp_path / "runs", "tiny", 3, running=(2,), worker="elsewhere:7:7")
+    path = _session_file(tmp_path)
+    app = LlmlabApp(load_session(path), path, jobs=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        pane = await _sweep_pane(app, pilot)
+        assert pane.state.workers == {"elsewhere:7:7"}
+        await pilot.press("x")
+        await wait_for(pilot, lambda: any("stopping study 20260101-000000 wherever it runs" in n
+                                          for n in notifications(app)), 10, "the notice")
+    storage = optuna.storages.JournalStorage(JournalFileBackend(str(folder / "journal.log")))
+    study = optuna.load_study(study_name="20260101-000000", storage=storage)
+    assert study.user_attrs[STOP_ATTR]["by"].startswith(f"{socket.gethostname()}:")
+    assert stop_request(study, since=0.0) is not None
+    assert stop_request(study, since=study.user_attrs[STOP_ATTR]["at"] + 1) is None
+
+    done = fake_study(tmp_path / "other" / "runs", "tiny", 2, study="20260102-000000")
+    path = _session_file(tmp_path / "other")
+    app = LlmlabApp(load_session(path), path, jobs=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await _sweep_pane(app, pilot)
+        await pilot.press("x")
+        await wait_for(pilot, lambda: any("no sweep of this study is running" in n
+                                          for n in notifications(app)), 10, "the notice")
+    storage = optuna.storages.JournalStorage(JournalFileBackend(str(done / "journal.log")))
+    assert STOP_ATTR not in optuna.load_study(study_name="20260102-000000",
+                                              storage=storage).user_attrs
 
 
 @sync

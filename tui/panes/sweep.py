@@ -5,7 +5,7 @@ another machine sharing its storage): core.sweep_view reads the study's storage 
 trials' run folders in a thread, again every few seconds while the pane shows a trial that
 runs. A sweep started here is a job of its own (core.launch.launch_sweep) and outlives the
 app; stopping it is the Ctrl+C it would get in a shell (SIGINT: its running trials stop, the
-study can be resumed).
+study can be resumed), and a stop asked in the study reaches its processes on other machines.
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ from textual.widgets import Static
 from textual.worker import get_current_worker
 
 from core.errors import LlmlabError
-from core.sweep import COMPLETE, FAILED, PRUNED, RUNNING, TrialView, worker_alive
-from core.sweep_storage import SweepInfo, list_sweeps, sweep_folder
+from core.sweep import COMPLETE, FAILED, PRUNED, RUNNING, TrialView, worker_alive, worker_id
+from core.sweep_storage import SweepInfo, list_sweeps, request_stop, sweep_folder
 from core.sweep_view import StudyReader, StudyState
 from core.text import one_line
 from tui.commands import PaletteCommand
@@ -351,18 +351,33 @@ class SweepPane(Pane):
         return pids
 
     def action_stop_sweep(self) -> None:
+        """Stop the study shown wherever it runs: its processes on this machine at once, as
+        Ctrl+C stops them (SIGINT), and every process of it, here or on another machine
+        sharing its storage, through a stop asked in the study (each looks every few
+        seconds)."""
         study = self.state.study if self.state else None
+        info = next((s for s in self.studies if s.study == study), None)
         pids = self._sweep_pids(study) if study else set()
-        if not pids:
-            self.notify("no sweep of this study runs on this machine", severity="warning")
+        if info is None or not (pids or self.state.workers):
+            self.notify("no sweep of this study is running", severity="warning")
             return
         for pid in pids:
             try:
                 os.kill(pid, signal.SIGINT)  # (as Ctrl+C: running trials stopped, resumable)
             except OSError:
                 pass
-        self.notify(f"stopping study {study}: its running trials save and stop; "
-                    f"{self._key('sweep.resume')} resumes it", timeout=6)
+        self._ask_to_stop(info)
+
+    @work(thread=True, group="sweep-stop", exit_on_error=False)
+    def _ask_to_stop(self, info: SweepInfo) -> None:
+        try:
+            request_stop(info, worker_id())
+        except LlmlabError as e:
+            self.app.call_from_thread(self.notify, one_line(str(e)), severity="error")
+            return
+        self.app.call_from_thread(
+            self.notify, f"stopping study {info.study} wherever it runs: its running trials "
+                         f"save and stop; {self._key('sweep.resume')} resumes it", timeout=6)
 
     def action_open_trial(self) -> None:
         trial = self.table.cursor_trial() if self.table.display else None
