@@ -136,7 +136,7 @@ class Engine(ControlChannel):
             final = self._fail(str(e))
         except Exception as e:  # a bug: still one readable line, details for a report
             if self._peer_lost(e):
-                from core.runs import has_checkpoint
+                from core.runs import PEER_DIED, has_checkpoint
 
                 t = self.trainer
                 then = "it has no checkpoint yet to resume from" if t.placement.is_main \
@@ -144,7 +144,7 @@ class Engine(ControlChannel):
                     "resume the run from its latest checkpoint"  # (rank 0 knows the run)
                 return self._fail(f"another process of this job died (rank {t.placement.rank} "
                                   f"lost its connection at step {t.step}); {then}",
-                                  status="stopped: a process of the job died")
+                                  status=PEER_DIED)
             final = self._fail(f"internal error: {type(e).__name__}: {e}",
                                traceback=traceback.format_exc())
         return final
@@ -479,7 +479,9 @@ class Engine(ControlChannel):
     def _fail(self, message: str, traceback: str = "", status: str = "failed") -> str:
         """End the run on an error; `status` for run.json ("stopped: disk full" keeps a run
         the machine stopped resumable, not "failed")."""
-        details = {"traceback": traceback} if traceback else {}
+        details: dict = {"traceback": traceback} if traceback else {}
+        if status != "failed":  # (the run stopped resumable: its run.json status says why)
+            details["status"] = status
         self.emit(msg.Error(message, fatal=True, details=details,
                             request_id=self._start_request))
         if self.trainer is not None:

@@ -60,6 +60,7 @@ _STEP_DIR = re.compile(r"step-(\d{7,})")
 # a dropped SSH connection): with a checkpoint it can resume, without one only start again.
 LOST = "lost"
 PAUSED = "paused"  # a live job, paused (its heartbeat says so)
+PEER_DIED = "stopped: a process of the job died"  # run.json status: a rank's death stopped it
 LOST_NO_CHECKPOINT = "lost, no checkpoint"
 DAMAGED = "damaged"  # a run folder whose own files cannot be read ("damaged: <cause>")
 

@@ -76,6 +76,7 @@ def train_here(args: argparse.Namespace, session: Session, resume: Path | None,
                 raise
             return EXIT_BAD_INPUT
     from core.engine import Engine  # (torch: not for a launcher)
+    from core.runs import PEER_DIED
 
     run_dir = run_dir or args.run_dir
     console = Console(stderr=True)
@@ -101,7 +102,10 @@ def train_here(args: argparse.Namespace, session: Session, resume: Path | None,
             record_refusal(run_dir, session.name, one_line(view.error or "failed"))
         if ranks.rank() == 0 or view.started:  # (any rank's refusal to start: rank 0's line)
             print(one_line(view.error or "training failed"), file=sys.stderr)
-        return EXIT_INTERNAL if view.error_is_internal else EXIT_BAD_INPUT
+        # (a rank whose peer died failed for no fault of its input: 2 would tell torchrun's
+        # launcher that the job refused its input, if this rank's failure came first)
+        return EXIT_INTERNAL if view.error_is_internal or view.error_status == PEER_DIED \
+            else EXIT_BAD_INPUT
     if final == "stopped":
         print(f"stopped at step {view.step}; continue with: llmlab train "
               f"{args.session or ''} --resume {view.run_dir}".replace("  ", " "),
@@ -200,6 +204,7 @@ class _QuietView:
         self.run_dir = ""
         self.error: str | None = None
         self.error_is_internal = False
+        self.error_status = ""  # the run.json status of a run an error stopped resumable
         self.started = False  # the run began (a refusal before: rank 0 says it, core.device)
 
     def on_event(self, event) -> None:
@@ -209,6 +214,7 @@ class _QuietView:
         if isinstance(event, msg.Error):
             self.error = event.message
             self.error_is_internal = event.message.startswith("internal error")
+            self.error_status = str(event.details.get("status", ""))
 
     def summary(self) -> list[str]:
         return []
@@ -230,6 +236,7 @@ class _TrainView:
         self.run_dir = ""
         self.error: str | None = None
         self.error_is_internal = False
+        self.error_status = ""  # the run.json status of a run an error stopped resumable
         self.best_val: float | None = None
         self.last_loss: float | None = None
 
@@ -262,6 +269,7 @@ class _TrainView:
         elif isinstance(event, msg.Error):
             self.error = event.message
             self.error_is_internal = event.message.startswith("internal error")
+            self.error_status = str(event.details.get("status", ""))
         elif isinstance(event, msg.Warning):
             self.progress.console.print(f"warning: {one_line(event.message)}", **PLAIN)
         elif isinstance(event, msg.CheckpointSaved):

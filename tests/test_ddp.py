@@ -132,6 +132,11 @@ def test_a_killed_rank_ends_the_job_with_its_run_resumable(
     assert "another process of this job died" in info["error"]
     assert "stopped" in llmlab(tmp_path, "runs", **DDP_ENV).stdout
     assert has_checkpoint(run_dir), "nothing to resume from"
+    # The job's launcher says a process failed, whichever failure torchrun saw first: rank 0
+    # exits 1 when its peer died, not 2, the code of a refusal (which the launcher leaves to
+    # rank 0's own line).
+    log = (run_dir / "train.log").read_text()
+    assert "training stopped: a process failed (" in log and "rank 0 exit 2" not in log, log
 
 
 def test_impossible_process_counts_are_one_line(tmp_path: Path) -> None:
