@@ -111,6 +111,30 @@ def launch_folds(session: Session, nproc: int = 0, max_restarts: int = 0) -> lis
     return jobs
 
 
+def resume_folds(run_dirs: list[Path]) -> tuple[list[Launched], list[str]]:
+    """Continue the folds of a group that stopped before they finished (stopped, or lost
+    with their job), each as a job from its latest checkpoint, all at once with a share of
+    the cores each: (those jobs, a line for each fold left as it is: finished, training,
+    failed, or without a checkpoint to continue from)."""
+    from core.launch import launch_training
+    from core.runs import LOST, has_checkpoint, load_run_session, run_status
+    from core.sweep import thread_env
+
+    todo, left = [], []
+    for run_dir in run_dirs:
+        fold = run_fold(read_run_info(run_dir))
+        label = f"fold {fold[1]}" if fold else run_dir.name
+        status = run_status(run_dir)
+        if not (status == LOST or status.startswith("stopped")):
+            left.append(f"{label} {status}")
+        elif not has_checkpoint(run_dir):
+            left.append(f"{label} has no checkpoint")
+        else:
+            todo.append(run_dir)
+    env = thread_env(len(todo))
+    return [launch_training(load_run_session(d), resume=d, env=env) for d in todo], left
+
+
 # --------------------------------------------------------------------------- the summary
 
 @dataclass

@@ -90,6 +90,15 @@ class ResumeRunRequest(Message):
         self.fresh = fresh
 
 
+class ResumeFoldsRequest(Message):
+    """The Runs pane asks the app to continue the folds of a cross-validation group (their
+    run folders) that stopped before they finished."""
+
+    def __init__(self, paths: list[str]) -> None:
+        super().__init__()
+        self.paths = paths
+
+
 # --------------------------------------------------------------------------- engine events
 
 

@@ -18,7 +18,7 @@ from core.errors import LlmlabError
 from core.session import LIVE_FIELDS, Session, get_field, live_values, needs_restart
 from core.values import EngineState
 from tui.commands import PaletteCommand
-from tui.messages import ResumeRunRequest
+from tui.messages import ResumeFoldsRequest, ResumeRunRequest
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.hparam_edit import HparamEditScreen
 from tui.screens.path_picker import PathPickerScreen
@@ -199,6 +199,36 @@ class TrainingActions:
             return
         self.notify(f"resuming {message.path}", timeout=4)
         self._start(frozen, message.path)
+
+    def on_resume_folds_request(self, message: ResumeFoldsRequest) -> None:
+        """Continue a cross-validation group's folds that stopped before they finished, as
+        jobs at once (core.folds.resume_folds, in a thread: it launches processes)."""
+        if not self._jobs:
+            self.notify("resume each fold alone: its row under the group", severity="warning")
+            return
+        self.run_worker(partial(self._resume_folds, [Path(p) for p in message.paths]),
+                        name="resume-folds", thread=True, exclusive=True)
+
+    def _resume_folds(self, run_dirs: list[Path]) -> None:
+        """(In a thread.)"""
+        from core.folds import resume_folds
+
+        try:
+            jobs, left = resume_folds(run_dirs)
+        except LlmlabError as e:
+            self.call_from_thread(self.notify, str(e), severity="error", timeout=8)
+            return
+        self.call_from_thread(self._folds_resumed, jobs, left)
+
+    def _folds_resumed(self, jobs: list[Launched], left: list[str]) -> None:
+        also = f" ({'; '.join(left)})" if left else ""
+        if not jobs:
+            self.notify(f"no fold to continue{also}", severity="warning", timeout=8)
+            return
+        self.notify(f"continuing {len(jobs)} folds as jobs{also}", timeout=8)
+        if not self.training.busy:  # (the Train pane follows the first)
+            self.training.follow_new(jobs[0])
+            self.refresh_bindings()
 
     def action_toggle_pause(self) -> None:
         try:

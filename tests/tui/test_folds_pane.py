@@ -71,6 +71,10 @@ async def test_the_runs_pane_shows_a_fold_group_with_mean_and_spread(tmp_path: P
         await pilot.press("o")  # a group is no run to open: say what to do
         await wait_for(pilot, lambda: any("pick one of its folds" in n
                                           for n in notifications(app)), 5, "the notice")
+        await pilot.press("u")  # (every fold finished: nothing to continue)
+        await wait_for(pilot, lambda: any(
+            "no fold to continue (fold 0 finished; fold 1 finished; fold 2 finished)" in n
+            for n in notifications(app)), 10, "the notice")
         await pilot.press("enter")  # all off again
         await wait_for(pilot, lambda: not pane.selected, 5, "the overlay emptied")
 
@@ -146,3 +150,69 @@ async def test_start_with_folds_too_small_for_a_window_says_so_and_starts_nothin
                         "model.context + 1 (33); use fewer folds or a larger corpus"]
         await pilot.pause(0.5)
         assert not app.training.busy and not (tmp_path / "runs").exists()
+
+
+def test_resume_on_a_fold_group_continues_its_stopped_folds_as_jobs(tmp_path: Path) -> None:
+    """Two folds trained as jobs are stopped mid-way; `u` on their group in the Runs pane
+    continues both, as jobs, from their checkpoints (the same run folders, still one group),
+    and the Train pane follows fold 0; a group with nothing to continue says why."""
+    import re
+    import time
+
+    from helpers.cli import llmlab, ok
+    from helpers.jobs import JOB_ENV, alive, train_steps, until
+
+    from core.control import make_request, send_control
+    from core.runs import has_checkpoint
+    from core.session import load_session, save_session
+
+    path = tmp_path / "f.toml"
+    save_session(small_session(tmp_path, name="f", runs_dir="runs", folds=2, eval_interval=10,
+                               checkpoint_interval=5), path)
+    out = ok(llmlab(tmp_path, "train", "f.toml", "--detach", **JOB_ENV))
+    runs = [Path(p) for p in re.findall(r"run folder (\S+)", out)]
+    pids: list[int] = [int(p) for p in re.findall(r"pid (\d+)", out)]
+
+    def stop_all() -> None:
+        for run in runs:
+            send_control(run, make_request("stop"))
+        assert until(lambda: all(read_run_info(r).get("status") == "stopped" for r in runs),
+                     120), [read_run_info(r).get("status") for r in runs]
+
+    async def scenario() -> None:
+        app = LlmlabApp(load_session(path), path)
+        async with app.run_test(size=(100, 30)) as pilot:
+            pane = app.query_one(RunsPane)
+            await pilot.press("r")
+            await wait_for(pilot, lambda: pane.scans > 0 and rows(app), 20, "the runs")
+            assert ": 2 folds" in rows(app)[0][1]  # (the group row, under the cursor)
+            await pilot.press("u")
+            await wait_for(pilot, lambda: any("continuing 2 folds as jobs" in n
+                                              for n in notifications(app)), 60, "the folds")
+            await wait_for(pilot, lambda: all(read_run_info(r).get("status") == "running"
+                                              and train_steps(r)[-1] > stopped[r]
+                                              for r in runs), 120, "both folds training on")
+            pids.extend(read_heartbeat(r).pid for r in runs)
+            assert app.training.run_dir == str(runs[0])
+            stop_all()
+            await pilot.press("ctrl+r")  # (read the folder again: both stopped)
+            await wait_for(pilot, lambda: all("stopped" in r[-1] for r in rows(app)[1:]), 20,
+                           "the folds stopped")
+
+    try:
+        assert until(lambda: all(has_checkpoint(r) for r in runs), 120), "no checkpoints"
+        stop_all()
+        assert until(lambda: not any(alive(p) for p in pids), 60)
+        stopped = {r: train_steps(r)[-1] for r in runs}
+        asyncio.run(scenario())
+        assert until(lambda: not any(alive(p) for p in pids), 60)
+        assert [run_fold(read_run_info(r)) for r in runs] == [
+            (runs[0].name, 0, 2), (runs[0].name, 1, 2)]
+        for run in runs:  # (every step once: the resumed job went on from the checkpoint)
+            steps = [r["step"] for r in read_metrics(run) if r["type"] == "train"]
+            assert steps == sorted(set(steps)) and steps[-1] > stopped[run]
+    finally:
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.1)

@@ -47,7 +47,7 @@ from tui import run_curves, runs_text
 from tui.commands import PaletteCommand
 from tui.document import SessionDocument
 from tui.keymap import bindings, palette_entries
-from tui.messages import LoadModelRequest, ResumeRunRequest
+from tui.messages import LoadModelRequest, ResumeFoldsRequest, ResumeRunRequest
 from tui.panes.base import Pane
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.path_picker import PathPickerScreen
@@ -321,7 +321,12 @@ class RunsPane(Pane):
 
     def action_resume_run(self) -> None:
         """Resume the run from its latest checkpoint; a run that has none (lost before its
-        first one) can only start again: offer that, from its frozen session."""
+        first one) can only start again: offer that, from its frozen session. On a group of
+        fold runs: every fold that stopped before it finished."""
+        group = self.table.cursor_group() if self.runs else None
+        if group is not None:
+            self.post_message(ResumeFoldsRequest([str(r.path) for r in group.runs]))
+            return
         run = self._cursor_run()
         if run is None:
             return
