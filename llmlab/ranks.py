@@ -15,6 +15,7 @@ import argparse
 import contextlib
 import os
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import NoReturn
@@ -23,6 +24,7 @@ from core.errors import LlmlabError
 from core.session import Session
 
 EXIT_OK, EXIT_INTERNAL, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+RANK_ZERO_WAIT_S = 10.0  # see let_rank_zero_speak
 
 
 def under_torchrun() -> bool:
@@ -136,6 +138,14 @@ def restarted_run(run_dir: Path | None) -> Path | None:
         raise LlmlabError(f"{run_dir}: a process died before the run's first checkpoint; "
                           "nothing to restart from (train.checkpoint_interval)")
     return run_dir
+
+
+def let_rank_zero_speak() -> None:
+    """A rank other than 0 that refuses what every rank refuses, where rank 0 says why: wait
+    (up to RANK_ZERO_WAIT_S) for rank 0 to say it and end the attempt, when torchrun stops
+    this rank. Leaving at once, this rank's exit could be the first torchrun saw, and it
+    would stop rank 0 before its line was out (seen under load: no line at all)."""
+    time.sleep(RANK_ZERO_WAIT_S)
 
 
 def restart_count() -> int:

@@ -72,8 +72,10 @@ def train_here(args: argparse.Namespace, session: Session, resume: Path | None,
         try:  # (torchrun restarted the job's ranks: they continue its run)
             resume = ranks.restarted_run(args.run_dir)
         except LlmlabError:  # (every rank of every later attempt finds the same: rank 0
-            if ranks.rank() == 0 and ranks.restart_count() == 1:  # of the first says it)
-                raise
+            if ranks.restart_count() == 1:  # of the first says it)
+                if ranks.rank() == 0:
+                    raise
+                ranks.let_rank_zero_speak()
             return EXIT_BAD_INPUT
     from core.engine import Engine  # (torch: not for a launcher)
     from core.runs import PEER_DIED
