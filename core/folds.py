@@ -122,9 +122,10 @@ def resume_folds(run_dirs: list[Path]) -> tuple[list[Launched], list[str]]:
 
     todo, left = [], []
     for run_dir in run_dirs:
-        fold = run_fold(read_run_info(run_dir))
+        info = read_run_info(run_dir)
+        fold = run_fold(info)
         label = f"fold {fold[1]}" if fold else run_dir.name
-        status = run_status(run_dir)
+        status = run_status(run_dir, info)
         if not (status == LOST or status.startswith("stopped")):
             left.append(f"{label} {status}")
         elif not has_checkpoint(run_dir):

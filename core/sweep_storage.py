@@ -124,19 +124,30 @@ def list_sweeps(runs_root: Path) -> list[SweepInfo]:
     return sorted(found, key=lambda s: s.created, reverse=True)
 
 
+def listed_storage(info: SweepInfo) -> Any:
+    """The storage a listed sweep's sweep.json names: a database URL, or its journal file,
+    which must be there (Optuna would make an empty one in its place)."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    if "://" in info.storage:
+        return optuna.storages.RDBStorage(info.storage)
+    from optuna.storages.journal import JournalFileBackend
+
+    if not Path(info.storage).is_file():
+        raise LlmlabError(f"{info.storage}: no journal file (the study was never started or "
+                          "its file was moved)")
+    return optuna.storages.JournalStorage(JournalFileBackend(info.storage))
+
+
 def load_listed_study(info: SweepInfo) -> Any:
     """The optuna.Study of a listed sweep, from the storage its sweep.json names."""
     import optuna
 
-    optuna.logging.set_verbosity(optuna.logging.ERROR)
     try:
-        if "://" in info.storage:
-            storage: Any = optuna.storages.RDBStorage(info.storage)
-        else:
-            from optuna.storages.journal import JournalFileBackend
-
-            storage = optuna.storages.JournalStorage(JournalFileBackend(info.storage))
-        return optuna.load_study(study_name=info.study, storage=storage)
+        return optuna.load_study(study_name=info.study, storage=listed_storage(info))
+    except LlmlabError:
+        raise
     except Exception as e:  # noqa: BLE001 (one unreadable study never hides the others)
         raise LlmlabError(f"cannot read: {one_line(str(e))}") from None
 

@@ -17,10 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from core import messages as msg
-from core.errors import LlmlabError
 from core.follow import MetricsTail, read_thinned, record_event
 from core.sweep import COMPLETE, RUNNING, TrialView, trial_view
-from core.sweep_storage import SweepInfo
+from core.sweep_storage import SweepInfo, listed_storage
 from core.text import one_line
 
 MIN_IMPORTANCE_TRIALS = 4  # complete trials before importances mean something
@@ -86,18 +85,8 @@ class StudyReader:
     def _open_study(self) -> Any:
         import optuna
 
-        optuna.logging.set_verbosity(optuna.logging.ERROR)
         if self._storage is None:
-            where = self.info.storage
-            if "://" in where:
-                self._storage = optuna.storages.RDBStorage(where)
-            else:
-                from optuna.storages.journal import JournalFileBackend
-
-                if not Path(where).is_file():
-                    raise LlmlabError(f"{where}: no journal file (the study was never started "
-                                      "or its file was moved)")
-                self._storage = optuna.storages.JournalStorage(JournalFileBackend(where))
+            self._storage = listed_storage(self.info)
         return optuna.load_study(study_name=self.info.study, storage=self._storage)
 
     def read(self, cancelled: Any = lambda: False) -> StudyState:

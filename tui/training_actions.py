@@ -78,13 +78,19 @@ class TrainingActions:
         with its share of the cores, as `llmlab train --detach` starts them; the Train pane
         follows fold 1 and the Runs pane groups them. Every fold's size is checked first: that
         reads the corpus, so it runs in a thread."""
-        if any(w.name == "start-folds" and not w.is_finished for w in self.workers):
-            self.notify("the folds are being started", severity="warning")
+        if self._folds_worker_busy():
             return
         self.notify(f"cross-validation: starting {session.data.folds} folds as jobs …",
                     timeout=4)
-        self.run_worker(partial(self._launch_folds, session), name="start-folds",
-                        thread=True)
+        self.run_worker(partial(self._launch_folds, session), name="folds", thread=True)
+
+    def _folds_worker_busy(self) -> bool:
+        """Folds are being started or resumed (a thread launching jobs): a second key press
+        meanwhile would launch them twice. Says so."""
+        if any(w.name == "folds" and not w.is_finished for w in self.workers):
+            self.notify("the folds are being started", severity="warning")
+            return True
+        return False
 
     def _launch_folds(self, session: Session) -> None:
         """(In a thread.) Check the folds' sizes, then launch them."""
@@ -206,8 +212,10 @@ class TrainingActions:
         if not self._jobs:
             self.notify("resume each fold alone: its row under the group", severity="warning")
             return
+        if self._folds_worker_busy():
+            return
         self.run_worker(partial(self._resume_folds, [Path(p) for p in message.paths]),
-                        name="resume-folds", thread=True, exclusive=True)
+                        name="folds", thread=True)
 
     def _resume_folds(self, run_dirs: list[Path]) -> None:
         """(In a thread.)"""
