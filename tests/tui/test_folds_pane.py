@@ -194,6 +194,8 @@ def test_resume_on_a_fold_group_continues_its_stopped_folds_as_jobs(tmp_path: Pa
                                               for r in runs), 120, "both folds training on")
             pids.extend(read_heartbeat(r).pid for r in runs)
             assert app.training.run_dir == str(runs[0])
+            await wait_for(pilot, lambda: rows(app)[1][-1] == "running", 20,
+                           "the Runs pane showing fold 0 running again")
             stop_all()
             await pilot.press("ctrl+r")  # (read the folder again: both stopped)
             await wait_for(pilot, lambda: all("stopped" in r[-1] for r in rows(app)[1:]), 20,

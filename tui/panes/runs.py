@@ -245,7 +245,8 @@ class RunsPane(Pane):
 
     def engine_event(self, event: msg.Event) -> None:
         match event:
-            case msg.Status() if event.state.ended and self.display:
+            case msg.Status() if (event.state.ended or event.state == "running") \
+                    and self.display:  # (a run ended, or one began: resumed from this pane)
                 self.refresh_runs()  # (hidden: read when it shows)
             case msg.ModelLoaded():
                 self._model_loaded(event)
